@@ -1,0 +1,59 @@
+"""`worldland doctor`: is this host ready to rent out its GPUs, and exactly what to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from worldland_cli.commands.common import json_option, split_ids, verbosity, wants_json
+
+
+def doctor(
+    ctx: typer.Context,
+    json_output: bool = json_option(),
+    only: list[str] = typer.Option(
+        None, "--only", metavar="ID,...", help="Run only these checks (ids or areas like 'gpu')."
+    ),
+    ignore: list[str] = typer.Option(
+        None,
+        "--ignore",
+        metavar="ID,...",
+        help="Report these failures as warnings (like kubeadm --ignore-preflight-errors).",
+    ),
+    timeout: float = typer.Option(
+        5.0, "--timeout", min=0.1, help="Seconds each probe may take; bounds the whole run."
+    ),
+    root: Path = typer.Option(
+        Path("/"),
+        "--root",
+        file_okay=False,
+        exists=True,
+        help="Inspect another root file system (an image being prepared), like dpkg --root.",
+    ),
+) -> None:
+    """Check every provider requirement and print the exact fix for each problem.
+
+    Exit status: 0 when nothing fails, 1 when a check fails, 2 for usage errors.
+    """
+    from worldland_cli.host import Host
+    from worldland_cli.output import ExitCode, print_json, render_report
+    from worldland_cli.requirements import all_requirements
+    from worldland_cli.requirements.runner import UnknownCheckError, run_checks
+
+    host = Host(root, default_timeout=timeout)
+    try:
+        report = run_checks(
+            host,
+            all_requirements(),
+            only=split_ids(only),
+            ignore=split_ids(ignore),
+            timeout=timeout,
+        )
+    except UnknownCheckError as e:
+        raise typer.BadParameter(str(e), param_hint="'--only' / '--ignore'") from e
+    if wants_json(ctx, json_output):
+        print_json(report.to_dict())
+    else:
+        render_report(report, verbose=verbosity(ctx) > 0)
+    raise typer.Exit(ExitCode.FAILED if report.failed else ExitCode.OK)

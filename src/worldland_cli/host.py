@@ -1,0 +1,396 @@
+"""The only door to the operating system.
+
+Everything that runs a command, reads or writes a system file, looks at modes and owners,
+or talks to NVML goes through :class:`Host`.  Production code uses ``Host(root=Path("/"))``;
+tests point ``root`` at a temporary tree and ``search_path`` at a directory of fake tools, so
+the same requirement code runs against a fake machine without any monkeypatching of the OS.
+
+Paths given to a Host are always the absolute paths of the managed system ("/etc/containerd/
+config.toml"); :meth:`Host.path` maps them under ``root`` the way ``dpkg --root`` does.
+Commands are found on ``search_path`` and are not chrooted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class HostError(Exception):
+    """A file or command problem that a caller should report, not crash on."""
+
+
+class NvmlUnavailable(HostError):
+    """NVML could not be loaded or initialised (no driver, no GPU, or a wedged driver)."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command did; never raises for a failing, missing or hanging command."""
+
+    argv: tuple[str, ...]
+    returncode: int | None
+    stdout: str
+    stderr: str
+    duration: float
+    timed_out: bool = False
+    not_found: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def describe_failure(self) -> str:
+        """One line for a report: why this command did not succeed."""
+        name = self.argv[0] if self.argv else "?"
+        if self.not_found:
+            return f"{name}: command not found"
+        if self.timed_out:
+            return f"{name}: no answer within {self.duration:.1f}s (timed out)"
+        detail = (self.stderr or self.stdout).strip().splitlines()
+        tail = detail[-1] if detail else "no output"
+        return f"{name} exited {self.returncode}: {tail}"
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int
+    name: str
+    uuid: str
+    memory_total_mib: int
+    pci_bus_id: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NvmlSnapshot:
+    driver_version: str
+    cuda_version: str
+    gpus: tuple[GpuInfo, ...]
+
+
+def _cuda_version_string(raw: int) -> str:
+    """NVML reports CUDA 12.2 as 12020."""
+    return f"{raw // 1000}.{(raw % 1000) // 10}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Host:
+    """A machine to inspect and change: the real one, or a fake root for tests."""
+
+    def __init__(
+        self,
+        root: Path = Path("/"),
+        *,
+        search_path: str | None = None,
+        env: Mapping[str, str] | None = None,
+        default_timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.root = Path(root)
+        self.search_path = search_path if search_path is not None else os.environ.get("PATH", "")
+        self.env = dict(env) if env is not None else None
+        self.default_timeout = default_timeout
+
+    def hostname(self) -> str:
+        """The managed system's name: its /etc/hostname under another root, else the kernel's."""
+        if self.root != Path("/"):
+            text = self.read_text("/etc/hostname")
+            if text and text.strip():
+                return text.strip()
+        return socket.gethostname()
+
+    # ----------------------------------------------------------------------------- paths
+
+    def path(self, system_path: str | PurePosixPath) -> Path:
+        """The real location of a path of the managed system."""
+        p = PurePosixPath(system_path)
+        if not p.is_absolute():
+            raise ValueError(f"host paths are absolute, got {system_path!r}")
+        return self.root.joinpath(*p.parts[1:])
+
+    def exists(self, system_path: str) -> bool:
+        return self.path(system_path).exists()
+
+    def is_dir(self, system_path: str) -> bool:
+        return self.path(system_path).is_dir()
+
+    def listdir(self, system_path: str) -> list[str]:
+        """Sorted entry names; an absent directory is empty."""
+        try:
+            return sorted(os.listdir(self.path(system_path)))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def glob(self, pattern: str) -> list[str]:
+        """System paths (not real ones) matching an absolute glob pattern, sorted."""
+        root = self.path("/")
+        found = root.glob(pattern.lstrip("/"))
+        return sorted("/" + str(p.relative_to(root)) for p in found)
+
+    # ----------------------------------------------------------------------------- files
+
+    def read_text(self, system_path: str) -> str | None:
+        """File contents, or None when the file does not exist."""
+        try:
+            return self.path(system_path).read_text(encoding="utf-8", errors="replace")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except IsADirectoryError as e:
+            raise HostError(f"{system_path} is a directory") from e
+        except PermissionError as e:
+            raise HostError(f"cannot read {system_path}: permission denied") from e
+
+    def read_bytes(self, system_path: str) -> bytes | None:
+        try:
+            return self.path(system_path).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except PermissionError as e:
+            raise HostError(f"cannot read {system_path}: permission denied") from e
+
+    def write_atomic(self, system_path: str, data: bytes | str, mode: int = 0o644) -> None:
+        """Replace a file so that a reader sees either the old or the new bytes, never half.
+
+        The temporary file is created with ``mode`` from its first byte (a key written with
+        0600 is never briefly world-readable), fsynced, then renamed over the target.
+        """
+        target = self.path(system_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        payload = data.encode() if isinstance(data, str) else data
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        self._fsync_dir(target.parent)
+
+    def create_exclusive(self, system_path: str, data: bytes | str, mode: int = 0o600) -> None:
+        """Write a new file atomically, refusing to replace one that exists."""
+        target = self.path(system_path)
+        if target.exists():
+            raise HostError(f"{system_path} already exists; refusing to overwrite it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        payload = data.encode() if isinstance(data, str) else data
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            # link() fails if the name appeared meanwhile, unlike rename().
+            os.link(tmp, target)
+        except FileExistsError as e:
+            raise HostError(f"{system_path} already exists; refusing to overwrite it") from e
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self._fsync_dir(target.parent)
+
+    def makedirs(self, system_path: str, mode: int = 0o755) -> None:
+        self.path(system_path).mkdir(parents=True, exist_ok=True, mode=mode)
+
+    def remove(self, system_path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(system_path).unlink()
+
+    @staticmethod
+    def _fsync_dir(directory: Path) -> None:
+        with contextlib.suppress(OSError):
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def mode(self, system_path: str) -> int | None:
+        """Permission bits (e.g. 0o600), or None when absent."""
+        try:
+            return stat.S_IMODE(self.path(system_path).stat().st_mode)
+        except FileNotFoundError:
+            return None
+
+    def owner_uid(self, system_path: str) -> int | None:
+        try:
+            return self.path(system_path).stat().st_uid
+        except FileNotFoundError:
+            return None
+
+    # -------------------------------------------------------------------------- commands
+
+    def which(self, name: str) -> str | None:
+        return shutil.which(name, path=self.search_path)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run argv (never a shell string) with a timeout; output is captured, never inherited.
+
+        A command that hangs is killed together with its children (its own process group),
+        so a wedged nvidia-smi cannot keep doctor waiting.
+        """
+        limit = self.default_timeout if timeout is None else timeout
+        args = tuple(argv)
+        start = time.monotonic()
+        exe = self.which(args[0]) if args and "/" not in args[0] else (args[0] if args else None)
+        if exe is None:
+            return CommandResult(args, None, "", "", 0.0, not_found=True)
+        run_env = dict(os.environ if self.env is None else self.env)
+        run_env["PATH"] = self.search_path
+        run_env.setdefault("LC_ALL", "C")
+        if env:
+            run_env.update(env)
+        try:
+            proc = subprocess.Popen(
+                (exe, *args[1:]),
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+                env=run_env,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            return CommandResult(args, None, "", "", 0.0, not_found=True)
+        except PermissionError as e:
+            return CommandResult(args, 126, "", str(e), time.monotonic() - start)
+        try:
+            out, err = proc.communicate(input=input, timeout=limit)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 9)
+            out, err = proc.communicate()
+            return CommandResult(args, None, out, err, time.monotonic() - start, timed_out=True)
+        return CommandResult(args, proc.returncode, out, err, time.monotonic() - start)
+
+    # ------------------------------------------------------------------------------ NVML
+
+    def nvml(self) -> NvmlSnapshot:
+        """Driver, CUDA version and every GPU as NVML reports them.
+
+        Raises NvmlUnavailable with NVML's own words when the library or driver is missing.
+        """
+        import pynvml
+
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as e:
+            raise NvmlUnavailable(str(e) or type(e).__name__) from e
+        try:
+            driver = _text(pynvml.nvmlSystemGetDriverVersion())
+            cuda = _cuda_version_string(pynvml.nvmlSystemGetCudaDriverVersion())
+            gpus = []
+            for i in range(pynvml.nvmlDeviceGetCount()):
+                handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+                mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+                pci = pynvml.nvmlDeviceGetPciInfo(handle)
+                gpus.append(
+                    GpuInfo(
+                        index=i,
+                        name=_text(pynvml.nvmlDeviceGetName(handle)),
+                        uuid=_text(pynvml.nvmlDeviceGetUUID(handle)),
+                        memory_total_mib=int(mem.total) // (1024 * 1024),
+                        pci_bus_id=_text(pci.busId),
+                    )
+                )
+            return NvmlSnapshot(driver, cuda, tuple(gpus))
+        except pynvml.NVMLError as e:
+            raise NvmlUnavailable(str(e) or type(e).__name__) from e
+        finally:
+            with contextlib.suppress(pynvml.NVMLError):
+                pynvml.nvmlShutdown()
+
+    def nvml_device_details(self) -> list[dict[str, Any]]:
+        """Per-GPU health counters for `diag gpu`; each unreadable field is reported as such.
+
+        Consumer cards and MIG slices lack many counters (NVML answers NotSupported), so one
+        missing field must not hide the others.
+        """
+        import pynvml
+
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as e:
+            raise NvmlUnavailable(str(e) or type(e).__name__) from e
+
+        def field_of(fn: Any, *args: Any) -> Any:
+            try:
+                return fn(*args)
+            except pynvml.NVMLError as e:
+                return {"unavailable": str(e) or type(e).__name__}
+
+        try:
+            out: list[dict[str, Any]] = []
+            for i in range(pynvml.nvmlDeviceGetCount()):
+                h = pynvml.nvmlDeviceGetHandleByIndex(i)
+                temp_gpu = pynvml.NVML_TEMPERATURE_GPU
+                out.append(
+                    {
+                        "index": i,
+                        "name": field_of(lambda h=h: _text(pynvml.nvmlDeviceGetName(h))),
+                        "uuid": field_of(lambda h=h: _text(pynvml.nvmlDeviceGetUUID(h))),
+                        "persistence_mode": field_of(pynvml.nvmlDeviceGetPersistenceMode, h),
+                        "temperature_c": field_of(pynvml.nvmlDeviceGetTemperature, h, temp_gpu),
+                        "power_mw": field_of(pynvml.nvmlDeviceGetPowerUsage, h),
+                        "power_limit_mw": field_of(pynvml.nvmlDeviceGetEnforcedPowerLimit, h),
+                        "clock_sm_mhz": field_of(
+                            pynvml.nvmlDeviceGetClockInfo, h, pynvml.NVML_CLOCK_SM
+                        ),
+                        "clock_mem_mhz": field_of(
+                            pynvml.nvmlDeviceGetClockInfo, h, pynvml.NVML_CLOCK_MEM
+                        ),
+                        "pcie_gen": field_of(pynvml.nvmlDeviceGetCurrPcieLinkGeneration, h),
+                        "pcie_width": field_of(pynvml.nvmlDeviceGetCurrPcieLinkWidth, h),
+                        "pcie_gen_max": field_of(pynvml.nvmlDeviceGetMaxPcieLinkGeneration, h),
+                        "pcie_width_max": field_of(pynvml.nvmlDeviceGetMaxPcieLinkWidth, h),
+                        "ecc_uncorrected_volatile": field_of(
+                            pynvml.nvmlDeviceGetTotalEccErrors,
+                            h,
+                            pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED,
+                            pynvml.NVML_VOLATILE_ECC,
+                        ),
+                        "ecc_corrected_volatile": field_of(
+                            pynvml.nvmlDeviceGetTotalEccErrors,
+                            h,
+                            pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED,
+                            pynvml.NVML_VOLATILE_ECC,
+                        ),
+                        "retired_pages_pending": field_of(
+                            pynvml.nvmlDeviceGetRetiredPagesPendingStatus, h
+                        ),
+                        "remapped_rows": field_of(pynvml.nvmlDeviceGetRemappedRows, h),
+                    }
+                )
+            return out
+        finally:
+            with contextlib.suppress(pynvml.NVMLError):
+                pynvml.nvmlShutdown()
+

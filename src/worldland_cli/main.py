@@ -1,0 +1,63 @@
+"""The `worldland` command line.
+
+Start-up speed matters (`worldland --help` runs on every tab completion and in scripts):
+this module and the command modules import only typer and the standard library at import
+time; kubernetes, paramiko, eth_account, siwe and friends are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import typer
+
+from worldland_cli import __version__
+from worldland_cli.commands import doctor
+
+app = typer.Typer(
+    name="worldland",
+    help="Rent out an NVIDIA GPU box on the Worldland marketplace, move data to pods, diagnose.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class GlobalOptions:
+    """Options given before the command name; each command may also take its own --json."""
+
+    json: bool = False
+    verbose: int = 0
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"worldland {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+    json_output: bool = typer.Option(
+        False, "--json", help="Machine-readable output for every command."
+    ),
+    verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More detail (-vv: more)."),
+) -> None:
+    ctx.obj = GlobalOptions(json=json_output, verbose=verbose)
+
+
+app.command("doctor")(doctor.doctor)
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,104 @@
+"""Rendering shared by every command: rich tables for people, one JSON document for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from worldland_cli.requirements.runner import Report
+
+
+class ExitCode(IntEnum):
+    """Exit codes scripts can rely on; documented in docs/exit-codes.md."""
+
+    OK = 0
+    FAILED = 1  # the command ran and found or hit a problem
+    USAGE = 2  # bad flags or arguments (click's own convention)
+    UNREACHABLE = 3  # a remote (hub, pod) could not be reached
+    DENIED = 4  # authentication or authorisation refused
+
+
+STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+STATUS_LABEL = {"ok": "ok", "warn": "warn", "fail": "FAIL", "skip": "skip"}
+
+_console: Console | None = None
+_err_console: Console | None = None
+
+
+def console() -> Console:
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(highlight=False)
+    return _console
+
+
+def err_console() -> Console:
+    global _err_console
+    if _err_console is None:
+        from rich.console import Console
+
+        _err_console = Console(stderr=True, highlight=False)
+    return _err_console
+
+
+def print_json(document: Any) -> None:
+    """One document on stdout, nothing else, so `| jq` always works."""
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def error(message: str, hint: str | None = None) -> None:
+    """A problem in words a person can act on, on stderr."""
+    err_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    if hint:
+        err_console().print(f"  [dim]hint:[/] {hint}", markup=True, highlight=False)
+
+
+def render_report(report: Report, *, verbose: bool = False) -> None:
+    """A table of what was seen, then the fixes as whole lines so they can be pasted.
+
+    Remedies are printed outside the table on purpose: a command wrapped inside a narrow
+    cell cannot be copied into a shell.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("observed")
+    if verbose:
+        table.add_column("ms", justify="right")
+
+    findings = sorted(report.findings, key=lambda f: f.area)
+    current_area = None
+    for f in findings:
+        if current_area is not None and f.area != current_area:
+            table.add_section()
+        current_area = f.area
+        status = f.status.value
+        label = STATUS_LABEL[status] + (" (ignored)" if f.ignored else "")
+        row = [f.id, f"[{STATUS_STYLE[status]}]{label}[/]", escape(f.observed)]
+        if verbose:
+            row.append(str(f.duration_ms))
+        table.add_row(*row)
+    out = console()
+    out.print(table)
+
+    fixes = [f for f in findings if f.remedy and f.status.value in ("fail", "warn")]
+    if fixes:
+        out.print("\n[bold]To fix:[/]")
+        for f in fixes:
+            out.print(f"  [{STATUS_STYLE[f.status.value]}]{f.id}[/]", highlight=False)
+            out.print(f"    {escape(f.remedy or '')}", soft_wrap=True)
+            if f.doc:
+                out.print(f"    [dim]see {escape(f.doc)}[/]", soft_wrap=True)
+    style = "bold red" if report.failed else "bold green"
+    out.print(f"\n[{style}]{escape(report.summary())}[/]")

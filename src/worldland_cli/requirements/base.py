@@ -1,0 +1,87 @@
+"""The requirement model that doctor (and later join) share.
+
+One class per requirement, with a stable dotted id (``containerd.nvidia-runtime``) that
+``--json``, ``--only`` and ``--ignore`` use, the way kubeadm names its preflight checks.
+A check only looks; it returns a Finding and never changes the host.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from worldland_cli.host import Host
+
+
+class Status(StrEnum):
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What one check saw, and the exact command that fixes it when it is not ok."""
+
+    id: str
+    status: Status
+    observed: str
+    remedy: str | None = None
+    doc: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    ignored: bool = False
+    duration_ms: int = 0
+
+    @property
+    def area(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    def as_ignored(self) -> Finding:
+        """kubeadm's --ignore-preflight-errors: an ignored failure is still shown, as a warning."""
+        if self.status is Status.FAIL:
+            return replace(self, status=Status.WARN, ignored=True)
+        return replace(self, ignored=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        d["area"] = self.area
+        return d
+
+
+class Requirement(ABC):
+    """One thing a provider host must have; subclasses set ``id`` and ``title``."""
+
+    id: ClassVar[str]
+    title: ClassVar[str]
+
+    @abstractmethod
+    def check(self, host: Host) -> Finding:
+        """Look at the host and say how it stands; must not change anything."""
+
+    def finding(
+        self,
+        status: Status,
+        observed: str,
+        remedy: str | None = None,
+        doc: str | None = None,
+        **details: Any,
+    ) -> Finding:
+        return Finding(self.id, status, observed, remedy, doc, details)
+
+    def ok(self, observed: str, **details: Any) -> Finding:
+        return self.finding(Status.OK, observed, **details)
+
+    def warn(self, observed: str, remedy: str | None = None, **details: Any) -> Finding:
+        return self.finding(Status.WARN, observed, remedy, **details)
+
+    def fail(
+        self, observed: str, remedy: str | None, doc: str | None = None, **details: Any
+    ) -> Finding:
+        return self.finding(Status.FAIL, observed, remedy, doc, **details)
+
+    def skip(self, reason: str, **details: Any) -> Finding:
+        return self.finding(Status.SKIP, reason, **details)
