@@ -32,8 +32,8 @@ sysdeps:
 		--no-install-recommends $(DEBS) >/dev/null
 
 lint: $(STAMP)
-	$(BIN)/ruff check src hub_stub tests bench
-	$(BIN)/ruff format --check src hub_stub tests bench
+	$(BIN)/ruff check src hub_stub tests bench scripts
+	$(BIN)/ruff format --check src hub_stub tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -45,7 +45,7 @@ test: sysdeps $(STAMP) lint typecheck
 	$(BIN)/pytest -q -n 2
 
 demo: $(STAMP)
-	@$(BIN)/python -m worldland_cli.demo
+	@$(BIN)/python scripts/demo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
