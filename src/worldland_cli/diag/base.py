@@ -1,0 +1,148 @@
+"""The shape every diag probe reports in, and the timeout guard every step runs under.
+
+Diag steps reuse doctor's statuses (ok, warn, fail, skip) so support reads one vocabulary;
+a step that does not answer in time is a failure flagged ``timed_out`` rather than a hang.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from worldland_cli import __version__
+from worldland_cli.host import Host, HostError
+from worldland_cli.requirements.base import Status
+
+__all__ = ["Check", "DiagReport", "Status", "bounded", "default_home", "hub_url"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing a probe looked at: what it saw and, when it is not ok, what to run."""
+
+    id: str
+    status: Status
+    observed: str
+    remedy: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    duration_ms: int = 0
+    timed_out: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = self.status.value
+        return d
+
+
+def ok(id: str, observed: str, **details: Any) -> Check:
+    return Check(id, Status.OK, observed, None, details)
+
+
+def warn(id: str, observed: str, remedy: str | None = None, **details: Any) -> Check:
+    return Check(id, Status.WARN, observed, remedy, details)
+
+
+def fail(id: str, observed: str, remedy: str | None = None, **details: Any) -> Check:
+    return Check(id, Status.FAIL, observed, remedy, details)
+
+
+def skip(id: str, observed: str, **details: Any) -> Check:
+    return Check(id, Status.SKIP, observed, None, details)
+
+
+@dataclass
+class DiagReport:
+    """The result of one `worldland diag KIND`: its checks plus raw data for the bundle."""
+
+    kind: str
+    checks: list[Check] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    duration_ms: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return any(c.status is Status.FAIL for c in self.checks)
+
+    def add(self, check: Check) -> Check:
+        self.checks.append(check)
+        return check
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `diag KIND --json` document (schema ``worldland.diag.KIND/v1``)."""
+        return {
+            "schema": f"worldland.diag.{self.kind}/v1",
+            "version": __version__,
+            "ok": not self.failed,
+            "duration_ms": self.duration_ms,
+            "checks": [c.to_dict() for c in self.checks],
+            "data": self.data,
+        }
+
+
+def bounded(check_id: str, fn: Callable[[], Check], timeout: float) -> Check:
+    """Run one step in a daemon thread and give up on it after ``timeout`` seconds.
+
+    A daemon thread (not a pool worker) is used for the same reason as doctor's runner:
+    NVML calls and some socket paths have no timeout of their own, and an abandoned step
+    must not keep the process alive at exit.  Exceptions become a failed check so one
+    broken step never hides the others.
+    """
+    box: list[Check] = []
+
+    def target() -> None:
+        try:
+            box.append(fn())
+        except HostError as e:
+            box.append(fail(check_id, f"could not check: {e}"))
+        except Exception as e:  # a bug or surprise in one step must not hide the rest
+            box.append(fail(check_id, f"step crashed: {type(e).__name__}: {e}"))
+
+    start = time.monotonic()
+    thread = threading.Thread(target=target, name=f"diag:{check_id}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    ms = int((time.monotonic() - start) * 1000)
+    if not box:
+        return Check(
+            check_id,
+            Status.FAIL,
+            f"no answer within {timeout:g}s (timed out); the step was abandoned",
+            None,
+            {},
+            ms,
+            timed_out=True,
+        )
+    result = box[0]
+    return replace(result, duration_ms=result.duration_ms or ms)
+
+
+def default_home() -> str:
+    """WORLDLAND_HOME, else ~/.worldland: the agreed place for config, session and certs."""
+    return os.environ.get("WORLDLAND_HOME") or os.path.expanduser("~/.worldland")
+
+
+DEFAULT_HUB = "http://127.0.0.1:8080"
+
+
+def hub_url(host: Host, home: str) -> str:
+    """The hub the node talks to: WORLDLAND_HUB, else config.toml's ``hub``, else the default.
+
+    Read the same way as the rest of the CLI so diag probes the hub the node actually uses.
+    """
+    env = os.environ.get("WORLDLAND_HUB")
+    if env:
+        return env.rstrip("/")
+    text = host.read_text(f"{home}/config.toml")
+    if text:
+        try:
+            value = tomllib.loads(text).get("hub")
+        except tomllib.TOMLDecodeError:
+            value = None
+        if isinstance(value, str) and value:
+            return value.rstrip("/")
+    return DEFAULT_HUB

@@ -1,0 +1,131 @@
+"""Scrubs secrets out of text before it goes into a support bundle, and remembers where.
+
+Two layers, because either alone leaks: patterns catch secrets by their shape or by the
+key they sit under (a PEM private key block, ``client-key-data:``, ``PrivateKey =``,
+``Authorization: Bearer``, ``"token": "..."``, a bare 64-hex wallet key), and known values
+(the session token, the wallet key, the WireGuard key read from wg0.conf) are scrubbed
+wherever they appear, whatever surrounds them.  The manifest records the kind, the bundle
+member and the count of every redaction, never the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+MARK = "[REDACTED:{kind}]"
+
+_SECRET_KEYS = (
+    r"access_token|refresh_token|bearer_token|session_token|id_token|token|api_key|apikey"
+    r"|client_secret|secret|password|passwd|private_key|privatekey|wallet_key"
+)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: str
+    pattern: re.Pattern[str]
+    value_groups: tuple[int, ...]  # the first of these that matched is replaced; 0: all
+
+
+_RULES: tuple[_Rule, ...] = (
+    # A whole PEM private key (any algorithm), or a cut-off one up to the end of the text.
+    _Rule(
+        "pem-private-key",
+        re.compile(
+            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+            re.DOTALL,
+        ),
+        (0,),
+    ),
+    # kubeconfig user credentials: the client key and cert data, tokens, passwords.
+    _Rule(
+        "kubeconfig-credential",
+        re.compile(
+            r"(?im)^(\s*-?\s*(?:client-key-data|client-certificate-data|token|id-token"
+            r"|refresh-token|password)\s*:[ \t]*)(\S[^\n]*)$"
+        ),
+        (2,),
+    ),
+    _Rule(
+        "wireguard-private-key",
+        re.compile(r"(?im)^(\s*(?:PrivateKey|PresharedKey)\s*=[ \t]*)(\S+)"),
+        (2,),
+    ),
+    # `Authorization: Bearer x`, `"Authorization": "Basic x"`, Go's `Authorization:[Bearer x]`.
+    _Rule(
+        "authorization-header",
+        re.compile(
+            r"(?i)(\bauthorization\b[\"']?\s*[:=]\s*[\[\"']?\s*"
+            r"(?:(?:bearer|basic|token|digest)\s+)?)([^\s\"',;\]]+)"
+        ),
+        (2,),
+    ),
+    _Rule("bearer-token", re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=-]{8,})"), (2,)),
+    _Rule(
+        "secret-field",
+        re.compile(
+            rf"(?i)([\"']?\b(?:{_SECRET_KEYS})[\"']?\s*[:=]\s*)"
+            r"(?:\"([^\"\n]*)\"|'([^'\n]*)'|([^\s\"',}\]]+))"
+        ),
+        (2, 3, 4),
+    ),
+    # A bare 32-byte key in hex (an Ethereum wallet key); image digests (sha256:...) are kept.
+    _Rule(
+        "hex-key",
+        re.compile(r"(?<![0-9A-Fa-f])(?<!sha256:)(?:0x)?[0-9a-fA-F]{64}(?![0-9A-Fa-f])"),
+        (0,),
+    ),
+)
+
+
+@dataclass
+class Redactor:
+    """Applies every rule to each bundle member and keeps per-member counts for the manifest."""
+
+    known: dict[str, set[str]] = field(default_factory=dict)
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add_known(self, kind: str, values: Iterable[str]) -> None:
+        """Secret values to scrub wherever they appear; short ones would erase ordinary text."""
+        for v in values:
+            v = v.strip()
+            if len(v) >= 8:
+                self.known.setdefault(kind, set()).add(v)
+
+    def redact(self, member: str, text: str) -> str:
+        for rule in _RULES:
+            text = self._apply(rule, member, text)
+        for kind, values in self.known.items():
+            for value in sorted(values, key=len, reverse=True):
+                n = text.count(value)
+                if n:
+                    text = text.replace(value, MARK.format(kind=kind))
+                    self.counts[(member, kind)] += n
+        return text
+
+    def _apply(self, rule: _Rule, member: str, text: str) -> str:
+        mark = MARK.format(kind=rule.kind)
+
+        def replace(m: re.Match[str]) -> str:
+            group = next(g for g in rule.value_groups if m.group(g) is not None)
+            if not m.group(group) or m.group(group).startswith("[REDACTED"):
+                return m.group(0)
+            self.counts[(member, rule.kind)] += 1
+            if group == 0:
+                return mark
+            start, end = m.span(group)
+            base = m.start(0)
+            whole = m.group(0)
+            return whole[: start - base] + mark + whole[end - base :]
+
+        return rule.pattern.sub(replace, text)
+
+    def manifest(self) -> list[dict[str, object]]:
+        """What was redacted where: kind, member, count, and never the value itself."""
+        return [
+            {"member": member, "kind": kind, "count": n}
+            for (member, kind), n in sorted(self.counts.items())
+        ]
