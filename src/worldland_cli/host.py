@@ -291,6 +291,19 @@ class Host:
             return CommandResult(args, None, out, err, time.monotonic() - start, timed_out=True)
         return CommandResult(args, proc.returncode, out, err, time.monotonic() - start)
 
+    def unix_socket_answers(self, system_path: str, timeout: float = 1.0) -> bool:
+        """Whether a daemon accepts connections on a Unix socket of the managed system.
+
+        A socket file can outlive its daemon; only a connect proves something listens.
+        """
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            try:
+                sock.connect(str(self.path(system_path)))
+            except OSError:
+                return False
+        return True
+
     # ------------------------------------------------------------------------------ NVML
 
     def nvml(self) -> NvmlSnapshot:
