@@ -17,10 +17,18 @@ from worldland_cli.host import Host, NvmlUnavailable
 from worldland_cli.requirements.gpu import DRIVER_REMEDY
 
 # Xid codes that mean the GPU or its memory is damaged or gone, not just a crashed program.
-SEVERE_XIDS = {48: "double-bit ECC error", 63: "row remapping event", 64: "row remap failure",
-               74: "NVLink error", 79: "GPU has fallen off the bus", 92: "high single-bit ECC rate",
-               94: "contained ECC error", 95: "uncontained ECC error", 119: "GSP timeout",
-               120: "GSP error"}  # fmt: skip
+SEVERE_XIDS = {
+    48: "double-bit ECC error",
+    63: "row remapping event",
+    64: "row remap failure",
+    74: "NVLink error",
+    79: "GPU has fallen off the bus",
+    92: "high single-bit ECC rate",
+    94: "contained ECC error",
+    95: "uncontained ECC error",
+    119: "GSP timeout",
+    120: "GSP error",
+}
 XID_RE = re.compile(r"NVRM: Xid \((?P<pci>[^)]*)\): (?P<code>\d+)(?:, (?P<rest>.*))?")
 NVIDIA_LINE_RE = re.compile(r"NVRM|Xid|nvidia", re.IGNORECASE)
 HOT_C = 85
@@ -105,8 +113,13 @@ def _gpu_check(dev: dict[str, Any]) -> Check:
     problems: list[tuple[bool, str, str | None]] = []  # (fatal, what, remedy)
     ecc = _value(dev.get("ecc_uncorrected_volatile"))
     if isinstance(ecc, int) and ecc > 0:
-        problems.append((True, f"{ecc} uncorrectable ECC error(s) since boot", "sudo reboot; "
-                         "if it returns, the card needs RMA"))  # fmt: skip
+        problems.append(
+            (
+                True,
+                f"{ecc} uncorrectable ECC error(s) since boot",
+                "sudo reboot; if it returns, the card needs RMA",
+            )
+        )
     rows = _value(dev.get("remapped_rows"))
     if isinstance(rows, list | tuple) and len(rows) >= 4:
         if rows[3]:
@@ -189,8 +202,9 @@ def probe_gpu(host: Host, timeout: float = 5.0) -> DiagReport:
             )
         if events:
             codes = sorted({e["xid"] for e in events})
-            return warn("gpu.xid", f"{len(events)} Xid event(s), codes {codes}", None,
-                        events=events[-50:])  # fmt: skip
+            return warn(
+                "gpu.xid", f"{len(events)} Xid event(s), codes {codes}", None, events=events[-50:]
+            )
         return ok("gpu.xid", "no Xid events in the kernel log")
 
     report.add(bounded("gpu.xid", xids, timeout + 1))
@@ -221,8 +235,12 @@ def probe_gpu(host: Host, timeout: float = 5.0) -> DiagReport:
             f", {summary.get('Attached GPUs', len(summary['gpus']))} GPU(s)"
         )
         if throttled:
-            return warn("gpu.nvidia-smi", f"{seen}; clocks held back: {'; '.join(throttled)}",
-                        "nvidia-smi -q -d PERFORMANCE   # see why", summary=summary)  # fmt: skip
+            return warn(
+                "gpu.nvidia-smi",
+                f"{seen}; clocks held back: {'; '.join(throttled)}",
+                "nvidia-smi -q -d PERFORMANCE   # see why",
+                summary=summary,
+            )
         return ok("gpu.nvidia-smi", seen, summary=summary)
 
     report.add(bounded("gpu.nvidia-smi", smi, timeout + 1))
