@@ -1,0 +1,677 @@
+"""The transfer engine: pipelined, verified, resumable SFTP uploads and downloads.
+
+How a file moves (both directions):
+
+* Data goes to ``NAME.part`` and is renamed to ``NAME`` only after the sha256 computed while
+  streaming matches the far side's own hash of what it holds. A mismatch deletes the
+  ``.part`` and fails; a half-written or corrupt file never carries the final name.
+* Requests are pipelined: up to ``requests_in_flight`` reads or writes of the server's maximum
+  block size are outstanding on one SFTP channel, and ``files_in_flight`` files move at once,
+  each on its own SFTP channel of one connection.
+* Writes complete in order on one channel, so a ``.part`` is always a clean prefix of the
+  source. A later run (or a retry after a dropped link) hashes that prefix on both sides and,
+  when the hashes agree, sends only the rest.
+* A dropped connection is retried with exponential backoff; finished files stay finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import posixpath
+import stat
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import asyncssh
+
+from worldland_cli.transfer.errors import (
+    ChecksumError,
+    ConnectionDropped,
+    DestinationExistsError,
+    TransferError,
+    UnreachableError,
+)
+from worldland_cli.transfer.progress import NullProgress, ProgressSink
+from worldland_cli.transfer.safety import check_name, check_symlink, local_destination
+from worldland_cli.transfer.session import Credentials, connect, remote_sha256
+from worldland_cli.transfer.targets import SshLocation
+
+PART_SUFFIX = ".part"
+LOCAL_READ = 1 << 20
+
+_DROPS: tuple[type[BaseException], ...] = (
+    asyncssh.ConnectionLost,
+    asyncssh.DisconnectError,
+    asyncssh.SFTPConnectionLost,
+    asyncssh.SFTPNoConnection,
+    asyncssh.ChannelOpenError,
+    ConnectionError,
+    TimeoutError,
+    BrokenPipeError,
+)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Knobs with measured defaults (docs/transfer.md)."""
+
+    overwrite: bool = False
+    retries: int = 5
+    backoff: float = 0.5
+    files_in_flight: int = 4
+    requests_in_flight: int = 64
+    block_size: int = 0  # 0: the largest the server accepts (255 KiB for OpenSSH)
+    fsync: bool = True
+    expected_sha256: str | None = None  # a code's registered hash, checked as well
+
+
+@dataclass
+class FileResult:
+    """What happened to one file; ``bytes_after_resume`` is what the last attempt moved."""
+
+    path: str
+    size: int
+    sha256: str = ""
+    verified_by: str = ""
+    resumed_from: int = 0
+    bytes_moved: int = 0
+    bytes_after_resume: int = 0
+    attempts: int = 0
+    done: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+            "verified_by": self.verified_by,
+            "resumed_from": self.resumed_from,
+            "bytes_moved": self.bytes_moved,
+            "attempts": self.attempts,
+        }
+
+
+@dataclass
+class Summary:
+    """The --json document of a finished transfer."""
+
+    direction: str
+    source: str
+    destination: str
+    files: list[FileResult] = field(default_factory=list)
+    seconds: float = 0.0
+    retries: int = 0
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        rate = self.total_bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
+        return {
+            "direction": self.direction,
+            "source": self.source,
+            "destination": self.destination,
+            "files": [f.to_dict() for f in self.files],
+            "bytes": self.total_bytes,
+            "seconds": round(self.seconds, 3),
+            "mb_per_s": round(rate, 1),
+            "retries": self.retries,
+        }
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """A file, directory or symlink to move; ``rel`` uses '/' and never escapes the tree."""
+
+    rel: str
+    kind: str  # "file" | "dir" | "link"
+    size: int = 0
+    mode: int = 0o644
+    mtime: float = 0.0
+    atime: float = 0.0
+    source: str = ""  # local path (send) or remote path (receive)
+    link_target: str = ""
+
+
+def _is_drop(exc: BaseException) -> bool:
+    return isinstance(exc, (_DROPS, ConnectionDropped))
+
+
+def _flatten(group: BaseException) -> Iterator[BaseException]:
+    if isinstance(group, BaseExceptionGroup):
+        for inner in group.exceptions:
+            yield from _flatten(inner)
+    else:
+        yield group
+
+
+def _local_prefix_hash(path: Path, length: int) -> Any:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        left = length
+        while left > 0:
+            block = f.read(min(LOCAL_READ, left))
+            if not block:
+                break
+            digest.update(block)
+            left -= len(block)
+    return digest
+
+
+class _Engine:
+    """State shared by the retry loop and the per-file workers of one transfer."""
+
+    def __init__(
+        self, loc: SshLocation, creds: Credentials, opts: Options, progress: ProgressSink
+    ) -> None:
+        self.loc = loc
+        self.creds = creds
+        self.opts = opts
+        self.progress = progress
+        self.results: dict[str, FileResult] = {}
+        self.marks: dict[str, int] = {}
+        self.retries = 0
+
+    # ------------------------------------------------------------------ retry loop
+
+    async def run(self, work: Callable[[asyncssh.SSHClientConnection], Awaitable[None]]) -> None:
+        """Run ``work`` on a fresh connection until it succeeds or the retries run out."""
+        while True:
+            try:
+                conn = await connect(self.loc, self.creds)
+                async with conn:
+                    await work(conn)
+                return
+            except UnreachableError:
+                if self.retries >= self.opts.retries:
+                    raise
+            except BaseException as exc:
+                errors = list(_flatten(exc))
+                fatal = [e for e in errors if not _is_drop(e)]
+                if fatal:
+                    raise fatal[0] from None
+                if self.retries >= self.opts.retries:
+                    raise UnreachableError(
+                        f"the connection to {self.loc.host}:{self.loc.port} kept dropping "
+                        f"({self.retries} retries): {errors[0] or type(errors[0]).__name__}",
+                        "run the same command again: it resumes from the verified .part files",
+                    ) from None
+            self.retries += 1
+            delay = min(self.opts.backoff * 2 ** (self.retries - 1), 8.0)
+            self.progress.note(f"connection lost; retry {self.retries} in {delay:.1f}s")
+            await asyncio.sleep(delay)
+
+    async def each_file(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        files: list[_Entry],
+        one: Callable[[asyncssh.SSHClientConnection, asyncssh.SFTPClient, _Entry], Awaitable[None]],
+    ) -> None:
+        """Move the files not yet done, several at once, one SFTP channel per worker."""
+        queue = deque(f for f in files if not self.results[f.rel].done)
+
+        async def worker() -> None:
+            if not queue:
+                return
+            async with await conn.start_sftp_client() as sftp:
+                while queue:
+                    await one(conn, sftp, queue.popleft())
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, min(self.opts.files_in_flight, len(queue)))):
+                group.create_task(worker())
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def start_attempt(self, entry: _Entry) -> FileResult:
+        result = self.results[entry.rel]
+        result.attempts += 1
+        result.bytes_after_resume = 0
+        return result
+
+    def resumed(self, result: FileResult, start: int) -> None:
+        result.resumed_from = start
+        mark = self.marks.get(result.path, 0)
+        if start > mark:
+            self.progress.skip(start - mark)
+            self.marks[result.path] = start
+        if start:
+            self.progress.note(f"{result.path}: resuming at byte {start} (prefix verified)")
+
+    def moved(self, result: FileResult, nbytes: int, reached: int) -> None:
+        result.bytes_moved += nbytes
+        result.bytes_after_resume += nbytes
+        mark = self.marks.get(result.path, 0)
+        if reached > mark:
+            self.progress.advance(reached - mark)
+            self.marks[result.path] = reached
+
+    def checksum_failed(self, entry: _Entry, got: str, want: str, where: str) -> ChecksumError:
+        return ChecksumError(
+            f"{entry.rel}: checksum mismatch ({where}: {want[:16]}..., received "
+            f"{got[:16]}...); the partial file was deleted",
+            "the source may have changed during the transfer; run the command again",
+        )
+
+
+# ============================================================================ upload
+
+
+def _plan_local(paths: list[Path]) -> list[_Entry]:
+    """Files and directories to send, named relative to the remote directory."""
+    entries: list[_Entry] = []
+    seen: set[str] = set()
+
+    def add(entry: _Entry) -> None:
+        if entry.rel in seen:
+            raise TransferError(f"two sources would both be sent as {entry.rel!r}")
+        seen.add(entry.rel)
+        entries.append(entry)
+
+    def entry(path: Path, rel: str, kind: str) -> _Entry:
+        st = path.stat()
+        return _Entry(
+            rel=rel,
+            kind=kind,
+            size=st.st_size if kind == "file" else 0,
+            mode=stat.S_IMODE(st.st_mode),
+            mtime=st.st_mtime,
+            atime=st.st_atime,
+            source=str(path),
+        )
+
+    for given in paths:
+        path = given.resolve() if given.name in ("", ".", "..") else given
+        if not path.exists():
+            raise TransferError(f"{given} does not exist")
+        if path.is_file():
+            add(entry(path, path.name, "file"))
+            continue
+        if not path.is_dir():
+            raise TransferError(f"{given} is neither a file nor a directory")
+        add(entry(path, path.name, "dir"))
+        for root, dirs, names in os.walk(path):
+            dirs.sort()
+            base = Path(root)
+            rel_root = path.name + "/" + base.relative_to(path).as_posix()
+            rel_root = rel_root.rstrip("/").removesuffix("/.")
+            for d in dirs:
+                if not (base / d).is_symlink():  # os.walk does not descend into them either
+                    add(entry(base / d, f"{rel_root}/{d}", "dir"))
+            for name in sorted(names):
+                target = base / name
+                if target.is_file():  # a symlink to a file sends the file's content
+                    add(entry(target, f"{rel_root}/{name}", "file"))
+    return entries
+
+
+class _Uploader(_Engine):
+    def __init__(
+        self,
+        loc: SshLocation,
+        creds: Credentials,
+        opts: Options,
+        progress: ProgressSink,
+        entries: list[_Entry],
+    ) -> None:
+        super().__init__(loc, creds, opts, progress)
+        self.entries = entries
+        self.files = [e for e in entries if e.kind == "file"]
+        self.dirs = [e for e in entries if e.kind == "dir"]
+        self.checked = False
+        for f in self.files:
+            self.results[f.rel] = FileResult(path=f.rel, size=f.size)
+            progress.add_total(f.size)
+
+    def remote(self, rel: str) -> str:
+        return posixpath.join(self.loc.path, rel)
+
+    async def work(self, conn: asyncssh.SSHClientConnection) -> None:
+        async with await conn.start_sftp_client() as sftp:
+            try:
+                await sftp.makedirs(self.loc.path, exist_ok=True)
+                for d in self.dirs:
+                    await sftp.makedirs(self.remote(d.rel), exist_ok=True)
+            except asyncssh.SFTPError as e:
+                if isinstance(e, asyncssh.SFTPConnectionLost):
+                    raise
+                raise TransferError(
+                    f"cannot create {self.loc.path} on the remote: {e.reason}"
+                ) from e
+            if not self.checked and not self.opts.overwrite:
+                found = await asyncio.gather(*(sftp.exists(self.remote(f.rel)) for f in self.files))
+                taken = [f.rel for f, hit in zip(self.files, found, strict=True) if hit]
+                if taken:
+                    raise DestinationExistsError(
+                        f"already on the remote: {', '.join(taken[:5])}"
+                        + (f" and {len(taken) - 5} more" if len(taken) > 5 else ""),
+                        "pass --overwrite to replace them",
+                    )
+            self.checked = True
+            await self.each_file(conn, self.files, self.upload_one)
+            for d in sorted(self.dirs, key=lambda d: d.rel.count("/"), reverse=True):
+                attrs = asyncssh.SFTPAttrs(
+                    permissions=d.mode, atime=int(d.atime), mtime=int(d.mtime)
+                )
+                await sftp.setstat(self.remote(d.rel), attrs)
+
+    async def upload_one(
+        self, conn: asyncssh.SSHClientConnection, sftp: asyncssh.SFTPClient, f: _Entry
+    ) -> None:
+        result = self.start_attempt(f)
+        final = self.remote(f.rel)
+        part = final + PART_SUFFIX
+        local = Path(f.source)
+        start, digest = 0, hashlib.sha256()
+        try:
+            held = (await sftp.stat(part)).size or 0
+        except asyncssh.SFTPNoSuchFile:
+            held = 0
+        if 0 < held <= f.size:
+            prefix = _local_prefix_hash(local, held)
+            theirs, _ = await remote_sha256(conn, sftp, part, held)
+            if theirs == prefix.hexdigest():
+                start, digest = held, prefix
+        self.resumed(result, start)
+
+        block = self.opts.block_size or sftp.limits.max_write_len
+        inflight: deque[tuple[asyncio.Future[int], int, int]] = deque()
+        new_file = asyncssh.SFTPAttrs(permissions=0o600)
+        async with sftp.open(part, "r+b" if start else "wb", new_file, block_size=0) as rf:
+            try:
+                with local.open("rb") as lf:
+                    lf.seek(start)
+                    offset = start
+                    while True:
+                        data = lf.read(block)
+                        if not data:
+                            break
+                        digest.update(data)
+                        write = asyncio.ensure_future(rf.write(data, offset))
+                        offset += len(data)
+                        inflight.append((write, len(data), offset))
+                        if len(inflight) >= self.opts.requests_in_flight:
+                            task, size, end = inflight.popleft()
+                            await task
+                            self.moved(result, size, end)
+                    while inflight:
+                        task, size, end = inflight.popleft()
+                        await task
+                        self.moved(result, size, end)
+            finally:
+                for task, _, _ in inflight:
+                    task.cancel()
+            if offset != f.size:
+                raise TransferError(f"{local} changed size while it was being sent; send it again")
+            if self.opts.fsync:
+                with contextlib.suppress(asyncssh.SFTPOpUnsupported):
+                    await rf.fsync()
+
+        ours = digest.hexdigest()
+        theirs, how = await remote_sha256(conn, sftp, part, f.size)
+        if theirs != ours:
+            await sftp.remove(part)
+            raise self.checksum_failed(f, theirs, ours, "sent")
+        attrs = asyncssh.SFTPAttrs(permissions=f.mode, atime=int(f.atime), mtime=int(f.mtime))
+        await sftp.setstat(part, attrs)
+        try:
+            if self.opts.overwrite:
+                await sftp.posix_rename(part, final)
+            else:
+                await sftp.rename(part, final)
+        except asyncssh.SFTPFailure as e:
+            raise DestinationExistsError(
+                f"{final} appeared on the remote during the transfer ({e.reason})",
+                "pass --overwrite to replace it",
+            ) from e
+        result.sha256, result.verified_by, result.done = ours, how, True
+
+
+# ============================================================================ download
+
+
+class _Downloader(_Engine):
+    def __init__(
+        self,
+        loc: SshLocation,
+        creds: Credentials,
+        opts: Options,
+        progress: ProgressSink,
+        dest: Path,
+    ) -> None:
+        super().__init__(loc, creds, opts, progress)
+        self.dest = dest
+        self.entries: list[_Entry] | None = None
+
+    async def plan(self, sftp: asyncssh.SFTPClient) -> list[_Entry]:
+        """What the remote path holds, with every name checked before anything is written."""
+        root = self.loc.path
+        try:
+            top = await sftp.stat(root)
+        except asyncssh.SFTPNoSuchFile as e:
+            raise TransferError(f"{root} does not exist on the remote") from e
+        name = check_name(posixpath.basename(root.rstrip("/")))
+        if not stat.S_ISDIR(top.permissions or 0):
+            return [self.entry(name, "file", top, root)]
+        entries = [self.entry(name, "dir", top, root)]
+        stack = [(root, name)]
+        while stack:
+            remote_dir, rel_dir = stack.pop()
+            for item in sorted(await sftp.readdir(remote_dir), key=lambda n: str(n.filename)):
+                child = str(item.filename)
+                if child in (".", ".."):
+                    continue
+                rel = f"{rel_dir}/{check_name(child)}"
+                path = f"{remote_dir}/{child}"
+                mode = item.attrs.permissions or 0
+                if stat.S_ISDIR(mode):
+                    entries.append(self.entry(rel, "dir", item.attrs, path))
+                    stack.append((path, rel))
+                elif stat.S_ISREG(mode):
+                    entries.append(self.entry(rel, "file", item.attrs, path))
+                elif stat.S_ISLNK(mode):
+                    target = check_symlink(rel, str(await sftp.readlink(path)))
+                    entries.append(_Entry(rel=rel, kind="link", source=path, link_target=target))
+                else:
+                    self.progress.note(f"skipping {rel}: not a file, directory or symlink")
+        return entries
+
+    @staticmethod
+    def entry(rel: str, kind: str, attrs: asyncssh.SFTPAttrs, source: str) -> _Entry:
+        return _Entry(
+            rel=rel,
+            kind=kind,
+            size=(attrs.size or 0) if kind == "file" else 0,
+            mode=stat.S_IMODE(attrs.permissions or 0o644),
+            mtime=float(attrs.mtime or 0),
+            atime=float(attrs.atime or attrs.mtime or 0),
+            source=source,
+        )
+
+    def prepare(self, entries: list[_Entry]) -> None:
+        """Check every destination, then create the directories (owner-only until done)."""
+        self.dest.mkdir(parents=True, exist_ok=True)
+        taken = []
+        for e in entries:
+            target = local_destination(self.dest, e.rel)
+            if e.kind != "dir" and os.path.lexists(target) and not self.opts.overwrite:
+                taken.append(e.rel)
+        if taken:
+            raise DestinationExistsError(
+                f"already in {self.dest}: {', '.join(taken[:5])}"
+                + (f" and {len(taken) - 5} more" if len(taken) > 5 else ""),
+                "pass --overwrite to replace them",
+            )
+        for e in entries:
+            if e.kind == "dir":
+                local_destination(self.dest, e.rel).mkdir(mode=0o700, exist_ok=True)
+        for e in entries:
+            if e.kind == "file":
+                self.results[e.rel] = FileResult(path=e.rel, size=e.size)
+                self.progress.add_total(e.size)
+
+    async def work(self, conn: asyncssh.SSHClientConnection) -> None:
+        if self.entries is None:
+            async with await conn.start_sftp_client() as sftp:
+                entries = await self.plan(sftp)
+            self.prepare(entries)
+            self.entries = entries
+        files = [e for e in self.entries if e.kind == "file"]
+        await self.each_file(conn, files, self.download_one)
+        self.finish_tree(self.entries)
+
+    def finish_tree(self, entries: list[_Entry]) -> None:
+        for e in entries:
+            if e.kind == "link":
+                target = local_destination(self.dest, e.rel)
+                if os.path.lexists(target):
+                    target.unlink()
+                target.symlink_to(e.link_target)
+        for e in sorted(entries, key=lambda e: e.rel.count("/"), reverse=True):
+            if e.kind == "dir":
+                target = local_destination(self.dest, e.rel)
+                target.chmod(e.mode)
+                os.utime(target, (e.atime, e.mtime))
+
+    async def download_one(
+        self, conn: asyncssh.SSHClientConnection, sftp: asyncssh.SFTPClient, f: _Entry
+    ) -> None:
+        result = self.start_attempt(f)
+        final = local_destination(self.dest, f.rel)
+        part = final.with_name(final.name + PART_SUFFIX)
+        if part.is_symlink():
+            raise TransferError(f"refusing to write through the symlink {part}")
+        start, digest = 0, hashlib.sha256()
+        held = part.stat().st_size if part.exists() else 0
+        if 0 < held <= f.size:
+            prefix = _local_prefix_hash(part, held)
+            theirs, _ = await remote_sha256(conn, sftp, f.source, held)
+            if theirs == prefix.hexdigest():
+                start, digest = held, prefix
+        self.resumed(result, start)
+
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as lf:
+            lf.truncate(start)
+            lf.seek(start)
+            await self.fetch(sftp, f, result, lf, digest, start)
+            lf.flush()
+            if self.opts.fsync:
+                os.fsync(lf.fileno())
+
+        ours = digest.hexdigest()
+        theirs, how = await remote_sha256(conn, sftp, f.source, f.size)
+        want = self.opts.expected_sha256
+        if theirs != ours or (want is not None and want != ours):
+            part.unlink()
+            raise self.checksum_failed(
+                f, ours, want if theirs == ours and want else theirs, "source"
+            )
+        os.chmod(part, f.mode)
+        os.utime(part, (f.atime, f.mtime))
+        if self.opts.overwrite:
+            os.replace(part, final)
+        else:
+            try:
+                os.link(part, final)  # unlike rename, fails if the name appeared meanwhile
+            except FileExistsError as e:
+                raise DestinationExistsError(
+                    f"{final} appeared during the transfer", "pass --overwrite to replace it"
+                ) from e
+            part.unlink()
+        result.sha256, result.verified_by, result.done = ours, how, True
+
+    async def fetch(
+        self,
+        sftp: asyncssh.SFTPClient,
+        f: _Entry,
+        result: FileResult,
+        out: Any,
+        digest: Any,
+        start: int,
+    ) -> None:
+        """Prefetched reads, written and hashed strictly in order, so the .part is a prefix."""
+        block = self.opts.block_size or sftp.limits.max_read_len
+        inflight: deque[tuple[asyncio.Future[bytes], int, int]] = deque()
+        try:
+            async with sftp.open(f.source, "rb", block_size=0) as rf:
+                asked = start
+                while True:
+                    while asked < f.size and len(inflight) < self.opts.requests_in_flight:
+                        size = min(block, f.size - asked)
+                        inflight.append((asyncio.ensure_future(rf.read(size, asked)), asked, size))
+                        asked += size
+                    if not inflight:
+                        break
+                    task, offset, size = inflight.popleft()
+                    data: bytes = await task
+                    while len(data) < size:  # a server may answer with fewer bytes
+                        more = await rf.read(size - len(data), offset + len(data))
+                        if not more:
+                            raise TransferError(
+                                f"{f.source} shrank during the transfer; fetch it again"
+                            )
+                        data += cast(bytes, more)
+                    out.write(data)
+                    digest.update(data)
+                    self.moved(result, size, offset + size)
+        finally:
+            for task, _, _ in inflight:
+                task.cancel()
+
+
+# ============================================================================ entry points
+
+
+async def upload(
+    paths: list[Path],
+    loc: SshLocation,
+    creds: Credentials,
+    opts: Options | None = None,
+    progress: ProgressSink | None = None,
+) -> Summary:
+    """Send local files and directories into the remote directory ``loc.path``."""
+    opts = opts or Options()
+    entries = _plan_local(paths)
+    engine = _Uploader(loc, creds, opts, progress or NullProgress(), entries)
+    began = time.monotonic()
+    await engine.run(engine.work)
+    return Summary(
+        direction="send",
+        source=", ".join(str(p) for p in paths),
+        destination=loc.display(),
+        files=[engine.results[f.rel] for f in engine.files],
+        seconds=time.monotonic() - began,
+        retries=engine.retries,
+    )
+
+
+async def download(
+    loc: SshLocation,
+    dest: Path,
+    creds: Credentials,
+    opts: Options | None = None,
+    progress: ProgressSink | None = None,
+) -> Summary:
+    """Fetch the remote file or directory ``loc.path`` into the local directory ``dest``."""
+    opts = opts or Options()
+    engine = _Downloader(loc, creds, opts, progress or NullProgress(), dest)
+    began = time.monotonic()
+    await engine.run(engine.work)
+    files = [e for e in engine.entries or [] if e.kind == "file"]
+    return Summary(
+        direction="receive",
+        source=loc.display(),
+        destination=str(dest),
+        files=[engine.results[f.rel] for f in files],
+        seconds=time.monotonic() - began,
+        retries=engine.retries,
+    )

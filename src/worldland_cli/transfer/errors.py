@@ -1,0 +1,48 @@
+"""Transfer failures a person can act on, each tied to the exit code scripts rely on."""
+
+from __future__ import annotations
+
+from worldland_cli.output import ExitCode
+
+
+class TransferError(Exception):
+    """A transfer could not be completed; ``hint`` says what to do about it."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UnreachableError(TransferError):
+    """The pod or sshd could not be reached, or the link kept dropping past the retries."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class DeniedError(TransferError):
+    """Authentication was refused, or we refused the server (an unknown or changed host key)."""
+
+    exit_code = ExitCode.DENIED
+
+
+class HostKeyError(DeniedError):
+    """The server's host key is unknown or differs from the trusted one; never auto-accepted."""
+
+
+class ChecksumError(TransferError):
+    """The bytes that arrived differ from the source; the partial file was discarded."""
+
+
+class UnsafePathError(TransferError):
+    """A name would land outside the destination directory (``../x``, absolute, symlink out)."""
+
+
+class DestinationExistsError(TransferError):
+    """The destination file exists and ``--overwrite`` was not given."""
+
+
+class ConnectionDropped(Exception):
+    """Internal: the link went away mid-transfer; the engine reconnects and resumes."""
