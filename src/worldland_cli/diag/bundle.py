@@ -1,0 +1,313 @@
+"""`diag bundle`: one redacted tar.gz that holds everything support needs, and no secret.
+
+Three rules make it safe to attach to a ticket:
+
+* files that *are* secrets (wallet key, session token, TLS and WireGuard private keys) are
+  never opened for the archive: :func:`never_bundled` refuses them by name before any read;
+* every member passes through the :class:`~worldland_cli.diag.redact.Redactor`, JSON
+  members string by string and then as text, and ``redactions.json`` says what kind of
+  secret was removed from which member and how many times, never the value;
+* the archive is produced even when probes fail or hang: a failed probe becomes a member
+  that says why, and a size cap keeps a runaway log from making it unsendable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import tarfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import PurePosixPath
+from typing import Any
+
+from worldland_cli import __version__
+from worldland_cli.diag.base import DiagReport, hub_url
+from worldland_cli.diag.gpu import nvidia_kernel_lines
+from worldland_cli.diag.k8s import journal
+from worldland_cli.diag.redact import Redactor
+from worldland_cli.host import Host
+
+MAX_MEMBER_BYTES = 2 * 1024 * 1024
+MAX_TOTAL_BYTES = 16 * 1024 * 1024
+DAEMON_UNIT = "worldland-daemon"
+LOG_UNITS = ("kubelet", "containerd", DAEMON_UNIT, "wg-quick@wg0")
+SECRET_NAMES = frozenset({"private-key.txt", "session.json", "privatekey", "presharedkey"})
+SECRET_SUFFIXES = (".key", ".pem", ".p12", ".pfx")
+SYSTEM_FILES = (
+    "/etc/os-release",
+    "/etc/containerd/config.toml",
+    "/etc/containerd/conf.d/*.toml",
+    "/var/lib/kubelet/config.yaml",
+    "/etc/default/kubelet",
+    "/etc/kubernetes/kubelet.conf",
+    "/etc/wireguard/wg0.conf",
+    "/etc/cni/net.d/*",
+)
+HOME_FILES = ("config.toml", "node.json", "journal*", "journal/*", "logs/*", "certs/*.crt")
+VERSION_COMMANDS = (
+    ("uname", "-a"),
+    ("nvidia-smi", "--version"),
+    ("nvidia-ctk", "--version"),
+    ("containerd", "--version"),
+    ("kubelet", "--version"),
+    ("kubeadm", "version", "-o", "short"),
+    ("wg", "--version"),
+)
+
+
+def never_bundled(system_path: str) -> bool:
+    """Files that are secrets as a whole; the bundle does not even open them.
+
+    ``.pem`` is on the list because kubelet's client certificate file
+    (kubelet-client-current.pem) holds its private key too.
+    """
+    name = PurePosixPath(system_path).name.lower()
+    return name in SECRET_NAMES or name.endswith(SECRET_SUFFIXES) or "private" in name
+
+
+@dataclass
+class Bundle:
+    """What went into the archive; the archive's bytes are in ``data``."""
+
+    data: bytes = b""
+    members: dict[str, int] = field(default_factory=dict)
+    truncated: list[str] = field(default_factory=list)
+    omitted: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)
+    redactions: list[dict[str, object]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": "worldland.diag.bundle/v1",
+            "version": __version__,
+            "size_bytes": len(self.data),
+            "members": self.members,
+            "truncated": self.truncated,
+            "omitted": self.omitted,
+            "refused_secret_files": self.refused,
+            "problems": self.problems,
+            "redactions": self.redactions,
+        }
+
+
+def _bounded_call(fn: Callable[[], Any], limit: float) -> tuple[Any, str | None]:
+    """A probe's result, or the reason there is none (it raised, or ran past ``limit``)."""
+    box: list[Any] = []
+    errors: list[str] = []
+
+    def target() -> None:
+        try:
+            box.append(fn())
+        except Exception as e:  # the bundle must be produced whatever one probe does
+            errors.append(f"{type(e).__name__}: {e}")
+
+    t = threading.Thread(target=target, daemon=True, name="bundle-probe")
+    t.start()
+    t.join(limit)
+    if box:
+        return box[0], None
+    if errors:
+        return None, errors[0]
+    return None, f"no answer within {limit:g}s (timed out); abandoned"
+
+
+def _known_secrets(host: Host, home: str, redactor: Redactor) -> None:
+    """Learn the secret values themselves so they are scrubbed in any shape of text.
+
+    These files are read into memory only to know what to erase; they are never archived.
+    """
+    session = host.read_text(f"{home}/session.json")
+    if session:
+        try:
+            doc = json.loads(session)
+        except ValueError:
+            doc = {}
+        values = [v for v in doc.values() if isinstance(v, str)] if isinstance(doc, dict) else []
+        redactor.add_known("session-token", values)
+    wallet = host.read_text(f"{home}/private-key.txt")
+    if wallet:
+        redactor.add_known("wallet-key", [wallet, wallet.strip().removeprefix("0x")])
+    wg = host.read_text("/etc/wireguard/wg0.conf") or ""
+    keys = [
+        ln.split("=", 1)[1]
+        for ln in wg.splitlines()
+        if ln.strip().lower().startswith(("privatekey", "presharedkey")) and "=" in ln
+    ]
+    redactor.add_known("wireguard-private-key", keys)
+
+
+def _redact_json(redactor: Redactor, member: str, doc: Any) -> Any:
+    if isinstance(doc, str):
+        return redactor.redact(member, doc)
+    if isinstance(doc, dict):
+        return {k: _redact_json(redactor, member, v) for k, v in doc.items()}
+    if isinstance(doc, list | tuple):
+        return [_redact_json(redactor, member, v) for v in doc]
+    return doc
+
+
+class _Writer:
+    """Adds members to the tar under the size caps, redacting each on the way in."""
+
+    def __init__(
+        self,
+        tar: tarfile.TarFile,
+        redactor: Redactor,
+        bundle: Bundle,
+        max_member: int,
+        max_total: int,
+    ) -> None:
+        self.tar, self.redactor, self.bundle = tar, redactor, bundle
+        self.max_member, self.max_total = max_member, max_total
+        self.total = 0
+        self.mtime = int(time.time())
+
+    def text(self, member: str, text: str) -> None:
+        self._add(member, self.redactor.redact(member, text))
+
+    def json(self, member: str, doc: Any) -> None:
+        clean = _redact_json(self.redactor, member, doc)
+        self.text(member, json.dumps(clean, indent=2, default=str) + "\n")
+
+    def raw(self, member: str, text: str) -> None:
+        """Members this module wrote itself and that hold no host data (the manifests)."""
+        self._add(member, text)
+
+    def _add(self, member: str, text: str) -> None:
+        data = text.encode("utf-8", errors="replace")
+        if len(data) > self.max_member:
+            dropped = len(data) - self.max_member
+            # Logs matter most at their end, so the head is what gets dropped.
+            data = f"[truncated: first {dropped} bytes dropped]\n".encode() + data[dropped:]
+            self.bundle.truncated.append(member)
+        if self.total + len(data) > self.max_total:
+            self.bundle.omitted.append(member)
+            return
+        info = tarfile.TarInfo(f"worldland-bundle/{member}")
+        info.size, info.mtime, info.mode = len(data), self.mtime, 0o600
+        self.tar.addfile(info, io.BytesIO(data))
+        self.total += len(data)
+        self.bundle.members[member] = len(data)
+
+
+def build_bundle(
+    host: Host,
+    home: str,
+    *,
+    timeout: float = 5.0,
+    probes: dict[str, Callable[[], DiagReport]] | None = None,
+    max_member: int = MAX_MEMBER_BYTES,
+    max_total: int = MAX_TOTAL_BYTES,
+) -> Bundle:
+    """Collect, redact and pack; ``probes`` replaces the default diag probes (tests use it)."""
+    bundle = Bundle()
+    redactor = Redactor()
+    _known_secrets(host, home, redactor)
+    probe_limit = timeout * 8
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        w = _Writer(tar, redactor, bundle, max_member, max_total)
+
+        def doctor() -> dict[str, Any]:
+            from worldland_cli.requirements import all_requirements
+            from worldland_cli.requirements.runner import run_checks
+
+            return run_checks(host, all_requirements(), timeout=timeout).to_dict()
+
+        # Every probe runs at once so the bundle takes as long as the slowest, not the sum.
+        jobs: dict[str, Callable[[], Any]] = {"doctor.json": doctor}
+        chosen = probes if probes is not None else _default_probes(host, home, timeout)
+        for name, probe in chosen.items():
+            jobs[f"diag/{name}.json"] = probe
+        results: dict[str, tuple[Any, str | None]] = {}
+
+        def run(member: str, fn: Callable[[], Any]) -> None:
+            results[member] = _bounded_call(fn, probe_limit)
+
+        threads = [threading.Thread(target=run, args=job, daemon=True) for job in jobs.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(probe_limit + 1)
+        for member in jobs:
+            value, problem = results.get(member, (None, "abandoned"))
+            if problem is not None:
+                bundle.problems[member] = problem
+                w.json(member, {"error": problem})
+            else:
+                w.json(member, value.to_dict() if isinstance(value, DiagReport) else value)
+
+        w.text("versions.txt", _versions(host, timeout))
+        for unit in LOG_UNITS:
+            lines, problem = _bounded_call(partial(journal, host, unit, timeout, 5000), timeout + 1)
+            if problem:
+                bundle.problems[f"logs/{unit}.log"] = problem
+            w.text(f"logs/{unit}.log", "\n".join(lines or []) + "\n")
+        kernel, why = nvidia_kernel_lines(host, timeout)
+        w.text("dmesg-nvidia.txt", "\n".join(kernel) + "\n" if not why else f"({why})\n")
+
+        for pattern in (*SYSTEM_FILES, *(f"{home}/{p}" for p in HOME_FILES)):
+            for path in host.glob(pattern) if "*" in pattern else [pattern]:
+                if never_bundled(path):
+                    bundle.refused.append(path)
+                    continue
+                if host.is_dir(path):
+                    continue
+                try:
+                    text = host.read_text(path)
+                except OSError as e:
+                    bundle.problems[path] = str(e)
+                    continue
+                if text is not None:
+                    w.text("files" + path, text)
+
+        # Probe errors can quote host data, so the manifest is redacted like any member;
+        # redactions.json goes last so that it counts the manifest's redactions too.
+        w.json("manifest.json", _manifest(host, bundle))
+        bundle.redactions = redactor.manifest()
+        w.raw("redactions.json", json.dumps(bundle.redactions, indent=2) + "\n")
+    bundle.data = buf.getvalue()
+    return bundle
+
+
+def _default_probes(host: Host, home: str, timeout: float) -> dict[str, Callable[[], Any]]:
+    from worldland_cli.diag.certs import probe_certs
+    from worldland_cli.diag.gpu import probe_gpu
+    from worldland_cli.diag.k8s import probe_k8s
+    from worldland_cli.diag.network import probe_network
+
+    return {
+        "gpu": lambda: probe_gpu(host, timeout),
+        "network": lambda: probe_network(host, home, hub_url(host, home), timeout),
+        "k8s": lambda: probe_k8s(host, timeout),
+        "certs": lambda: probe_certs(host, home),
+    }
+
+
+def _versions(host: Host, timeout: float) -> str:
+    lines = [f"worldland {__version__}", f"python {platform.python_version()}"]
+    for argv in VERSION_COMMANDS:
+        res = host.run(argv, timeout=timeout)
+        out = (res.stdout or res.stderr).strip() if res.ok else res.describe_failure()
+        lines.append(f"$ {' '.join(argv)}\n{out}")
+    return "\n".join(lines) + "\n"
+
+
+def _manifest(host: Host, bundle: Bundle) -> dict[str, Any]:
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "hostname": host.hostname(),
+        "worldland": __version__,
+        "members": bundle.members,
+        "truncated": bundle.truncated,
+        "omitted": bundle.omitted,
+        "refused_secret_files": bundle.refused,
+        "problems": bundle.problems,
+    }
