@@ -13,6 +13,7 @@ import typer
 
 from worldland_cli import __version__
 from worldland_cli.commands import doctor
+from worldland_cli.commands import transfer as transfer_cmd
 
 app = typer.Typer(
     name="worldland",
@@ -53,6 +54,8 @@ def main(
 
 
 app.command("doctor")(doctor.doctor)
+app.command("send")(transfer_cmd.send)
+app.command("receive")(transfer_cmd.receive)
 
 
 def run() -> None:

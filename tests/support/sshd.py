@@ -115,7 +115,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _write_config(directory: Path, port: int, host_key: Path, authorized: Path) -> Path:
+def _write_config(
+    directory: Path, port: int, host_key: Path, authorized: Path, extra: list[str]
+) -> Path:
     config = directory / "sshd_config"
     config.write_text(
         "\n".join(
@@ -136,6 +138,7 @@ def _write_config(directory: Path, port: int, host_key: Path, authorized: Path) 
                 "LogLevel VERBOSE",
                 # internal-sftp needs no extra binary and runs inside the session process.
                 "Subsystem sftp internal-sftp",
+                *extra,
                 "",
             ]
         )
@@ -156,8 +159,14 @@ def _wait_listening(proc: subprocess.Popen[bytes], log: Path, port: int, timeout
 
 
 @contextlib.contextmanager
-def start_sshd(directory: Path, *, host_key: Path | None = None) -> Iterator[SshdServer]:
-    """Run sshd until the block ends. ``host_key`` reuses a key (to test a changed one)."""
+def start_sshd(
+    directory: Path, *, host_key: Path | None = None, extra_config: list[str] | None = None
+) -> Iterator[SshdServer]:
+    """Run sshd until the block ends.
+
+    ``host_key`` reuses a key file; ``extra_config`` appends sshd_config lines, e.g.
+    ``["ForceCommand internal-sftp"]`` for an account that allows SFTP but no shell.
+    """
     reason = sshd_missing_reason()
     if reason:
         raise RuntimeError(reason)
@@ -178,7 +187,7 @@ def start_sshd(directory: Path, *, host_key: Path | None = None) -> Iterator[Ssh
     for _attempt in range(5):
         # Another worker may grab the port between probing and binding: retry with a new one.
         port = _free_port()
-        config = _write_config(directory, port, host_key, authorized)
+        config = _write_config(directory, port, host_key, authorized, extra_config or [])
         with log.open("wb") as log_file:
             proc = subprocess.Popen(
                 [SSHD, "-D", "-e", "-f", str(config)],

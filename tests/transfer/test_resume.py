@@ -1,0 +1,114 @@
+"""Cut links, stale .part files and corrupted sources: never a wrong file under the final name."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.support.sshd import SshdServer
+from tests.transfer.conftest import Hook, random_file, sha256_of
+from worldland_cli.transfer.engine import Options, download, upload
+from worldland_cli.transfer.errors import ChecksumError, UnreachableError
+from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.targets import parse_ssh_url
+
+SIZE = 24 * (1 << 20) + 123
+CHUNK = 255 * 1024
+FAST_RETRY = Options(retries=3, backoff=0.05)
+
+
+def test_upload_cut_midway_resumes_and_sends_only_the_rest(
+    sshd: SshdServer, creds: Credentials, tmp_path: Path
+) -> None:
+    src = random_file(tmp_path / "big.bin", SIZE)
+    remote = tmp_path / "remote"
+    hook = Hook(SIZE // 3, sshd.kill_sessions)
+    summary = asyncio.run(
+        upload([src], parse_ssh_url(sshd.url(str(remote)), "x"), creds, FAST_RETRY, hook)
+    )
+    assert hook.fired_at is not None
+    assert summary.retries == 1
+    assert sha256_of(remote / "big.bin") == sha256_of(src)
+    result = summary.files[0]
+    assert result.resumed_from >= hook.fired_at
+    assert result.bytes_after_resume <= SIZE - hook.fired_at + CHUNK
+    assert any("resuming" in n for n in hook.notes)
+
+
+def test_download_cut_midway_resumes_and_fetches_only_the_rest(
+    sshd: SshdServer, creds: Credentials, tmp_path: Path
+) -> None:
+    src = random_file(tmp_path / "remote" / "big.bin", SIZE)
+    hook = Hook(SIZE // 2, sshd.kill_sessions)
+    back = tmp_path / "back"
+    summary = asyncio.run(
+        download(parse_ssh_url(sshd.url(str(src)), "x"), back, creds, FAST_RETRY, hook)
+    )
+    assert hook.fired_at is not None and summary.retries == 1
+    assert sha256_of(back / "big.bin") == sha256_of(src)
+    result = summary.files[0]
+    assert result.resumed_from >= hook.fired_at - CHUNK
+    assert result.bytes_after_resume <= SIZE - hook.fired_at + CHUNK
+    assert not (back / "big.bin.part").exists()
+
+
+def test_a_second_run_resumes_the_part_left_by_a_failed_one(
+    sshd: SshdServer, creds: Credentials, tmp_path: Path
+) -> None:
+    src = random_file(tmp_path / "remote" / "big.bin", SIZE)
+    back = tmp_path / "back"
+    loc = parse_ssh_url(sshd.url(str(src)), "x")
+    no_retry = Options(retries=0)
+    with pytest.raises(UnreachableError, match="kept dropping"):
+        asyncio.run(download(loc, back, creds, no_retry, Hook(SIZE // 2, sshd.kill_sessions)))
+    left = (back / "big.bin.part").stat().st_size
+    assert 0 < left < SIZE and not (back / "big.bin").exists()
+
+    summary = asyncio.run(download(loc, back, creds))
+    assert summary.files[0].resumed_from == left
+    assert summary.files[0].bytes_after_resume == SIZE - left
+    assert sha256_of(back / "big.bin") == sha256_of(src)
+
+
+def test_a_stale_part_that_does_not_match_is_discarded(
+    sshd: SshdServer, creds: Credentials, tmp_path: Path
+) -> None:
+    src = random_file(tmp_path / "remote" / "f.bin", 3 * CHUNK)
+    back = tmp_path / "back"
+    random_file(back / "f.bin.part", CHUNK)  # same length as a real prefix, other bytes
+    summary = asyncio.run(download(parse_ssh_url(sshd.url(str(src)), "x"), back, creds))
+    assert summary.files[0].resumed_from == 0
+    assert sha256_of(back / "f.bin") == sha256_of(src)
+
+
+def _corrupt(path: Path) -> None:
+    with path.open("r+b") as f:
+        first = f.read(1)
+        f.seek(0)
+        f.write(bytes([first[0] ^ 0xFF]))
+
+
+def test_download_of_content_that_changes_under_us_fails_and_keeps_no_file(
+    sshd: SshdServer, creds: Credentials, tmp_path: Path
+) -> None:
+    src = random_file(tmp_path / "remote" / "f.bin", 4 * CHUNK)
+    back = tmp_path / "back"
+    hook = Hook(4 * CHUNK, lambda: _corrupt(src))  # after every byte arrived, before the check
+    with pytest.raises(ChecksumError, match="checksum mismatch"):
+        asyncio.run(download(parse_ssh_url(sshd.url(str(src)), "x"), back, creds, None, hook))
+    assert hook.fired_at is not None
+    assert list(back.iterdir()) == []
+
+
+def test_upload_corrupted_on_the_far_side_fails_and_keeps_no_file(
+    sshd: SshdServer, creds: Credentials, tmp_path: Path
+) -> None:
+    src = random_file(tmp_path / "f.bin", 4 * CHUNK)
+    remote = tmp_path / "remote"
+    hook = Hook(4 * CHUNK, lambda: _corrupt(remote / "f.bin.part"))
+    with pytest.raises(ChecksumError):
+        asyncio.run(upload([src], parse_ssh_url(sshd.url(str(remote)), "x"), creds, None, hook))
+    assert hook.fired_at is not None
+    assert list(remote.iterdir()) == []
