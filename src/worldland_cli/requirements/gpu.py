@@ -35,8 +35,7 @@ class Driver(Requirement):
         ]
         names = ", ".join(f"{g.name} ({g.memory_total_mib} MiB)" for g in snap.gpus)
         return self.ok(
-            f"driver {snap.driver_version}, CUDA {snap.cuda_version}, "
-            f"{len(gpus)} GPU(s): {names}",
+            f"driver {snap.driver_version}, CUDA {snap.cuda_version}, {len(gpus)} GPU(s): {names}",
             driver_version=snap.driver_version,
             cuda_version=snap.cuda_version,
             gpus=gpus,

@@ -1,0 +1,106 @@
+"""Kernel modules and sysctls that Kubernetes networking needs (the seed README's step 5).
+
+Without br_netfilter, bridged pod traffic bypasses iptables and Services do not work;
+without overlay, containerd's default snapshotter cannot mount images.
+"""
+
+from __future__ import annotations
+
+from worldland_cli.host import Host
+from worldland_cli.requirements.base import Finding, Requirement
+
+KERNEL_DOC = "docs/provider-guide.md#kernel"
+MODULES = ("overlay", "br_netfilter")
+MODULES_LOAD_DIRS = ("/etc/modules-load.d", "/run/modules-load.d", "/usr/lib/modules-load.d")
+PERSIST_MODULES = "printf 'overlay\\nbr_netfilter\\n' | sudo tee /etc/modules-load.d/k8s.conf"
+SYSCTLS = {
+    "net.bridge.bridge-nf-call-iptables": "1",
+    "net.bridge.bridge-nf-call-ip6tables": "1",
+    "net.ipv4.ip_forward": "1",
+}
+SYSCTL_REMEDY = (
+    "printf 'net.bridge.bridge-nf-call-iptables  = 1\\n"
+    "net.bridge.bridge-nf-call-ip6tables = 1\\nnet.ipv4.ip_forward                 = 1\\n' | "
+    "sudo tee /etc/sysctl.d/k8s.conf && sudo sysctl --system"
+)
+
+
+def loaded_modules(host: Host) -> set[str]:
+    """Names in /proc/modules ("overlay 151552 0 - Live 0x0...") plus built-ins in /sys/module.
+
+    A module compiled into the kernel never appears in /proc/modules, but it does have a
+    /sys/module/<name> directory, so both are needed to avoid a false failure.
+    """
+    text = host.read_text("/proc/modules") or ""
+    names = {line.split()[0] for line in text.splitlines() if line.strip()}
+    for name in MODULES:
+        if host.is_dir(f"/sys/module/{name}"):
+            names.add(name)
+    return names
+
+
+def persisted_modules(host: Host) -> dict[str, str]:
+    """Module name -> the modules-load.d file that loads it at boot."""
+    found: dict[str, str] = {}
+    for directory in MODULES_LOAD_DIRS:
+        for entry in host.listdir(directory):
+            if not entry.endswith(".conf"):
+                continue
+            path = f"{directory}/{entry}"
+            for line in (host.read_text(path) or "").splitlines():
+                name = line.split("#", 1)[0].strip()
+                if name and not name.startswith(";"):
+                    found.setdefault(name, path)
+    return found
+
+
+class Modules(Requirement):
+    id = "kernel.modules"
+    title = "overlay and br_netfilter loaded and persisted"
+
+    def check(self, host: Host) -> Finding:
+        loaded = loaded_modules(host)
+        persisted = persisted_modules(host)
+        missing = [m for m in MODULES if m not in loaded]
+        unpersisted = [m for m in MODULES if m not in persisted]
+        details = {
+            "loaded": [m for m in MODULES if m in loaded],
+            "persisted": {m: persisted[m] for m in MODULES if m in persisted},
+        }
+        if missing:
+            remedy = f"sudo modprobe -a {' '.join(missing)}"
+            if unpersisted:
+                remedy = f"{PERSIST_MODULES} && {remedy}"
+            return self.fail(f"not loaded: {', '.join(missing)}", remedy, KERNEL_DOC, **details)
+        if unpersisted:
+            return self.warn(
+                f"loaded, but not in modules-load.d (lost at reboot): {', '.join(unpersisted)}",
+                PERSIST_MODULES,
+                **details,
+            )
+        where = ", ".join(sorted({persisted[m] for m in MODULES}))
+        return self.ok(f"{', '.join(MODULES)} loaded; persisted in {where}", **details)
+
+
+class Sysctl(Requirement):
+    id = "kernel.sysctl"
+    title = "bridge netfilter and IP forwarding sysctls"
+
+    def check(self, host: Host) -> Finding:
+        values: dict[str, str | None] = {}
+        for key in SYSCTLS:
+            text = host.read_text("/proc/sys/" + key.replace(".", "/"))
+            values[key] = text.strip() if text is not None else None
+        wrong = [f"{k} = {v}" for k, v in values.items() if v is not None and v != SYSCTLS[k]]
+        absent = [k for k, v in values.items() if v is None]
+        if absent:
+            return self.fail(
+                f"absent (br_netfilter not loaded?): {', '.join(absent)}"
+                + (f"; wrong: {', '.join(wrong)}" if wrong else ""),
+                f"sudo modprobe br_netfilter && {SYSCTL_REMEDY}",
+                KERNEL_DOC,
+                values=values,
+            )
+        if wrong:
+            return self.fail(f"wrong: {', '.join(wrong)}", SYSCTL_REMEDY, KERNEL_DOC, values=values)
+        return self.ok(", ".join(f"{k} = {v}" for k, v in values.items()), values=values)

@@ -1,0 +1,218 @@
+"""Kubernetes node parts: kubeadm/kubelet/kubectl, kubelet enabled, GPU seen by the scheduler.
+
+``kube.gpu-allocatable`` is the end-to-end proof of the whole chain (driver -> toolkit ->
+containerd default runtime -> device plugin): when it fails, pods stay Pending with
+"Insufficient nvidia.com/gpu". The kubernetes client is imported only inside that check
+and only once the host has joined, because importing it costs most of doctor's budget.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from typing import Any, ClassVar
+
+from worldland_cli.host import Host
+from worldland_cli.requirements.base import Finding, Requirement
+
+KUBE_DOC = "docs/provider-guide.md#kubernetes"
+GPU_DOC = "docs/provider-guide.md#gpu-in-kubernetes"
+KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
+GPU_RESOURCE = "nvidia.com/gpu"
+K8S_MINOR = "v1.29"
+INSTALL_REMEDY = (
+    f"curl -fsSL https://pkgs.k8s.io/core:/stable:/{K8S_MINOR}/deb/Release.key | "
+    "sudo gpg --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg && "
+    "echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] "
+    f"https://pkgs.k8s.io/core:/stable:/{K8S_MINOR}/deb/ /' | "
+    "sudo tee /etc/apt/sources.list.d/kubernetes.list && "
+    "sudo apt-get update && sudo apt-get install -y kubelet kubeadm kubectl && "
+    "sudo apt-mark hold kubelet kubeadm kubectl"
+)
+ALIGN_REMEDY = (
+    "sudo apt-mark unhold kubelet kubeadm kubectl && sudo apt-get update && "
+    "sudo apt-get install -y kubelet kubeadm kubectl && sudo apt-mark hold kubelet kubeadm kubectl"
+)
+# The seed README's "Insufficient nvidia.com/gpu" steps, in order.
+GPU_REMEDY = (
+    "nvidia-ctk --version && "
+    "sudo nvidia-ctk runtime configure --runtime=containerd --set-as-default && "
+    "sudo systemctl restart containerd && "
+    "kubectl delete pod -n kube-system -l name=nvidia-device-plugin-ds && "
+    "kubectl describe node $(hostname) | grep nvidia.com/gpu"
+)
+REJOIN_REMEDY = "sudo worldland join   # rewrites kubelet.conf and the certificates it names"
+_SEMVER = re.compile(r"v(\d+)\.(\d+)\.(\d+)\S*")
+
+
+def _version_of(text: str) -> tuple[str, int, int] | None:
+    match = _SEMVER.search(text)
+    if match is None:
+        return None
+    return match.group(0), int(match.group(1)), int(match.group(2))
+
+
+def _kubectl_version(stdout: str) -> str:
+    """``kubectl version --client -o json`` -> clientVersion.gitVersion ("" when absent)."""
+    try:
+        doc = json.loads(stdout)
+    except ValueError:
+        return stdout
+    client = doc.get("clientVersion", {}) if isinstance(doc, dict) else {}
+    return str(client.get("gitVersion", "")) if isinstance(client, dict) else ""
+
+
+class Binaries(Requirement):
+    id = "kube.binaries"
+    title = "kubeadm, kubelet and kubectl installed, versions consistent"
+
+    # Each tool's version command; kubectl's JSON is the only stable form across releases.
+    COMMANDS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "kubeadm": ("kubeadm", "version", "-o", "short"),
+        "kubelet": ("kubelet", "--version"),
+        "kubectl": ("kubectl", "version", "--client", "-o", "json"),
+    }
+
+    def check(self, host: Host) -> Finding:
+        versions: dict[str, tuple[str, int, int]] = {}
+        problems: list[str] = []
+        for tool, argv in self.COMMANDS.items():
+            res = host.run(argv)
+            if not res.ok:
+                problems.append(res.describe_failure())
+                continue
+            text = _kubectl_version(res.stdout) if tool == "kubectl" else res.stdout
+            parsed = _version_of(text)
+            if parsed is None:
+                problems.append(f"{tool}: no version in {res.stdout.strip()[:80]!r}")
+            else:
+                versions[tool] = parsed
+        details = {tool: v[0] for tool, v in versions.items()}
+        if problems:
+            return self.fail("; ".join(problems), INSTALL_REMEDY, KUBE_DOC, versions=details)
+        seen = ", ".join(f"{tool} {v[0]}" for tool, v in versions.items())
+        kubeadm, kubelet, kubectl = (versions[t][1:] for t in ("kubeadm", "kubelet", "kubectl"))
+        # kubeadm installs and configures the kubelet of its own minor release.
+        if kubeadm != kubelet:
+            return self.fail(
+                f"{seen}: kubeadm and kubelet minor versions differ",
+                ALIGN_REMEDY,
+                KUBE_DOC,
+                versions=details,
+            )
+        # kubectl is supported within one minor version of the cluster.
+        if kubectl[0] != kubelet[0] or abs(kubectl[1] - kubelet[1]) > 1:
+            return self.warn(
+                f"{seen}: kubectl is more than one minor version from kubelet",
+                ALIGN_REMEDY,
+                versions=details,
+            )
+        return self.ok(seen, versions=details)
+
+
+class KubeletEnabled(Requirement):
+    id = "kube.kubelet-enabled"
+    title = "kubelet service enabled"
+
+    def check(self, host: Host) -> Finding:
+        res = host.run(["systemctl", "is-enabled", "kubelet"])
+        if res.not_found:
+            return self.skip("systemctl not found: no systemd to start kubelet at boot")
+        state = res.stdout.strip()
+        if state in ("enabled", "enabled-runtime", "static", "alias"):
+            return self.ok(f"kubelet.service is {state}")
+        if "No such file" in res.stderr or state == "not-found":
+            return self.fail("kubelet.service is not installed", INSTALL_REMEDY, KUBE_DOC)
+        if res.timed_out:
+            return self.fail(res.describe_failure(), None, KUBE_DOC)
+        return self.fail(
+            f"kubelet.service is {state or res.describe_failure()}",
+            "sudo systemctl enable kubelet",
+            KUBE_DOC,
+        )
+
+
+def _inline_files(host: Host, kubeconfig: dict[str, Any]) -> dict[str, Any]:
+    """Replace file references (client-certificate: /var/lib/kubelet/pki/...) by *-data.
+
+    kubelet.conf points at PEM files; reading them through the host keeps ``--root``
+    honest and keeps the kubernetes client from opening system paths itself.
+    """
+    pairs = {
+        "clusters": ("cluster", ("certificate-authority",)),
+        "users": ("user", ("client-certificate", "client-key")),
+    }
+    for section, (inner, keys) in pairs.items():
+        for entry in kubeconfig.get(section) or []:
+            body = entry.get(inner) if isinstance(entry, dict) else None
+            if not isinstance(body, dict):
+                continue
+            for key in keys:
+                path = body.get(key)
+                if not isinstance(path, str):
+                    continue
+                data = host.read_bytes(path)
+                if data is None:
+                    raise FileNotFoundError(f"{path} (named by {KUBELET_CONF})")
+                body[f"{key}-data"] = base64.b64encode(data).decode()
+                del body[key]
+    return kubeconfig
+
+
+class GpuAllocatable(Requirement):
+    id = "kube.gpu-allocatable"
+    title = "Kubernetes sees nvidia.com/gpu on this node"
+
+    def __init__(self, node_name: str | None = None) -> None:
+        """``node_name`` defaults to the host name, which is what kubeadm registers."""
+        self.node_name = node_name
+
+    def check(self, host: Host) -> Finding:
+        text = host.read_text(KUBELET_CONF)
+        if text is None:
+            return self.skip(f"not joined yet: no {KUBELET_CONF} (worldland join creates it)")
+        import yaml
+        from kubernetes import client, config
+        from kubernetes.client.exceptions import ApiException
+
+        node = (self.node_name or host.hostname()).lower()
+        try:
+            raw = yaml.safe_load(text)
+            if not isinstance(raw, dict):
+                raise ValueError("not a kubeconfig mapping")
+            kubeconfig = _inline_files(host, raw)
+        except (ValueError, yaml.YAMLError, FileNotFoundError) as e:
+            return self.fail(f"cannot use {KUBELET_CONF}: {e}", REJOIN_REMEDY, GPU_DOC)
+        configuration = client.Configuration()
+        config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]
+            kubeconfig, client_configuration=configuration
+        )
+        configuration.retries = 0
+        api = client.CoreV1Api(client.ApiClient(configuration))
+        try:
+            obj = api.read_node(node, _request_timeout=host.default_timeout)
+        except ApiException as e:
+            if e.status == 404:
+                return self.fail(
+                    f"node {node!r} is not registered with the API server",
+                    "sudo systemctl restart kubelet && journalctl -u kubelet -n 50",
+                    GPU_DOC,
+                )
+            return self.fail(f"API server answered {e.status} {e.reason}", None, GPU_DOC)
+        except Exception as e:  # urllib3 raises many types for an unreachable server
+            return self.fail(
+                f"API server {configuration.host} unreachable: {type(e).__name__}",
+                "sudo systemctl status kubelet   # and check the VPN: sudo wg show",
+                GPU_DOC,
+            )
+        allocatable = (obj.status.allocatable or {}) if obj.status else {}
+        count = allocatable.get(GPU_RESOURCE, "0")
+        if str(count).isdigit() and int(count) > 0:
+            return self.ok(f"node {node}: {GPU_RESOURCE} allocatable = {count}", gpus=int(count))
+        return self.fail(
+            f"node {node}: {GPU_RESOURCE} allocatable = {count} "
+            "(pods requesting a GPU stay Pending: Insufficient nvidia.com/gpu)",
+            GPU_REMEDY,
+            GPU_DOC,
+        )

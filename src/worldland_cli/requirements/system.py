@@ -1,0 +1,62 @@
+"""Host-wide settings: swap (kubelet refuses to start with it) and IOMMU (information only)."""
+
+from __future__ import annotations
+
+from worldland_cli.host import Host
+from worldland_cli.requirements.base import Finding, Requirement
+
+SWAP_DOC = "docs/provider-guide.md#swap"
+SWAP_REMEDY = "sudo swapoff -a && sudo sed -i '/ swap / s/^/#/' /etc/fstab"
+IOMMU_FLAGS = ("intel_iommu=on", "amd_iommu=on", "iommu=pt", "amd_iommu=pt")
+
+
+def active_swaps(host: Host) -> list[dict[str, str]]:
+    """Rows of /proc/swaps below its "Filename Type Size Used Priority" header."""
+    text = host.read_text("/proc/swaps") or ""
+    rows = []
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 3:
+            rows.append({"filename": parts[0], "type": parts[1], "size_kib": parts[2]})
+    return rows
+
+
+class Swap(Requirement):
+    id = "system.swap"
+    title = "swap is off"
+
+    def check(self, host: Host) -> Finding:
+        if host.read_text("/proc/swaps") is None:
+            return self.skip("/proc/swaps not readable (is /proc mounted under the root?)")
+        swaps = active_swaps(host)
+        if swaps:
+            names = ", ".join(f"{s['filename']} ({s['size_kib']} KiB)" for s in swaps)
+            return self.fail(
+                f"active swap: {names}; kubelet will not start", SWAP_REMEDY, SWAP_DOC, swaps=swaps
+            )
+        return self.ok("no active swap")
+
+
+class Iommu(Requirement):
+    """Only GPU-passthrough labs (vfio) need it; renting works without, so it never fails."""
+
+    id = "system.iommu"
+    title = "IOMMU (information for passthrough labs)"
+
+    def check(self, host: Host) -> Finding:
+        units = host.listdir("/sys/class/iommu")
+        groups = host.listdir("/sys/kernel/iommu_groups")
+        cmdline = (host.read_text("/proc/cmdline") or "").split()
+        flags = [f for f in cmdline if f in IOMMU_FLAGS]
+        details = {"iommu_units": units, "groups": len(groups), "cmdline_flags": flags}
+        if units or groups:
+            return self.ok(
+                f"IOMMU enabled: {len(groups)} group(s)"
+                + (f", kernel flags {' '.join(flags)}" if flags else ""),
+                **details,
+            )
+        return self.skip(
+            "IOMMU not enabled (only GPU passthrough labs need it; "
+            "enable with intel_iommu=on or amd_iommu=on on the kernel command line)",
+            **details,
+        )
