@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import typer
 
 from worldland_cli import __version__
+from worldland_cli.commands import diag as diag_cmd
 from worldland_cli.commands import doctor
 from worldland_cli.commands import transfer as transfer_cmd
 
@@ -54,6 +55,7 @@ def main(
 
 
 app.command("doctor")(doctor.doctor)
+app.add_typer(diag_cmd.app, name="diag")
 app.command("send")(transfer_cmd.send)
 app.command("receive")(transfer_cmd.receive)
 
