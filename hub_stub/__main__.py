@@ -1,0 +1,205 @@
+"""``worldland-hub`` / ``python -m hub_stub``: parse flags, build the app, serve it with uvicorn.
+
+TLS: ``--tls-cert/--tls-key`` serve a given certificate; ``--tls-self`` serves one the hub's own
+CA issues for ``--host``. Either way the server asks for (but does not require) a client
+certificate chained to the hub CA, so nodes authenticate by certificate and people by token on
+the same port; :mod:`hub_stub.tls` hands the verified peer certificate to the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import ipaddress
+import re
+import socket
+import ssl
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from hub_stub.config import DEFAULT_VPN_POOL, HubConfig
+from hub_stub.kube import CA_HASH_RE, TOKEN_RE
+
+
+def _duration(text: str) -> dt.timedelta:
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number and s, m, h or d (e.g. 7d)")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return dt.timedelta(**{unit: int(match.group(1))})
+
+
+def _pool(text: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    try:
+        first, last = (ipaddress.IPv4Address(p.strip()) for p in text.split("-", 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use FIRST-LAST, e.g. 10.100.1.2-10.100.1.254"
+        ) from None
+    if first > last or not all(a in ipaddress.IPv4Network("10.100.0.0/16") for a in (first, last)):
+        raise argparse.ArgumentTypeError(f"{text!r}: need FIRST <= LAST inside 10.100.0.0/16")
+    return first, last
+
+
+def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        if not regex.match(text):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return text
+
+    return check
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line (argparse: the hub must not depend on the CLI's Typer app)."""
+    p = argparse.ArgumentParser(prog="worldland-hub", description="Run the Worldland hub stub.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to bind, 0 = any (default 8080)")
+    p.add_argument("--data-dir", type=Path, required=True, help="database, CA and secrets")
+    p.add_argument("--siwe-domain", required=True, help="the domain SIWE messages must name")
+    p.add_argument(
+        "--chain-id",
+        type=int,
+        action="append",
+        dest="chain_ids",
+        help="allowed SIWE chain id, repeatable (default 1)",
+    )
+    p.add_argument("--admin-token-file", type=Path, help="operator token (made 0600 if absent)")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--tls-cert", type=Path, help="server certificate PEM (with --tls-key)")
+    tls.add_argument("--tls-self", action="store_true", help="serve a cert from the hub CA")
+    p.add_argument("--tls-key", type=Path, help="server private key PEM")
+    p.add_argument(
+        "--cert-lifetime",
+        type=_duration,
+        default=dt.timedelta(days=7),
+        help="node client certificate lifetime (default 7d)",
+    )
+    p.add_argument(
+        "--token-ttl",
+        type=_duration,
+        default=dt.timedelta(hours=24),
+        help="bearer token lifetime (default 24h)",
+    )
+    p.add_argument(
+        "--transfer-ttl",
+        type=_duration,
+        default=dt.timedelta(hours=24),
+        help="transfer code lifetime (default 24h)",
+    )
+    p.add_argument(
+        "--vpn-pool",
+        type=_pool,
+        default=DEFAULT_VPN_POOL,
+        help="worker VPN addresses FIRST-LAST (default 10.100.1.2-10.100.1.254)",
+    )
+    p.add_argument("--vpn-server-public-key", help="WireGuard server public key (default: made)")
+    p.add_argument("--vpn-endpoint", help="WireGuard endpoint host:port (default HOST:41820)")
+    kube = p.add_argument_group("kubeadm join")
+    kube.add_argument("--kube-api-server", help="stub: API endpoint host:port")
+    kube.add_argument(
+        "--kube-token",
+        type=_pattern(TOKEN_RE, "a bootstrap token [a-z0-9]{6}.[a-z0-9]{16}"),
+        help="stub: bootstrap token",
+    )
+    kube.add_argument(
+        "--kube-ca-hash",
+        type=_pattern(CA_HASH_RE, "sha256:<64 hex>"),
+        action="append",
+        help="stub: CA public key pin, repeatable",
+    )
+    kube.add_argument("--kubeconfig", type=Path, help="mint real bootstrap tokens in this cluster")
+    kube.add_argument(
+        "--bootstrap-token-ttl",
+        type=_duration,
+        default=dt.timedelta(hours=24),
+        help="lifetime of minted bootstrap tokens (default 24h)",
+    )
+    p.add_argument("--port-file", type=Path, help="write the bound port here once listening")
+    p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> HubConfig:
+    """Flags to :class:`HubConfig`, with the cross-flag checks argparse cannot express."""
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise SystemExit("--tls-cert and --tls-key go together")
+    stub = [args.kube_api_server, args.kube_token, args.kube_ca_hash]
+    if any(stub) and not all(stub):
+        raise SystemExit("stub join needs all of --kube-api-server, --kube-token, --kube-ca-hash")
+    if any(stub) and args.kubeconfig:
+        raise SystemExit("use either the stub join flags or --kubeconfig, not both")
+    return HubConfig(
+        data_dir=args.data_dir.resolve(),
+        siwe_domain=args.siwe_domain,
+        host=args.host,
+        port=args.port,
+        chain_ids=tuple(args.chain_ids or (1,)),
+        admin_token_file=args.admin_token_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_self=args.tls_self,
+        cert_lifetime=args.cert_lifetime,
+        token_ttl=args.token_ttl,
+        transfer_ttl=args.transfer_ttl,
+        vpn_pool=args.vpn_pool,
+        vpn_server_public_key=args.vpn_server_public_key,
+        vpn_endpoint=args.vpn_endpoint,
+        kube_api_server=args.kube_api_server,
+        kube_token=args.kube_token,
+        kube_ca_hashes=tuple(args.kube_ca_hash or ()),
+        kubeconfig=args.kubeconfig,
+        bootstrap_token_ttl=args.bootstrap_token_ttl,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``worldland-hub``."""
+    import uvicorn
+
+    from hub_stub.app import create_app
+    from hub_stub.ca import write_public
+    from hub_stub.tls import PeerCertH11Protocol
+
+    args = parser().parse_args(argv)
+    config = config_from_args(args)
+    app = create_app(config)
+    hub = app.state.hub
+    tls_cert, tls_key = config.tls_cert, config.tls_key
+    if config.tls_self:
+        tls_cert, tls_key = hub.ca.issue_server_cert(config.host, config.data_dir / "tls")
+    tls_args: dict[str, Any] = {}
+    if tls_cert is not None:
+        tls_args = {
+            "ssl_certfile": str(tls_cert),
+            "ssl_keyfile": str(tls_key),
+            "ssl_ca_certs": str(hub.ca.cert_path),
+            "ssl_cert_reqs": ssl.CERT_OPTIONAL,
+        }
+    # Binding here (not inside uvicorn) lets --port 0 work: the real port is known before
+    # serving and goes to --port-file, so launchers never race for a "free" port.
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    sock.listen(2048)
+    if args.port_file is not None:
+        write_public(args.port_file, f"{sock.getsockname()[1]}\n".encode())
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            http=PeerCertH11Protocol,
+            ws="none",
+            lifespan="off",
+            log_level=args.log_level,
+            backlog=2048,
+            **tls_args,
+        )
+    )
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,612 @@
+"""The hub's HTTP API (docs/hub-api.md) as a FastAPI app over the SQLite store.
+
+FastAPI + pydantic because every body must be validated before it reaches the database and the
+contract must be machine-readable: the same models produce the 422s and ``/openapi.json``,
+which the tests fuzz with schemathesis. Endpoints are plain ``def`` functions: FastAPI runs
+them in its threadpool, and the store's lock + IMMEDIATE transactions keep concurrent
+requests from interleaving inside a transaction.
+
+Who is calling is decided once per request by :func:`caller`: a person by bearer token (SIWE
+login), a node by the client certificate the TLS layer verified against the hub CA (exposed by
+``hub_stub.tls`` through the ASGI ``tls`` extension), an operator by the admin token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hmac
+import ipaddress
+import json
+import secrets
+import sqlite3
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.x509.oid import NameOID
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from hub_stub import __version__, auth, models
+from hub_stub.ca import CertificateAuthority, CsrRejected, write_private
+from hub_stub.config import HubConfig
+from hub_stub.kube import JoinSource, JoinUnavailable, KubeconfigJoin, NotConfigured, StaticJoin
+from hub_stub.store import Store
+from hub_stub.words import WORDS
+
+ALLOWED_IPS = "10.100.0.0/16"
+PERSISTENT_KEEPALIVE = 25
+MAX_USAGE_BATCH = 1000
+
+
+def rfc3339(epoch: float) -> str:
+    """Seconds since the epoch as ``2026-11-23T04:48:39Z``."""
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent the request: a wallet (bearer), a node (client cert), or neither."""
+
+    address: str | None
+    node_id: str | None
+
+
+class Hub:
+    """The app's state: configuration, store, CA, secrets and the join source."""
+
+    def __init__(self, config: HubConfig) -> None:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self.store = Store(config.data_dir / "hub.sqlite3")
+        self.ca = CertificateAuthority(config.data_dir / "ca")
+        self.admin_token = load_admin_token(config)
+        self.vpn_server_public_key = config.vpn_server_public_key or vpn_server_key(config)
+        self.vpn_endpoint = config.vpn_endpoint or f"{config.host}:41820"
+        self.join: JoinSource
+        if config.kubeconfig is not None:
+            self.join = KubeconfigJoin(config.kubeconfig, config.bootstrap_token_ttl)
+        elif config.kube_api_server and config.kube_token and config.kube_ca_hashes:
+            self.join = StaticJoin(config.kube_api_server, config.kube_token, config.kube_ca_hashes)
+        else:
+            self.join = NotConfigured()
+
+
+def load_admin_token(config: HubConfig) -> str:
+    """Read the operator token, creating one (0600) on first start; refuse a readable file."""
+    path = config.admin_token_file or config.data_dir / "admin-token"
+    if not path.exists():
+        write_private(path, (secrets.token_urlsafe(32) + "\n").encode())
+    if path.stat().st_mode & 0o077:
+        raise SystemExit(f"{path} is readable by group or others: chmod 600 {path}")
+    token = path.read_text().strip()
+    if len(token) < 16:
+        raise SystemExit(f"{path}: the admin token must be at least 16 characters")
+    return token
+
+
+def vpn_server_key(config: HubConfig) -> str:
+    """The WireGuard server public key: made once (private half 0600) when none is given."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    path = config.data_dir / "vpn" / "server.key"
+    if not path.exists():
+        raw = x25519.X25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        write_private(path, base64.b64encode(raw) + b"\n")
+    private = x25519.X25519PrivateKey.from_private_bytes(base64.b64decode(path.read_text()))
+    public = private.public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
+    return base64.b64encode(public).decode()
+
+
+@functools.lru_cache(maxsize=1024)
+def _cert_identity(pem: str) -> tuple[str, str] | None:
+    """(node id, serial hex) of a client cert the handshake already verified."""
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names:
+        return None
+    return str(names[0].value), format(cert.serial_number, "x")
+
+
+def _validation_message(errors: Sequence[Any]) -> str:
+    """pydantic's error list as one line a person can read."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def caller(request: Request) -> Caller:
+    """Resolve the bearer token and the verified client certificate, if any."""
+    store = request.app.state.hub.store
+    address = None
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise HTTPException(401, "Authorization must be 'Bearer <token>'")
+        address = auth.address_for_token(store, token.strip())
+        if address is None:
+            raise HTTPException(401, "token unknown or expired: log in again")
+    node_id = None
+    tls = request.scope.get("extensions", {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    if chain:
+        identity = _cert_identity(chain[0])
+        if identity is not None:
+            with store.read() as db:
+                row = db.execute(
+                    "SELECT node_id FROM certs WHERE serial = ? AND node_id = ?",
+                    (identity[1], identity[0]),
+                ).fetchone()
+            if row is not None:
+                node_id = identity[0]
+    return Caller(address, node_id)
+
+
+Who = Annotated[Caller, Depends(caller)]
+
+
+def admin(request: Request) -> None:
+    """Require the operator token (compared in constant time)."""
+    hub = request.app.state.hub
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), hub.admin_token.encode()
+    ):
+        raise HTTPException(401, "admin token required (the hub's --admin-token-file)")
+
+
+Admin = Annotated[None, Depends(admin)]
+
+
+def create_app(config: HubConfig) -> FastAPI:
+    """Build the app (creating the data directory, database and CA on first start)."""
+    hub = Hub(config)
+    app = FastAPI(
+        title="Worldland hub",
+        version=__version__,
+        description="Hub API v1 (see docs/hub-api.md): SIWE auth, CA, nodes, join, VPN, "
+        "pods, transfer codes, usage ledger.",
+    )
+    app.state.hub = hub
+    store = hub.store
+
+    @app.exception_handler(RequestValidationError)
+    async def readable_422(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": _validation_message(exc.errors())})
+
+    def person(who: Caller) -> str:
+        if who.address is None:
+            raise HTTPException(
+                401, "log in first: send 'Authorization: Bearer <token>' from /v1/auth/login"
+            )
+        return who.address
+
+    def node_row(db: sqlite3.Connection, node_id: str, who: Caller) -> sqlite3.Row:
+        """The node, if the caller is that node (cert) or its owner (bearer)."""
+        if who.address is None and who.node_id is None:
+            raise HTTPException(401, "authenticate with the node's client certificate or a token")
+        row: sqlite3.Row | None = db.execute(
+            "SELECT * FROM nodes WHERE node_id = ?", (node_id,)
+        ).fetchone()
+        if row is None:
+            raise HTTPException(404, f"node {node_id} not found")
+        if who.node_id != node_id and row["owner"] != who.address:
+            raise HTTPException(403, f"node {node_id} belongs to another wallet")
+        return row
+
+    @app.get("/health", response_model=models.Health)
+    def health() -> models.Health:
+        with store.read() as db:
+            db.execute("SELECT 1").fetchone()
+        return models.Health(status="ok", version=__version__)
+
+    @app.get("/v1/info", response_model=models.Info)
+    def info() -> models.Info:
+        return models.Info(
+            siwe_domain=config.siwe_domain,
+            chain_ids=list(config.chain_ids),
+            ca_certificate=hub.ca.cert_pem,
+            api_version="v1",
+            tls=config.tls,
+            vpn_server_public_key=hub.vpn_server_public_key,
+            vpn_endpoint=hub.vpn_endpoint,
+        )
+
+    @app.post("/v1/auth/nonce", response_model=models.NonceOut)
+    def nonce() -> models.NonceOut:
+        value, expires = auth.new_nonce(store, config)
+        return models.NonceOut(nonce=value, expires_at=rfc3339(expires))
+
+    @app.post(
+        "/v1/auth/login",
+        response_model=models.LoginOut,
+        responses={401: {"description": "rejected, detail names the reason"}},
+    )
+    def login(body: models.LoginIn) -> models.LoginOut:
+        try:
+            token, address, expires = auth.login(store, config, body.message, body.signature)
+        except auth.LoginRejected as exc:
+            raise HTTPException(401, str(exc)) from None
+        return models.LoginOut(token=token, address=address, expires_at=rfc3339(expires))
+
+    @app.post("/v1/nodes", response_model=models.NodeRegistered, status_code=201)
+    def register_node(body: models.NodeIn, who: Who, response: Response) -> models.NodeRegistered:
+        owner = person(who)
+        gpu_key = ",".join(sorted(gpu.uuid for gpu in body.gpus))
+        gpus = json.dumps([gpu.model_dump() for gpu in body.gpus])
+        labels = json.dumps(body.labels, sort_keys=True)
+        with store.transaction() as db:
+            row = db.execute(
+                "SELECT node_id FROM nodes WHERE owner = ? AND host = ? AND gpu_key = ?",
+                (owner, body.host, gpu_key),
+            ).fetchone()
+            if row is not None:
+                db.execute(
+                    "UPDATE nodes SET gpus = ?, price_per_sec_wei = ?, labels = ? "
+                    "WHERE node_id = ?",
+                    (gpus, body.price_per_sec_wei, labels, row["node_id"]),
+                )
+                response.status_code = 200
+                return models.NodeRegistered(node_id=row["node_id"], created=False)
+            node_id = str(uuid.uuid4())
+            db.execute(
+                "INSERT INTO nodes (node_id, owner, host, gpu_key, gpus, price_per_sec_wei, "
+                "labels, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    node_id,
+                    owner,
+                    body.host,
+                    gpu_key,
+                    gpus,
+                    body.price_per_sec_wei,
+                    labels,
+                    time.time(),
+                ),
+            )
+        return models.NodeRegistered(node_id=node_id, created=True)
+
+    @app.get("/v1/nodes", response_model=models.NodeList)
+    def list_nodes(who: Who) -> models.NodeList:
+        owner = person(who)
+        now = time.time()
+        window = config.online_window.total_seconds()
+        with store.read() as db:
+            rows = db.execute(
+                "SELECT * FROM nodes WHERE owner = ? ORDER BY registered_at", (owner,)
+            ).fetchall()
+        return models.NodeList(
+            nodes=[
+                models.NodeOut(
+                    node_id=row["node_id"],
+                    host=row["host"],
+                    gpus=[models.Gpu(**gpu) for gpu in json.loads(row["gpus"])],
+                    price_per_sec_wei=row["price_per_sec_wei"],
+                    labels=json.loads(row["labels"]),
+                    registered_at=rfc3339(row["registered_at"]),
+                    last_seen=None if row["last_seen"] is None else rfc3339(row["last_seen"]),
+                    online=row["last_seen"] is not None and now - row["last_seen"] <= window,
+                )
+                for row in rows
+            ]
+        )
+
+    @app.post("/v1/nodes/{node_id}/heartbeat", response_model=models.HeartbeatOut)
+    def heartbeat(
+        node_id: models.NodeIdPath, who: Who, body: models.HeartbeatIn | None = None
+    ) -> models.HeartbeatOut:
+        now = time.time()
+        with store.transaction() as db:
+            node_row(db, node_id, who)
+            db.execute("UPDATE nodes SET last_seen = ? WHERE node_id = ?", (now, node_id))
+        return models.HeartbeatOut(node_id=node_id, last_seen=rfc3339(now))
+
+    @app.post(
+        "/v1/certs",
+        response_model=models.CertOut,
+        responses={400: {"description": "CSR rejected"}},
+    )
+    def issue_cert(body: models.CertIn, who: Who) -> models.CertOut:
+        with store.read() as db:
+            node_row(db, body.node_id, who)
+        try:
+            issued = hub.ca.sign_client_csr(body.csr, body.node_id, config.cert_lifetime)
+        except CsrRejected as exc:
+            raise HTTPException(400, str(exc)) from None
+        with store.transaction() as db:
+            db.execute(
+                "INSERT INTO certs (serial, node_id, not_after, issued_at) VALUES (?, ?, ?, ?)",
+                (
+                    format(issued.serial, "x"),
+                    body.node_id,
+                    issued.not_after.timestamp(),
+                    time.time(),
+                ),
+            )
+        return models.CertOut(
+            certificate=issued.pem,
+            ca_certificate=hub.ca.cert_pem,
+            not_after=rfc3339(issued.not_after.timestamp()),
+            serial=format(issued.serial, "x"),
+        )
+
+    @app.post(
+        "/v1/nodes/{node_id}/join",
+        response_model=models.JoinOut,
+        responses={503: {"description": "no Kubernetes join configuration"}},
+    )
+    def join(node_id: models.NodeIdPath, who: Who) -> models.JoinOut:
+        with store.read() as db:
+            node_row(db, node_id, who)
+        try:
+            params = hub.join.join_params(node_id)
+        except JoinUnavailable as exc:
+            raise HTTPException(503, str(exc)) from None
+        return models.JoinOut(
+            api_server=params.api_server, token=params.token, ca_cert_hashes=params.ca_cert_hashes
+        )
+
+    def peer_owner(who: Caller) -> str:
+        if who.node_id is not None:
+            return f"node:{who.node_id}"
+        return f"wallet:{person(who)}"
+
+    @app.post(
+        "/v1/vpn/peers",
+        response_model=models.PeerOut,
+        responses={409: {"description": "pool full, or key held by another owner"}},
+    )
+    def add_peer(body: models.PeerIn, who: Who) -> models.PeerOut:
+        owner = peer_owner(who)
+        first, last = (int(a) for a in config.vpn_pool)
+        with store.transaction() as db:
+            row = db.execute(
+                "SELECT address, owner FROM vpn_peers WHERE public_key = ?", (body.public_key,)
+            ).fetchone()
+            if row is not None and row["owner"] != owner:
+                raise HTTPException(409, "this public key is registered to another owner")
+            if row is not None:
+                address = row["address"]
+            else:
+                used = {
+                    int(ipaddress.IPv4Address(r["address"]))
+                    for r in db.execute("SELECT address FROM vpn_peers")
+                }
+                free = next((a for a in range(first, last + 1) if a not in used), None)
+                if free is None:
+                    raise HTTPException(
+                        409,
+                        f"VPN address pool {config.vpn_pool[0]}-{config.vpn_pool[1]} is full: "
+                        "delete unused peers first",
+                    )
+                address = str(ipaddress.IPv4Address(free))
+                db.execute(
+                    "INSERT INTO vpn_peers (public_key, address, owner, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (body.public_key, address, owner, time.time()),
+                )
+        return models.PeerOut(
+            public_key=body.public_key,
+            address=address,
+            server_public_key=hub.vpn_server_public_key,
+            endpoint=hub.vpn_endpoint,
+            allowed_ips=ALLOWED_IPS,
+            persistent_keepalive=PERSISTENT_KEEPALIVE,
+        )
+
+    @app.delete("/v1/vpn/peers", status_code=204, response_class=Response)
+    def delete_peer(public_key: Annotated[models.WgKey, Query()], who: Who) -> Response:
+        owner = peer_owner(who)
+        with store.transaction() as db:
+            gone = db.execute(
+                "DELETE FROM vpn_peers WHERE public_key = ? AND owner = ?", (public_key, owner)
+            )
+            if gone.rowcount != 1:
+                raise HTTPException(404, "no such peer for this caller")
+        return Response(status_code=204)
+
+    @app.post("/v1/admin/pods", response_model=models.PodCreated, status_code=201)
+    def register_pod(body: models.PodIn, _: Admin, response: Response) -> models.PodCreated:
+        with store.transaction() as db:
+            existed = db.execute("SELECT 1 FROM pods WHERE pod_id = ?", (body.pod_id,)).fetchone()
+            db.execute(
+                "INSERT INTO pods (pod_id, renter, ssh_host, ssh_port, ssh_user, host_key, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pod_id) DO UPDATE SET "
+                "renter = excluded.renter, ssh_host = excluded.ssh_host, "
+                "ssh_port = excluded.ssh_port, ssh_user = excluded.ssh_user, "
+                "host_key = excluded.host_key, updated_at = excluded.updated_at",
+                (
+                    body.pod_id,
+                    body.renter_address,
+                    body.ssh_host,
+                    body.ssh_port,
+                    body.ssh_user,
+                    body.host_key,
+                    time.time(),
+                ),
+            )
+        if existed:
+            response.status_code = 200
+        return models.PodCreated(pod_id=body.pod_id)
+
+    def renter_pod(db: sqlite3.Connection, pod_id: str, address: str) -> sqlite3.Row:
+        row: sqlite3.Row | None = db.execute(
+            "SELECT * FROM pods WHERE pod_id = ? AND renter = ?", (pod_id, address)
+        ).fetchone()
+        if row is None:
+            # Same answer for "no such pod" and "someone else's pod": ids are not leaked.
+            raise HTTPException(404, f"pod {pod_id} not found among your pods")
+        return row
+
+    def ssh_of(row: sqlite3.Row) -> models.SshOut:
+        return models.SshOut(
+            pod_id=row["pod_id"],
+            host=row["ssh_host"],
+            port=row["ssh_port"],
+            user=row["ssh_user"],
+            host_key=row["host_key"],
+        )
+
+    @app.get("/v1/pods/{pod_id}/ssh", response_model=models.SshOut)
+    def pod_ssh(pod_id: models.IdentPath, who: Who) -> models.SshOut:
+        address = person(who)
+        with store.read() as db:
+            return ssh_of(renter_pod(db, pod_id, address))
+
+    @app.post(
+        "/v1/transfers",
+        response_model=models.TransferCreated,
+        status_code=201,
+        responses={409: {"description": "the chosen code is taken"}},
+    )
+    def create_transfer(body: models.TransferIn, who: Who) -> models.TransferCreated:
+        address = person(who)
+        now = time.time()
+        expires = now + config.transfer_ttl.total_seconds()
+        with store.transaction() as db:
+            renter_pod(db, body.pod_id, address)
+            for _ in range(20):
+                code = body.code or new_code()
+                taken = db.execute("SELECT 1 FROM transfers WHERE code = ?", (code,)).fetchone()
+                if not taken:
+                    break
+                if body.code:
+                    raise HTTPException(409, f"code {code} is taken: choose another")
+            else:
+                raise HTTPException(409, "could not find a free code; try again")
+            db.execute(
+                "INSERT INTO transfers (code, pod_id, creator, path, name, size, sha256, "
+                "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    code,
+                    body.pod_id,
+                    address,
+                    body.path,
+                    body.name,
+                    body.size,
+                    body.sha256,
+                    now,
+                    expires,
+                ),
+            )
+        return models.TransferCreated(code=code, expires_at=rfc3339(expires))
+
+    @app.get(
+        "/v1/transfers/{code}",
+        response_model=models.TransferOut,
+        responses={410: {"description": "used or expired"}},
+    )
+    def claim_transfer(code: models.CodePath, who: Who) -> models.TransferOut:
+        address = person(who)
+        now = time.time()
+        with store.transaction() as db:
+            row = db.execute(
+                "SELECT t.*, p.ssh_host, p.ssh_port, p.ssh_user, p.host_key FROM transfers t "
+                "JOIN pods p ON p.pod_id = t.pod_id WHERE t.code = ?",
+                (code,),
+            ).fetchone()
+            if row is None:
+                raise HTTPException(404, f"unknown code {code}")
+            if row["used_at"] is not None:
+                raise HTTPException(410, "code already used")
+            if row["expires_at"] <= now:
+                raise HTTPException(410, "code expired: ask the sender for a new one")
+            db.execute(
+                "UPDATE transfers SET used_at = ?, used_by = ? WHERE code = ?",
+                (now, address, code),
+            )
+        return models.TransferOut(
+            code=row["code"],
+            pod_id=row["pod_id"],
+            path=row["path"],
+            name=row["name"],
+            size=row["size"],
+            sha256=row["sha256"],
+            ssh=ssh_of(row),
+        )
+
+    @app.post(
+        "/v1/usage",
+        response_model=models.UsageAccepted,
+        responses={409: {"description": "an event_id was recorded with other values"}},
+    )
+    def post_usage(
+        events: Annotated[list[models.UsageEvent], Field(min_length=1, max_length=MAX_USAGE_BATCH)],
+        who: Who,
+    ) -> models.UsageAccepted:
+        accepted = duplicates = 0
+        now = time.time()
+        with store.transaction() as db:
+            for event in events:
+                node_row(db, event.node_id, who)
+                seconds = int((event.end - event.start).total_seconds())
+                wei = str(seconds * event.gpu_count * int(event.price_per_sec_wei))
+                values = (
+                    event.node_id,
+                    event.pod_id,
+                    event.gpu_count,
+                    event.start.timestamp(),
+                    event.end.timestamp(),
+                    event.price_per_sec_wei,
+                )
+                old = db.execute(
+                    'SELECT node_id, pod_id, gpu_count, start, "end", price_per_sec_wei '
+                    "FROM usage_events WHERE event_id = ?",
+                    (event.event_id,),
+                ).fetchone()
+                if old is not None:
+                    if tuple(old) != values:
+                        raise HTTPException(
+                            409, f"event {event.event_id} was already recorded with other values"
+                        )
+                    duplicates += 1
+                    continue
+                db.execute(
+                    'INSERT INTO usage_events (event_id, node_id, pod_id, gpu_count, start, "end", '
+                    "seconds, price_per_sec_wei, wei, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (event.event_id, *values[:5], seconds, values[5], wei, now),
+                )
+                accepted += 1
+        return models.UsageAccepted(accepted=accepted, duplicates=duplicates)
+
+    @app.get("/v1/usage", response_model=models.UsageSummary)
+    def get_usage(node_id: Annotated[models.NodeId, Query()], who: Who) -> models.UsageSummary:
+        address = person(who)
+        with store.read() as db:
+            node_row(db, node_id, Caller(address, None))
+            rows = db.execute(
+                "SELECT seconds, wei FROM usage_events WHERE node_id = ?", (node_id,)
+            ).fetchall()
+        return models.UsageSummary(
+            node_id=node_id,
+            seconds=sum(int(r["seconds"]) for r in rows),
+            wei=str(sum(int(r["wei"]) for r in rows)),
+            events=len(rows),
+        )
+
+    return app
+
+
+def new_code() -> str:
+    """A runpodctl-style code: four digits and three words (``8338-galileo-collect-fidel``)."""
+    words = "-".join(secrets.choice(WORDS) for _ in range(3))
+    return f"{secrets.randbelow(10_000):04d}-{words}"

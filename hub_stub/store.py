@@ -1,0 +1,160 @@
+"""SQLite persistence for the hub: one file under the data directory, WAL, versioned schema.
+
+Why one connection behind a lock: SQLite serialises writers anyway, and a single connection
+guarded by a ``threading.Lock`` makes every transaction atomic with respect to both the
+threadpool (sync endpoints) and the event loop (async endpoints) without ``database is locked``
+retries. Each transaction is ``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception),
+so a request that fails half way never leaves a half-written row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+# Each entry migrates from version index to index + 1; append, never edit a shipped one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE nonces (
+        nonce TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL,
+        used_at REAL
+    );
+    CREATE TABLE tokens (
+        token_hash TEXT PRIMARY KEY,
+        address TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE nodes (
+        node_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        host TEXT NOT NULL,
+        gpu_key TEXT NOT NULL,
+        gpus TEXT NOT NULL,
+        price_per_sec_wei TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        registered_at REAL NOT NULL,
+        last_seen REAL,
+        UNIQUE (owner, host, gpu_key)
+    );
+    CREATE INDEX nodes_owner ON nodes (owner);
+    CREATE TABLE certs (
+        serial TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL REFERENCES nodes (node_id),
+        not_after REAL NOT NULL,
+        issued_at REAL NOT NULL
+    );
+    CREATE TABLE vpn_peers (
+        public_key TEXT PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE pods (
+        pod_id TEXT PRIMARY KEY,
+        renter TEXT NOT NULL,
+        ssh_host TEXT NOT NULL,
+        ssh_port INTEGER NOT NULL,
+        ssh_user TEXT NOT NULL,
+        host_key TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE transfers (
+        code TEXT PRIMARY KEY,
+        pod_id TEXT NOT NULL REFERENCES pods (pod_id),
+        creator TEXT NOT NULL,
+        path TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        used_at REAL,
+        used_by TEXT
+    );
+    CREATE TABLE usage_events (
+        event_id TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL REFERENCES nodes (node_id),
+        pod_id TEXT NOT NULL,
+        gpu_count INTEGER NOT NULL,
+        start REAL NOT NULL,
+        "end" REAL NOT NULL,
+        seconds INTEGER NOT NULL,
+        price_per_sec_wei TEXT NOT NULL,
+        wei TEXT NOT NULL,
+        received_at REAL NOT NULL
+    );
+    CREATE INDEX usage_node ON usage_events (node_id);
+    """,
+)
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+class Store:
+    """The hub's database: open (creating or migrating the schema) and run transactions."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode is durable across process crashes (only an OS crash can lose
+        # the last commits), which is the trade SQLite recommends for WAL.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self.transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = db.execute("SELECT version FROM schema_version").fetchone()
+            current = 0 if row is None else int(row["version"])
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} has schema version {current}, newer than this hub "
+                    f"({SCHEMA_VERSION}): upgrade worldland-hub"
+                )
+            for script in MIGRATIONS[current:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            if row is None:
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            else:
+                db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock and an IMMEDIATE transaction; commit on success, roll back on error."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock for reads that need no transaction (each SELECT sees committed data)."""
+        with self._lock:
+            yield self._conn
+
+    def schema_version(self) -> int:
+        """The version recorded in the database (for tests and diagnostics)."""
+        with self.transaction() as db:
+            return int(db.execute("SELECT version FROM schema_version").fetchone()["version"])
+
+    def close(self) -> None:
+        """Close the connection (the WAL is checkpointed by SQLite on the last close)."""
+        with self._lock:
+            self._conn.close()
