@@ -49,7 +49,7 @@ SYSTEM_FILES = (
     "/etc/wireguard/wg0.conf",
     "/etc/cni/net.d/*",
 )
-HOME_FILES = ("config.toml", "node.json", "journal*", "journal/*", "logs/*", "certs/*.crt")
+HOME_FILES = ("*", "journal/*", "logs/*", "certs/*")
 VERSION_COMMANDS = (
     ("uname", "-a"),
     ("nvidia-smi", "--version"),

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 MARK = "[REDACTED:{kind}]"
 
+# A key *ending* in one of these names: token, api_token, bootstrapToken, client_secret...
 _SECRET_KEYS = (
-    r"access_token|refresh_token|bearer_token|session_token|id_token|token|api_key|apikey"
-    r"|client_secret|secret|password|passwd|private_key|privatekey|wallet_key"
+    r"[\w.-]*(?:token|secret|password|passwd|private_?key|api_?key|wallet_key)"
+    r"|auth|identitytoken"
 )
 
 
@@ -67,7 +68,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(
         "secret-field",
         re.compile(
-            rf"(?i)([\"']?\b(?:{_SECRET_KEYS})[\"']?\s*[:=]\s*)"
+            rf"(?i)([\"']?(?<![\w.-])(?:{_SECRET_KEYS})[\"']?\s*[:=]\s*)"
             r"(?:\"([^\"\n]*)\"|'([^'\n]*)'|([^\s\"',}\]]+))"
         ),
         (2, 3, 4),
