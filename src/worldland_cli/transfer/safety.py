@@ -34,11 +34,15 @@ def check_relative(rel: str) -> str:
 
 
 def check_symlink(rel: str, target: str) -> str:
-    """A symlink at ``rel`` (inside the tree) may only point to somewhere inside the tree."""
+    """A symlink at ``rel`` may only point inside the received tree (``rel``'s first part).
+
+    Pointing at LOCAL_DIR itself or a sibling would expose local files through the tree.
+    """
     if target.startswith("/"):
         raise UnsafePathError(f"refusing the symlink {rel!r} -> {target!r}: it points outside")
+    top = rel.split("/", 1)[0]
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-    if resolved == ".." or resolved.startswith("../"):
+    if resolved != top and not resolved.startswith(top + "/"):
         raise UnsafePathError(f"refusing the symlink {rel!r} -> {target!r}: it points outside")
     return target
 

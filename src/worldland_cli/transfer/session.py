@@ -139,7 +139,8 @@ async def _host_key_error(loc: SshLocation, creds: Credentials, trusted: Any) ->
             f"-f {creds.known_hosts}, then add the new one after checking it",
         )
     return HostKeyError(
-        f"{where} is not in {creds.known_hosts} (its key is {offered}); refusing an unknown host",
+        f"{where} is not in {creds.known_hosts} (its host key is {offered}); "
+        "refusing an unknown host",
         f"check the fingerprint out of band, then: ssh-keyscan -p {loc.port} {loc.host} "
         f">> {creds.known_hosts}",
     )
