@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import ssl
 import subprocess
 import sys
 import time
@@ -49,7 +50,7 @@ class RunningHub:
     def client(self, **kwargs: object) -> httpx.Client:
         """An httpx client for this hub, trusting its CA when it serves TLS."""
         if self.tls:
-            kwargs.setdefault("verify", str(self.ca_cert))
+            kwargs.setdefault("verify", ssl.create_default_context(cafile=str(self.ca_cert)))
         return httpx.Client(base_url=self.url, timeout=10.0, **kwargs)  # type: ignore[arg-type]
 
     def stop(self) -> None:

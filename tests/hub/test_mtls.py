@@ -1,0 +1,107 @@
+"""Node identity over mTLS against the HTTPS hub: renewal, heartbeat, and strangers refused."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from eth_account import Account
+
+from hub_stub.ca import CertificateAuthority
+from tests.hub.conftest import bearer, login, make_csr, register_node
+from tests.support.hub import RunningHub
+
+
+def write_identity(directory: Path, name: str, key: object, cert_pem: str) -> tuple[str, str]:
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_path.write_text(cert_pem)
+    key_path.write_bytes(
+        key.private_bytes(  # type: ignore[attr-defined]
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def mtls_client(hub: RunningHub, identity: tuple[str, str]) -> httpx.Client:
+    context = ssl.create_default_context(cafile=str(hub.ca_cert))
+    context.load_cert_chain(*identity)
+    return httpx.Client(base_url=hub.url, verify=context, timeout=10.0)
+
+
+@pytest.fixture
+def node(tls_hub: RunningHub, tmp_path: Path) -> Iterator[tuple[str, str, tuple[str, str]]]:
+    """(owner token, node id, client cert identity) on the TLS hub."""
+    with tls_hub.client() as client:
+        token = login(client, Account.create(), tls_hub.siwe_domain)
+        node_id = register_node(client, token)
+        key, csr = make_csr()
+        response = client.post(
+            "/v1/certs", json={"node_id": node_id, "csr": csr}, headers=bearer(token)
+        )
+        assert response.status_code == 200
+    yield token, node_id, write_identity(tmp_path, "node", key, response.json()["certificate"])
+
+
+def test_https_serves_a_cert_from_the_hub_ca(tls_hub: RunningHub) -> None:
+    with tls_hub.client() as client:
+        assert client.get("/health").json()["status"] == "ok"
+        assert client.get("/v1/info").json()["tls"] is True
+
+
+def test_renewal_is_authenticated_by_the_current_cert(
+    tls_hub: RunningHub, node: tuple[str, str, tuple[str, str]], tmp_path: Path
+) -> None:
+    _, node_id, identity = node
+    new_key, csr = make_csr()
+    with mtls_client(tls_hub, identity) as client:
+        response = client.post("/v1/certs", json={"node_id": node_id, "csr": csr})
+    assert response.status_code == 200, response.text
+    renewed = x509.load_pem_x509_certificate(response.json()["certificate"].encode())
+    assert renewed.public_key() == new_key.public_key()
+    renewed_identity = write_identity(tmp_path, "renewed", new_key, response.json()["certificate"])
+    with mtls_client(tls_hub, renewed_identity) as client:
+        beat = client.post(f"/v1/nodes/{node_id}/heartbeat", json={})
+    assert beat.status_code == 200
+    assert beat.json()["node_id"] == node_id
+
+
+def test_a_node_cert_cannot_act_for_another_node(
+    tls_hub: RunningHub, node: tuple[str, str, tuple[str, str]]
+) -> None:
+    token, _, identity = node
+    with tls_hub.client() as client:
+        other = register_node(client, token)
+    with mtls_client(tls_hub, identity) as client:
+        assert client.post(f"/v1/nodes/{other}/heartbeat", json={}).status_code == 403
+        renewal = client.post("/v1/certs", json={"node_id": other, "csr": make_csr()[1]})
+        assert renewal.status_code == 403
+
+
+def test_without_cert_or_token_node_calls_are_401(
+    tls_hub: RunningHub, node: tuple[str, str, tuple[str, str]]
+) -> None:
+    _, node_id, _ = node
+    with tls_hub.client() as client:
+        assert client.post(f"/v1/nodes/{node_id}/heartbeat", json={}).status_code == 401
+
+
+def test_cert_from_another_ca_fails_the_handshake(
+    tls_hub: RunningHub, node: tuple[str, str, tuple[str, str]], tmp_path: Path
+) -> None:
+    _, node_id, _ = node
+    rogue_ca = CertificateAuthority(tmp_path / "rogue")
+    key, csr = make_csr()
+    import datetime as dt
+
+    forged = rogue_ca.sign_client_csr(csr, node_id, dt.timedelta(days=1))
+    identity = write_identity(tmp_path, "forged", key, forged.pem)
+    with mtls_client(tls_hub, identity) as client, pytest.raises(httpx.TransportError):
+        client.post(f"/v1/nodes/{node_id}/heartbeat", json={})
