@@ -1,0 +1,86 @@
+"""`diag certs` against real certificates made with cryptography."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.diag.pki import Pki, issue
+from worldland_cli.diag.base import Status
+from worldland_cli.diag.certs import probe_certs
+from worldland_cli.host import Host
+from worldland_cli.main import app
+
+HOME = "/home/p/.worldland"
+
+
+def statuses(host: Host) -> dict[str, Status]:
+    return {c.id: c.status for c in probe_certs(host, HOME).checks}
+
+
+def test_good_identity_passes_and_reports_sans(root: Path, host: Host, pki: Pki) -> None:
+    pki.write_node_certs(root / HOME.lstrip("/") / "certs")
+    report = probe_certs(host, HOME)
+    by_id = {c.id: c for c in report.checks}
+    assert {k: c.status for k, c in by_id.items()} == {
+        "certs.node": Status.OK,
+        "certs.ca": Status.OK,
+        "certs.chain": Status.OK,
+        "certs.key-mode": Status.OK,
+        "certs.key": Status.OK,
+    }
+    assert by_id["certs.node"].details["sans"] == ["gpu-node-1"]
+    assert "PRIVATE" not in json.dumps(report.to_dict())
+
+
+def test_foreign_ca_wrong_key_and_open_mode_are_each_named(
+    root: Path, host: Host, pki: Pki
+) -> None:
+    other_key, other_ca = issue("other-hub-ca", None, pki.ca.subject, ca=True)
+    _, foreign = issue("gpu-node-1", other_key, other_ca.subject)
+    certs = root / HOME.lstrip("/") / "certs"
+    pki.write_node_certs(certs, node=foreign)  # the key is the original node key: no match
+    (certs / "node.key").chmod(0o644)
+    report = probe_certs(host, HOME)
+    by_id = {c.id: c for c in report.checks}
+    assert by_id["certs.chain"].status is Status.FAIL
+    assert by_id["certs.key"].status is Status.FAIL
+    assert by_id["certs.key-mode"].status is Status.FAIL
+    assert by_id["certs.key-mode"].remedy == f"chmod 600 {HOME}/certs/node.key"
+
+
+@pytest.mark.parametrize(
+    ("start", "days", "status", "words"),
+    [
+        (timedelta(days=-40), 30, Status.FAIL, "expired"),
+        (timedelta(days=-25), 30, Status.WARN, "expires in"),
+        (timedelta(days=2), 30, Status.FAIL, "not valid until"),
+    ],
+)
+def test_expiry_and_not_yet_valid(
+    root: Path, host: Host, pki: Pki, start: timedelta, days: int, status: Status, words: str
+) -> None:
+    _, node = issue(
+        "gpu-node-1", pki.ca_key, pki.ca.subject, not_before=datetime.now(UTC) + start, days=days
+    )
+    pki.write_node_certs(root / HOME.lstrip("/") / "certs", node=node, node_key=pki.node_key)
+    check = next(c for c in probe_certs(host, HOME).checks if c.id == "certs.node")
+    assert check.status is status and words in check.observed
+
+
+def test_not_joined_is_skipped_and_cli_exit_codes(
+    root: Path, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORLDLAND_HOME", HOME)
+    res = CliRunner().invoke(app, ["diag", "certs", "--root", str(root), "--json"])
+    assert res.exit_code == 0
+    assert json.loads(res.stdout)["checks"][0]["status"] == "skip"
+    _, foreign = issue("gpu-node-1", pki.node_key, pki.node.subject)
+    pki.write_node_certs(root / HOME.lstrip("/") / "certs", node=foreign)
+    res = CliRunner().invoke(app, ["diag", "certs", "--root", str(root)])
+    assert res.exit_code == 1
+    assert "certs.chain" in res.stdout
