@@ -63,7 +63,8 @@ def parse_xids(lines: list[str]) -> list[dict[str, Any]]:
 def parse_smi_q(text: str) -> dict[str, Any]:
     """The parts of ``nvidia-smi -q`` support reads first: versions, and per GPU a few fields.
 
-    The format is ``Key : Value`` lines indented by section; GPUs start at ``GPU 0000...``.
+    The format is ``Key : Value`` lines indented by section (a section header is a bare
+    line); GPUs start at ``GPU 0000...``.
     Throttle reasons that are ``Active`` are collected (the section was renamed from
     "Clocks Throttle Reasons" to "Clocks Event Reasons" in newer drivers; both are read).
     """
@@ -79,16 +80,15 @@ def parse_smi_q(text: str) -> dict[str, Any]:
             gpu = {"bus_id": line[4:], "active_clock_reasons": []}
             summary["gpus"].append(gpu)
             continue
-        key, sep, value = (part.strip() for part in line.partition(":"))
-        if not sep:
-            continue
-        if indent == 0:
+        # "Key : Value"; a line without " : " opens a section ("Temperature").
+        key, sep, value = (part.strip() for part in line.partition(" : "))
+        if indent == 0 and sep:
             summary[key] = value
             continue
         if gpu is None:
             continue
-        if not value:
-            section = key
+        if not sep:
+            section = line
             continue
         if indent <= 4:
             section = ""
