@@ -19,7 +19,11 @@ from worldland_cli.host import Host
 
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 GPU_RESOURCE = "nvidia.com/gpu"
-CNI_RE = re.compile(r"\"?cni0\"? already has an IP address")
+# The NVIDIA device plugin DaemonSet's own label, as the seed's `kubectl delete pod -l` uses it.
+PLUGIN_NAMESPACE = "kube-system"
+PLUGIN_SELECTOR = "name=nvidia-device-plugin-ds"
+# Journal lines quote it as \"cni0\", events as "cni0".
+CNI_RE = re.compile(r"cni0[\\\"']* already has an IP address")
 INSUFFICIENT_GPU_RE = re.compile(r"Insufficient nvidia\.com/gpu")
 KLOG_ERROR_RE = re.compile(r"(?:^|\s)E\d{4} \d\d:\d\d:\d\d|level=error|\berror\b", re.IGNORECASE)
 CNI_REMEDY = (
@@ -204,21 +208,17 @@ def _api_checks(
 
     def plugin_check() -> Check:
         try:
-            pods = api.list_pod_for_all_namespaces(
-                field_selector=f"spec.nodeName={node}", _request_timeout=timeout
+            pods = api.list_namespaced_pod(
+                PLUGIN_NAMESPACE, label_selector=PLUGIN_SELECTOR, _request_timeout=timeout
             ).items
         except Exception as e:
-            return _api_error("k8s.device-plugin", e, "list this node's pods")
-        stuck = [
-            f"{p.metadata.namespace}/{p.metadata.name}" for p in pods if p.status.phase == "Pending"
-        ]
-        report.data["pending_pods"] = stuck
-        plugins = [p for p in pods if "nvidia-device-plugin" in p.metadata.name]
+            return _api_error("k8s.device-plugin", e, "list the device plugin pods")
+        plugins = [p for p in pods if (p.spec.node_name or "").lower() == node]
         if not plugins:
             return fail(
                 "k8s.device-plugin",
-                "no NVIDIA device plugin pod on this node",
-                "kubectl -n kube-system get ds nvidia-device-plugin-daemonset   "
+                f"no NVIDIA device plugin pod on {node} ({len(pods)} on other nodes)",
+                "kubectl -n kube-system get ds -l name=nvidia-device-plugin-ds   "
                 "# is the DaemonSet installed, and does it tolerate this node?",
             )
         plugin_logs: dict[str, str] = {}
