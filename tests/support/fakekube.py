@@ -10,6 +10,7 @@ errors), over HTTP or HTTPS on a free loopback port. State is a plain in-memory
 Served:
   GET  /version
   GET  /api/v1/nodes, /api/v1/nodes/{name}
+  GET  /api/v1/events
   GET  /api/v1/namespaces/{ns}/secrets, POST the same, GET .../secrets/{name}
   GET  /api/v1/namespaces/{ns}/configmaps/{name}
   GET  /api/v1/namespaces/{ns}/pods?labelSelector=a=b,c!=d
@@ -100,6 +101,7 @@ class Cluster:
     configmaps: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     logs: dict[tuple[str, str], str] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     deleted_pods: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -180,6 +182,22 @@ class Cluster:
             self.logs[(namespace, name)] = log
         return pod
 
+    def add_event(self, namespace: str, involved: str, reason: str, message: str) -> None:
+        """A core/v1 Event about ``involved`` ("Pod/name"), as kubelet or the scheduler posts."""
+        kind, name = involved.split("/", 1)
+        event = {
+            "kind": "Event",
+            "apiVersion": "v1",
+            "metadata": _meta(f"{name}.{uuid.uuid4().hex[:16]}", namespace),
+            "involvedObject": {"kind": kind, "namespace": namespace, "name": name},
+            "reason": reason,
+            "message": message,
+            "type": "Warning",
+            "count": 1,
+        }
+        with self.lock:
+            self.events.append(event)
+
     def add_secret(
         self, name: str, namespace: str, data: Mapping[str, str], type_: str = "Opaque"
     ) -> dict[str, Any]:
@@ -252,6 +270,8 @@ class _Handler(BaseHTTPRequestHandler):
             return _not_found("path", url.path)
         rest = parts[2:]
         with cluster.lock:
+            if rest == ["events"] and method == "GET":
+                return 200, cluster._list("EventList", list(cluster.events))
             if rest == ["nodes"] and method == "GET":
                 return 200, cluster._list("NodeList", list(cluster.nodes.values()))
             if len(rest) == 2 and rest[0] == "nodes" and method == "GET":
