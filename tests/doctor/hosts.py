@@ -173,7 +173,7 @@ def write(root: Path, system_path: str, text: str, mode: int = 0o644) -> Path:
 def make_root(base: Path, *, real_proc: bool = True) -> Path:
     """A root with /etc/hostname and /proc, /sys linked to the real ones (or left empty)."""
     root = base / "root"
-    root.mkdir()
+    root.mkdir(parents=True)
     write(root, "/etc/hostname", HOSTNAME + "\n")
     if real_proc:
         (root / "proc").symlink_to("/proc")

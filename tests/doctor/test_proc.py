@@ -1,0 +1,103 @@
+"""Kernel, swap and IOMMU checks: this machine's real /proc and /sys, then synthetic roots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.doctor.hosts import make_ready_root, write
+from worldland_cli.host import Host
+from worldland_cli.requirements.base import Status
+from worldland_cli.requirements.kernel import MODULES, SYSCTLS, Modules, Sysctl
+from worldland_cli.requirements.system import Iommu, Swap
+
+
+def test_modules_agree_with_the_real_proc_modules(host: Host) -> None:
+    proc_modules = Path("/proc/modules")  # absent in some sandboxes (gVisor)
+    text = proc_modules.read_text() if proc_modules.exists() else ""
+    listed = {line.split()[0] for line in text.splitlines() if line}
+    builtin = {m for m in MODULES if Path(f"/sys/module/{m}").is_dir()}
+    missing = [m for m in MODULES if m not in listed | builtin]
+    finding = Modules().check(host)
+    assert finding.details["loaded"] == [m for m in MODULES if m not in missing]
+    if missing:
+        assert finding.status is Status.FAIL
+        assert f"sudo modprobe -a {' '.join(missing)}" in (finding.remedy or "")
+    else:
+        # Nothing is persisted under the temporary root's /etc.
+        assert finding.status is Status.WARN
+
+
+def test_sysctl_reads_the_real_values(host: Host) -> None:
+    finding = Sysctl().check(host)
+    for key in SYSCTLS:
+        real = Path("/proc/sys/" + key.replace(".", "/"))
+        expected = real.read_text().strip() if real.exists() else None
+        assert finding.details["values"][key] == expected
+    healthy = all(v == "1" for v in finding.details["values"].values())
+    assert (finding.status is Status.OK) == healthy
+
+
+def test_swap_agrees_with_the_real_proc_swaps(host: Host) -> None:
+    active = len(Path("/proc/swaps").read_text().splitlines()) > 1
+    finding = Swap().check(host)
+    assert finding.status is (Status.FAIL if active else Status.OK)
+
+
+def test_ready_root_passes_kernel_and_swap(tmp_path: Path) -> None:
+    host = Host(make_ready_root(tmp_path), search_path="")
+    for req in (Modules(), Sysctl(), Swap()):
+        assert req.check(host).status is Status.OK, req.id
+
+
+def test_loaded_but_not_persisted_warns(tmp_path: Path) -> None:
+    root = make_ready_root(tmp_path)
+    (root / "etc/modules-load.d/k8s.conf").write_text("overlay\n# br_netfilter\n")
+    finding = Modules().check(Host(root, search_path=""))
+    assert finding.status is Status.WARN
+    assert "br_netfilter" in finding.observed
+    assert "/etc/modules-load.d/k8s.conf" in (finding.remedy or "")
+
+
+def test_missing_br_netfilter_fails_modules_and_sysctl(tmp_path: Path) -> None:
+    root = make_ready_root(tmp_path)
+    write(root, "/proc/modules", "overlay 151552 0 - Live 0x0000000000000000\n")
+    for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables"):
+        (root / "proc/sys/net/bridge" / name).unlink()
+    write(root, "/proc/sys/net/ipv4/ip_forward", "0\n")
+    host = Host(root, search_path="")
+    modules = Modules().check(host)
+    assert modules.status is Status.FAIL
+    assert modules.remedy == "sudo modprobe -a br_netfilter"
+    sysctl = Sysctl().check(host)
+    assert sysctl.status is Status.FAIL
+    assert "net.ipv4.ip_forward = 0" in sysctl.observed
+    assert (sysctl.remedy or "").startswith("sudo modprobe br_netfilter && ")
+    assert "sudo sysctl --system" in (sysctl.remedy or "")
+
+
+def test_active_swap_fails_with_swapoff(tmp_path: Path) -> None:
+    root = make_ready_root(tmp_path)
+    write(
+        root,
+        "/proc/swaps",
+        "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+        "/swap.img                               file\t\t2097148\t\t0\t\t-2\n",
+    )
+    finding = Swap().check(Host(root, search_path=""))
+    assert finding.status is Status.FAIL
+    assert "/swap.img" in finding.observed
+    assert finding.remedy == "sudo swapoff -a && sudo sed -i '/ swap / s/^/#/' /etc/fstab"
+
+
+def test_iommu_is_information_only(tmp_path: Path, host: Host) -> None:
+    assert Iommu().check(host).status in (Status.OK, Status.SKIP)
+    root = make_ready_root(tmp_path / "ready")
+    off = Iommu().check(Host(root, search_path=""))
+    assert off.status is Status.SKIP
+    for group in ("0", "1", "2"):
+        (root / "sys/kernel/iommu_groups" / group).mkdir(parents=True)
+    (root / "sys/class/iommu/dmar0").mkdir(parents=True)
+    write(root, "/proc/cmdline", "root=/dev/sda1 ro intel_iommu=on iommu=pt\n")
+    on = Iommu().check(Host(root, search_path=""))
+    assert on.status is Status.OK
+    assert on.observed == "IOMMU enabled: 3 group(s), kernel flags intel_iommu=on iommu=pt"
