@@ -413,7 +413,9 @@ def start_fake_kube(
         ctx.load_cert_chain(str(cert), str(key))
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
         scheme = "https"
-    thread = threading.Thread(target=server.serve_forever, name="fake-kube", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-kube", daemon=True
+    )
     thread.start()
     try:
         yield FakeKube(f"{scheme}://127.0.0.1:{server.server_address[1]}", state, ca_pem)
