@@ -165,7 +165,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     args = parser().parse_args(argv)
     config = config_from_args(args)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except RuntimeError as exc:  # e.g. a database from a newer hub: say so, no traceback
+        raise SystemExit(f"worldland-hub: {exc}") from None
     hub = app.state.hub
     tls_cert, tls_key = config.tls_cert, config.tls_key
     if config.tls_self:

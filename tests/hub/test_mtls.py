@@ -105,3 +105,34 @@ def test_cert_from_another_ca_fails_the_handshake(
     identity = write_identity(tmp_path, "forged", key, forged.pem)
     with mtls_client(tls_hub, identity) as client, pytest.raises(httpx.TransportError):
         client.post(f"/v1/nodes/{node_id}/heartbeat", json={})
+
+
+def test_a_node_cert_posts_its_own_usage_and_vpn_peer(
+    tls_hub: RunningHub, node: tuple[str, str, tuple[str, str]]
+) -> None:
+    import base64
+    import os
+
+    token, node_id, identity = node
+    with tls_hub.client() as client:
+        other = register_node(client, token)
+    usage = {
+        "event_id": f"ev-{node_id}",
+        "node_id": node_id,
+        "pod_id": "pod-1",
+        "gpu_count": 1,
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2026-01-01T00:00:10Z",
+        "price_per_sec_wei": 5,
+    }
+    with mtls_client(tls_hub, identity) as client:
+        assert client.post("/v1/usage", json=[usage]).json() == {"accepted": 1, "duplicates": 0}
+        foreign = dict(usage, event_id=f"ev-{other}", node_id=other)
+        assert client.post("/v1/usage", json=[foreign]).status_code == 403
+        peer = client.post(
+            "/v1/vpn/peers", json={"public_key": base64.b64encode(os.urandom(32)).decode()}
+        )
+        assert peer.status_code == 200
+    with tls_hub.client() as client:
+        total = client.get("/v1/usage", params={"node_id": node_id}, headers=bearer(token))
+    assert total.json()["wei"] == "50"

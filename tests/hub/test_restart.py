@@ -1,0 +1,92 @@
+"""A restarted hub on the same data directory keeps every kind of state and its CA."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+from pathlib import Path
+
+from eth_account import Account
+
+from tests.hub.conftest import bearer, login, register_node
+from tests.support.hub import start_hub
+
+
+def test_restart_keeps_nodes_peers_codes_usage_and_ca(tmp_path: Path) -> None:
+    data = tmp_path / "hub"
+    wallet = Account.create()
+    key = base64.b64encode(os.urandom(32)).decode()
+    hub = start_hub(data)
+    try:
+        with hub.client() as client:
+            token = login(client, wallet, hub.siwe_domain)
+            node_id = register_node(client, token, host="persistent-host")
+            address = client.post(
+                "/v1/vpn/peers", json={"public_key": key}, headers=bearer(token)
+            ).json()["address"]
+            pod = {
+                "pod_id": "pod-keep",
+                "renter_address": wallet.address,
+                "ssh_host": "127.0.0.1",
+                "ssh_port": 22,
+                "ssh_user": "root",
+                "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA",
+            }
+            client.post("/v1/admin/pods", json=pod, headers=bearer(hub.admin_token))
+            code = client.post(
+                "/v1/transfers",
+                json={
+                    "pod_id": "pod-keep",
+                    "path": "/w/f",
+                    "name": "f",
+                    "size": 1,
+                    "sha256": "0" * 64,
+                },
+                headers=bearer(token),
+            ).json()["code"]
+            usage = {
+                "event_id": "e1",
+                "node_id": node_id,
+                "pod_id": "pod-keep",
+                "gpu_count": 1,
+                "start": "2026-01-01T00:00:00Z",
+                "end": "2026-01-01T00:01:00Z",
+                "price_per_sec_wei": "3",
+            }
+            client.post("/v1/usage", json=[usage], headers=bearer(token))
+            ca_before = client.get("/v1/info").json()["ca_certificate"]
+    finally:
+        hub.stop()
+
+    hub = start_hub(data)
+    try:
+        with hub.client() as client:
+            # The token survived too: tokens are stored (hashed), not held in memory.
+            nodes = client.get("/v1/nodes", headers=bearer(token)).json()["nodes"]
+            assert [n["node_id"] for n in nodes] == [node_id]
+            again = client.post("/v1/vpn/peers", json={"public_key": key}, headers=bearer(token))
+            assert again.json()["address"] == address
+            claimed = client.get(f"/v1/transfers/{code}", headers=bearer(token))
+            assert claimed.status_code == 200
+            resent = client.post("/v1/usage", json=[usage], headers=bearer(token))
+            assert resent.json() == {"accepted": 0, "duplicates": 1}
+            summary = client.get("/v1/usage", params={"node_id": node_id}, headers=bearer(token))
+            assert summary.json()["wei"] == "180"
+            assert client.get("/v1/info").json()["ca_certificate"] == ca_before
+    finally:
+        hub.stop()
+    with sqlite3.connect(data / "hub.sqlite3") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+
+
+def test_newer_schema_refuses_to_start(tmp_path: Path) -> None:
+    import pytest
+
+    data = tmp_path / "hub"
+    start_hub(data).stop()
+    with sqlite3.connect(data / "hub.sqlite3") as db:
+        db.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(RuntimeError, match="newer than this hub"):
+        start_hub(data)

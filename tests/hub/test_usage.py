@@ -1,0 +1,118 @@
+"""Usage ledger: idempotent by event_id, only from the node itself or its owner, summed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from tests.hub.conftest import bearer, login, register_node
+from tests.support.hub import RunningHub
+
+
+def event(node_id: str, seconds: int = 60, gpus: int = 2, **changes: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "node_id": node_id,
+        "pod_id": "pod-1",
+        "gpu_count": gpus,
+        "start": "2026-01-01T00:00:00Z",
+        "end": f"2026-01-01T00:{seconds // 60:02d}:{seconds % 60:02d}Z",
+        "price_per_sec_wei": "1000",
+        **changes,
+    }
+
+
+@pytest.fixture
+def owned(client: httpx.Client, stub_hub: RunningHub, wallet: LocalAccount) -> tuple[str, str]:
+    token = login(client, wallet, stub_hub.siwe_domain)
+    return token, register_node(client, token)
+
+
+def summary(client: httpx.Client, token: str, node_id: str) -> dict[str, Any]:
+    response = client.get("/v1/usage", params={"node_id": node_id}, headers=bearer(token))
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+def test_resent_events_are_acknowledged_not_counted(
+    client: httpx.Client, owned: tuple[str, str]
+) -> None:
+    token, node_id = owned
+    events = [event(node_id, 60), event(node_id, 30, gpus=1)]
+    first = client.post("/v1/usage", json=events, headers=bearer(token))
+    assert first.json() == {"accepted": 2, "duplicates": 0}
+    again = client.post("/v1/usage", json=[*events, event(node_id, 10)], headers=bearer(token))
+    assert again.json() == {"accepted": 1, "duplicates": 2}
+    # wei = seconds * gpu_count * price_per_sec_wei
+    assert summary(client, token, node_id) == {
+        "node_id": node_id,
+        "seconds": 100,
+        "wei": str(60 * 2 * 1000 + 30 * 1 * 1000 + 10 * 2 * 1000),
+        "events": 3,
+    }
+
+
+def test_a_bad_event_rejects_the_whole_batch(
+    client: httpx.Client, stub_hub: RunningHub, owned: tuple[str, str]
+) -> None:
+    token, node_id = owned
+    foreign = register_node(client, login(client, Account.create(), stub_hub.siwe_domain))
+    batch = [event(node_id), event(foreign)]
+    assert client.post("/v1/usage", json=batch, headers=bearer(token)).status_code == 403
+    backwards = event(node_id, start="2026-01-02T00:00:00Z")
+    response = client.post("/v1/usage", json=[event(node_id), backwards], headers=bearer(token))
+    assert response.status_code == 422
+    assert "end is before start" in response.json()["detail"]
+    assert summary(client, token, node_id)["events"] == 0
+
+
+def test_same_event_id_with_other_values_is_409(
+    client: httpx.Client, owned: tuple[str, str]
+) -> None:
+    token, node_id = owned
+    original = event(node_id)
+    assert client.post("/v1/usage", json=[original], headers=bearer(token)).status_code == 200
+    changed = dict(original, gpu_count=8)
+    assert client.post("/v1/usage", json=[changed], headers=bearer(token)).status_code == 409
+    assert summary(client, token, node_id)["events"] == 1
+
+
+def test_strangers_can_neither_post_nor_read(
+    client: httpx.Client, stub_hub: RunningHub, owned: tuple[str, str]
+) -> None:
+    _, node_id = owned
+    stranger = login(client, Account.create(), stub_hub.siwe_domain)
+    assert (
+        client.post("/v1/usage", json=[event(node_id)], headers=bearer(stranger)).status_code == 403
+    )
+    assert client.post("/v1/usage", json=[event(node_id)]).status_code == 401
+    read = client.get("/v1/usage", params={"node_id": node_id}, headers=bearer(stranger))
+    assert read.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"start": "2026-01-01T00:00:00"},
+        {"gpu_count": 0},
+        {"price_per_sec_wei": "1e3"},
+        {"node_id": "not-a-uuid"},
+    ],
+)
+def test_events_are_validated(
+    client: httpx.Client, owned: tuple[str, str], changes: dict[str, Any]
+) -> None:
+    token, node_id = owned
+    response = client.post("/v1/usage", json=[{**event(node_id), **changes}], headers=bearer(token))
+    assert response.status_code == 422
+    assert isinstance(response.json()["detail"], str)
+
+
+def test_empty_batch_is_422(client: httpx.Client, owned: tuple[str, str]) -> None:
+    token, _ = owned
+    assert client.post("/v1/usage", json=[], headers=bearer(token)).status_code == 422

@@ -1,0 +1,105 @@
+"""WireGuard address allocation: stable per key, distinct under concurrency, 409 when full."""
+
+from __future__ import annotations
+
+import base64
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from tests.hub.conftest import bearer, login
+from tests.support.hub import RunningHub, start_hub
+
+
+def wg_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def add(client: httpx.Client, token: str, key: str) -> httpx.Response:
+    return client.post("/v1/vpn/peers", json={"public_key": key}, headers=bearer(token))
+
+
+def test_same_key_same_address_and_delete_frees(
+    client: httpx.Client, stub_hub: RunningHub, wallet: LocalAccount
+) -> None:
+    token = login(client, wallet, stub_hub.siwe_domain)
+    key = wg_key()
+    first = add(client, token, key)
+    assert first.status_code == 200
+    body = first.json()
+    assert body["address"].startswith("10.100.1.")
+    assert body["allowed_ips"] == "10.100.0.0/16"
+    assert body["persistent_keepalive"] == 25
+    assert len(base64.b64decode(body["server_public_key"])) == 32
+    assert add(client, token, key).json()["address"] == body["address"]
+    gone = client.delete("/v1/vpn/peers", params={"public_key": key}, headers=bearer(token))
+    assert gone.status_code == 204
+    again = client.delete("/v1/vpn/peers", params={"public_key": key}, headers=bearer(token))
+    assert again.status_code == 404
+
+
+def test_another_wallet_cannot_take_or_delete_a_key(
+    client: httpx.Client, stub_hub: RunningHub, wallet: LocalAccount
+) -> None:
+    token = login(client, wallet, stub_hub.siwe_domain)
+    other = login(client, Account.create(), stub_hub.siwe_domain)
+    key = wg_key()
+    assert add(client, token, key).status_code == 200
+    assert add(client, other, key).status_code == 409
+    assert (
+        client.delete(
+            "/v1/vpn/peers", params={"public_key": key}, headers=bearer(other)
+        ).status_code
+        == 404
+    )
+
+
+def test_public_keys_are_validated(
+    client: httpx.Client, stub_hub: RunningHub, wallet: LocalAccount
+) -> None:
+    token = login(client, wallet, stub_hub.siwe_domain)
+    for bad in ["", "not base64 at all!", base64.b64encode(os.urandom(31)).decode(), "A" * 44]:
+        response = add(client, token, bad)
+        assert response.status_code == 422, bad
+        assert "public_key" in response.json()["detail"]
+
+
+def test_fifty_concurrent_requests_get_fifty_distinct_addresses(tmp_path: Path) -> None:
+    hub = start_hub(tmp_path / "hub")
+    try:
+        with hub.client() as client:
+            token = login(client, Account.create(), hub.siwe_domain)
+        keys = [wg_key() for _ in range(50)]
+        with (
+            hub.client(limits=httpx.Limits(max_connections=50)) as client,
+            ThreadPoolExecutor(50) as pool,
+        ):
+            responses = list(pool.map(lambda k: add(client, token, k), keys))
+        assert [r.status_code for r in responses] == [200] * 50
+        addresses = [r.json()["address"] for r in responses]
+        assert len(set(addresses)) == 50
+        assert all(a.startswith("10.100.1.") for a in addresses)
+    finally:
+        hub.stop()
+
+
+def test_a_full_pool_is_409_until_a_peer_is_deleted(tmp_path: Path) -> None:
+    hub = start_hub(tmp_path / "hub", extra_args=["--vpn-pool", "10.100.1.2-10.100.1.4"])
+    try:
+        with hub.client() as client:
+            token = login(client, Account.create(), hub.siwe_domain)
+            keys = [wg_key() for _ in range(3)]
+            addresses = [add(client, token, k).json()["address"] for k in keys]
+            assert sorted(addresses) == ["10.100.1.2", "10.100.1.3", "10.100.1.4"]
+            full = add(client, token, wg_key())
+            assert full.status_code == 409
+            assert "is full" in full.json()["detail"]
+            client.delete("/v1/vpn/peers", params={"public_key": keys[1]}, headers=bearer(token))
+            reused = add(client, token, wg_key())
+            assert reused.json()["address"] == addresses[1]
+    finally:
+        hub.stop()
