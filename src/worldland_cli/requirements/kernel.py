@@ -63,15 +63,21 @@ class Modules(Requirement):
         persisted = persisted_modules(host)
         missing = [m for m in MODULES if m not in loaded]
         unpersisted = [m for m in MODULES if m not in persisted]
-        details = {
+        details: dict[str, object] = {
             "loaded": [m for m in MODULES if m in loaded],
             "persisted": {m: persisted[m] for m in MODULES if m in persisted},
         }
         if missing:
+            # Some sandboxes (gVisor) have no /proc/modules; say so rather than guess.
+            if host.read_text("/proc/modules") is None:
+                details["proc_modules"] = "absent"
             remedy = f"sudo modprobe -a {' '.join(missing)}"
             if unpersisted:
                 remedy = f"{PERSIST_MODULES} && {remedy}"
-            return self.fail(f"not loaded: {', '.join(missing)}", remedy, KERNEL_DOC, **details)
+            where = " (no /proc/modules here)" if "proc_modules" in details else ""
+            return self.fail(
+                f"not loaded: {', '.join(missing)}{where}", remedy, KERNEL_DOC, **details
+            )
         if unpersisted:
             return self.warn(
                 f"loaded, but not in modules-load.d (lost at reboot): {', '.join(unpersisted)}",
