@@ -98,3 +98,10 @@ def test_start_up_does_not_import_the_ssh_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_people_get_one_line_saying_what_was_verified(sshd: SshdServer, tmp_path: Path) -> None:
+    src = random_file(tmp_path / "a.bin", 1000)
+    result = runner.invoke(app, ["send", str(src), sshd.url(str(tmp_path / "r")), *_auth(sshd)])
+    assert result.exit_code == 0, result.output
+    assert "1 file(s), 1000 bytes" in result.stdout and "sha256 verified" in result.stdout
