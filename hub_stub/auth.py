@@ -100,11 +100,43 @@ def login(store: Store, config: HubConfig, message: str, signature: str) -> tupl
     return token, str(parsed.address), expires
 
 
-def address_for_token(store: Store, token: str) -> str | None:
+class TokenCache:
+    """Live tokens already looked up: token hash -> (address, expiry).
+
+    Every authenticated request resolves its token, and heartbeats are the bulk of the
+    traffic; a token never changes once issued (only expires), so caching the lookup is
+    safe. The cache is bounded and simply cleared when full.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._entries: dict[str, tuple[str, float]] = {}
+        self._limit = limit
+
+    def get(self, digest: str, now: float) -> str | None:
+        entry = self._entries.get(digest)
+        if entry is None or entry[1] <= now:
+            return None
+        return entry[0]
+
+    def put(self, digest: str, address: str, expires: float) -> None:
+        if len(self._entries) >= self._limit:
+            self._entries.clear()
+        self._entries[digest] = (address, expires)
+
+
+def address_for_token(store: Store, token: str, cache: TokenCache) -> str | None:
     """The wallet a live token belongs to, or None when unknown or expired."""
+    digest = token_hash(token)
+    now = time.time()
+    cached = cache.get(digest, now)
+    if cached is not None:
+        return cached
     with store.read() as db:
         row = db.execute(
-            "SELECT address FROM tokens WHERE token_hash = ? AND expires_at > ?",
-            (token_hash(token), time.time()),
+            "SELECT address, expires_at FROM tokens WHERE token_hash = ? AND expires_at > ?",
+            (digest, now),
         ).fetchone()
-    return None if row is None else str(row["address"])
+    if row is None:
+        return None
+    cache.put(digest, str(row["address"]), float(row["expires_at"]))
+    return str(row["address"])

@@ -153,10 +153,6 @@ class NodeList(BaseModel):
     nodes: list[NodeOut]
 
 
-class HeartbeatIn(Strict):
-    """Empty today; a model so future fields (load, driver version) stay validated."""
-
-
 class HeartbeatOut(BaseModel):
     node_id: str
     last_seen: str
