@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hub_stub.config import DEFAULT_VPN_POOL, HubConfig
-from hub_stub.kube import CA_HASH_RE, TOKEN_RE
+from hub_stub.kube import CA_HASH_RE, TOKEN_RE, JoinUnavailable
 
 
 def _duration(text: str) -> dt.timedelta:
@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = config_from_args(args)
     try:
         app = create_app(config)
-    except RuntimeError as exc:  # e.g. a database from a newer hub: say so, no traceback
+    except (RuntimeError, JoinUnavailable) as exc:  # e.g. a newer database: one line, no trace
         raise SystemExit(f"worldland-hub: {exc}") from None
     hub = app.state.hub
     tls_cert, tls_key = config.tls_cert, config.tls_key

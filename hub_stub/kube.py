@@ -108,6 +108,7 @@ class KubeconfigJoin:
 
     def join_params(self, node_id: str) -> JoinParams:
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         client = self._client_module
         token_id, secret = new_bootstrap_token()
@@ -136,6 +137,8 @@ class KubeconfigJoin:
             raise JoinUnavailable(
                 f"the cluster refused the bootstrap token ({exc.status} {exc.reason})"
             ) from None
-        except OSError as exc:
-            raise JoinUnavailable(f"cannot reach the Kubernetes API: {exc}") from None
+        except (OSError, HTTPError) as exc:
+            raise JoinUnavailable(
+                f"cannot reach the Kubernetes API at {self.api_server}: {type(exc).__name__}"
+            ) from None
         return JoinParams(self.api_server, f"{token_id}.{secret}", [self.ca_cert_hash])
