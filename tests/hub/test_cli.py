@@ -1,0 +1,63 @@
+"""``worldland-hub`` flags: bad combinations fail fast with a message, secrets are guarded."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+
+import pytest
+
+from hub_stub.__main__ import config_from_args, parser
+from tests.support.hub import start_hub
+
+BASE = ["--data-dir", "/tmp/x", "--siwe-domain", "localhost:3000"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
+        (["--kube-api-server", "h:6443"], "stub join needs all of"),
+    ],
+)
+def test_inconsistent_flags_exit_with_a_message(extra: list[str], message: str) -> None:
+    with pytest.raises(SystemExit, match=message):
+        config_from_args(parser().parse_args(BASE + extra))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--vpn-pool", "10.100.1.9-10.100.1.2"],
+        ["--vpn-pool", "192.168.0.2-192.168.0.9"],
+        ["--kube-token", "short.token"],
+        ["--kube-ca-hash", "md5:abc"],
+        ["--cert-lifetime", "7 days"],
+    ],
+)
+def test_malformed_values_are_usage_errors(
+    extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args(BASE + extra)
+    assert exited.value.code == 2
+    assert "worldland-hub: error:" in capsys.readouterr().err
+
+
+def test_defaults_follow_the_seed_documents() -> None:
+    config = config_from_args(parser().parse_args(BASE))
+    assert config.vpn_pool == (
+        ipaddress.IPv4Address("10.100.1.2"),
+        ipaddress.IPv4Address("10.100.1.254"),
+    )
+    assert config.cert_lifetime.days == 7
+    assert config.chain_ids == (1,)
+
+
+def test_a_readable_admin_token_file_is_refused(tmp_path: Path) -> None:
+    token = tmp_path / "admin-token"
+    token.write_text("x" * 32)
+    os.chmod(token, 0o644)
+    with pytest.raises(RuntimeError, match=f"chmod 600 {token}"):
+        start_hub(tmp_path / "hub", extra_args=["--admin-token-file", str(token)])
