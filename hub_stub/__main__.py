@@ -156,15 +156,16 @@ def config_from_args(args: argparse.Namespace) -> HubConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``worldland-hub``."""
+    """Entry point of ``worldland-hub``: flags first, so --help and usage errors stay instant."""
+    args = parser().parse_args(argv)
+    config = config_from_args(args)
+
     import uvicorn
 
     from hub_stub.app import create_app
     from hub_stub.ca import write_public
     from hub_stub.tls import PeerCertH11Protocol
 
-    args = parser().parse_args(argv)
-    config = config_from_args(args)
     try:
         app = create_app(config)
     except (RuntimeError, JoinUnavailable) as exc:  # e.g. a newer database: one line, no trace

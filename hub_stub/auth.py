@@ -53,8 +53,9 @@ def login(store: Store, config: HubConfig, message: str, signature: str) -> tupl
     try:
         parsed = SiweMessage.from_message(message)
     except Exception as exc:  # the parser raises ValueError, pydantic and grammar errors alike
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LoginRejected(f"malformed SIWE message: {first_line}") from None
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else "the text does not follow the EIP-4361 grammar"
+        raise LoginRejected(f"malformed SIWE message: {reason}") from None
     if parsed.domain != config.siwe_domain:
         raise LoginRejected(f"domain mismatch: expected {config.siwe_domain}, got {parsed.domain}")
     if parsed.chain_id not in config.chain_ids:
