@@ -6,7 +6,6 @@ the commands so that `worldland --help` never pays for asyncssh.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import sys
 from collections.abc import Callable, Coroutine
@@ -79,6 +78,8 @@ def _run(
     job: Callable[[ProgressSink], Coroutine[Any, Any, Summary]],
 ) -> None:
     """Run one engine call with a progress bar on stderr, then print the outcome."""
+    import asyncio
+
     from worldland_cli.output import console, print_json
     from worldland_cli.transfer.errors import TransferError
     from worldland_cli.transfer.progress import NullProgress, RichProgress
