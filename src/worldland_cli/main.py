@@ -12,9 +12,14 @@ from dataclasses import dataclass
 import typer
 
 from worldland_cli import __version__
+from worldland_cli.commands import certs as certs_cmd
+from worldland_cli.commands import config_cmd as config_cmd
 from worldland_cli.commands import diag as diag_cmd
 from worldland_cli.commands import doctor
+from worldland_cli.commands import login as login_cmd
+from worldland_cli.commands import register as register_cmd
 from worldland_cli.commands import transfer as transfer_cmd
+from worldland_cli.commands import wallet as wallet_cmd
 
 app = typer.Typer(
     name="worldland",
@@ -60,6 +65,13 @@ app.command("doctor")(doctor.doctor)
 app.add_typer(diag_cmd.app, name="diag")
 app.command("send")(transfer_cmd.send)
 app.command("receive")(transfer_cmd.receive)
+app.command("login")(login_cmd.login)
+app.command("logout")(login_cmd.logout)
+app.command("whoami")(login_cmd.whoami)
+app.command("register")(register_cmd.register)
+app.add_typer(wallet_cmd.app, name="wallet")
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(certs_cmd.app, name="certs")
 
 
 def run() -> None:

@@ -1,0 +1,170 @@
+"""`worldland certs status`, `certs bootstrap` and `certs renew`: the node's mTLS certificate.
+
+`bootstrap` and `renew` call auth.certs.ensure_certificate, the same function the daemon
+runs, so what a person sees here is what happens unattended.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from worldland_cli.commands.common import json_option, wants_json
+from worldland_cli.commands.login import (
+    cert_dir_option,
+    done,
+    handled,
+    hub_ca_option,
+    hub_option,
+    key_file_option,
+    siwe_domain_option,
+)
+
+if TYPE_CHECKING:
+    from worldland_cli.auth.certs import CertStatus
+
+app = typer.Typer(
+    help="Node certificate: status, bootstrap, renew.", no_args_is_help=True, rich_markup_mode=None
+)
+
+
+def _status_lines(st: CertStatus) -> list[str]:
+    from worldland_cli.hubclient import format_time
+
+    if not st.present:
+        return [f"no certificate in {st.cert_dir}: run `worldland register`"]
+    match = {True: "yes", False: "NO (node.key does not match node.crt)", None: "no node.key"}
+    lines = [
+        f"subject:     {st.subject}",
+        f"serial:      {st.serial}",
+        f"valid until: {format_time(st.not_after) if st.not_after else '?'}"
+        + (" (EXPIRED)" if st.expired else ""),
+        f"renew after: {format_time(st.renew_after) if st.renew_after else '?'}"
+        + (" (due now)" if st.needs_renewal and not st.expired else ""),
+        f"key matches: {match[st.key_matches]}",
+        f"ca.crt:      {'present' if st.ca_present else 'missing'}"
+        + (" (did NOT sign node.crt)" if st.issued_by_ca is False else ""),
+    ]
+    return lines
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    cert_dir: str | None = cert_dir_option(),
+    json_output: bool = json_option(),
+) -> None:
+    """Subject, expiry, renewal time and whether node.key matches node.crt.
+
+    Exit status: 0 usable, 1 missing, expired, mismatched or not signed by ca.crt.
+    """
+    as_json = wants_json(ctx, json_output)
+    with handled(as_json):
+        from worldland_cli import config
+        from worldland_cli.auth.certs import cert_status
+
+        st = cert_status(config.load().get("cert_dir", cert_dir))
+        usable = (
+            st.present and not st.expired and st.key_matches is True and st.issued_by_ca is True
+        )
+        done(as_json, {"usable": usable, **st.to_json()}, _status_lines(st))
+        if not usable:
+            raise typer.Exit(1)
+
+
+def _ensure(
+    as_json: bool,
+    *,
+    force: bool,
+    hub: str | None,
+    hub_ca: str | None,
+    cert_dir: str | None,
+    private_key_file: str | None,
+    siwe_domain: str | None,
+) -> None:
+    from worldland_cli import config
+    from worldland_cli.auth.certs import ensure_certificate
+    from worldland_cli.auth.node import RegisterError, load_node
+    from worldland_cli.auth.session import authenticated_client
+    from worldland_cli.hubclient import format_time
+
+    cfg = config.load()
+    node = load_node()
+    if node is None:
+        raise RegisterError(
+            "this machine is not registered yet (no node.json)", "run `worldland register`"
+        )
+    directory = cfg.get("cert_dir", cert_dir)
+
+    def token() -> str:
+        client, session = authenticated_client(
+            cfg,
+            hub=hub,
+            hub_ca=hub_ca,
+            private_key_file=private_key_file,
+            siwe_domain=siwe_domain,
+        )
+        client.close()
+        return session.token
+
+    outcome = ensure_certificate(
+        cfg.hub_endpoint(hub, hub_ca), node.node_id, cert_dir=directory, token=token, force=force
+    )
+    st = outcome.status
+    until = format_time(st.not_after) if st.not_after else "?"
+    line = {
+        "kept": f"Certificate for node {node.node_id} is valid until {until}; nothing to do",
+        "issued": f"Bootstrap certificates saved to {st.cert_dir}",
+        "renewed": f"Certificate renewed (valid until {until}) in {st.cert_dir}",
+    }[outcome.action]
+    done(as_json, {"action": outcome.action, **st.to_json()}, [line])
+
+
+@app.command("bootstrap")
+def bootstrap(
+    ctx: typer.Context,
+    hub: str | None = hub_option(),
+    hub_ca: str | None = hub_ca_option(),
+    cert_dir: str | None = cert_dir_option(),
+    private_key_file: str | None = key_file_option(),
+    siwe_domain: str | None = siwe_domain_option(),
+    json_output: bool = json_option(),
+) -> None:
+    """Get a certificate for the registered node, or renew it when a third of its life is
+    left; the private key is made here (0600) and never sent."""
+    as_json = wants_json(ctx, json_output)
+    with handled(as_json):
+        _ensure(
+            as_json,
+            force=False,
+            hub=hub,
+            hub_ca=hub_ca,
+            cert_dir=cert_dir,
+            private_key_file=private_key_file,
+            siwe_domain=siwe_domain,
+        )
+
+
+@app.command("renew")
+def renew(
+    ctx: typer.Context,
+    hub: str | None = hub_option(),
+    hub_ca: str | None = hub_ca_option(),
+    cert_dir: str | None = cert_dir_option(),
+    private_key_file: str | None = key_file_option(),
+    siwe_domain: str | None = siwe_domain_option(),
+    json_output: bool = json_option(),
+) -> None:
+    """Renew now, whatever the remaining lifetime (over mTLS when the hub speaks TLS)."""
+    as_json = wants_json(ctx, json_output)
+    with handled(as_json):
+        _ensure(
+            as_json,
+            force=True,
+            hub=hub,
+            hub_ca=hub_ca,
+            cert_dir=cert_dir,
+            private_key_file=private_key_file,
+            siwe_domain=siwe_domain,
+        )

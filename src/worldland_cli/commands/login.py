@@ -1,0 +1,185 @@
+"""`worldland login`, `logout` and `whoami`, plus the hub options and error rendering that
+`register`, `certs`, `wallet` and `config` share.
+
+Parsing and rendering only: the work is in worldland_cli.auth, imported inside each command
+so `worldland --help` never loads eth_account or httpx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+
+from worldland_cli.commands.common import json_option, wants_json
+
+
+def hub_option() -> Any:
+    return typer.Option(
+        None, "--hub", metavar="URL", help="Hub URL (default: WORLDLAND_HUB, config, :8080)."
+    )
+
+
+def hub_ca_option() -> Any:
+    return typer.Option(
+        None, "--hub-ca", metavar="FILE", help="CA bundle for a TLS hub (WORLDLAND_HUB_CA)."
+    )
+
+
+def key_file_option() -> Any:
+    return typer.Option(
+        None,
+        "--private-key-file",
+        metavar="FILE",
+        help="Wallet key file, mode 0600 (default ~/.worldland/private-key.txt).",
+    )
+
+
+def siwe_domain_option() -> Any:
+    return typer.Option(
+        None,
+        "--siwe-domain",
+        metavar="DOMAIN",
+        help="Domain to sign in to (default: what the hub announces).",
+    )
+
+
+def cert_dir_option() -> Any:
+    return typer.Option(
+        None, "--cert-dir", metavar="DIR", help="node.key/node.crt/ca.crt (~/.worldland/certs)."
+    )
+
+
+def fail(as_json: bool, exit_code: int, message: str, hint: str | None) -> NoReturn:
+    from worldland_cli.output import error, print_json
+
+    if as_json:
+        print_json({"ok": False, "error": message, "hint": hint})
+    else:
+        error(message, hint)
+    raise typer.Exit(exit_code)
+
+
+@contextmanager
+def handled(as_json: bool) -> Iterator[None]:
+    """Turn the auth layer's errors into one error line (or JSON document) and an exit code."""
+    from worldland_cli.config import ActionableError
+    from worldland_cli.host import HostError
+    from worldland_cli.output import ExitCode
+
+    try:
+        yield
+    except ActionableError as e:
+        fail(as_json, int(e.exit_code), e.message, e.hint)
+    except HostError as e:
+        fail(as_json, int(ExitCode.FAILED), str(e), None)
+
+
+def done(as_json: bool, document: dict[str, Any], lines: Sequence[str]) -> None:
+    """Success: one JSON document, or the seed-style log lines for people."""
+    from worldland_cli.output import console, print_json
+
+    if as_json:
+        print_json({"ok": True, **document})
+        return
+    for line in lines:
+        console().print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def progress(as_json: bool, line: str) -> None:
+    """A step announced before it runs (stderr, so stdout stays one JSON document)."""
+    if not as_json:
+        from worldland_cli.output import err_console
+
+        err_console().print(line, markup=False, highlight=False)
+
+
+def login(
+    ctx: typer.Context,
+    hub: str | None = hub_option(),
+    hub_ca: str | None = hub_ca_option(),
+    siwe_domain: str | None = siwe_domain_option(),
+    private_key_file: str | None = key_file_option(),
+    chain_id: int | None = typer.Option(
+        None, "--chain-id", min=0, help="SIWE chain id (default: the hub's first)."
+    ),
+    json_output: bool = json_option(),
+) -> None:
+    """Sign in with the wallet (SIWE, EIP-4361) and keep the session token (0600).
+
+    Exit status: 0 logged in, 1 failed, 3 hub unreachable, 4 refused (key file or hub).
+    """
+    as_json = wants_json(ctx, json_output)
+    with handled(as_json):
+        from worldland_cli import config
+        from worldland_cli.auth.login import login as do_login
+        from worldland_cli.auth.wallet import load_wallet
+        from worldland_cli.hubclient import format_time
+
+        cfg = config.load()
+        key_file = cfg.get("private_key_file", private_key_file) or ""
+        wallet = load_wallet(key_file)
+        endpoint = cfg.hub_endpoint(hub, hub_ca)
+        progress(as_json, f"Authenticating with wallet to Hub {endpoint.url}...")
+        with endpoint.client() as client:
+            session = do_login(
+                client,
+                wallet,
+                siwe_domain=cfg.get("siwe_domain", siwe_domain),
+                chain_id=cfg.get_int("chain_id", chain_id),
+            )
+        done(
+            as_json,
+            session.public(),
+            [
+                "SIWE authentication successful",
+                f"Logged in as {session.address} to {session.hub} "
+                f"until {format_time(session.expires_at)}",
+            ],
+        )
+
+
+def logout(ctx: typer.Context, json_output: bool = json_option()) -> None:
+    """Forget the session token (the wallet key file is left alone)."""
+    as_json = wants_json(ctx, json_output)
+    with handled(as_json):
+        from worldland_cli.auth.session import clear_session
+
+        had = clear_session()
+        done(
+            as_json,
+            {"logged_out": had},
+            ["Logged out" if had else "Not logged in; nothing to do"],
+        )
+
+
+def whoami(ctx: typer.Context, json_output: bool = json_option()) -> None:
+    """The wallet address, hub and token expiry of the current session.
+
+    Exit status: 0 logged in, 4 not logged in or the session expired.
+    """
+    as_json = wants_json(ctx, json_output)
+    with handled(as_json):
+        from worldland_cli.auth.session import NotLoggedIn, load_session
+        from worldland_cli.hubclient import format_time
+
+        session = load_session()
+        if session is None:
+            raise NotLoggedIn("not logged in", "run `worldland login`")
+        if session.expired():
+            raise NotLoggedIn(
+                f"the session for {session.address} at {session.hub} expired at "
+                f"{format_time(session.expires_at)}",
+                "run `worldland login`",
+            )
+        done(
+            as_json,
+            session.public(),
+            [
+                f"address: {session.address}",
+                f"hub:     {session.hub}",
+                f"expires: {format_time(session.expires_at)}",
+            ],
+        )

@@ -1,0 +1,110 @@
+"""`worldland register`: log in if needed, register this GPU node, bootstrap its certificate.
+
+Its output mirrors the seed node's log ("GPU detected: ...", "SIWE authentication
+successful", "Node registered: ...", "Bootstrap certificates saved to ..."). The hub needs
+the node id before it signs a certificate, so registration comes first.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from worldland_cli.commands.common import json_option, wants_json
+from worldland_cli.commands.login import (
+    cert_dir_option,
+    done,
+    handled,
+    hub_ca_option,
+    hub_option,
+    key_file_option,
+    siwe_domain_option,
+)
+
+
+def register(
+    ctx: typer.Context,
+    hub: str | None = hub_option(),
+    hub_ca: str | None = hub_ca_option(),
+    siwe_domain: str | None = siwe_domain_option(),
+    private_key_file: str | None = key_file_option(),
+    node_host: str | None = typer.Option(
+        None,
+        "--host",
+        metavar="ADDRESS",
+        help="Address renters reach this node at (default: the primary outbound IP).",
+    ),
+    gpu_type: str | None = typer.Option(
+        None, "--gpu-type", help="GPU model to register (default: what NVML reports)."
+    ),
+    memory_gb: int | None = typer.Option(
+        None, "--memory-gb", min=1, help="GPU memory in GB (default: what NVML reports)."
+    ),
+    price_per_sec: int | None = typer.Option(
+        None, "--price-per-sec", min=0, help="Price per GPU-second in wei (1000000000)."
+    ),
+    cert_dir: str | None = cert_dir_option(),
+    json_output: bool = json_option(),
+) -> None:
+    """Register this machine's GPUs with the hub and fetch its mTLS certificate; idempotent.
+
+    Exit status: 0 registered, 1 failed (e.g. no GPU), 3 hub unreachable, 4 not logged in.
+    """
+    as_json = wants_json(ctx, json_output)
+    with handled(as_json):
+        from pathlib import Path
+
+        from worldland_cli import config
+        from worldland_cli.auth.certs import ensure_certificate
+        from worldland_cli.auth.node import default_node_host, detect_gpus, register_node
+        from worldland_cli.auth.session import Session, authenticated_client
+        from worldland_cli.host import Host
+
+        cfg = config.load()
+        endpoint = cfg.hub_endpoint(hub, hub_ca)
+        chosen_host = cfg.get("host", node_host) or default_node_host(endpoint.url)
+        gpus = detect_gpus(
+            Host(root=Path("/")),
+            chosen_host,
+            gpu_type=cfg.get("gpu_type", gpu_type),
+            memory_gb=cfg.get_int("memory_gb", memory_gb),
+        )
+        lines = [f"GPU detected: {g.name} ({round(g.memory_mib / 1024)} GB)" for g in gpus]
+
+        def announce(_: Session) -> None:
+            lines.append("SIWE authentication successful")
+
+        price = cfg.get_int("price_per_sec", price_per_sec) or 0
+        client, session = authenticated_client(
+            cfg,
+            hub=hub,
+            hub_ca=hub_ca,
+            private_key_file=private_key_file,
+            siwe_domain=siwe_domain,
+            on_login=announce,
+        )
+        with client:
+            record, created = register_node(
+                client, node_host=chosen_host, gpus=gpus, price_per_sec_wei=price
+            )
+        lines.append(f"Node registered: {record.node_id}")
+        outcome = ensure_certificate(
+            endpoint, record.node_id, cert_dir=cfg.get("cert_dir", cert_dir), token=session.token
+        )
+        if outcome.action == "kept":
+            lines.append(f"Certificates in {outcome.status.cert_dir} are valid; kept")
+        else:
+            lines.append(f"Bootstrap certificates saved to {outcome.status.cert_dir}")
+        done(
+            as_json,
+            {
+                "node_id": record.node_id,
+                "created": created,
+                "hub": record.hub,
+                "host": chosen_host,
+                "address": session.address,
+                "gpus": [g.to_json() for g in gpus],
+                "price_per_sec_wei": str(price),
+                "certificates": {"action": outcome.action, **outcome.status.to_json()},
+            },
+            lines,
+        )

@@ -1,0 +1,63 @@
+"""`worldland wallet new [FILE]` and `worldland wallet address`: the wallet key file.
+
+The key is never printed: `new` shows the address and where the key went, `address` reads
+the file (refusing one that group or others can read) and shows the address only.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from worldland_cli.commands.common import json_option, wants_json
+from worldland_cli.commands.login import done, handled, key_file_option
+
+app = typer.Typer(
+    help="Create a wallet key file or show its address.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+@app.command("new")
+def new(
+    ctx: typer.Context,
+    file: str | None = typer.Argument(
+        None, metavar="[FILE]", help="Where to write the key (default: the configured key file)."
+    ),
+    json_output: bool = json_option(),
+) -> None:
+    """Create a new wallet key file: mode 0600 from the first byte, never over a file."""
+    as_json = wants_json(ctx, json_output)
+    with handled(as_json):
+        from pathlib import Path
+
+        from worldland_cli import config
+        from worldland_cli.auth.wallet import new_wallet
+
+        target = str(Path(file or config.load().get("private_key_file") or "").absolute())
+        wallet = new_wallet(target)
+        done(
+            as_json,
+            {"address": wallet.address, "key_file": target},
+            [
+                f"Wallet created: {wallet.address}",
+                f"Private key saved to {target} (mode 0600); back it up, it is not shown again",
+            ],
+        )
+
+
+@app.command("address")
+def address(
+    ctx: typer.Context,
+    private_key_file: str | None = key_file_option(),
+    json_output: bool = json_option(),
+) -> None:
+    """Print the address of the wallet key file."""
+    as_json = wants_json(ctx, json_output)
+    with handled(as_json):
+        from worldland_cli import config
+        from worldland_cli.auth.wallet import load_wallet
+
+        key_file = config.load().get("private_key_file", private_key_file) or ""
+        wallet = load_wallet(key_file)
+        done(as_json, {"address": wallet.address, "key_file": key_file}, [wallet.address])

@@ -1,0 +1,268 @@
+"""Where the CLI keeps its files and how a setting is chosen: flag > env > config.toml > default.
+
+Every command (and the daemon, transfer and diag code) reads settings through :func:`load`, so
+``--hub``, ``WORLDLAND_HUB`` and ``hub = "..."`` in ``config.toml`` mean the same thing
+everywhere and docs/configuration.md can describe one rule. ``WORLDLAND_HOME`` moves the
+whole directory (tests point it at a temporary one).
+
+Only the standard library is imported here: this module is loaded by ``worldland --help``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from worldland_cli.host import Host
+    from worldland_cli.hubclient import HubEndpoint
+
+DEFAULT_HUB = "http://127.0.0.1:8080"
+DEFAULT_PRICE_PER_SEC_WEI = 1_000_000_000
+
+Source = Literal["flag", "env", "file", "default"]
+
+
+class ActionableError(Exception):
+    """A failure a person can fix: the message says what happened, the hint what to run.
+
+    The login, wallet, certificate and hub-client errors all derive from it so a command can
+    render any of them the same way (``output.error(message, hint)`` and ``exit_code``).
+    """
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, hint: str | None = None, *, exit_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class ConfigError(ActionableError):
+    """config.toml is unreadable or a value is not what its key needs."""
+
+    exit_code = 2
+
+
+def home() -> Path:
+    """WORLDLAND_HOME, else ~/.worldland: config, session, wallet key, certs, node id."""
+    raw = os.environ.get("WORLDLAND_HOME")
+    return Path(raw).expanduser().absolute() if raw else Path.home() / ".worldland"
+
+
+def config_file() -> Path:
+    return home() / "config.toml"
+
+
+def session_file() -> Path:
+    """The bearer token, its hub, wallet address and expiry (written 0600)."""
+    return home() / "session.json"
+
+
+def default_private_key_file() -> Path:
+    """The seed's wallet key location (``~/.worldland/private-key.txt``)."""
+    return home() / "private-key.txt"
+
+
+def default_cert_dir() -> Path:
+    """node.key (0600), node.crt and ca.crt live here unless --cert-dir says otherwise."""
+    return home() / "certs"
+
+
+def node_file() -> Path:
+    """The node id (and the hub and host it was registered with) after ``worldland register``."""
+    return home() / "node.json"
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its config.toml name, environment variable, default and meaning."""
+
+    name: str
+    env: str
+    help: str
+    kind: Literal["str", "int", "url", "path"] = "str"
+    default: str | None = None
+
+
+KEYS: dict[str, Key] = {
+    k.name: k
+    for k in (
+        Key("hub", "WORLDLAND_HUB", "hub URL (http:// or https://)", "url", DEFAULT_HUB),
+        Key("hub_ca", "WORLDLAND_HUB_CA", "CA bundle that signed a TLS hub's certificate", "path"),
+        Key(
+            "siwe_domain",
+            "WORLDLAND_SIWE_DOMAIN",
+            "domain the SIWE message names (default: what the hub's /v1/info announces)",
+        ),
+        Key("chain_id", "WORLDLAND_CHAIN_ID", "SIWE chain id (default: the hub's first)", "int"),
+        Key(
+            "private_key_file",
+            "WORLDLAND_PRIVATE_KEY_FILE",
+            "wallet private key file (64 hex characters, mode 0600)",
+            "path",
+        ),
+        Key("cert_dir", "WORLDLAND_CERT_DIR", "node.key, node.crt and ca.crt", "path"),
+        Key("host", "WORLDLAND_HOST", "address renters reach this node at (register)"),
+        Key("gpu_type", "WORLDLAND_GPU_TYPE", "GPU model to register instead of NVML's name"),
+        Key("memory_gb", "WORLDLAND_MEMORY_GB", "GPU memory (GB) instead of NVML's", "int"),
+        Key(
+            "price_per_sec",
+            "WORLDLAND_PRICE_PER_SEC",
+            "price per GPU-second in wei",
+            "int",
+            str(DEFAULT_PRICE_PER_SEC_WEI),
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A resolved value and where it came from (``config show`` prints both)."""
+
+    key: str
+    value: str | None
+    source: Source
+
+
+def _dynamic_default(name: str) -> str | None:
+    if name == "private_key_file":
+        return str(default_private_key_file())
+    if name == "cert_dir":
+        return str(default_cert_dir())
+    return KEYS[name].default
+
+
+def validate(name: str, value: str) -> str:
+    """The value in canonical form, or ConfigError naming the key and what it needs."""
+    key = KEYS.get(name)
+    if key is None:
+        known = ", ".join(KEYS)
+        raise ConfigError(f"unknown setting {name!r}", f"known settings: {known}")
+    text = value.strip()
+    if not text:
+        raise ConfigError(f"{name} must not be empty")
+    if key.kind == "int":
+        if not text.isdigit():
+            raise ConfigError(f"{name} must be a non-negative whole number, got {text!r}")
+        return str(int(text))
+    if key.kind == "url":
+        parts = urlsplit(text if "://" in text else f"http://{text}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"{name} must be an http:// or https:// URL, got {text!r}",
+                "for example: https://hub.example.org:8443",
+            )
+        return urlunsplit(parts).rstrip("/")
+    if key.kind == "path":
+        return str(Path(text).expanduser())
+    return text
+
+
+class Config:
+    """Settings from the environment and config.toml; flags are passed to :meth:`get`."""
+
+    def __init__(self, file_values: Mapping[str, str], env: Mapping[str, str]) -> None:
+        self.file_values = dict(file_values)
+        self.env = dict(env)
+
+    def resolve(self, name: str, flag: object = None) -> Setting:
+        """Apply the precedence rule to one key; a flag given as None means "not given"."""
+        key = KEYS[name]
+        if flag is not None and str(flag) != "":
+            return Setting(name, validate(name, str(flag)), "flag")
+        env_value = self.env.get(key.env)
+        if env_value:
+            return Setting(name, validate(name, env_value), "env")
+        if name in self.file_values:
+            return Setting(name, self.file_values[name], "file")
+        return Setting(name, _dynamic_default(name), "default")
+
+    def get(self, name: str, flag: object = None) -> str | None:
+        return self.resolve(name, flag).value
+
+    def get_int(self, name: str, flag: object = None) -> int | None:
+        value = self.get(name, flag)
+        return None if value is None else int(value)
+
+    def hub_endpoint(self, hub: str | None = None, hub_ca: str | Path | None = None) -> HubEndpoint:
+        """Where the hub is and which CA to trust for it, after flags, env and file."""
+        from worldland_cli.hubclient import HubEndpoint
+
+        url = self.get("hub", hub) or DEFAULT_HUB
+        ca = self.get("hub_ca", hub_ca)
+        return HubEndpoint(url=url, ca_file=ca)
+
+
+def _file_host() -> Host:
+    from worldland_cli.host import Host
+
+    return Host(root=Path("/"))
+
+
+def read_file_values(host: Host | None = None) -> dict[str, str]:
+    """config.toml's known keys as validated strings; a broken file is a ConfigError."""
+    path = config_file()
+    text = (host or _file_host()).read_text(str(path))
+    if text is None:
+        return {}
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(
+            f"{path} is not valid TOML: {e}",
+            f"fix the file or set values again with `worldland config set KEY VALUE` "
+            f"after moving it away: mv {path} {path}.broken",
+        ) from None
+    values: dict[str, str] = {}
+    for name, value in raw.items():
+        if name not in KEYS:
+            continue  # unknown keys are reported by `config show`, not fatal here
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ConfigError(f"{path}: {name} must be a string or a number")
+        values[name] = validate(name, str(value))
+    return values
+
+
+def load(host: Host | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """The configuration every command starts from."""
+    return Config(read_file_values(host), os.environ if env is None else env)
+
+
+def set_value(name: str, value: str, host: Host | None = None) -> str:
+    """Validate and store one key in config.toml (atomically); return the stored value.
+
+    Other keys and unknown keys already in the file are kept as they were.
+    """
+    import toml
+
+    stored = validate(name, value)
+    h = host or _file_host()
+    path = config_file()
+    text = h.read_text(str(path))
+    try:
+        document = tomllib.loads(text) if text else {}
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}", f"fix or remove {path}") from None
+    document[name] = int(stored) if KEYS[name].kind == "int" else stored
+    h.write_atomic(str(path), toml.dumps(document), mode=0o644)
+    return stored
+
+
+def mask_url(url: str) -> str:
+    """A URL with any password replaced, so `config show` can be pasted into a ticket."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:****@{parts.hostname}"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,652 @@
+"""The one client for hub API v1 (docs/hub-api.md): every hub call the CLI and daemon make.
+
+One place decides timeouts, retries and what a failure tells the person:
+
+- connection errors and 5xx answers are retried with exponential backoff (a hub restarting
+  or a flaky link); 4xx answers are not, since asking again gets the same answer;
+- an unreachable hub names the URL and points at ``worldland diag network``;
+- 401 carries the hub's reason plus "run worldland login", 403 the ownership problem;
+  both exit with ``ExitCode.DENIED``, an unreachable hub with ``ExitCode.UNREACHABLE``;
+- a TLS hub is verified against ``--hub-ca`` (or the system store), and a node can present
+  its client certificate for the calls the hub accepts from nodes (heartbeat, renewal, usage).
+
+httpx is imported when a client is built, never when this module is imported, so commands
+that only need the types stay fast to start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from worldland_cli import __version__
+from worldland_cli.config import ActionableError
+from worldland_cli.output import ExitCode
+
+if TYPE_CHECKING:
+    import httpx
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF = 0.25
+NETWORK_HINT = (
+    "check the hub address (--hub, WORLDLAND_HUB or `worldland config set hub URL`), "
+    "then run `worldland diag network`"
+)
+LOGIN_HINT = "run `worldland login`"
+
+
+class HubError(ActionableError):
+    """The hub answered with an error, or could not be asked at all."""
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: int | None = None,
+        detail: str | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        super().__init__(message, hint, exit_code=exit_code)
+        self.status = status
+        self.detail = detail
+
+
+class HubUnreachable(HubError):
+    """No HTTP answer: refused, timed out, DNS, or a TLS handshake that failed."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class HubDenied(HubError):
+    """401 or 403: the credentials are missing, expired, or for someone else."""
+
+    exit_code = ExitCode.DENIED
+
+
+class HubRejected(HubError):
+    """Any other 4xx, or a 5xx that persisted through the retries."""
+
+    exit_code = ExitCode.FAILED
+
+
+def parse_time(text: str) -> dt.datetime:
+    """An RFC 3339 time from the hub as an aware UTC datetime."""
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def format_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ----------------------------------------------------------------------------- result types
+
+
+@dataclass(frozen=True)
+class HubInfo:
+    siwe_domain: str
+    chain_ids: tuple[int, ...]
+    ca_certificate: str
+    api_version: str
+    tls: bool
+    vpn_server_public_key: str
+    vpn_endpoint: str
+
+
+@dataclass(frozen=True)
+class Nonce:
+    nonce: str
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str = field(repr=False)
+    address: str
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    memory_mib: int
+    uuid: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "memory_mib": self.memory_mib, "uuid": self.uuid}
+
+
+@dataclass(frozen=True)
+class NodeRegistered:
+    node_id: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node_id: str
+    host: str
+    gpus: tuple[Gpu, ...]
+    price_per_sec_wei: int
+    registered_at: dt.datetime
+    last_seen: dt.datetime | None
+    online: bool
+
+
+@dataclass(frozen=True)
+class IssuedCert:
+    certificate: str
+    ca_certificate: str
+    not_after: dt.datetime
+    serial: str
+
+
+@dataclass(frozen=True)
+class JoinParams:
+    api_server: str
+    token: str = field(repr=False)
+    ca_cert_hashes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VpnPeer:
+    public_key: str
+    address: str
+    server_public_key: str
+    endpoint: str
+    allowed_ips: str
+    persistent_keepalive: int
+
+
+@dataclass(frozen=True)
+class PodSsh:
+    pod_id: str
+    host: str
+    port: int
+    user: str
+    host_key: str
+
+
+@dataclass(frozen=True)
+class TransferCode:
+    code: str
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class TransferClaim:
+    code: str
+    pod_id: str
+    path: str
+    name: str
+    size: int
+    sha256: str
+    ssh: PodSsh
+
+
+@dataclass(frozen=True)
+class UsageEvent:
+    """One metered interval; ``event_id`` makes resending it harmless."""
+
+    event_id: str
+    node_id: str
+    pod_id: str
+    gpu_count: int
+    start: dt.datetime
+    end: dt.datetime
+    price_per_sec_wei: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "node_id": self.node_id,
+            "pod_id": self.pod_id,
+            "gpu_count": self.gpu_count,
+            "start": format_time(self.start),
+            "end": format_time(self.end),
+            "price_per_sec_wei": str(self.price_per_sec_wei),
+        }
+
+
+@dataclass(frozen=True)
+class UsageAck:
+    accepted: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class UsageSummary:
+    node_id: str
+    seconds: int
+    wei: int
+    events: int
+
+
+def _pod_ssh(doc: Mapping[str, Any], pod_id: str) -> PodSsh:
+    return PodSsh(
+        pod_id=str(doc.get("pod_id", pod_id)),
+        host=str(doc["host"]),
+        port=int(doc["port"]),
+        user=str(doc["user"]),
+        host_key=str(doc["host_key"]),
+    )
+
+
+def _gpu(doc: Mapping[str, Any]) -> Gpu:
+    return Gpu(name=str(doc["name"]), memory_mib=int(doc["memory_mib"]), uuid=str(doc["uuid"]))
+
+
+# ----------------------------------------------------------------------------- the client
+
+
+@dataclass(frozen=True)
+class HubEndpoint:
+    """A hub URL plus the CA bundle that vouches for it: what config resolves to."""
+
+    url: str
+    ca_file: str | None = None
+
+    def client(
+        self,
+        *,
+        token: str | None = None,
+        client_cert: tuple[str, str] | None = None,
+        **kwargs: Any,
+    ) -> HubClient:
+        return HubClient(
+            self.url, token=token, ca_file=self.ca_file, client_cert=client_cert, **kwargs
+        )
+
+
+def _ssl_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The TLS error behind an httpx transport error, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {timeout:g} s"
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+class HubClient:
+    """Typed calls to one hub; use as a context manager (it holds a connection pool).
+
+    ``token`` is a person's bearer token (``worldland login``); ``client_cert`` is a node's
+    (certificate file, key file) pair presented during the TLS handshake.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        ca_file: str | None = None,
+        client_cert: tuple[str, str] | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_BACKOFF,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        self._token = token
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._sleep = sleep
+        self._client_cert = client_cert is not None
+        verify: ssl.SSLContext | bool = True
+        if self.url.startswith("https://"):
+            try:
+                context = ssl.create_default_context(cafile=ca_file)
+                if client_cert is not None:
+                    context.load_cert_chain(client_cert[0], client_cert[1])
+            except (OSError, ssl.SSLError) as e:
+                raise HubError(
+                    f"cannot load TLS files for {self.url}: {e.strerror or e}",
+                    "check --hub-ca / WORLDLAND_HUB_CA and the certificate directory",
+                ) from None
+            verify = context
+        self._http = httpx.Client(
+            base_url=self.url,
+            timeout=timeout,
+            verify=verify,
+            transport=transport,
+            headers={"User-Agent": f"worldland/{__version__}"},
+        )
+
+    def __repr__(self) -> str:
+        return f"HubClient({self.url!r}, token={'set' if self._token else 'none'})"
+
+    def __enter__(self) -> HubClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    @property
+    def has_token(self) -> bool:
+        return self._token is not None
+
+    def set_token(self, token: str | None) -> None:
+        """Use another bearer token from now on (after a silent re-login)."""
+        self._token = token
+
+    # ------------------------------------------------------------------------- plumbing
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        auth: str | None = "token",
+        admin_token: str | None = None,
+    ) -> Any:
+        """One call with retries; the decoded JSON body (None for 204), or a HubError.
+
+        ``auth="token"`` sends the bearer token when there is one; ``"admin"`` sends
+        ``admin_token``; None sends no Authorization header (nonce, login, info).
+        """
+        import httpx
+
+        headers: dict[str, str] = {}
+        if auth == "token" and self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        elif auth == "admin" and admin_token:
+            headers["Authorization"] = f"Bearer {admin_token}"
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(
+                    method, path, json=json, params=params, headers=headers
+                )
+            except httpx.TransportError as e:
+                tls_error = _ssl_failure(e)
+                if tls_error is not None:
+                    raise self._tls_error(tls_error) from None
+                if attempt < self.retries:
+                    self._sleep(self.backoff * 2**attempt)
+                    attempt += 1
+                    continue
+                raise HubUnreachable(
+                    f"cannot reach the hub at {self.url}: {_describe(e, self.timeout)}",
+                    NETWORK_HINT,
+                ) from None
+            if response.status_code >= 500 and attempt < self.retries:
+                self._sleep(self.backoff * 2**attempt)
+                attempt += 1
+                continue
+            return self._decode(method, path, response)
+
+    def _tls_error(self, error: ssl.SSLError) -> HubError:
+        reason = getattr(error, "reason", None) or str(error)
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return HubUnreachable(
+                f"cannot verify the TLS certificate of the hub at {self.url}: "
+                f"{error.verify_message or reason}",
+                "give the CA that signed the hub's certificate: --hub-ca FILE, "
+                "WORLDLAND_HUB_CA or `worldland config set hub_ca FILE`",
+            )
+        if self._client_cert:
+            return HubDenied(
+                f"the hub at {self.url} refused this node's client certificate ({reason})",
+                "issue a fresh one with `worldland certs bootstrap`",
+            )
+        return HubUnreachable(
+            f"TLS handshake with the hub at {self.url} failed: {reason}", NETWORK_HINT
+        )
+
+    def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
+        status = response.status_code
+        if 200 <= status < 300:
+            if status == 204 or not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise HubRejected(
+                    f"the hub at {self.url} sent a body that is not JSON for {method} {path}",
+                    "is --hub pointing at a Worldland hub?",
+                    status=status,
+                ) from None
+        detail = self._detail(response)
+        where = f"{method} {path}"
+        if status == 401:
+            raise HubDenied(
+                f"the hub refused the request ({where}): {detail}",
+                LOGIN_HINT,
+                status=status,
+                detail=detail,
+            )
+        if status == 403:
+            raise HubDenied(
+                f"the hub refused the request ({where}): {detail}",
+                "log in with the wallet that owns it: `worldland login --private-key-file FILE`",
+                status=status,
+                detail=detail,
+            )
+        if status >= 500:
+            raise HubRejected(
+                f"the hub at {self.url} failed ({where}): HTTP {status}: {detail}",
+                "try again later; if it persists, run `worldland diag network` "
+                "and send the hub operator this message",
+                status=status,
+                detail=detail,
+            )
+        if status == 404 and detail.startswith("HTTP "):
+            raise HubRejected(
+                f"the hub at {self.url} does not know {where}",
+                "is --hub pointing at a Worldland hub that speaks API v1?",
+                status=status,
+                detail=detail,
+            )
+        raise HubRejected(f"{detail} ({where}: HTTP {status})", status=status, detail=detail)
+
+    @staticmethod
+    def _detail(response: httpx.Response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("detail"), str):
+            return str(body["detail"])
+        text = response.text.strip().splitlines()
+        return text[0][:200] if text else f"HTTP {response.status_code}"
+
+    # ---------------------------------------------------------------------- public, auth
+
+    def health(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/health", auth=None))
+
+    def info(self) -> HubInfo:
+        doc = self.request("GET", "/v1/info", auth=None)
+        return HubInfo(
+            siwe_domain=str(doc["siwe_domain"]),
+            chain_ids=tuple(int(c) for c in doc["chain_ids"]),
+            ca_certificate=str(doc["ca_certificate"]),
+            api_version=str(doc["api_version"]),
+            tls=bool(doc["tls"]),
+            vpn_server_public_key=str(doc["vpn_server_public_key"]),
+            vpn_endpoint=str(doc["vpn_endpoint"]),
+        )
+
+    def nonce(self) -> Nonce:
+        doc = self.request("POST", "/v1/auth/nonce", auth=None)
+        return Nonce(nonce=str(doc["nonce"]), expires_at=parse_time(doc["expires_at"]))
+
+    def login(self, message: str, signature: str) -> LoginResult:
+        doc = self.request(
+            "POST", "/v1/auth/login", json={"message": message, "signature": signature}, auth=None
+        )
+        return LoginResult(
+            token=str(doc["token"]),
+            address=str(doc["address"]),
+            expires_at=parse_time(doc["expires_at"]),
+        )
+
+    # ----------------------------------------------------------------------------- nodes
+
+    def register_node(
+        self,
+        host: str,
+        gpus: Sequence[Gpu],
+        price_per_sec_wei: int,
+        labels: Mapping[str, str] | None = None,
+    ) -> NodeRegistered:
+        doc = self.request(
+            "POST",
+            "/v1/nodes",
+            json={
+                "host": host,
+                "gpus": [g.to_json() for g in gpus],
+                "price_per_sec_wei": str(price_per_sec_wei),
+                "labels": dict(labels or {}),
+            },
+        )
+        return NodeRegistered(node_id=str(doc["node_id"]), created=bool(doc["created"]))
+
+    def list_nodes(self) -> list[NodeInfo]:
+        doc = self.request("GET", "/v1/nodes")
+        return [
+            NodeInfo(
+                node_id=str(n["node_id"]),
+                host=str(n["host"]),
+                gpus=tuple(_gpu(g) for g in n["gpus"]),
+                price_per_sec_wei=int(n["price_per_sec_wei"]),
+                registered_at=parse_time(n["registered_at"]),
+                last_seen=parse_time(n["last_seen"]) if n.get("last_seen") else None,
+                online=bool(n["online"]),
+            )
+            for n in doc["nodes"]
+        ]
+
+    def heartbeat(self, node_id: str) -> dt.datetime:
+        doc = self.request("POST", f"/v1/nodes/{node_id}/heartbeat", json={})
+        return parse_time(doc["last_seen"])
+
+    def issue_cert(self, node_id: str, csr_pem: str) -> IssuedCert:
+        """Bootstrap (bearer) or renewal (over mTLS with the current certificate)."""
+        doc = self.request("POST", "/v1/certs", json={"node_id": node_id, "csr": csr_pem})
+        return IssuedCert(
+            certificate=str(doc["certificate"]),
+            ca_certificate=str(doc["ca_certificate"]),
+            not_after=parse_time(doc["not_after"]),
+            serial=str(doc["serial"]),
+        )
+
+    def join(self, node_id: str) -> JoinParams:
+        doc = self.request("POST", f"/v1/nodes/{node_id}/join")
+        return JoinParams(
+            api_server=str(doc["api_server"]),
+            token=str(doc["token"]),
+            ca_cert_hashes=tuple(str(h) for h in doc["ca_cert_hashes"]),
+        )
+
+    # ------------------------------------------------------------------------------- vpn
+
+    def add_vpn_peer(self, public_key: str) -> VpnPeer:
+        doc = self.request("POST", "/v1/vpn/peers", json={"public_key": public_key})
+        return VpnPeer(
+            public_key=str(doc["public_key"]),
+            address=str(doc["address"]),
+            server_public_key=str(doc["server_public_key"]),
+            endpoint=str(doc["endpoint"]),
+            allowed_ips=str(doc["allowed_ips"]),
+            persistent_keepalive=int(doc["persistent_keepalive"]),
+        )
+
+    def delete_vpn_peer(self, public_key: str) -> None:
+        self.request("DELETE", "/v1/vpn/peers", params={"public_key": public_key})
+
+    # ------------------------------------------------------------------ pods, transfers
+
+    def admin_register_pod(self, admin_token: str, pod: PodSsh, renter_address: str) -> str:
+        """Operator call: record (or update) a pod's SSH endpoint for its renter."""
+        doc = self.request(
+            "POST",
+            "/v1/admin/pods",
+            json={
+                "pod_id": pod.pod_id,
+                "renter_address": renter_address,
+                "ssh_host": pod.host,
+                "ssh_port": pod.port,
+                "ssh_user": pod.user,
+                "host_key": pod.host_key,
+            },
+            auth="admin",
+            admin_token=admin_token,
+        )
+        return str(doc["pod_id"])
+
+    def pod_ssh(self, pod_id: str) -> PodSsh:
+        return _pod_ssh(self.request("GET", f"/v1/pods/{pod_id}/ssh"), pod_id)
+
+    def create_transfer(
+        self,
+        pod_id: str,
+        path: str,
+        name: str,
+        size: int,
+        sha256: str,
+        code: str | None = None,
+    ) -> TransferCode:
+        body: dict[str, Any] = {
+            "pod_id": pod_id,
+            "path": path,
+            "name": name,
+            "size": size,
+            "sha256": sha256,
+        }
+        if code is not None:
+            body["code"] = code
+        doc = self.request("POST", "/v1/transfers", json=body)
+        return TransferCode(code=str(doc["code"]), expires_at=parse_time(doc["expires_at"]))
+
+    def claim_transfer(self, code: str) -> TransferClaim:
+        doc = self.request("GET", f"/v1/transfers/{code}")
+        return TransferClaim(
+            code=str(doc["code"]),
+            pod_id=str(doc["pod_id"]),
+            path=str(doc["path"]),
+            name=str(doc["name"]),
+            size=int(doc["size"]),
+            sha256=str(doc["sha256"]),
+            ssh=_pod_ssh(doc["ssh"], str(doc["pod_id"])),
+        )
+
+    # ----------------------------------------------------------------------------- usage
+
+    def post_usage(self, events: Sequence[UsageEvent]) -> UsageAck:
+        doc = self.request("POST", "/v1/usage", json=[e.to_json() for e in events])
+        return UsageAck(accepted=int(doc["accepted"]), duplicates=int(doc["duplicates"]))
+
+    def usage(self, node_id: str) -> UsageSummary:
+        doc = self.request("GET", "/v1/usage", params={"node_id": node_id})
+        return UsageSummary(
+            node_id=str(doc["node_id"]),
+            seconds=int(doc["seconds"]),
+            wei=int(doc["wei"]),
+            events=int(doc["events"]),
+        )
