@@ -55,10 +55,17 @@ def print_json(document: Any) -> None:
 
 
 def error(message: str, hint: str | None = None) -> None:
-    """A problem in words a person can act on, on stderr."""
-    err_console().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """A problem in words a person can act on, on stderr.
+
+    Not wrapped (a path or command split over two lines cannot be pasted) and escaped (a
+    message may quote text with brackets, which is not markup).
+    """
+    from rich.markup import escape
+
+    err = err_console()
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if hint:
-        err_console().print(f"  [dim]hint:[/] {hint}", markup=True, highlight=False)
+        err.print(f"  [dim]hint:[/] {escape(hint)}", highlight=False, soft_wrap=True)
 
 
 def render_report(report: Report, *, verbose: bool = False) -> None:
