@@ -1,0 +1,98 @@
+"""Settings: flag > env > config.toml > default, `config set` validation, `config show`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.auth.conftest import cli
+from worldland_cli import config
+
+
+def test_precedence_flag_over_env_over_file_over_default(
+    worldland_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert config.load().resolve("hub") == config.Setting("hub", config.DEFAULT_HUB, "default")
+    config.set_value("hub", "http://file.example:1")
+    assert config.load().resolve("hub") == config.Setting("hub", "http://file.example:1", "file")
+    monkeypatch.setenv("WORLDLAND_HUB", "http://env.example:2/")
+    assert config.load().resolve("hub") == config.Setting("hub", "http://env.example:2", "env")
+    flagged = config.load().resolve("hub", "https://flag.example:3")
+    assert flagged == config.Setting("hub", "https://flag.example:3", "flag")
+
+
+def test_paths_follow_worldland_home(worldland_home: Path) -> None:
+    cfg = config.load()
+    assert cfg.get("private_key_file") == str(worldland_home / "private-key.txt")
+    assert cfg.get("cert_dir") == str(worldland_home / "certs")
+    assert cfg.get_int("price_per_sec") == 1_000_000_000
+    assert config.session_file() == worldland_home / "session.json"
+    assert config.node_file() == worldland_home / "node.json"
+
+
+def test_hub_endpoint_carries_the_ca(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("WORLDLAND_HUB_CA", str(tmp_path / "ca.pem"))
+    endpoint = config.load().hub_endpoint("hub.example:8443")
+    assert endpoint.url == "http://hub.example:8443"
+    assert endpoint.ca_file == str(tmp_path / "ca.pem")
+
+
+def test_set_keeps_other_keys_and_rejects_bad_values(worldland_home: Path) -> None:
+    config.set_value("price_per_sec", "2000")
+    config.set_value("siwe_domain", "35.193.237.225:3000")
+    text = (worldland_home / "config.toml").read_text()
+    assert "price_per_sec = 2000" in text and 'siwe_domain = "35.193.237.225:3000"' in text
+    with pytest.raises(config.ConfigError, match="whole number"):
+        config.set_value("price_per_sec", "1.5")
+    with pytest.raises(config.ConfigError, match="unknown setting 'hubb'") as info:
+        config.set_value("hubb", "x")
+    assert "hub" in (info.value.hint or "")
+    with pytest.raises(config.ConfigError, match="http:// or https://"):
+        config.set_value("hub", "ftp://hub.example")
+    assert config.load().get_int("price_per_sec") == 2000
+
+
+def test_broken_toml_is_a_clear_error(worldland_home: Path) -> None:
+    worldland_home.mkdir(parents=True)
+    (worldland_home / "config.toml").write_text("hub = [unterminated\n")
+    result = cli("config", "show")
+    assert result.exit_code == 2
+    assert "is not valid TOML" in result.stderr and "config.toml" in result.stderr
+
+
+def test_config_set_and_show_cli(worldland_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("config", "set", "hub", "https://ops:hunter2@hub.example:8443").exit_code == 0
+    monkeypatch.setenv("WORLDLAND_SIWE_DOMAIN", "app.example:3000")
+    worldland_home.joinpath("session.json").write_text(
+        json.dumps(
+            {
+                "token": "SECRET-TOKEN-VALUE",
+                "address": "0xabc",
+                "hub": "https://hub.example:8443",
+                "expires_at": "2099-01-01T00:00:00Z",
+            }
+        )
+    )
+    human = cli("config", "show")
+    assert human.exit_code == 0, human.output
+    assert "hunter2" not in human.output and "SECRET-TOKEN-VALUE" not in human.output
+    assert "https://ops:****@hub.example:8443  [file]" in human.stdout
+    assert "app.example:3000  [env]" in human.stdout
+    doc = json.loads(cli("config", "show", "--json").stdout)
+    assert doc["settings"]["hub"] == {
+        "value": "https://ops:****@hub.example:8443",
+        "source": "file",
+        "env": "WORLDLAND_HUB",
+    }
+    assert doc["settings"]["siwe_domain"]["source"] == "env"
+    assert doc["session"]["token"] == "****" and doc["session"]["address"] == "0xabc"
+    assert "SECRET-TOKEN-VALUE" not in json.dumps(doc)
+
+
+def test_config_set_unknown_key_exits_2_with_the_known_ones() -> None:
+    result = cli("config", "set", "--json", "gpu", "T4")
+    assert result.exit_code == 2
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False and "gpu_type" in doc["hint"]
