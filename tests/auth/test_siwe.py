@@ -17,18 +17,21 @@ from worldland_cli.auth.wallet import load_wallet
 ISSUED = dt.datetime(2026, 11, 23, 4, 48, 39, tzinfo=dt.UTC)
 
 
-def _message(**overrides: object) -> str:
-    fields: dict[str, object] = {
-        "domain": "35.193.237.225:3000",
-        "address": PLANTED_ADDRESS,
-        "uri": "https://hub.example:8443",
-        "chain_id": 1,
-        "nonce": "a1b2c3d4e5f6a7b8c9d0e1f2",
-        "issued_at": ISSUED,
-        "expiration_time": ISSUED + dt.timedelta(minutes=10),
-    }
-    fields.update(overrides)
-    return build_message(**fields)  # type: ignore[arg-type]
+def _message(
+    *,
+    chain_id: int = 1,
+    issued_at: dt.datetime = ISSUED,
+    expiration_time: dt.datetime | None = ISSUED + dt.timedelta(minutes=10),
+) -> str:
+    return build_message(
+        domain="35.193.237.225:3000",
+        address=PLANTED_ADDRESS,
+        uri="https://hub.example:8443",
+        chain_id=chain_id,
+        nonce="a1b2c3d4e5f6a7b8c9d0e1f2",
+        issued_at=issued_at,
+        expiration_time=expiration_time,
+    )
 
 
 def test_message_parses_with_every_field() -> None:
