@@ -225,7 +225,7 @@ def read_file_values(host: Host | None = None) -> dict[str, str]:
     values: dict[str, str] = {}
     for name, value in raw.items():
         if name not in KEYS:
-            continue  # unknown keys are reported by `config show`, not fatal here
+            continue  # a newer CLI's settings must not break this one
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise ConfigError(f"{path}: {name} must be a string or a number")
         values[name] = validate(name, str(value))
