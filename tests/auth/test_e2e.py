@@ -252,6 +252,28 @@ def test_expired_session_without_key_file_says_run_login(
     assert register.exit_code == 4 and "run `worldland login`" in register.stderr
 
 
+def test_expired_session_with_key_file_logs_in_silently(
+    plain_hub: RunningHub, worldland_home: Path
+) -> None:
+    write_key(worldland_home / "private-key.txt", PLANTED_KEY)
+    stale = {
+        "token": "stale",
+        "address": PLANTED_ADDRESS,
+        "hub": plain_hub.url,
+        "expires_at": "2020-01-01T00:00:00Z",
+    }
+    (worldland_home / "session.json").write_text(json.dumps(stale))
+    result = cli(
+        "register", *hub_args(plain_hub), "--host", f"s-{uuid.uuid4().hex[:8]}",
+        "--gpu-type", "T4", "--memory-gb", "16",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "SIWE authentication successful" in result.stdout
+    fresh = json.loads((worldland_home / "session.json").read_text())
+    assert fresh["token"] != "stale" and fresh["address"] == PLANTED_ADDRESS
+    assert fresh["expires_at"] > dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @pytest.mark.usefixtures("nvml_t4")
 def test_planted_key_never_appears_anywhere(
     any_hub: RunningHub, worldland_home: Path, caplog: pytest.LogCaptureFixture

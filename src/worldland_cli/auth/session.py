@@ -133,6 +133,48 @@ def current_session(endpoint: HubEndpoint, host: Host | None = None) -> Session:
     return session
 
 
+def live_session(
+    cfg: Config,
+    *,
+    hub: str | None = None,
+    hub_ca: str | None = None,
+    private_key_file: str | None = None,
+    siwe_domain: str | None = None,
+    host: Host | None = None,
+    on_login: Callable[[Session], None] | None = None,
+    **client_kwargs: Any,
+) -> Session:
+    """The saved session for this hub, or a fresh one from a silent login.
+
+    When the saved session is missing, expired or for another hub and a wallet key file is
+    configured, logs in again without asking (the way the seed's node daemon does on every
+    start); otherwise raises NotLoggedIn with "run worldland login". ``on_login`` is told
+    about a silent login (commands print the seed's "SIWE authentication successful").
+    """
+    endpoint = cfg.hub_endpoint(hub, hub_ca)
+    try:
+        return current_session(endpoint, host)
+    except NotLoggedIn:
+        key_file = key_file_for_relogin(cfg, private_key_file)
+        if key_file is None:
+            raise
+    from worldland_cli.auth.login import login
+    from worldland_cli.auth.wallet import load_wallet
+
+    wallet = load_wallet(key_file, host)
+    with endpoint.client(**client_kwargs) as anonymous:
+        session = login(
+            anonymous,
+            wallet,
+            siwe_domain=cfg.get("siwe_domain", siwe_domain),
+            chain_id=cfg.get_int("chain_id"),
+            host=host,
+        )
+    if on_login is not None:
+        on_login(session)
+    return session
+
+
 def authenticated_client(
     cfg: Config,
     *,
@@ -144,32 +186,18 @@ def authenticated_client(
     on_login: Callable[[Session], None] | None = None,
     **client_kwargs: Any,
 ) -> tuple[HubClient, Session]:
-    """A hub client carrying a live bearer token, and the session it came from.
+    """A hub client carrying a live bearer token (see :func:`live_session`), and its session.
 
-    When the saved session is missing, expired or for another hub and a wallet key file is
-    configured, logs in again without asking (the way the seed's node daemon does on every
-    start); otherwise raises NotLoggedIn with "run worldland login". The caller closes the
-    client.
+    The caller closes the client (it is a context manager).
     """
-    endpoint = cfg.hub_endpoint(hub, hub_ca)
-    try:
-        session = current_session(endpoint, host)
-    except NotLoggedIn:
-        key_file = key_file_for_relogin(cfg, private_key_file)
-        if key_file is None:
-            raise
-        from worldland_cli.auth.login import login
-        from worldland_cli.auth.wallet import load_wallet
-
-        wallet = load_wallet(key_file, host)
-        with endpoint.client(**client_kwargs) as anonymous:
-            session = login(
-                anonymous,
-                wallet,
-                siwe_domain=cfg.get("siwe_domain", siwe_domain),
-                chain_id=cfg.get_int("chain_id"),
-                host=host,
-            )
-        if on_login is not None:
-            on_login(session)
-    return endpoint.client(token=session.token, **client_kwargs), session
+    session = live_session(
+        cfg,
+        hub=hub,
+        hub_ca=hub_ca,
+        private_key_file=private_key_file,
+        siwe_domain=siwe_domain,
+        host=host,
+        on_login=on_login,
+        **client_kwargs,
+    )
+    return cfg.hub_endpoint(hub, hub_ca).client(token=session.token, **client_kwargs), session

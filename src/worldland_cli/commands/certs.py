@@ -86,7 +86,7 @@ def _ensure(
     from worldland_cli import config
     from worldland_cli.auth.certs import ensure_certificate
     from worldland_cli.auth.node import RegisterError, load_node
-    from worldland_cli.auth.session import authenticated_client
+    from worldland_cli.auth.session import live_session
     from worldland_cli.hubclient import format_time
 
     cfg = config.load()
@@ -98,15 +98,13 @@ def _ensure(
     directory = cfg.get("cert_dir", cert_dir)
 
     def token() -> str:
-        client, session = authenticated_client(
+        return live_session(
             cfg,
             hub=hub,
             hub_ca=hub_ca,
             private_key_file=private_key_file,
             siwe_domain=siwe_domain,
-        )
-        client.close()
-        return session.token
+        ).token
 
     outcome = ensure_certificate(
         cfg.hub_endpoint(hub, hub_ca), node.node_id, cert_dir=directory, token=token, force=force
