@@ -93,9 +93,9 @@ def _failed_code(report: DiagReport) -> int:
 
 
 def _home() -> str:
-    from worldland_cli.diag.base import default_home
+    from worldland_cli.config import home
 
-    return default_home()
+    return str(home())
 
 
 @app.command("gpu")
@@ -123,6 +123,9 @@ def network(
     timeout: float = _timeout(),
     root: Path = _root(),
     hub: str = typer.Option(None, "--hub", help="Hub URL (default: WORLDLAND_HUB or config)."),
+    hub_ca: Path = typer.Option(
+        None, "--hub-ca", help="CA bundle for a TLS hub (default: WORLDLAND_HUB_CA or config)."
+    ),
 ) -> None:
     """The path to the hub step by step, the tunnel, the node API and the MTU.
 
@@ -130,13 +133,16 @@ def network(
     the hub, WireGuard handshake age, port 8444.  Exit 3 when the hub cannot be reached,
     1 for other failures.
     """
-    from worldland_cli.diag.base import Status, hub_url
+    from worldland_cli import config
+    from worldland_cli.diag.base import Status
     from worldland_cli.diag.network import probe_network
     from worldland_cli.output import ExitCode
 
     host = _host(root, timeout)
-    home = _home()
-    report = probe_network(host, home, (hub or hub_url(host, home)).rstrip("/"), timeout)
+    endpoint = config.load().hub_endpoint(hub, hub_ca)
+    report = probe_network(
+        host, _home(), endpoint.url.rstrip("/"), timeout, hub_ca=endpoint.ca_file
+    )
     unreachable = any(c.id in REACH_CHECKS and c.status is Status.FAIL for c in report.checks)
     code = int(ExitCode.UNREACHABLE) if unreachable else _failed_code(report)
     _emit(ctx, json_output, report, code)

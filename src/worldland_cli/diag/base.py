@@ -6,19 +6,17 @@ a step that does not answer in time is a failure flagged ``timed_out`` rather th
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from worldland_cli import __version__
-from worldland_cli.host import Host, HostError
+from worldland_cli.host import HostError
 from worldland_cli.requirements.base import Status
 
-__all__ = ["Check", "DiagReport", "Status", "bounded", "default_home", "hub_url"]
+__all__ = ["Check", "DiagReport", "Status", "bounded"]
 
 
 @dataclass(frozen=True)
@@ -119,30 +117,3 @@ def bounded(check_id: str, fn: Callable[[], Check], timeout: float) -> Check:
         )
     result = box[0]
     return replace(result, duration_ms=result.duration_ms or ms)
-
-
-def default_home() -> str:
-    """WORLDLAND_HOME, else ~/.worldland: the agreed place for config, session and certs."""
-    return os.environ.get("WORLDLAND_HOME") or os.path.expanduser("~/.worldland")
-
-
-DEFAULT_HUB = "http://127.0.0.1:8080"
-
-
-def hub_url(host: Host, home: str) -> str:
-    """The hub the node talks to: WORLDLAND_HUB, else config.toml's ``hub``, else the default.
-
-    Read the same way as the rest of the CLI so diag probes the hub the node actually uses.
-    """
-    env = os.environ.get("WORLDLAND_HUB")
-    if env:
-        return env.rstrip("/")
-    text = host.read_text(f"{home}/config.toml")
-    if text:
-        try:
-            value = tomllib.loads(text).get("hub")
-        except tomllib.TOMLDecodeError:
-            value = None
-        if isinstance(value, str) and value:
-            return value.rstrip("/")
-    return DEFAULT_HUB

@@ -27,7 +27,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from worldland_cli import __version__
-from worldland_cli.diag.base import DiagReport, hub_url
+from worldland_cli.diag.base import DiagReport
 from worldland_cli.diag.gpu import nvidia_kernel_lines
 from worldland_cli.diag.k8s import journal
 from worldland_cli.diag.redact import Redactor
@@ -278,14 +278,20 @@ def build_bundle(
 
 
 def _default_probes(host: Host, home: str, timeout: float) -> dict[str, Callable[[], Any]]:
+    from worldland_cli import config
     from worldland_cli.diag.certs import probe_certs
     from worldland_cli.diag.gpu import probe_gpu
     from worldland_cli.diag.k8s import probe_k8s
     from worldland_cli.diag.network import probe_network
 
+    def network() -> Any:
+        # Inside the probe, so a broken config.toml is recorded as this probe's failure.
+        endpoint = config.load().hub_endpoint()
+        return probe_network(host, home, endpoint.url.rstrip("/"), timeout, hub_ca=endpoint.ca_file)
+
     return {
         "gpu": lambda: probe_gpu(host, timeout),
-        "network": lambda: probe_network(host, home, hub_url(host, home), timeout),
+        "network": network,
         "k8s": lambda: probe_k8s(host, timeout),
         "certs": lambda: probe_certs(host, home),
     }

@@ -12,7 +12,7 @@ import email.utils
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -197,8 +197,14 @@ def probe_network(
     hub: str,
     timeout: float = 5.0,
     node_api: tuple[str, int] = NODE_API,
+    *,
+    hub_ca: str | None = None,
 ) -> DiagReport:
-    """Every layer between this node and the hub, then the local tunnel and node API."""
+    """Every layer between this node and the hub, then the local tunnel and node API.
+
+    ``hub_ca`` is the configured trust anchor for a TLS hub (``--hub-ca``); without it the
+    node's certs/ca.crt is used once the node has one, else the system's CAs.
+    """
     start = time.monotonic()
     report = DiagReport("network", data={"hub": hub})
     url = urlsplit(hub)
@@ -206,6 +212,8 @@ def probe_network(
     https = url.scheme == "https"
     port = url.port or (443 if https else 80)
     certs = node_certs(host, home)
+    if hub_ca:
+        certs = replace(certs, ca=hub_ca)
     state: dict[str, Any] = {}
 
     def dns() -> Check:
