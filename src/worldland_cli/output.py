@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from worldland_cli.requirements.base import Finding
     from worldland_cli.requirements.runner import Report
 
 
@@ -69,31 +71,50 @@ def error(message: str, hint: str | None = None) -> None:
 
 
 def render_report(report: Report, *, verbose: bool = False) -> None:
+    """doctor's table, grouped by area, with the readiness verdict."""
+    render_findings(
+        sorted(report.findings, key=lambda f: f.area),
+        report.summary(),
+        failed=report.failed,
+        show_ms=verbose,
+        sections=True,
+    )
+
+
+def render_findings(
+    findings: Sequence[Finding],
+    summary: str,
+    *,
+    failed: bool,
+    show_ms: bool = False,
+    sections: bool = False,
+) -> None:
     """A table of what was seen, then the fixes as whole lines so they can be pasted.
 
     Remedies are printed outside the table on purpose: a command wrapped inside a narrow
-    cell cannot be copied into a shell.
+    cell cannot be copied into a shell. Used by doctor and by every diag probe.
     """
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table(show_header=True, header_style="bold", pad_edge=False)
+    table = Table(show_header=True, header_style="bold")
     table.add_column("check", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("observed")
-    if verbose:
+    if show_ms:
         table.add_column("ms", justify="right")
 
-    findings = sorted(report.findings, key=lambda f: f.area)
     current_area = None
     for f in findings:
-        if current_area is not None and f.area != current_area:
+        if sections and current_area is not None and f.area != current_area:
             table.add_section()
         current_area = f.area
         status = f.status.value
-        label = STATUS_LABEL[status] + (" (ignored)" if f.ignored else "")
+        label = STATUS_LABEL[status]
+        label += " (ignored)" if f.ignored else ""
+        label += " (timed out)" if f.timed_out else ""
         row = [f.id, f"[{STATUS_STYLE[status]}]{label}[/]", escape(f.observed)]
-        if verbose:
+        if show_ms:
             row.append(str(f.duration_ms))
         table.add_row(*row)
     out = console()
@@ -107,5 +128,5 @@ def render_report(report: Report, *, verbose: bool = False) -> None:
             out.print(f"    {escape(f.remedy or '')}", soft_wrap=True)
             if f.doc:
                 out.print(f"    [dim]see {escape(f.doc)}[/]", soft_wrap=True)
-    style = "bold red" if report.failed else "bold green"
-    out.print(f"\n[{style}]{escape(report.summary())}[/]")
+    style = "bold red" if failed else "bold green"
+    out.print(f"\n[{style}]{escape(summary)}[/]")

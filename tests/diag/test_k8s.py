@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from tests.diag.conftest import ToolMaker
 from tests.support.fakekube import Cluster, FakeKube, start_fake_kube
-from worldland_cli.diag.base import Check, Status
+from worldland_cli.diag.base import Finding, Status
 from worldland_cli.diag.k8s import CNI_REMEDY, probe_k8s
 from worldland_cli.host import Host
 from worldland_cli.main import app
@@ -53,7 +53,7 @@ def units(tool: ToolMaker, tmp_path: Path) -> Path:
     return logs
 
 
-def checks(host: Host) -> dict[str, Check]:
+def checks(host: Host) -> dict[str, Finding]:
     return {c.id: c for c in probe_k8s(host, 3.0, NODE).checks}
 
 

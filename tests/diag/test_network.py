@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from tests.diag.conftest import ToolMaker
 from tests.diag.pki import Pki
 from tests.diag.tlsserver import https_server
-from worldland_cli.diag.base import Check, Status
+from worldland_cli.diag.base import Finding, Status
 from worldland_cli.diag.network import probe_network, wireguard_check
 from worldland_cli.host import Host
 from worldland_cli.main import app
@@ -48,7 +48,7 @@ esac""",
     return pki.write_server(tmp_path / "server")[0].parent
 
 
-def by_id(checks: list[Check]) -> dict[str, Check]:
+def by_id(checks: list[Finding]) -> dict[str, Finding]:
     return {c.id: c for c in checks}
 
 

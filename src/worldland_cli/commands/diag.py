@@ -59,31 +59,11 @@ def _emit(ctx: typer.Context, json_output: bool, report: DiagReport, exit_code: 
 
 
 def _render(report: DiagReport) -> None:
-    """A table of what was seen, then fixes as whole lines (a wrapped cell cannot be pasted)."""
-    from rich.markup import escape
-    from rich.table import Table
+    from worldland_cli.output import render_findings
 
-    from worldland_cli.output import STATUS_LABEL, STATUS_STYLE, console
-
-    table = Table(show_header=True, header_style="bold", pad_edge=False)
-    table.add_column("check", no_wrap=True)
-    table.add_column("status", no_wrap=True)
-    table.add_column("observed")
-    table.add_column("ms", justify="right")
-    for c in report.checks:
-        label = STATUS_LABEL[c.status.value] + (" (timed out)" if c.timed_out else "")
-        style = STATUS_STYLE[c.status.value]
-        table.add_row(c.id, f"[{style}]{label}[/]", escape(c.observed), str(c.duration_ms))
-    out = console()
-    out.print(table)
-    fixes = [c for c in report.checks if c.remedy and c.status.value in ("fail", "warn")]
-    if fixes:
-        out.print("\n[bold]To fix:[/]")
-        for c in fixes:
-            out.print(f"  [{STATUS_STYLE[c.status.value]}]{c.id}[/]")
-            out.print(f"    {escape(c.remedy or '')}", soft_wrap=True)
-    verdict = "[bold red]problems found[/]" if report.failed else "[bold green]no failures[/]"
-    out.print(f"\n{verdict} in {report.duration_ms} ms")
+    verdict = "problems found" if report.failed else "no failures"
+    summary = f"{verdict} in {report.duration_ms} ms"
+    render_findings(report.checks, summary, failed=report.failed, show_ms=True)
 
 
 def _failed_code(report: DiagReport) -> int:

@@ -9,48 +9,30 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from worldland_cli import __version__
 from worldland_cli.host import HostError
-from worldland_cli.requirements.base import Status
+from worldland_cli.requirements.base import Finding, Status
 
-__all__ = ["Check", "DiagReport", "Status", "bounded"]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One thing a probe looked at: what it saw and, when it is not ok, what to run."""
-
-    id: str
-    status: Status
-    observed: str
-    remedy: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    duration_ms: int = 0
-    timed_out: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["status"] = self.status.value
-        return d
+__all__ = ["DiagReport", "Finding", "Status", "bounded"]
 
 
-def ok(id: str, observed: str, **details: Any) -> Check:
-    return Check(id, Status.OK, observed, None, details)
+def ok(id: str, observed: str, **details: Any) -> Finding:
+    return Finding(id, Status.OK, observed, details=details)
 
 
-def warn(id: str, observed: str, remedy: str | None = None, **details: Any) -> Check:
-    return Check(id, Status.WARN, observed, remedy, details)
+def warn(id: str, observed: str, remedy: str | None = None, **details: Any) -> Finding:
+    return Finding(id, Status.WARN, observed, remedy, details=details)
 
 
-def fail(id: str, observed: str, remedy: str | None = None, **details: Any) -> Check:
-    return Check(id, Status.FAIL, observed, remedy, details)
+def fail(id: str, observed: str, remedy: str | None = None, **details: Any) -> Finding:
+    return Finding(id, Status.FAIL, observed, remedy, details=details)
 
 
-def skip(id: str, observed: str, **details: Any) -> Check:
-    return Check(id, Status.SKIP, observed, None, details)
+def skip(id: str, observed: str, **details: Any) -> Finding:
+    return Finding(id, Status.SKIP, observed, details=details)
 
 
 @dataclass
@@ -58,7 +40,7 @@ class DiagReport:
     """The result of one `worldland diag KIND`: its checks plus raw data for the bundle."""
 
     kind: str
-    checks: list[Check] = field(default_factory=list)
+    checks: list[Finding] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     duration_ms: int = 0
 
@@ -66,7 +48,7 @@ class DiagReport:
     def failed(self) -> bool:
         return any(c.status is Status.FAIL for c in self.checks)
 
-    def add(self, check: Check) -> Check:
+    def add(self, check: Finding) -> Finding:
         self.checks.append(check)
         return check
 
@@ -82,7 +64,7 @@ class DiagReport:
         }
 
 
-def bounded(check_id: str, fn: Callable[[], Check], timeout: float) -> Check:
+def bounded(check_id: str, fn: Callable[[], Finding], timeout: float) -> Finding:
     """Run one step in a daemon thread and give up on it after ``timeout`` seconds.
 
     A daemon thread (not a pool worker) is used for the same reason as doctor's runner:
@@ -90,7 +72,7 @@ def bounded(check_id: str, fn: Callable[[], Check], timeout: float) -> Check:
     must not keep the process alive at exit.  Exceptions become a failed check so one
     broken step never hides the others.
     """
-    box: list[Check] = []
+    box: list[Finding] = []
 
     def target() -> None:
         try:
@@ -106,13 +88,11 @@ def bounded(check_id: str, fn: Callable[[], Check], timeout: float) -> Check:
     thread.join(timeout)
     ms = int((time.monotonic() - start) * 1000)
     if not box:
-        return Check(
+        return Finding(
             check_id,
             Status.FAIL,
             f"no answer within {timeout:g}s (timed out); the step was abandoned",
-            None,
-            {},
-            ms,
+            duration_ms=ms,
             timed_out=True,
         )
     result = box[0]

@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from worldland_cli.diag.base import Check, DiagReport, fail, ok, skip, warn
+from worldland_cli.diag.base import DiagReport, Finding, fail, ok, skip, warn
 from worldland_cli.host import Host
 
 RENEW_WARN_DAYS = 7
@@ -46,7 +46,7 @@ def _describe(cert: Any) -> dict[str, Any]:
     }
 
 
-def _validity(check_id: str, cert: Any, what: str, now: datetime) -> Check:
+def _validity(check_id: str, cert: Any, what: str, now: datetime) -> Finding:
     info = _describe(cert)
     if now < cert.not_valid_before_utc:
         return fail(

@@ -12,7 +12,7 @@ import re
 import time
 from typing import Any
 
-from worldland_cli.diag.base import Check, DiagReport, bounded, fail, ok, skip, warn
+from worldland_cli.diag.base import DiagReport, Finding, bounded, fail, ok, skip, warn
 from worldland_cli.host import Host, NvmlUnavailable
 from worldland_cli.requirements.gpu import DRIVER_REMEDY
 
@@ -106,7 +106,7 @@ def _value(v: Any) -> Any:
     return None if isinstance(v, dict) and "unavailable" in v else v
 
 
-def _gpu_check(dev: dict[str, Any]) -> Check:
+def _gpu_check(dev: dict[str, Any]) -> Finding:
     """One verdict per GPU from its NVML counters, worst problem first."""
     cid = f"gpu.{dev['index']}"
     name = dev.get("name") if isinstance(dev.get("name"), str) else "GPU"
@@ -157,7 +157,7 @@ def probe_gpu(host: Host, timeout: float = 5.0) -> DiagReport:
     start = time.monotonic()
     report = DiagReport("gpu")
 
-    def driver() -> Check:
+    def driver() -> Finding:
         try:
             snap = host.nvml()
         except NvmlUnavailable as e:
@@ -174,7 +174,7 @@ def probe_gpu(host: Host, timeout: float = 5.0) -> DiagReport:
     if nvml.status.value == "ok":
         details: list[dict[str, Any]] = []
 
-        def devices() -> Check:
+        def devices() -> Finding:
             details.extend(host.nvml_device_details())
             return ok("gpu.devices", f"{len(details)} GPU(s) read")
 
@@ -185,7 +185,7 @@ def probe_gpu(host: Host, timeout: float = 5.0) -> DiagReport:
         else:
             report.add(got)
 
-    def xids() -> Check:
+    def xids() -> Finding:
         lines, why = nvidia_kernel_lines(host, timeout)
         if why:
             return skip("gpu.xid", f"kernel log not readable: {why}")
@@ -209,7 +209,7 @@ def probe_gpu(host: Host, timeout: float = 5.0) -> DiagReport:
 
     report.add(bounded("gpu.xid", xids, timeout + 1))
 
-    def smi() -> Check:
+    def smi() -> Finding:
         res = host.run(["nvidia-smi", "-q"], timeout=timeout)
         if res.not_found:
             return fail("gpu.nvidia-smi", "nvidia-smi not found", DRIVER_REMEDY)

@@ -14,7 +14,7 @@ import re
 import time
 from typing import Any
 
-from worldland_cli.diag.base import Check, DiagReport, bounded, fail, ok, skip, warn
+from worldland_cli.diag.base import DiagReport, Finding, bounded, fail, ok, skip, warn
 from worldland_cli.host import Host
 
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
@@ -48,7 +48,7 @@ def journal(host: Host, unit: str, timeout: float, lines: int = JOURNAL_LINES) -
     return res.stdout.splitlines() if res.ok else []
 
 
-def kubelet_state_check(host: Host, timeout: float) -> Check:
+def kubelet_state_check(host: Host, timeout: float) -> Finding:
     res = host.run(
         [
             "systemctl",
@@ -83,7 +83,7 @@ def _api(host: Host) -> Any:
     return client.CoreV1Api(api_client)
 
 
-def _api_error(check_id: str, e: Exception, what: str) -> Check:
+def _api_error(check_id: str, e: Exception, what: str) -> Finding:
     status = getattr(e, "status", None)
     if status in (401, 403):
         return skip(check_id, f"the kubelet's credentials may not {what} ({status})")
@@ -104,7 +104,7 @@ def probe_k8s(host: Host, timeout: float = 5.0, node_name: str | None = None) ->
     report.add(bounded("k8s.kubelet", lambda: kubelet_state_check(host, timeout), timeout + 1))
     logs: dict[str, list[str]] = {}
 
-    def kubelet_log() -> Check:
+    def kubelet_log() -> Finding:
         for unit in ("kubelet", "containerd"):
             logs[unit] = journal(host, unit, timeout)
         errors = [ln for ln in logs["kubelet"] if KLOG_ERROR_RE.search(ln)]
@@ -127,7 +127,7 @@ def probe_k8s(host: Host, timeout: float = 5.0, node_name: str | None = None) ->
     api_checks = _api_checks(host, node, timeout, report, events)
     report.checks.extend(api_checks)
 
-    def cni() -> Check:
+    def cni() -> Finding:
         hits = [ln for unit in logs.values() for ln in unit if CNI_RE.search(ln)]
         hits += [e["message"] for e in events if CNI_RE.search(e["message"])]
         if hits:
@@ -147,13 +147,13 @@ def probe_k8s(host: Host, timeout: float = 5.0, node_name: str | None = None) ->
 
 def _api_checks(
     host: Host, node: str, timeout: float, report: DiagReport, events: list[dict[str, str]]
-) -> list[Check]:
+) -> list[Finding]:
     """Node conditions, allocatable GPUs, the device plugin, and events, via the API server."""
     if not host.exists(KUBELET_CONF):
         return [skip("k8s.api", f"{KUBELET_CONF} not found: this node has not joined")]
     box: dict[str, Any] = {}
 
-    def connect() -> Check:
+    def connect() -> Finding:
         box["api"] = _api(host)
         return ok("k8s.api", f"kubelet credentials loaded from {KUBELET_CONF}")
 
@@ -162,7 +162,7 @@ def _api_checks(
         return out
     api = box["api"]
 
-    def node_check() -> Check:
+    def node_check() -> Finding:
         try:
             obj = api.read_node(node, _request_timeout=timeout)
         except Exception as e:
@@ -188,7 +188,7 @@ def _api_checks(
 
     out.append(bounded("k8s.node", node_check, timeout + 1))
 
-    def gpu_check() -> Check:
+    def gpu_check() -> Finding:
         obj = box.get("node")
         if obj is None:
             return skip("k8s.gpu-allocatable", "node not readable")
@@ -206,7 +206,7 @@ def _api_checks(
 
     out.append(gpu_check())
 
-    def plugin_check() -> Check:
+    def plugin_check() -> Finding:
         try:
             pods = api.list_namespaced_pod(
                 PLUGIN_NAMESPACE, label_selector=PLUGIN_SELECTOR, _request_timeout=timeout
@@ -240,7 +240,7 @@ def _api_checks(
 
     out.append(bounded("k8s.device-plugin", plugin_check, 2 * timeout + 1))
 
-    def events_check() -> Check:
+    def events_check() -> Finding:
         try:
             items = api.list_event_for_all_namespaces(_request_timeout=timeout).items
         except Exception as e:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from worldland_cli.diag.base import Check, DiagReport, bounded, fail, ok, skip, warn
+from worldland_cli.diag.base import DiagReport, Finding, bounded, fail, ok, skip, warn
 from worldland_cli.host import Host
 
 NODE_API = ("127.0.0.1", 8444)
@@ -99,7 +99,7 @@ def parse_wg_dump(text: str) -> dict[str, Any]:
     return out
 
 
-def wireguard_check(host: Host, timeout: float, now: float | None = None) -> Check:
+def wireguard_check(host: Host, timeout: float, now: float | None = None) -> Finding:
     res = host.run(["wg", "show", "wg0", "dump"], timeout=timeout)
     configured = host.exists(WG_CONF)
     if res.not_found:
@@ -125,7 +125,7 @@ def wireguard_check(host: Host, timeout: float, now: float | None = None) -> Che
     if not peers:
         return fail("network.wireguard", "wg0 is up but has no peer", "worldland join", **dump)
     clock = time.time() if now is None else now
-    worst: Check | None = None
+    worst: Finding | None = None
     notes = []
     for p in peers:
         hs = p["latest_handshake"]
@@ -157,7 +157,7 @@ def _link_mtus(text: str) -> dict[str, int]:
     return mtus
 
 
-def mtu_check(host: Host, timeout: float) -> Check:
+def mtu_check(host: Host, timeout: float) -> Finding:
     links = host.run(["ip", "-o", "link", "show"], timeout=timeout)
     if not links.ok:
         return skip("network.mtu", f"cannot list links: {links.describe_failure()}")
@@ -216,7 +216,7 @@ def probe_network(
         certs = replace(certs, ca=hub_ca)
     state: dict[str, Any] = {}
 
-    def dns() -> Check:
+    def dns() -> Finding:
         t0 = time.monotonic()
         infos = socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
         addrs = sorted({str(i[4][0]) for i in infos})
@@ -228,7 +228,7 @@ def probe_network(
             ms=_ms(t0),
         )
 
-    def dns_guarded() -> Check:
+    def dns_guarded() -> Finding:
         try:
             return dns()
         except socket.gaierror as e:
@@ -240,7 +240,7 @@ def probe_network(
 
     steps = report.add(bounded("network.dns", dns_guarded, timeout))
 
-    def tcp() -> Check:
+    def tcp() -> Finding:
         try:
             secs = _tcp_connect(state["addr"], port, timeout)
         except TimeoutError:
@@ -268,7 +268,7 @@ def probe_network(
     else:
         report.add(skip("network.tcp", "skipped: name did not resolve"))
 
-    def tls() -> Check:
+    def tls() -> Finding:
         ctx = _tls_context(certs, client=False)
         t0 = time.monotonic()
         try:
@@ -302,7 +302,7 @@ def probe_network(
         else:
             report.add(skip("network.tls", "skipped: no TCP connection"))
 
-    def http() -> Check:
+    def http() -> Finding:
         import httpx
 
         verify: ssl.SSLContext | bool = _tls_context(certs, client=False) if https else False
@@ -328,7 +328,7 @@ def probe_network(
             ms=_ms(t0),
         )
 
-    def http_guarded() -> Check:
+    def http_guarded() -> Finding:
         import httpx
 
         try:
@@ -363,7 +363,7 @@ def probe_network(
     return report
 
 
-def _clock_check(skew: float | None) -> Check:
+def _clock_check(skew: float | None) -> Finding:
     if skew is None:
         return skip("network.clock", "no Date header from the hub to compare with")
     now = datetime.now(UTC).strftime("%H:%M:%S UTC")
@@ -387,7 +387,7 @@ def _mtls_get(url: str, certs: NodeCerts, timeout: float) -> int:
         return client.get(url).status_code
 
 
-def _mtls_check(hub: str, https: bool, certs: NodeCerts, timeout: float) -> Check:
+def _mtls_check(hub: str, https: bool, certs: NodeCerts, timeout: float) -> Finding:
     import httpx
 
     if not (certs.cert and certs.key):
@@ -411,7 +411,7 @@ def _mtls_check(hub: str, https: bool, certs: NodeCerts, timeout: float) -> Chec
     return ok("network.mtls", f"GET /health with the node certificate -> {status}", status=status)
 
 
-def _node_api_check(node_api: tuple[str, int], certs: NodeCerts, timeout: float) -> Check:
+def _node_api_check(node_api: tuple[str, int], certs: NodeCerts, timeout: float) -> Finding:
     import httpx
 
     addr, port = node_api

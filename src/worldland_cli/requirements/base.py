@@ -24,7 +24,11 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    """What one check saw, and the exact command that fixes it when it is not ok."""
+    """What one check saw, and the exact command that fixes it when it is not ok.
+
+    Doctor's checks and diag's probe steps both report in this shape, so support reads one
+    vocabulary and one renderer serves both.
+    """
 
     id: str
     status: Status
@@ -34,6 +38,7 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
     ignored: bool = False
     duration_ms: int = 0
+    timed_out: bool = False
 
     @property
     def area(self) -> str:

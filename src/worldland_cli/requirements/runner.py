@@ -135,12 +135,11 @@ def run_checks(
         for req in selected:
             f = results.get(req.id)
             if f is None:
-                f = req.fail(
-                    f"no answer within {limit:g}s; the probe was abandoned",
-                    None,
+                f = replace(
+                    req.fail(f"no answer within {limit:g}s; the probe was abandoned", None),
+                    duration_ms=int(limit * 1000),
                     timed_out=True,
                 )
-                f = replace(f, duration_ms=int(limit * 1000))
             if req.id in ignore_ids:
                 f = f.as_ignored()
             findings.append(f)
