@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from worldland_cli import __version__
 from worldland_cli.config import ActionableError
@@ -264,6 +265,11 @@ class HubEndpoint:
         )
 
 
+def _seg(value: str) -> str:
+    """One URL path segment: a pod id or code typed by a person must not add path parts."""
+    return quote(value, safe="")
+
+
 def _ssl_failure(exc: BaseException) -> ssl.SSLError | None:
     """The TLS error behind an httpx transport error, if that is what it was."""
     seen: BaseException | None = exc
@@ -363,11 +369,17 @@ class HubClient:
         params: Mapping[str, str] | None = None,
         auth: str | None = "token",
         admin_token: str | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
         """One call with retries; the decoded JSON body (None for 204), or a HubError.
 
         ``auth="token"`` sends the bearer token when there is one; ``"admin"`` sends
         ``admin_token``; None sends no Authorization header (nonce, login, info).
+
+        A connection that could not be opened is always retried: the hub never saw the
+        request. A 5xx or a connection lost mid-request is retried only for idempotent calls
+        (GET and DELETE unless told otherwise): retrying a login would replay a spent nonce,
+        and retrying a transfer-code claim could spend the code without delivering it.
         """
         import httpx
 
@@ -376,6 +388,8 @@ class HubClient:
             headers["Authorization"] = f"Bearer {self._token}"
         elif auth == "admin" and admin_token:
             headers["Authorization"] = f"Bearer {admin_token}"
+        if idempotent is None:
+            idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
         attempt = 0
         while True:
             try:
@@ -386,7 +400,8 @@ class HubClient:
                 tls_error = _ssl_failure(e)
                 if tls_error is not None:
                     raise self._tls_error(tls_error) from None
-                if attempt < self.retries:
+                never_sent = isinstance(e, httpx.ConnectError | httpx.ConnectTimeout)
+                if attempt < self.retries and (never_sent or idempotent):
                     self._sleep(self.backoff * 2**attempt)
                     attempt += 1
                     continue
@@ -394,7 +409,7 @@ class HubClient:
                     f"cannot reach the hub at {self.url}: {_describe(e, self.timeout)}",
                     NETWORK_HINT,
                 ) from None
-            if response.status_code >= 500 and attempt < self.retries:
+            if response.status_code >= 500 and idempotent and attempt < self.retries:
                 self._sleep(self.backoff * 2**attempt)
                 attempt += 1
                 continue
@@ -493,7 +508,7 @@ class HubClient:
         )
 
     def nonce(self) -> Nonce:
-        doc = self.request("POST", "/v1/auth/nonce", auth=None)
+        doc = self.request("POST", "/v1/auth/nonce", auth=None, idempotent=True)
         return Nonce(nonce=str(doc["nonce"]), expires_at=parse_time(doc["expires_at"]))
 
     def login(self, message: str, signature: str) -> LoginResult:
@@ -524,6 +539,7 @@ class HubClient:
                 "price_per_sec_wei": str(price_per_sec_wei),
                 "labels": dict(labels or {}),
             },
+            idempotent=True,  # the hub updates the same wallet + host + GPUs in place
         )
         return NodeRegistered(node_id=str(doc["node_id"]), created=bool(doc["created"]))
 
@@ -543,7 +559,7 @@ class HubClient:
         ]
 
     def heartbeat(self, node_id: str) -> dt.datetime:
-        doc = self.request("POST", f"/v1/nodes/{node_id}/heartbeat", json={})
+        doc = self.request("POST", f"/v1/nodes/{_seg(node_id)}/heartbeat", json={}, idempotent=True)
         return parse_time(doc["last_seen"])
 
     def issue_cert(self, node_id: str, csr_pem: str) -> IssuedCert:
@@ -557,7 +573,7 @@ class HubClient:
         )
 
     def join(self, node_id: str) -> JoinParams:
-        doc = self.request("POST", f"/v1/nodes/{node_id}/join")
+        doc = self.request("POST", f"/v1/nodes/{_seg(node_id)}/join")
         return JoinParams(
             api_server=str(doc["api_server"]),
             token=str(doc["token"]),
@@ -567,7 +583,9 @@ class HubClient:
     # ------------------------------------------------------------------------------- vpn
 
     def add_vpn_peer(self, public_key: str) -> VpnPeer:
-        doc = self.request("POST", "/v1/vpn/peers", json={"public_key": public_key})
+        doc = self.request(  # the same key always gets the same address
+            "POST", "/v1/vpn/peers", json={"public_key": public_key}, idempotent=True
+        )
         return VpnPeer(
             public_key=str(doc["public_key"]),
             address=str(doc["address"]),
@@ -601,7 +619,7 @@ class HubClient:
         return str(doc["pod_id"])
 
     def pod_ssh(self, pod_id: str) -> PodSsh:
-        return _pod_ssh(self.request("GET", f"/v1/pods/{pod_id}/ssh"), pod_id)
+        return _pod_ssh(self.request("GET", f"/v1/pods/{_seg(pod_id)}/ssh"), pod_id)
 
     def create_transfer(
         self,
@@ -625,7 +643,7 @@ class HubClient:
         return TransferCode(code=str(doc["code"]), expires_at=parse_time(doc["expires_at"]))
 
     def claim_transfer(self, code: str) -> TransferClaim:
-        doc = self.request("GET", f"/v1/transfers/{code}")
+        doc = self.request("GET", f"/v1/transfers/{_seg(code)}", idempotent=False)
         return TransferClaim(
             code=str(doc["code"]),
             pod_id=str(doc["pod_id"]),
@@ -639,7 +657,9 @@ class HubClient:
     # ----------------------------------------------------------------------------- usage
 
     def post_usage(self, events: Sequence[UsageEvent]) -> UsageAck:
-        doc = self.request("POST", "/v1/usage", json=[e.to_json() for e in events])
+        doc = self.request(  # the hub counts each event_id once
+            "POST", "/v1/usage", json=[e.to_json() for e in events], idempotent=True
+        )
         return UsageAck(accepted=int(doc["accepted"]), duplicates=int(doc["duplicates"]))
 
     def usage(self, node_id: str) -> UsageSummary:

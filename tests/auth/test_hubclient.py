@@ -73,6 +73,58 @@ def test_persistent_5xx_gives_up_with_the_hubs_words() -> None:
     assert info.value.exit_code == ExitCode.FAILED
 
 
+CLAIM = httpx.Response(
+    200,
+    json={
+        "code": "1234-a-b-c", "pod_id": "p", "path": "/w/f", "name": "f", "size": 1,
+        "sha256": "0" * 64, "ssh": {"host": "h", "port": 22, "user": "u", "host_key": "k"},
+    },
+)  # fmt: skip
+
+
+def test_a_refused_connection_is_retried_even_for_a_one_time_claim() -> None:
+    script = Script(httpx.ConnectError("[Errno 111] Connection refused"), CLAIM)
+    assert client_for(script, []).claim_transfer("1234-a-b-c").pod_id == "p"
+    assert len(script.requests) == 2
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [httpx.Response(502, text="bad gateway"), httpx.ReadTimeout("timed out")],
+    ids=["5xx", "lost-mid-request"],
+)
+def test_one_time_calls_are_not_retried_once_the_hub_may_have_acted(
+    failure: httpx.Response | Exception,
+) -> None:
+    """A claim that reached the hub may have spent the code; a retry would answer 410."""
+    script = Script(failure, CLAIM)
+    with pytest.raises((HubRejected, HubUnreachable)):
+        client_for(script, []).claim_transfer("1234-a-b-c")
+    assert len(script.requests) == 1
+
+
+def test_login_is_not_retried_after_a_5xx_since_its_nonce_is_spent() -> None:
+    script = Script(httpx.Response(503), httpx.Response(200, json={}))
+    with pytest.raises(HubRejected):
+        client_for(script, []).login("message", "0xsig")
+    assert len(script.requests) == 1
+
+
+def test_usage_posts_are_retried_since_the_hub_dedups_event_ids() -> None:
+    ack = httpx.Response(200, json={"accepted": 0, "duplicates": 0})
+    script = Script(httpx.ReadTimeout("timed out"), ack)
+    sleeps: list[float] = []
+    assert client_for(script, sleeps).post_usage([]).accepted == 0
+    assert len(script.requests) == 2 and sleeps == [0.25]
+
+
+def test_path_parameters_typed_by_a_person_stay_one_segment() -> None:
+    script = Script(httpx.Response(404, json={"detail": "no such pod"}))
+    with pytest.raises(HubRejected):
+        client_for(script, [], token="t").pod_ssh("../admin/pods?x=1")
+    assert script.requests[0].url.raw_path == b"/v1/pods/..%2Fadmin%2Fpods%3Fx%3D1/ssh"
+
+
 @pytest.mark.parametrize("status", [400, 404, 409, 410, 422])
 def test_4xx_is_not_retried(status: int) -> None:
     script = Script(httpx.Response(status, json={"detail": "code already used"}))
