@@ -84,7 +84,7 @@ def test_a_checksum_or_missing_file_exits_1(sshd: SshdServer, tmp_path: Path) ->
 
 def test_usage_errors_exit_2() -> None:
     assert runner.invoke(app, ["send", "only-one-arg"]).exit_code == 2
-    assert runner.invoke(app, ["send", "a", "host:/x"]).exit_code == 2
+    assert runner.invoke(app, ["send", "a", "./host:/x"]).exit_code == 2  # a path, not a pod
     assert runner.invoke(app, ["receive", "ssh://h:99999/x"]).exit_code == 2
     assert runner.invoke(app, ["receive", "ssh://h"]).exit_code == 2
 

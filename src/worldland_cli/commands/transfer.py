@@ -1,25 +1,33 @@
 """`worldland send` and `worldland receive`: move files to and from pods, verified and resumable.
 
 Parsing and rendering only; the engine lives in worldland_cli.transfer and is imported inside
-the commands so that `worldland --help` never pays for asyncssh.
+the commands so that `worldland --help` never pays for asyncssh. Pod targets and codes are
+resolved through the hub (worldland_cli.transfer.remote) as the logged-in person before the
+engine starts, so a hub failure never leaves a half-made transfer behind.
 """
 
 from __future__ import annotations
 
 import getpass
+import shlex
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
 from worldland_cli.commands.common import json_option, wants_json
+from worldland_cli.commands.login import hub_ca_option, hub_option
 
 if TYPE_CHECKING:
+    from worldland_cli.config import Config
+    from worldland_cli.hubclient import HubClient
     from worldland_cli.transfer.engine import Options, Summary
     from worldland_cli.transfer.progress import ProgressSink
     from worldland_cli.transfer.session import Credentials
+    from worldland_cli.transfer.targets import PodLocation, SshLocation
 
 
 def _identity_option() -> Any:
@@ -51,6 +59,25 @@ def _retries_option() -> Any:
     )
 
 
+def _pod_option() -> Any:
+    return typer.Option(
+        None,
+        "--pod",
+        envvar="WORLDLAND_POD_ID",
+        metavar="POD_ID",
+        help="Code mode: the pod this runs in (default: WORLDLAND_POD_ID).",
+    )
+
+
+def _code_option() -> Any:
+    return typer.Option(
+        None,
+        "--code",
+        metavar="CODE",
+        help="Code mode: use this code (NNNN-word-word-word) instead of a random one.",
+    )
+
+
 def _credentials(identity: Path | None, known_hosts: Path | None) -> Credentials:
     from worldland_cli.transfer.session import Credentials
 
@@ -72,28 +99,69 @@ def _fail(as_json: bool, exit_code: int, message: str, hint: str | None) -> NoRe
     raise typer.Exit(exit_code)
 
 
+@contextmanager
+def _reported(as_json: bool, note: str | None = None) -> Iterator[None]:
+    """Hub, login and transfer failures as one error (or JSON document) and their exit code.
+
+    ``note`` is added to the hint: after a code was claimed, a failure must say the code is
+    spent, or the person retries it and is told "already used" without knowing why.
+    """
+    from worldland_cli.config import ActionableError
+    from worldland_cli.host import HostError
+    from worldland_cli.output import ExitCode
+    from worldland_cli.transfer.errors import TransferError
+
+    try:
+        yield
+    except (ActionableError, TransferError) as e:
+        hint = " ".join(part for part in (e.hint, note) if part) or None
+        _fail(as_json, int(e.exit_code), e.message, hint)
+    except HostError as e:
+        _fail(as_json, int(ExitCode.FAILED), str(e), note)
+
+
+@contextmanager
+def _hub(cfg: Config, hub: str | None, hub_ca: str | None) -> Iterator[tuple[HubClient, str]]:
+    """A hub client with a live login, and the wallet address it acts for."""
+    from worldland_cli.auth.session import authenticated_client
+
+    client, session = authenticated_client(cfg, hub=hub, hub_ca=hub_ca)
+    with client:
+        yield client, session.address
+
+
+def _resolve_pod(pod: PodLocation, hub: str | None, hub_ca: str | None) -> SshLocation:
+    from worldland_cli import config
+    from worldland_cli.transfer.remote import pod_location
+
+    with _hub(config.load(), hub, hub_ca) as (client, renter):
+        return pod_location(client, pod, renter)
+
+
 def _run(
     as_json: bool,
     description: str,
     job: Callable[[ProgressSink], Coroutine[Any, Any, Summary]],
+    extra: dict[str, Any] | None = None,
+    note: str | None = None,
 ) -> None:
-    """Run one engine call with a progress bar on stderr, then print the outcome."""
+    """Run one engine call with a progress bar on stderr, then print the outcome.
+
+    ``extra`` joins the --json document (the pod id, the code); ``note`` joins a failure's hint.
+    """
     import asyncio
 
     from worldland_cli.output import console, print_json
-    from worldland_cli.transfer.errors import TransferError
     from worldland_cli.transfer.progress import NullProgress, RichProgress
 
-    try:
+    with _reported(as_json, note):
         if sys.stderr.isatty():
             with RichProgress(description) as bar:
                 summary = asyncio.run(job(bar))
         else:
             summary = asyncio.run(job(NullProgress()))
-    except TransferError as e:
-        _fail(as_json, int(e.exit_code), e.message, e.hint)
     if as_json:
-        print_json({"ok": True, **summary.to_dict()})
+        print_json({"ok": True, **summary.to_dict(), **(extra or {})})
         return
     doc = summary.to_dict()
     console().print(
@@ -102,19 +170,73 @@ def _run(
     )
 
 
-def _options(overwrite: bool, retries: int) -> Options:
+def _options(overwrite: bool, retries: int, expected_sha256: str | None = None) -> Options:
     from worldland_cli.transfer.engine import Options
 
-    return Options(overwrite=overwrite, retries=retries)
+    return Options(overwrite=overwrite, retries=retries, expected_sha256=expected_sha256)
+
+
+def _send_code(
+    as_json: bool,
+    source: Path,
+    pod: str | None,
+    code: str | None,
+    hub: str | None,
+    hub_ca: str | None,
+) -> None:
+    """Code mode: register ``source`` (inside this pod) with the hub and print its code."""
+    from worldland_cli.transfer.targets import CODE_SHAPE, is_code, is_pod_id
+
+    if not pod:
+        raise typer.BadParameter(
+            "code mode (one PATH, no TARGET) needs the pod this runs in: pass --pod POD_ID "
+            "or set WORLDLAND_POD_ID; to send to a pod instead, end with POD_ID[:DIR]",
+            param_hint="--pod",
+        )
+    if not is_pod_id(pod):
+        raise typer.BadParameter(f"{pod!r} is not a pod id", param_hint="--pod")
+    if code is not None and not is_code(code):
+        raise typer.BadParameter(f"{code!r}: a code is {CODE_SHAPE}", param_hint="--code")
+    with _reported(as_json):
+        from worldland_cli import config
+        from worldland_cli.output import console, print_json
+        from worldland_cli.transfer.remote import offer_file
+
+        cfg = config.load()
+        with _hub(cfg, hub, hub_ca) as (client, renter):
+            offer = offer_file(client, pod, source, renter, code)
+        # The receiver needs the same hub; say so when it is not everyone's default.
+        hub_setting = cfg.resolve("hub", hub)
+        command = f"worldland receive {offer.code}"
+        if hub_setting.source != "default" and hub_setting.value:
+            command += f" --hub {shlex.quote(hub_setting.value)}"
+    doc = offer.to_dict()
+    if as_json:
+        print_json({"ok": True, **doc, "receive_command": command})
+        return
+    out = console()
+    for line in (
+        f"{offer.path}: {offer.size} bytes, sha256 {offer.sha256}",
+        f"Code is: {offer.code}",
+        f"On the other computer run (the code works once, until {doc['expires_at']}):",
+        "",
+        command,
+    ):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def send(
     ctx: typer.Context,
     args: list[str] = typer.Argument(
         ...,
-        metavar="PATH... TARGET",
-        help="Files or directories, then ssh://USER@HOST:PORT/REMOTE_DIR.",
+        metavar="PATH... [TARGET]",
+        help="Files or directories, then POD_ID[:REMOTE_DIR] (default /workspace) or "
+        "ssh://USER@HOST:PORT/REMOTE_DIR. One PATH and no TARGET: code mode.",
     ),
+    pod: str | None = _pod_option(),
+    code: str | None = _code_option(),
+    hub: str | None = hub_option(),
+    hub_ca: str | None = hub_ca_option(),
     identity: Path | None = _identity_option(),
     known_hosts: Path | None = _known_hosts_option(),
     overwrite: bool = _overwrite_option(),
@@ -124,41 +246,70 @@ def send(
     """Upload files and directories; each is verified by sha256 before it gets its name.
 
     Data lands in NAME.part on the far side and is renamed only when the far side's sha256
-    matches; running the same command again after a failure resumes where it stopped.
-    Exit status: 0 sent, 1 failed, 2 usage, 3 unreachable, 4 denied (key or host key).
+    matches; running the same command again after a failure resumes where it stopped. A pod
+    is looked up at the hub and only the host key the hub pinned for it is accepted.
+    Code mode (run inside a pod): `worldland send FILE` registers FILE with the hub and
+    prints a one-time code for `worldland receive CODE`.
+    Exit status: 0 sent, 1 failed, 2 usage, 3 unreachable, 4 denied (login, key, host key).
     """
-    from worldland_cli.transfer.targets import TargetError, is_ssh_url, parse_ssh_url
+    from worldland_cli.transfer.targets import (
+        DEFAULT_POD_DIR,
+        PodLocation,
+        TargetError,
+        is_ssh_url,
+        parse_pod,
+        parse_ssh_url,
+        split_send_args,
+    )
 
     as_json = wants_json(ctx, json_output)
-    if len(args) < 2:
-        raise typer.BadParameter("give one or more PATHs and a TARGET", param_hint="PATH... TARGET")
-    *sources, target = args
-    if not is_ssh_url(target):
+    try:
+        sources, target = split_send_args(args)
+    except TargetError as e:
+        raise typer.BadParameter(str(e), param_hint="PATH... [TARGET]") from e
+    if target is None:
+        _send_code(as_json, Path(sources[0]), pod, code, hub, hub_ca)
+        return
+    if code is not None:
         raise typer.BadParameter(
-            f"{target!r}: the target must be ssh://USER@HOST:PORT/REMOTE_DIR",
-            param_hint="TARGET",
+            "--code is for code mode (one PATH and no TARGET)", param_hint="--code"
         )
     try:
-        loc = parse_ssh_url(target, getpass.getuser())
+        where: SshLocation | PodLocation = (
+            parse_ssh_url(target, getpass.getuser())
+            if is_ssh_url(target)
+            else parse_pod(target, default_path=DEFAULT_POD_DIR)
+        )
     except TargetError as e:
         raise typer.BadParameter(str(e), param_hint="TARGET") from e
+    extra: dict[str, Any] = {}
+    if isinstance(where, PodLocation):
+        extra["pod_id"] = where.pod_id
+        with _reported(as_json):
+            where = _resolve_pod(where, hub, hub_ca)
+    loc: SshLocation = where
 
     from worldland_cli.transfer.engine import upload
 
     creds = _credentials(identity, known_hosts)
     opts = _options(overwrite, retries)
     paths = [Path(s) for s in sources]
-    _run(as_json, "send", lambda bar: upload(paths, loc, creds, opts, bar))
+    _run(as_json, "send", lambda bar: upload(paths, loc, creds, opts, bar), extra)
 
 
 def receive(
     ctx: typer.Context,
     source: str = typer.Argument(
-        ..., metavar="SOURCE", help="ssh://USER@HOST:PORT/REMOTE_PATH (a file or a directory)."
+        ...,
+        metavar="SOURCE",
+        help="POD_ID:REMOTE_PATH, ssh://USER@HOST:PORT/REMOTE_PATH (a file or a directory), "
+        "or a code from `worldland send` (NNNN-word-word-word).",
     ),
     local_dir: Path = typer.Argument(
         Path("."), metavar="[LOCAL_DIR]", help="Where to put it (default: here)."
     ),
+    hub: str | None = hub_option(),
+    hub_ca: str | None = hub_ca_option(),
     identity: Path | None = _identity_option(),
     known_hosts: Path | None = _known_hosts_option(),
     overwrite: bool = _overwrite_option(),
@@ -167,25 +318,42 @@ def receive(
 ) -> None:
     """Download a file or directory into LOCAL_DIR, verified by sha256, never outside it.
 
-    Data lands in NAME.part and is renamed only when its sha256 matches the source's; an
-    existing NAME.part resumes from its verified prefix. Existing files are kept unless
-    --overwrite. Exit status: 0 received, 1 failed, 2 usage, 3 unreachable, 4 denied.
+    Data lands in NAME.part and is renamed only when its sha256 matches the source's (and,
+    for a code, the sha256 the sender registered); an existing NAME.part resumes from its
+    verified prefix. Existing files are kept unless --overwrite. A code works once.
+    Exit status: 0 received, 1 failed, 2 usage, 3 unreachable, 4 denied.
     """
-    from worldland_cli.transfer.targets import TargetError, is_ssh_url, parse_ssh_url
+    from worldland_cli.transfer.targets import PodLocation, TargetError, parse_source
 
     as_json = wants_json(ctx, json_output)
-    if not is_ssh_url(source):
-        raise typer.BadParameter(
-            f"{source!r}: the source must be ssh://USER@HOST:PORT/REMOTE_PATH",
-            param_hint="SOURCE",
-        )
     try:
-        loc = parse_ssh_url(source, getpass.getuser())
+        parsed = parse_source(source, getpass.getuser())
     except TargetError as e:
         raise typer.BadParameter(str(e), param_hint="SOURCE") from e
+    extra: dict[str, Any] = {}
+    expected: str | None = None
+    note: str | None = None
+    with _reported(as_json):
+        if isinstance(parsed, str):
+            from worldland_cli import config
+            from worldland_cli.transfer.remote import claim_code
+
+            with _hub(config.load(), hub, hub_ca) as (client, _):
+                claim = claim_code(client, parsed)
+            loc, expected = claim.location, claim.sha256
+            extra = {"code": claim.code, "pod_id": claim.pod_id}
+            note = (
+                f"(code {claim.code} is now used: ask the sender for a new one; receiving it "
+                "into the same LOCAL_DIR resumes from the .part)"
+            )
+        elif isinstance(parsed, PodLocation):
+            extra = {"pod_id": parsed.pod_id}
+            loc = _resolve_pod(parsed, hub, hub_ca)
+        else:
+            loc = parsed
 
     from worldland_cli.transfer.engine import download
 
     creds = _credentials(identity, known_hosts)
-    opts = _options(overwrite, retries)
-    _run(as_json, "receive", lambda bar: download(loc, local_dir, creds, opts, bar))
+    opts = _options(overwrite, retries, expected)
+    _run(as_json, "receive", lambda bar: download(loc, local_dir, creds, opts, bar), extra, note)
