@@ -343,8 +343,8 @@ def receive(
             loc, expected = claim.location, claim.sha256
             extra = {"code": claim.code, "pod_id": claim.pod_id}
             note = (
-                f"(code {claim.code} is now used: ask the sender for a new one; receiving it "
-                "into the same LOCAL_DIR resumes from the .part)"
+                f"(code {claim.code} is now used: trying again needs a new code from the "
+                "sender; a NAME.part kept in LOCAL_DIR resumes)"
             )
         elif isinstance(parsed, PodLocation):
             extra = {"pod_id": parsed.pod_id}
