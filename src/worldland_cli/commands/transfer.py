@@ -166,7 +166,9 @@ def _run(
     doc = summary.to_dict()
     console().print(
         f"{summary.direction}: {len(summary.files)} file(s), {doc['bytes']} bytes in "
-        f"{doc['seconds']} s ({doc['mb_per_s']} MB/s), sha256 verified -> {summary.destination}"
+        f"{doc['seconds']} s ({doc['mb_per_s']} MB/s), sha256 verified -> {summary.destination}",
+        soft_wrap=True,  # a wrapped destination cannot be pasted
+        markup=False,
     )
 
 
