@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from worldland_cli.errors import ActionableError
+
 if TYPE_CHECKING:
     from worldland_cli.host import Host
     from worldland_cli.hubclient import HubEndpoint
@@ -26,23 +28,6 @@ DEFAULT_HUB = "http://127.0.0.1:8080"
 DEFAULT_PRICE_PER_SEC_WEI = 1_000_000_000
 
 Source = Literal["flag", "env", "file", "default"]
-
-
-class ActionableError(Exception):
-    """A failure a person can fix: the message says what happened, the hint what to run.
-
-    The login, wallet, certificate and hub-client errors all derive from it so a command can
-    render any of them the same way (``output.error(message, hint)`` and ``exit_code``).
-    """
-
-    exit_code: int = 1
-
-    def __init__(self, message: str, hint: str | None = None, *, exit_code: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        if exit_code is not None:
-            self.exit_code = exit_code
 
 
 class ConfigError(ActionableError):

@@ -406,4 +406,3 @@ class Host:
         finally:
             with contextlib.suppress(pynvml.NVMLError):
                 pynvml.nvmlShutdown()
-

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from worldland_cli import __version__
-from worldland_cli.config import ActionableError
+from worldland_cli.errors import ActionableError
 from worldland_cli.output import ExitCode
 
 if TYPE_CHECKING:

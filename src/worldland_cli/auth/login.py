@@ -13,7 +13,7 @@ import re
 from typing import TYPE_CHECKING
 
 from worldland_cli.auth.session import Session, save_session
-from worldland_cli.config import ActionableError
+from worldland_cli.errors import ActionableError
 from worldland_cli.output import ExitCode
 
 if TYPE_CHECKING:

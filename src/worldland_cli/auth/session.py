@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worldland_cli import config as config_mod
-from worldland_cli.config import ActionableError, Config
+from worldland_cli.config import Config
+from worldland_cli.errors import ActionableError
 from worldland_cli.host import Host
 from worldland_cli.output import ExitCode
 

@@ -13,7 +13,7 @@ import os
 import string
 from pathlib import Path
 
-from worldland_cli.config import ActionableError
+from worldland_cli.errors import ActionableError
 from worldland_cli.host import Host, HostError
 from worldland_cli.output import ExitCode
 

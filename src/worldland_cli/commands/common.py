@@ -1,8 +1,11 @@
-"""Small helpers every command uses to honour the global options."""
+"""What every command shares: the global options, the hub options, and how results and
+errors are rendered (one JSON document with --json, else lines for people)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 import typer
 
@@ -26,3 +29,88 @@ def split_ids(values: list[str] | None) -> list[str]:
 
 def json_option() -> Any:
     return typer.Option(False, "--json", help="Print one JSON document instead of a table.")
+
+
+def hub_option() -> Any:
+    return typer.Option(
+        None, "--hub", metavar="URL", help="Hub URL (default: WORLDLAND_HUB, config, :8080)."
+    )
+
+
+def hub_ca_option() -> Any:
+    return typer.Option(
+        None, "--hub-ca", metavar="FILE", help="CA bundle for a TLS hub (WORLDLAND_HUB_CA)."
+    )
+
+
+def key_file_option() -> Any:
+    return typer.Option(
+        None,
+        "--private-key-file",
+        metavar="FILE",
+        help="Wallet key file, mode 0600 (default ~/.worldland/private-key.txt).",
+    )
+
+
+def siwe_domain_option() -> Any:
+    return typer.Option(
+        None,
+        "--siwe-domain",
+        metavar="DOMAIN",
+        help="Domain to sign in to (default: what the hub announces).",
+    )
+
+
+def cert_dir_option() -> Any:
+    return typer.Option(
+        None, "--cert-dir", metavar="DIR", help="node.key/node.crt/ca.crt (~/.worldland/certs)."
+    )
+
+
+def fail(as_json: bool, exit_code: int, message: str, hint: str | None) -> NoReturn:
+    from worldland_cli.output import error, print_json
+
+    if as_json:
+        print_json({"ok": False, "error": message, "hint": hint})
+    else:
+        error(message, hint)
+    raise typer.Exit(exit_code)
+
+
+@contextmanager
+def handled(as_json: bool, note: str | None = None) -> Iterator[None]:
+    """Turn any ActionableError (or host error) into one error line or JSON document and its
+    exit code.
+
+    ``note`` is added to the hint: after a transfer code was claimed, a failure must say the
+    code is spent, or the person retries it and is told "already used" without knowing why.
+    """
+    from worldland_cli.errors import ActionableError
+    from worldland_cli.host import HostError
+    from worldland_cli.output import ExitCode
+
+    try:
+        yield
+    except ActionableError as e:
+        fail(as_json, int(e.exit_code), e.message, " ".join(filter(None, (e.hint, note))) or None)
+    except HostError as e:
+        fail(as_json, int(ExitCode.FAILED), str(e), note)
+
+
+def done(as_json: bool, document: dict[str, Any], lines: Sequence[str]) -> None:
+    """Success: one JSON document, or the seed-style log lines for people."""
+    from worldland_cli.output import console, print_json
+
+    if as_json:
+        print_json({"ok": True, **document})
+        return
+    for line in lines:
+        console().print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def progress(as_json: bool, line: str) -> None:
+    """A step announced before it runs (stderr, so stdout stays one JSON document)."""
+    if not as_json:
+        from worldland_cli.output import err_console
+
+        err_console().print(line, markup=False, highlight=False)

@@ -11,8 +11,7 @@ from typing import Any
 
 import typer
 
-from worldland_cli.commands.common import json_option, wants_json
-from worldland_cli.commands.login import done, handled
+from worldland_cli.commands.common import done, handled, json_option, wants_json
 
 app = typer.Typer(
     help="Show or change settings (~/.worldland/config.toml).",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from worldland_cli.commands.common import json_option, wants_json
+from worldland_cli.commands.common import hub_ca_option, hub_option, json_option, wants_json
 
 if TYPE_CHECKING:
     from worldland_cli.diag.base import DiagReport
@@ -102,10 +102,8 @@ def network(
     json_output: bool = json_option(),
     timeout: float = _timeout(),
     root: Path = _root(),
-    hub: str = typer.Option(None, "--hub", help="Hub URL (default: WORLDLAND_HUB or config)."),
-    hub_ca: Path = typer.Option(
-        None, "--hub-ca", help="CA bundle for a TLS hub (default: WORLDLAND_HUB_CA or config)."
-    ),
+    hub: str | None = hub_option(),
+    hub_ca: str | None = hub_ca_option(),
 ) -> None:
     """The path to the hub step by step, the tunnel, the node API and the MTU.
 

@@ -1,5 +1,4 @@
-"""`worldland login`, `logout` and `whoami`, plus the hub options and error rendering that
-`register`, `certs`, `wallet` and `config` share.
+"""`worldland login`, `logout` and `whoami`.
 
 Parsing and rendering only: the work is in worldland_cli.auth, imported inside each command
 so `worldland --help` never loads eth_account or httpx.
@@ -7,93 +6,19 @@ so `worldland --help` never loads eth_account or httpx.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, NoReturn
-
 import typer
 
-from worldland_cli.commands.common import json_option, wants_json
-
-
-def hub_option() -> Any:
-    return typer.Option(
-        None, "--hub", metavar="URL", help="Hub URL (default: WORLDLAND_HUB, config, :8080)."
-    )
-
-
-def hub_ca_option() -> Any:
-    return typer.Option(
-        None, "--hub-ca", metavar="FILE", help="CA bundle for a TLS hub (WORLDLAND_HUB_CA)."
-    )
-
-
-def key_file_option() -> Any:
-    return typer.Option(
-        None,
-        "--private-key-file",
-        metavar="FILE",
-        help="Wallet key file, mode 0600 (default ~/.worldland/private-key.txt).",
-    )
-
-
-def siwe_domain_option() -> Any:
-    return typer.Option(
-        None,
-        "--siwe-domain",
-        metavar="DOMAIN",
-        help="Domain to sign in to (default: what the hub announces).",
-    )
-
-
-def cert_dir_option() -> Any:
-    return typer.Option(
-        None, "--cert-dir", metavar="DIR", help="node.key/node.crt/ca.crt (~/.worldland/certs)."
-    )
-
-
-def fail(as_json: bool, exit_code: int, message: str, hint: str | None) -> NoReturn:
-    from worldland_cli.output import error, print_json
-
-    if as_json:
-        print_json({"ok": False, "error": message, "hint": hint})
-    else:
-        error(message, hint)
-    raise typer.Exit(exit_code)
-
-
-@contextmanager
-def handled(as_json: bool) -> Iterator[None]:
-    """Turn the auth layer's errors into one error line (or JSON document) and an exit code."""
-    from worldland_cli.config import ActionableError
-    from worldland_cli.host import HostError
-    from worldland_cli.output import ExitCode
-
-    try:
-        yield
-    except ActionableError as e:
-        fail(as_json, int(e.exit_code), e.message, e.hint)
-    except HostError as e:
-        fail(as_json, int(ExitCode.FAILED), str(e), None)
-
-
-def done(as_json: bool, document: dict[str, Any], lines: Sequence[str]) -> None:
-    """Success: one JSON document, or the seed-style log lines for people."""
-    from worldland_cli.output import console, print_json
-
-    if as_json:
-        print_json({"ok": True, **document})
-        return
-    for line in lines:
-        console().print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def progress(as_json: bool, line: str) -> None:
-    """A step announced before it runs (stderr, so stdout stays one JSON document)."""
-    if not as_json:
-        from worldland_cli.output import err_console
-
-        err_console().print(line, markup=False, highlight=False)
+from worldland_cli.commands.common import (
+    done,
+    handled,
+    hub_ca_option,
+    hub_option,
+    json_option,
+    key_file_option,
+    progress,
+    siwe_domain_option,
+    wants_json,
+)
 
 
 def login(

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import typer
 
-from worldland_cli.commands.common import json_option, wants_json
-from worldland_cli.commands.login import (
+from worldland_cli.commands.common import (
     cert_dir_option,
     done,
     handled,
     hub_ca_option,
     hub_option,
+    json_option,
     key_file_option,
     siwe_domain_option,
+    wants_json,
 )
 
 

@@ -14,12 +14,17 @@ import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from worldland_cli.commands.common import json_option, wants_json
-from worldland_cli.commands.login import hub_ca_option, hub_option
+from worldland_cli.commands.common import (
+    handled,
+    hub_ca_option,
+    hub_option,
+    json_option,
+    wants_json,
+)
 
 if TYPE_CHECKING:
     from worldland_cli.config import Config
@@ -89,37 +94,6 @@ def _credentials(identity: Path | None, known_hosts: Path | None) -> Credentials
     )
 
 
-def _fail(as_json: bool, exit_code: int, message: str, hint: str | None) -> NoReturn:
-    from worldland_cli.output import error, print_json
-
-    if as_json:
-        print_json({"ok": False, "error": message, "hint": hint})
-    else:
-        error(message, hint)
-    raise typer.Exit(exit_code)
-
-
-@contextmanager
-def _reported(as_json: bool, note: str | None = None) -> Iterator[None]:
-    """Hub, login and transfer failures as one error (or JSON document) and their exit code.
-
-    ``note`` is added to the hint: after a code was claimed, a failure must say the code is
-    spent, or the person retries it and is told "already used" without knowing why.
-    """
-    from worldland_cli.config import ActionableError
-    from worldland_cli.host import HostError
-    from worldland_cli.output import ExitCode
-    from worldland_cli.transfer.errors import TransferError
-
-    try:
-        yield
-    except (ActionableError, TransferError) as e:
-        hint = " ".join(part for part in (e.hint, note) if part) or None
-        _fail(as_json, int(e.exit_code), e.message, hint)
-    except HostError as e:
-        _fail(as_json, int(ExitCode.FAILED), str(e), note)
-
-
 @contextmanager
 def _hub(cfg: Config, hub: str | None, hub_ca: str | None) -> Iterator[tuple[HubClient, str]]:
     """A hub client with a live login, and the wallet address it acts for."""
@@ -154,7 +128,7 @@ def _run(
     from worldland_cli.output import console, print_json
     from worldland_cli.transfer.progress import NullProgress, RichProgress
 
-    with _reported(as_json, note):
+    with handled(as_json, note):
         if sys.stderr.isatty():
             with RichProgress(description) as bar:
                 summary = asyncio.run(job(bar))
@@ -199,7 +173,7 @@ def _send_code(
         raise typer.BadParameter(f"{pod!r} is not a pod id", param_hint="--pod")
     if code is not None and not is_code(code):
         raise typer.BadParameter(f"{code!r}: a code is {CODE_SHAPE}", param_hint="--code")
-    with _reported(as_json):
+    with handled(as_json):
         from worldland_cli import config
         from worldland_cli.output import console, print_json
         from worldland_cli.transfer.remote import offer_file
@@ -287,7 +261,7 @@ def send(
     extra: dict[str, Any] = {}
     if isinstance(where, PodLocation):
         extra["pod_id"] = where.pod_id
-        with _reported(as_json):
+        with handled(as_json):
             where = _resolve_pod(where, hub, hub_ca)
     loc: SshLocation = where
 
@@ -335,7 +309,7 @@ def receive(
     extra: dict[str, Any] = {}
     expected: str | None = None
     note: str | None = None
-    with _reported(as_json):
+    with handled(as_json):
         if isinstance(parsed, str):
             from worldland_cli import config
             from worldland_cli.transfer.remote import claim_code

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from worldland_cli.commands.common import json_option, wants_json
-from worldland_cli.commands.login import done, handled, key_file_option
+from worldland_cli.commands.common import done, handled, json_option, key_file_option, wants_json
 
 app = typer.Typer(
     help="Create a wallet key file or show its address.",

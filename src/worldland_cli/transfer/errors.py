@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
+from worldland_cli.errors import ActionableError
 from worldland_cli.output import ExitCode
 
 
-class TransferError(Exception):
+class TransferError(ActionableError):
     """A transfer could not be completed; ``hint`` says what to do about it."""
 
-    exit_code: ExitCode = ExitCode.FAILED
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+    exit_code: int = ExitCode.FAILED
 
 
 class UnreachableError(TransferError):
