@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from pytest_mock import MockerFixture
 from typer.testing import CliRunner, Result
 
 from tests.support.hub import RunningHub, start_hub
+from tests.support.nvml import no_nvml, nvml_t4  # noqa: F401
 from worldland_cli.main import app
 
 # A key anyone could recognise in a leak: must never appear in any output, log or error.
@@ -51,32 +50,6 @@ def hub_args(hub: RunningHub) -> list[str]:
     if hub.tls:
         args += ["--hub-ca", str(hub.ca_cert)]
     return args
-
-
-@pytest.fixture
-def nvml_t4(mocker: MockerFixture) -> None:
-    """One Tesla T4 as NVML reports it (NVML is faked at the library boundary)."""
-    mocker.patch("pynvml.nvmlInit")
-    mocker.patch("pynvml.nvmlShutdown")
-    mocker.patch("pynvml.nvmlSystemGetDriverVersion", return_value="535.183.01")
-    mocker.patch("pynvml.nvmlSystemGetCudaDriverVersion", return_value=12020)
-    mocker.patch("pynvml.nvmlDeviceGetCount", return_value=1)
-    mocker.patch("pynvml.nvmlDeviceGetHandleByIndex", return_value="h0")
-    mocker.patch("pynvml.nvmlDeviceGetMemoryInfo", return_value=SimpleNamespace(total=15 << 30))
-    mocker.patch("pynvml.nvmlDeviceGetPciInfo", return_value=SimpleNamespace(busId="0:4.0"))
-    mocker.patch("pynvml.nvmlDeviceGetName", return_value="Tesla T4")
-    mocker.patch("pynvml.nvmlDeviceGetUUID", return_value="GPU-5c5b3f2a-t4")
-
-
-@pytest.fixture
-def no_nvml(mocker: MockerFixture) -> None:
-    """A machine without the NVIDIA driver: nvmlInit fails the way it does there."""
-    import pynvml
-
-    mocker.patch(
-        "pynvml.nvmlInit",
-        side_effect=pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND),
-    )
 
 
 def write_key(path: Path, text: str, mode: int = 0o600) -> Path:

@@ -8,6 +8,7 @@ import pytest
 
 from tests.doctor.hosts import make_root, realbin
 from tests.support.fakebin import FakeBin
+from tests.support.nvml import nvml_t4  # noqa: F401
 from worldland_cli.host import Host
 
 

@@ -8,11 +8,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pytest_mock import MockerFixture
 from typer.testing import CliRunner
 
 from tests.doctor.hosts import make_ready_root, realbin
@@ -21,21 +19,6 @@ from worldland_cli.main import app
 from worldland_cli.requirements import all_requirements
 
 ALL_IDS = [r.id for r in all_requirements()]
-
-
-@pytest.fixture
-def nvml_ok(mocker: MockerFixture) -> None:
-    """One Tesla T4 as NVML reports it."""
-    mocker.patch("pynvml.nvmlInit")
-    mocker.patch("pynvml.nvmlShutdown")
-    mocker.patch("pynvml.nvmlSystemGetDriverVersion", return_value="535.183.01")
-    mocker.patch("pynvml.nvmlSystemGetCudaDriverVersion", return_value=12020)
-    mocker.patch("pynvml.nvmlDeviceGetCount", return_value=1)
-    mocker.patch("pynvml.nvmlDeviceGetHandleByIndex", return_value="h0")
-    mocker.patch("pynvml.nvmlDeviceGetMemoryInfo", return_value=SimpleNamespace(total=15 << 30))
-    mocker.patch("pynvml.nvmlDeviceGetPciInfo", return_value=SimpleNamespace(busId="0:4.0"))
-    mocker.patch("pynvml.nvmlDeviceGetName", return_value="Tesla T4")
-    mocker.patch("pynvml.nvmlDeviceGetUUID", return_value="GPU-5c5b3f2a")
 
 
 @pytest.fixture
@@ -58,7 +41,7 @@ def by_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["id"]: c for c in doc["checks"]}
 
 
-def test_ready_host_exits_0_and_lists_every_check(ready: Path, nvml_ok: None) -> None:
+def test_ready_host_exits_0_and_lists_every_check(ready: Path, nvml_t4: None) -> None:
     code, doc = doctor("--root", str(ready))
     checks = by_id(doc)
     assert code == 0, [(c["id"], c["observed"]) for c in doc["checks"] if c["status"] == "fail"]
@@ -74,7 +57,7 @@ def test_ready_host_exits_0_and_lists_every_check(ready: Path, nvml_ok: None) ->
     assert sum(doc["summary"].values()) == len(ALL_IDS)
 
 
-def test_a_failure_exits_1_with_its_remedy(ready: Path, nvml_ok: None, fakebin: FakeBin) -> None:
+def test_a_failure_exits_1_with_its_remedy(ready: Path, nvml_t4: None, fakebin: FakeBin) -> None:
     fakebin.systemctl(kubelet="disabled")
     code, doc = doctor("--root", str(ready))
     assert code == 1
@@ -85,7 +68,7 @@ def test_a_failure_exits_1_with_its_remedy(ready: Path, nvml_ok: None, fakebin: 
 
 
 def test_ignore_turns_a_failure_into_a_warning(
-    ready: Path, nvml_ok: None, fakebin: FakeBin
+    ready: Path, nvml_t4: None, fakebin: FakeBin
 ) -> None:
     fakebin.systemctl(kubelet="disabled")
     code, doc = doctor("--root", str(ready), "--ignore", "kube.kubelet-enabled")
@@ -95,7 +78,7 @@ def test_ignore_turns_a_failure_into_a_warning(
     assert check["ignored"] is True
 
 
-def test_only_runs_the_named_checks_and_areas(ready: Path, nvml_ok: None) -> None:
+def test_only_runs_the_named_checks_and_areas(ready: Path, nvml_t4: None) -> None:
     code, doc = doctor("--root", str(ready), "--only", "gpu,system.swap")
     assert code == 0
     assert [c["id"] for c in doc["checks"]] == ["gpu.driver", "gpu.nvidia-smi", "system.swap"]
@@ -107,7 +90,7 @@ def test_unknown_check_is_a_usage_error(ready: Path) -> None:
     assert "unknown check 'gpu.nope'" in result.output
 
 
-def test_table_output_groups_and_prints_fixes(ready: Path, nvml_ok: None, fakebin: FakeBin) -> None:
+def test_table_output_groups_and_prints_fixes(ready: Path, nvml_t4: None, fakebin: FakeBin) -> None:
     fakebin.remove("nvidia-ctk")
     result = CliRunner().invoke(app, ["doctor", "--root", str(ready)])
     assert result.exit_code == 1
