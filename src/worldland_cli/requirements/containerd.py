@@ -106,10 +106,14 @@ class Running(Requirement):
         )
 
 
-def _load(host: Host) -> EffectiveConfig | str:
-    """The effective config, or why there is none (a message for the finding)."""
+def _load(req: Requirement, host: Host) -> EffectiveConfig | Finding:
+    """The effective config, or the failed finding that says why there is none."""
     if not host.exists(MAIN_CONFIG):
-        return f"no {MAIN_CONFIG}: containerd runs its built-in defaults (runtime runc)"
+        return req.fail(
+            f"no {MAIN_CONFIG}: containerd runs its built-in defaults (runtime runc)",
+            NEW_CONFIG_REMEDY,
+            CONTAINERD_DOC,
+        )
     major = None
     text = host.read_text(MAIN_CONFIG) or ""
     if not re.search(r"(?m)^\s*version\s*=\s*3\b", text):
@@ -118,7 +122,7 @@ def _load(host: Host) -> EffectiveConfig | str:
     try:
         return load_effective(host, MAIN_CONFIG, containerd_major=major)
     except ContainerdConfigError as e:
-        return str(e)
+        return req.fail(str(e), DUMP_REMEDY, CONTAINERD_DOC)
 
 
 class NvidiaRuntime(Requirement):
@@ -126,11 +130,9 @@ class NvidiaRuntime(Requirement):
     title = "containerd: nvidia is the default runtime"
 
     def check(self, host: Host) -> Finding:
-        loaded = _load(host)
-        if isinstance(loaded, str):
-            remedy = NEW_CONFIG_REMEDY if loaded.startswith("no ") else DUMP_REMEDY
-            return self.fail(loaded, remedy, CONTAINERD_DOC)
-        cfg = loaded
+        cfg = _load(self, host)
+        if isinstance(cfg, Finding):
+            return cfg
         runtimes = cfg.runtimes()
         default = cfg.default_runtime_name()
         where = f"config v{cfg.version} ({cfg.describe_files()})"
@@ -168,11 +170,9 @@ class SystemdCgroup(Requirement):
     title = "containerd: SystemdCgroup = true"
 
     def check(self, host: Host) -> Finding:
-        loaded = _load(host)
-        if isinstance(loaded, str):
-            remedy = NEW_CONFIG_REMEDY if loaded.startswith("no ") else DUMP_REMEDY
-            return self.fail(loaded, remedy, CONTAINERD_DOC)
-        cfg = loaded
+        cfg = _load(self, host)
+        if isinstance(cfg, Finding):
+            return cfg
         default = cfg.default_runtime_name()
         files = " ".join(shlex.quote(f) for f in cfg.files)
         remedy = (
