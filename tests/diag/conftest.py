@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.diag.pki import Pki
+from tests.support.pki import Pki
 from worldland_cli.host import Host
 
 ToolMaker = Callable[[str, str], Path]

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.diag.conftest import ToolMaker
-from tests.diag.pki import Pki, key_pem
+from tests.support.pki import Pki, key_pem
 from worldland_cli.diag.base import DiagReport, fail
 from worldland_cli.diag.bundle import build_bundle, never_bundled
 from worldland_cli.host import Host

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.diag.pki import Pki, issue
+from tests.support.pki import Pki, issue
 from worldland_cli.diag.base import Status
 from worldland_cli.diag.certs import probe_certs
 from worldland_cli.host import Host

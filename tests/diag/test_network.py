@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.diag.conftest import ToolMaker
-from tests.diag.pki import Pki
 from tests.diag.tlsserver import https_server
+from tests.support.pki import Pki
 from worldland_cli.diag.base import Finding, Status
 from worldland_cli.diag.network import probe_network, wireguard_check
 from worldland_cli.host import Host

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.doctor.hosts import HOSTNAME, write
-from tests.doctor.tlsutil import Pki, make_pki
 from tests.support.fakekube import Cluster, start_fake_kube
+from tests.support.pki import Pki, PkiFiles
 from worldland_cli.host import Host
 from worldland_cli.requirements.base import Status
 from worldland_cli.requirements.daemon import DaemonHealth
@@ -63,12 +63,12 @@ def _kubelet_conf(root: Path, url: str, ca_pem: str | None = None) -> None:
 
 
 @pytest.fixture
-def pki(tmp_path: Path) -> Pki:
-    return make_pki(tmp_path / "pki", server_names=("node-1", "localhost"))
+def pki(tmp_path: Path) -> PkiFiles:
+    return Pki.make().write_all(tmp_path / "pki")
 
 
 @pytest.fixture
-def joined_root(root: Path, pki: Pki) -> Path:
+def joined_root(root: Path, pki: PkiFiles) -> Path:
     """The kubelet's client cert+key in one PEM file, as kubelet rotates it."""
     pem = pki.client_cert.read_text() + pki.client_key.read_text()
     write(root, f"{PKI_DIR}/kubelet-client-current.pem", pem, 0o600)
@@ -103,7 +103,7 @@ def test_gpu_allocatable_reads_this_node(
 
 
 def test_gpu_allocatable_over_tls_with_the_cluster_ca(
-    host: Host, joined_root: Path, pki: Pki
+    host: Host, joined_root: Path, pki: PkiFiles
 ) -> None:
     cluster = Cluster()
     cluster.add_node(HOSTNAME, allocatable={"nvidia.com/gpu": "2"})
@@ -132,7 +132,7 @@ def test_gpu_allocatable_unregistered_node_and_missing_cert(host: Host, joined_r
 
 
 @contextlib.contextmanager
-def mtls_health_server(pki: Pki, status: int = 200) -> Iterator[str]:
+def mtls_health_server(pki: PkiFiles, status: int = 200) -> Iterator[str]:
     """A node API stand-in that, like the daemon, demands a client cert from the hub CA."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -163,7 +163,7 @@ def mtls_health_server(pki: Pki, status: int = 200) -> Iterator[str]:
         server.server_close()
 
 
-def _install_certs(root: Path, pki: Pki, with_client: bool = True) -> str:
+def _install_certs(root: Path, pki: PkiFiles, with_client: bool = True) -> str:
     cert_dir = "/root/.worldland/certs"
     target = root / cert_dir.lstrip("/")
     target.mkdir(parents=True)
@@ -179,7 +179,7 @@ def test_daemon_health_skips_before_join(host: Host) -> None:
     assert finding.status is Status.SKIP
 
 
-def test_daemon_health_over_mtls(host: Host, root: Path, pki: Pki) -> None:
+def test_daemon_health_over_mtls(host: Host, root: Path, pki: PkiFiles) -> None:
     cert_dir = _install_certs(root, pki)
     with mtls_health_server(pki) as url:
         finding = DaemonHealth(url=url, cert_dir=cert_dir).check(host)
@@ -187,7 +187,7 @@ def test_daemon_health_over_mtls(host: Host, root: Path, pki: Pki) -> None:
     assert '"status": "ok"' in finding.observed
 
 
-def test_daemon_health_unhealthy_and_unreachable(host: Host, root: Path, pki: Pki) -> None:
+def test_daemon_health_unhealthy_and_unreachable(host: Host, root: Path, pki: PkiFiles) -> None:
     cert_dir = _install_certs(root, pki)
     with mtls_health_server(pki, status=503) as url:
         sick = DaemonHealth(url=url, cert_dir=cert_dir).check(host)
@@ -199,17 +199,19 @@ def test_daemon_health_unhealthy_and_unreachable(host: Host, root: Path, pki: Pk
 
 
 def test_daemon_health_rejects_a_server_outside_the_hub_ca(
-    host: Host, root: Path, pki: Pki, tmp_path: Path
+    host: Host, root: Path, pki: PkiFiles, tmp_path: Path
 ) -> None:
     cert_dir = _install_certs(root, pki)
-    stranger = make_pki(tmp_path / "stranger")
+    stranger = Pki.make().write_all(tmp_path / "stranger")
     with mtls_health_server(stranger) as url:
         finding = DaemonHealth(url=url, cert_dir=cert_dir).check(host)
     assert finding.status is Status.FAIL
     assert "TLS failed" in finding.observed
 
 
-def test_daemon_health_without_client_cert_is_refused(host: Host, root: Path, pki: Pki) -> None:
+def test_daemon_health_without_client_cert_is_refused(
+    host: Host, root: Path, pki: PkiFiles
+) -> None:
     cert_dir = _install_certs(root, pki, with_client=False)
     write(root, KUBELET_CONF, "apiVersion: v1\n")
     with mtls_health_server(pki) as url:

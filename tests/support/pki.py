@@ -1,4 +1,8 @@
-"""Real certificates made with cryptography: a hub CA, a hub server cert, a node client cert."""
+"""Real certificates made with cryptography: a hub CA, a hub server cert, a node client cert.
+
+Used wherever a test needs real TLS: the daemon health check, diag's network and certs
+probes, the bundle's redaction of key material.
+"""
 
 from __future__ import annotations
 
@@ -67,6 +71,17 @@ def issue(
     return key, cert
 
 
+@dataclass(frozen=True)
+class PkiFiles:
+    """The PEM files :meth:`Pki.write_all` leaves (keys 0600)."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
 @dataclass
 class Pki:
     ca_key: Any
@@ -105,3 +120,10 @@ class Pki:
         k.write_bytes(key_pem(node_key or self.node_key))
         k.chmod(0o600)
         (certs_dir / "ca.crt").write_bytes(cert_pem(self.ca))
+
+    def write_all(self, directory: Path) -> PkiFiles:
+        """ca.crt, server.crt/.key and node.crt/.key in one directory."""
+        server_cert, server_key, ca = self.write_server(directory)
+        self.write_node_certs(directory)
+        server_key.chmod(0o600)
+        return PkiFiles(ca, server_cert, server_key, directory / "node.crt", directory / "node.key")
