@@ -15,6 +15,7 @@ import hashlib
 import secrets
 import time
 
+from eth_keys.exceptions import BadSignature
 from siwe import (
     ExpiredMessage,
     InvalidSignature,
@@ -80,7 +81,9 @@ def login(store: Store, config: HubConfig, message: str, signature: str) -> tupl
         raise LoginRejected("message expired") from None
     except NotYetValidMessage:
         raise LoginRejected("message not yet valid (not-before is in the future)") from None
-    except InvalidSignature:
+    except (InvalidSignature, BadSignature):
+        # siwe turns most recovery failures into InvalidSignature, but eth_keys' BadSignature
+        # (r or s zero or above the curve order) escapes it; it is the same wrong signature.
         raise LoginRejected("signature does not match address") from None
     except VerificationError as exc:
         raise LoginRejected(f"verification failed: {type(exc).__name__}") from None

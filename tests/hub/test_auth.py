@@ -161,3 +161,22 @@ def test_info_announces_domain_and_ca(client: httpx.Client, stub_hub: RunningHub
     assert info["chain_ids"] == [1]
     assert info["ca_certificate"] == stub_hub.ca_cert.read_text()
     assert info["api_version"] == "v1"
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "0x" + "00" * 65,  # r = s = 0: no point to recover
+        "0x" + "ff" * 64 + "1b",  # r and s above the curve order
+        "0x" + "ff" * 32 + "00" * 32 + "1c",  # r out of range, s zero
+    ],
+)
+def test_unrecoverable_signature_is_401_and_keeps_the_nonce(
+    client: httpx.Client, stub_hub: RunningHub, wallet: LocalAccount, signature: str
+) -> None:
+    # eth_keys raises BadSignature for these, which siwe does not translate: it was a 500.
+    message = siwe_message(stub_hub.siwe_domain, wallet.address, nonce(client))
+    response = post_login(client, message, signature)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "signature does not match address"}
+    assert post_login(client, message, sign(wallet, message)).status_code == 200
