@@ -281,7 +281,12 @@ class UsageEvent(Strict):
     def aware(cls, value: dt.datetime) -> dt.datetime:
         if value.tzinfo is None:
             raise ValueError("time must carry a UTC offset (RFC 3339, e.g. 2026-01-01T00:00:00Z)")
-        return value.astimezone(dt.UTC)
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError:
+            # 0001-01-01T00:00+01:00 parses, but its UTC form is before year 1; pydantic
+            # only turns ValueError into a 422, so an OverflowError would be a 500.
+            raise ValueError("time is outside the years 1-9999 in UTC") from None
 
     @model_validator(mode="after")
     def ordered(self) -> UsageEvent:

@@ -102,6 +102,9 @@ def test_strangers_can_neither_post_nor_read(
         {"gpu_count": 0},
         {"price_per_sec_wei": "1e3"},
         {"node_id": "not-a-uuid"},
+        # Valid RFC 3339 whose UTC form falls outside datetime's years 1-9999 (was a 500).
+        {"start": "0001-01-01T00:00:00+01:00", "end": "0001-01-01T00:00:00+01:00"},
+        {"start": "9999-12-31T23:59:59-01:00", "end": "9999-12-31T23:59:59-01:00"},
     ],
 )
 def test_events_are_validated(
