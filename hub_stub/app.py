@@ -583,6 +583,14 @@ def create_app(config: HubConfig) -> FastAPI:
     ) -> models.UsageAccepted:
         accepted = duplicates = 0
         now = time.time()
+        # Metering reports time already used; an interval ending ahead of the hub's clock
+        # (beyond the allowed skew) would bill today for GPU time that may never happen.
+        latest = now + config.clock_skew.total_seconds()
+        for event in events:
+            if event.end.timestamp() > latest:
+                raise HTTPException(
+                    422, f"event {event.event_id} ends in the future (check the node's clock)"
+                )
         with store.transaction() as db:
             for event in events:
                 node_row(db, event.node_id, who)

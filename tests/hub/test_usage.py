@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -12,6 +13,10 @@ from eth_account.signers.local import LocalAccount
 
 from tests.hub.conftest import bearer, login, register_node
 from tests.support.hub import RunningHub
+
+
+def rfc3339(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def event(node_id: str, seconds: int = 60, gpus: int = 2, **changes: Any) -> dict[str, Any]:
@@ -114,6 +119,23 @@ def test_events_are_validated(
     response = client.post("/v1/usage", json=[{**event(node_id), **changes}], headers=bearer(token))
     assert response.status_code == 422
     assert isinstance(response.json()["detail"], str)
+
+
+def test_an_interval_that_has_not_ended_yet_is_refused(
+    client: httpx.Client, owned: tuple[str, str]
+) -> None:
+    # A node could otherwise bill, today, for GPU time up to a year ahead.
+    token, node_id = owned
+    now = dt.datetime.now(dt.UTC)
+    ahead = event(
+        node_id, start=rfc3339(now + dt.timedelta(days=1)), end=rfc3339(now + dt.timedelta(days=2))
+    )
+    response = client.post("/v1/usage", json=[event(node_id), ahead], headers=bearer(token))
+    assert response.status_code == 422
+    assert f"event {ahead['event_id']} ends in the future" in response.json()["detail"]
+    assert summary(client, token, node_id)["events"] == 0
+    just_ended = event(node_id, start=rfc3339(now - dt.timedelta(minutes=1)), end=rfc3339(now))
+    assert client.post("/v1/usage", json=[just_ended], headers=bearer(token)).status_code == 200
 
 
 def test_empty_batch_is_422(client: httpx.Client, owned: tuple[str, str]) -> None:
