@@ -185,6 +185,11 @@ def _wg_key(value: object) -> str:
         raise ValueError("public_key is not valid base64") from None
     if len(raw) != 32:
         raise ValueError("public_key must decode to 32 bytes")
+    if base64.b64encode(raw).decode() != value:
+        # The last digit has 2 spare bits, so four strings name one key; only the canonical
+        # one (what `wg pubkey` prints) is accepted, or the same key could be registered
+        # twice, by different owners, with different addresses.
+        raise ValueError("public_key is not canonical base64 (use what `wg pubkey` prints)")
     return value
 
 

@@ -103,3 +103,23 @@ def test_a_full_pool_is_409_until_a_peer_is_deleted(tmp_path: Path) -> None:
             assert reused.json()["address"] == addresses[1]
     finally:
         hub.stop()
+
+
+def test_another_spelling_of_a_key_is_refused(
+    client: httpx.Client, stub_hub: RunningHub, wallet: LocalAccount
+) -> None:
+    # 32 bytes need 43 base64 digits: the last one carries 2 unused bits, so four strings
+    # decode to the same key. Accepting them let another wallet hold a second address for
+    # a key already registered (the 409 compares strings).
+    token = login(client, wallet, stub_hub.siwe_domain)
+    other = login(client, Account.create(), stub_hub.siwe_domain)
+    raw = os.urandom(31) + b"\x00"
+    key = base64.b64encode(raw).decode()
+    variant = key[:42] + "B="
+    assert base64.b64decode(variant) == raw
+    assert add(client, token, key).status_code == 200
+    response = add(client, other, variant)
+    assert response.status_code == 422
+    assert "canonical" in response.json()["detail"]
+    gone = client.delete("/v1/vpn/peers", params={"public_key": variant}, headers=bearer(token))
+    assert gone.status_code == 422
