@@ -606,8 +606,8 @@ def create_app(config: HubConfig) -> FastAPI:
                 )
                 old = db.execute(
                     'SELECT node_id, pod_id, gpu_count, start, "end", price_per_sec_wei '
-                    "FROM usage_events WHERE event_id = ?",
-                    (event.event_id,),
+                    "FROM usage_events WHERE node_id = ? AND event_id = ?",
+                    (event.node_id, event.event_id),
                 ).fetchone()
                 if old is not None:
                     if tuple(old) != values:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each entry migrates from version index to index + 1; append, never edit a shipped one.
 MIGRATIONS: tuple[str, ...] = (
@@ -90,6 +90,29 @@ MIGRATIONS: tuple[str, ...] = (
         received_at REAL NOT NULL
     );
     CREATE INDEX usage_node ON usage_events (node_id);
+    """,
+    # 1 -> 2: an event_id is unique per node, not hub-wide. It is the node's idempotency
+    # key; hub-wide, one node could claim an id first and get another's event refused.
+    """
+    CREATE TABLE usage_events_v2 (
+        node_id TEXT NOT NULL REFERENCES nodes (node_id),
+        event_id TEXT NOT NULL,
+        pod_id TEXT NOT NULL,
+        gpu_count INTEGER NOT NULL,
+        start REAL NOT NULL,
+        "end" REAL NOT NULL,
+        seconds INTEGER NOT NULL,
+        price_per_sec_wei TEXT NOT NULL,
+        wei TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        PRIMARY KEY (node_id, event_id)
+    );
+    INSERT INTO usage_events_v2 (node_id, event_id, pod_id, gpu_count, start, "end", seconds,
+        price_per_sec_wei, wei, received_at)
+        SELECT node_id, event_id, pod_id, gpu_count, start, "end", seconds, price_per_sec_wei,
+        wei, received_at FROM usage_events;
+    DROP TABLE usage_events;
+    ALTER TABLE usage_events_v2 RENAME TO usage_events;
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

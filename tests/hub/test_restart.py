@@ -9,6 +9,7 @@ from pathlib import Path
 
 from eth_account import Account
 
+from hub_stub.store import MIGRATIONS, SCHEMA_VERSION, Store
 from tests.hub.conftest import bearer, login, register_node
 from tests.support.hub import start_hub
 
@@ -78,7 +79,7 @@ def test_restart_keeps_nodes_peers_codes_usage_and_ca(tmp_path: Path) -> None:
         hub.stop()
     with sqlite3.connect(data / "hub.sqlite3") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
 
 def test_newer_schema_refuses_to_start(tmp_path: Path) -> None:
@@ -90,3 +91,29 @@ def test_newer_schema_refuses_to_start(tmp_path: Path) -> None:
         db.execute("UPDATE schema_version SET version = 99")
     with pytest.raises(RuntimeError, match="newer than this hub"):
         start_hub(data)
+
+
+def test_a_version_1_database_is_migrated_keeping_its_usage(tmp_path: Path) -> None:
+    path = tmp_path / "hub.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0])
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version (version) VALUES (1)")
+        db.execute(
+            "INSERT INTO nodes (node_id, owner, host, gpu_key, gpus, price_per_sec_wei, labels, "
+            "registered_at) VALUES ('n1', 'o', 'h', 'g', '[]', '1', '{}', 0)"
+        )
+        db.execute(
+            'INSERT INTO usage_events (event_id, node_id, pod_id, gpu_count, start, "end", '
+            "seconds, price_per_sec_wei, wei, received_at) "
+            "VALUES ('ev-1', 'n1', 'p', 1, 0, 10, 10, '5', '50', 11)"
+        )
+    db.close()
+    store = Store(path)
+    try:
+        assert store.schema_version() == SCHEMA_VERSION
+        with store.read() as conn:
+            rows = conn.execute("SELECT event_id, node_id, wei FROM usage_events").fetchall()
+            assert [tuple(r) for r in rows] == [("ev-1", "n1", "50")]
+    finally:
+        store.close()

@@ -87,6 +87,24 @@ def test_same_event_id_with_other_values_is_409(
     assert summary(client, token, node_id)["events"] == 1
 
 
+def test_event_ids_of_one_node_do_not_collide_with_anothers(
+    client: httpx.Client, stub_hub: RunningHub, owned: tuple[str, str]
+) -> None:
+    # Event ids are the node's own idempotency keys. When they were unique hub-wide, another
+    # wallet's node could post an id first and get this node's event refused with a 409.
+    token, node_id = owned
+    stranger = login(client, Account.create(), stub_hub.siwe_domain)
+    theirs = register_node(client, stranger)
+    early = [event(theirs, event_id="ev-1")]
+    first = client.post("/v1/usage", json=early, headers=bearer(stranger))
+    assert first.json() == {"accepted": 1, "duplicates": 0}
+    mine = client.post("/v1/usage", json=[event(node_id, event_id="ev-1")], headers=bearer(token))
+    assert mine.status_code == 200
+    assert mine.json() == {"accepted": 1, "duplicates": 0}
+    assert summary(client, token, node_id)["events"] == 1
+    assert summary(client, stranger, theirs)["events"] == 1
+
+
 def test_strangers_can_neither_post_nor_read(
     client: httpx.Client, stub_hub: RunningHub, owned: tuple[str, str]
 ) -> None:
