@@ -11,6 +11,7 @@ Only the standard library is imported here: this module is loaded by ``worldland
 from __future__ import annotations
 
 import os
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -126,6 +127,12 @@ def _dynamic_default(name: str) -> str | None:
     return KEYS[name].default
 
 
+def _looks_like_private_key(text: str) -> bool:
+    """64 hex digits (0x optional): a wallet key pasted where its file name belongs."""
+    digits = text[2:] if text[:2] in ("0x", "0X") else text
+    return len(digits) == 64 and all(c in string.hexdigits for c in digits)
+
+
 def validate(name: str, value: str) -> str:
     """The value in canonical form, or ConfigError naming the key and what it needs."""
     key = KEYS.get(name)
@@ -148,6 +155,13 @@ def validate(name: str, value: str) -> str:
             )
         return urlunsplit(parts).rstrip("/")
     if key.kind == "path":
+        if _looks_like_private_key(text):
+            # Never echo it: it would land in the terminal, config.toml (0644) and tickets.
+            raise ConfigError(
+                f"{name} must name a file, but the value looks like a private key itself",
+                "put the key in a file only you can read (chmod 600 FILE) and give that "
+                "file's path; if the key was shared or stored anywhere, move to a new wallet",
+            )
         return str(Path(text).expanduser())
     return text
 

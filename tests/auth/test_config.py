@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.auth.conftest import cli
+from tests.auth.conftest import PLANTED_KEY, cli
 from worldland_cli import config
 
 
@@ -96,3 +96,21 @@ def test_config_set_unknown_key_exits_2_with_the_known_ones() -> None:
     assert result.exit_code == 2
     doc = json.loads(result.stdout)
     assert doc["ok"] is False and "gpu_type" in doc["hint"]
+
+
+@pytest.mark.parametrize("key", [PLANTED_KEY, "0x" + PLANTED_KEY])
+def test_a_private_key_given_as_the_key_file_is_refused_unechoed(
+    worldland_home: Path, monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    # The setting wants a file name; a pasted key would be stored in config.toml (0644) and
+    # printed by `config set`, `config show` and the "key file ... does not exist" error.
+    result = cli("config", "set", "private_key_file", key)
+    assert result.exit_code == 2
+    assert "looks like a private key itself" in result.output
+    assert PLANTED_KEY not in result.output
+    assert not (worldland_home / "config.toml").exists()
+    login = cli("login", "--private-key-file", key)
+    assert login.exit_code == 2 and PLANTED_KEY not in login.output
+    monkeypatch.setenv("WORLDLAND_PRIVATE_KEY_FILE", key)
+    show = cli("config", "show")
+    assert show.exit_code == 2 and PLANTED_KEY not in show.output
