@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from worldland_cli import __version__
+from worldland_cli.config import mask_url
 from worldland_cli.errors import ActionableError
 from worldland_cli.output import ExitCode
 
@@ -312,6 +313,9 @@ class HubClient:
         import httpx
 
         self.url = url.rstrip("/")
+        # What messages name: a password in the URL (a proxy's basic auth) stays out of
+        # errors, which people paste into tickets.
+        self.shown_url = mask_url(self.url)
         self._token = token
         self.timeout = timeout
         self.retries = retries
@@ -326,7 +330,7 @@ class HubClient:
                     context.load_cert_chain(client_cert[0], client_cert[1])
             except (OSError, ssl.SSLError) as e:
                 raise HubError(
-                    f"cannot load TLS files for {self.url}: {e.strerror or e}",
+                    f"cannot load TLS files for {self.shown_url}: {e.strerror or e}",
                     "check --hub-ca / WORLDLAND_HUB_CA and the certificate directory",
                 ) from None
             verify = context
@@ -339,7 +343,7 @@ class HubClient:
         )
 
     def __repr__(self) -> str:
-        return f"HubClient({self.url!r}, token={'set' if self._token else 'none'})"
+        return f"HubClient({self.shown_url!r}, token={'set' if self._token else 'none'})"
 
     def __enter__(self) -> HubClient:
         return self
@@ -406,7 +410,7 @@ class HubClient:
                     attempt += 1
                     continue
                 raise HubUnreachable(
-                    f"cannot reach the hub at {self.url}: {_describe(e, self.timeout)}",
+                    f"cannot reach the hub at {self.shown_url}: {_describe(e, self.timeout)}",
                     NETWORK_HINT,
                 ) from None
             if response.status_code >= 500 and idempotent and attempt < self.retries:
@@ -419,18 +423,18 @@ class HubClient:
         reason = getattr(error, "reason", None) or str(error)
         if isinstance(error, ssl.SSLCertVerificationError):
             return HubUnreachable(
-                f"cannot verify the TLS certificate of the hub at {self.url}: "
+                f"cannot verify the TLS certificate of the hub at {self.shown_url}: "
                 f"{error.verify_message or reason}",
                 "give the CA that signed the hub's certificate: --hub-ca FILE, "
                 "WORLDLAND_HUB_CA or `worldland config set hub_ca FILE`",
             )
         if self._client_cert:
             return HubDenied(
-                f"the hub at {self.url} refused this node's client certificate ({reason})",
+                f"the hub at {self.shown_url} refused this node's client certificate ({reason})",
                 "issue a fresh one with `worldland certs bootstrap`",
             )
         return HubUnreachable(
-            f"TLS handshake with the hub at {self.url} failed: {reason}", NETWORK_HINT
+            f"TLS handshake with the hub at {self.shown_url} failed: {reason}", NETWORK_HINT
         )
 
     def _decode(self, method: str, path: str, response: httpx.Response) -> Any:
@@ -442,7 +446,7 @@ class HubClient:
                 return response.json()
             except ValueError:
                 raise HubRejected(
-                    f"the hub at {self.url} sent a body that is not JSON for {method} {path}",
+                    f"the hub at {self.shown_url} sent a body that is not JSON for {method} {path}",
                     "is --hub pointing at a Worldland hub?",
                     status=status,
                 ) from None
@@ -464,7 +468,7 @@ class HubClient:
             )
         if status >= 500:
             raise HubRejected(
-                f"the hub at {self.url} failed ({where}): HTTP {status}: {detail}",
+                f"the hub at {self.shown_url} failed ({where}): HTTP {status}: {detail}",
                 "try again later; if it persists, run `worldland diag network` "
                 "and send the hub operator this message",
                 status=status,
@@ -472,7 +476,7 @@ class HubClient:
             )
         if status == 404 and detail.startswith("HTTP "):
             raise HubRejected(
-                f"the hub at {self.url} does not know {where}",
+                f"the hub at {self.shown_url} does not know {where}",
                 "is --hub pointing at a Worldland hub that speaks API v1?",
                 status=status,
                 detail=detail,

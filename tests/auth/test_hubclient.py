@@ -215,3 +215,25 @@ def test_a_hub_that_never_answers_times_out(silent_server: Callable[[], str]) ->
     client = HubClient(silent_server(), timeout=0.3, retries=1, sleep=lambda _: None)
     with pytest.raises(HubUnreachable, match=r"no answer within 0.3 s"):
         client.health()
+
+
+def test_a_password_in_the_hub_url_never_appears_in_an_error(closed_port: int) -> None:
+    # config accepts https://user:password@hub (config show masks it); the client's error
+    # messages, which people paste into tickets, named the URL with the password.
+    url = f"http://ops:hunter2@127.0.0.1:{closed_port}"
+    with pytest.raises(HubUnreachable) as unreachable:
+        HubClient(url, retries=0).health()
+    assert f"http://ops:****@127.0.0.1:{closed_port}" in unreachable.value.message
+    answers = Script(httpx.Response(500, json={"detail": "boom"}), httpx.Response(200, text="x"))
+    client = HubClient(
+        "http://ops:hunter2@hub.test:8080",
+        transport=httpx.MockTransport(answers),
+        retries=0,
+    )
+    with pytest.raises(HubRejected) as failed:
+        client.health()
+    with pytest.raises(HubRejected) as not_json:
+        client.health()
+    for error in (unreachable.value, failed.value, not_json.value):
+        assert "hunter2" not in f"{error.message} {error.hint}"
+    assert "hunter2" not in repr(client)
