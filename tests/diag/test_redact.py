@@ -41,12 +41,19 @@ def test_each_kind_is_removed_and_counted(text: str, secret: str, kind: str) -> 
 
 def test_json_stays_parseable_and_ordinary_text_survives() -> None:
     r = Redactor()
-    doc = json.dumps({"access_token": "abcdefgh12345678", "image": "sha256:" + "ab" * 32})
+    doc = json.dumps({"access_token": "abcdefgh12345678", "image": "nginx@sha256:" + "ab" * 32})
     out = json.loads(r.redact("m.json", doc))
     assert out["access_token"] == "[REDACTED:secret-field]"
-    # An image digest is not a key: support needs it, and the rule leaves it alone.
-    assert out["image"] == "sha256:" + "ab" * 32
+    assert out["image"] == "nginx@sha256:[REDACTED:hex-key]"
     assert r.redact("m", "kubelet started, node Ready") == "kubelet started, node Ready"
+
+
+def test_a_wallet_key_behind_a_sha256_prefix_is_removed() -> None:
+    """The prefix says nothing about the 64 hex digits after it; a key there must not leak."""
+    r = Redactor()
+    out = r.redact("logs/x.log", f"pulled layer sha256:{WALLET} and key=sha256:0x{WALLET}")
+    assert WALLET not in out
+    assert out.count("[REDACTED:hex-key]") == 2
 
 
 def test_known_values_are_scrubbed_in_any_context() -> None:

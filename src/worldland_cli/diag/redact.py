@@ -73,10 +73,12 @@ _RULES: tuple[_Rule, ...] = (
         ),
         (2, 3, 4),
     ),
-    # A bare 32-byte key in hex (an Ethereum wallet key); image digests (sha256:...) are kept.
+    # A bare 32-byte key in hex (an Ethereum wallet key). Image digests (sha256:...) go too:
+    # a prefix is no proof of what follows it, and a wallet key pasted after "sha256:" would
+    # otherwise leave in clear; support loses only the digests, which name public images.
     _Rule(
         "hex-key",
-        re.compile(r"(?<![0-9A-Fa-f])(?<!sha256:)(?:0x)?[0-9a-fA-F]{64}(?![0-9A-Fa-f])"),
+        re.compile(r"(?<![0-9A-Fa-f])(?:0x)?[0-9a-fA-F]{64}(?![0-9A-Fa-f])"),
         (0,),
     ),
 )
