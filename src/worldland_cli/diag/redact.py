@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 
 MARK = "[REDACTED:{kind}]"
 
-# A key *ending* in one of these names: token, api_token, bootstrapToken, client_secret...
+# A key *ending* in one of these names: token, api_token, bootstrapToken, client_secret,
+# AWS_SECRET_ACCESS_KEY, X-Api-Key... ('-' too: HTTP headers and YAML keys use it).
 _SECRET_KEYS = (
-    r"[\w.-]*(?:token|secret|password|passwd|private_?key|api_?key|wallet_key)"
+    r"[\w.-]*(?:token|secret|password|passwd|private[_-]?key|api[_-]?key"
+    r"|(?:access|secret)[_-]?key|wallet_key)"
     r"|auth|identitytoken"
 )
 
