@@ -32,6 +32,16 @@ WALLET = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
          "LS0tLS1CRUdJTiBFQyBQUklWQVRF", "kubeconfig-credential"),
         ("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk\n-----END EC PRIVATE KEY-----",
          "MHcCAQEEIBkg4LVWM9nuwNSk", "pem-private-key"),
+        ("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nlQOYBGXk3s8BCAC5\n"
+         "-----END PGP PRIVATE KEY BLOCK-----", "lQOYBGXk3s8BCAC5", "pem-private-key"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
+         "-----END OPENSSH PRIVATE KEY-----", "b3BlbnNzaC1rZXktdjEAAAAA", "pem-private-key"),
+        ("level=info msg=\"session eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJub2RlIn0.c2lnbmF0dXJl\"",
+         "eyJzdWIiOiJub2RlIn0", "jwt"),
+        ("kubeadm join 10.100.1.1:6443 --token abcdef.0123456789abcdef --discovery-token-ca",
+         "abcdef.0123456789abcdef", "kubeadm-token"),
+        ("aws_access_key_id AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE", "aws-access-key-id"),
+        ("proxy https://bob:s3cr3t-pw@proxy.local:3128 refused", "s3cr3t-pw", "url-password"),
         ("key dump cut short\n-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEG\n",
          "MIGHAgEAMBMGByqGSM49AgEG", "pem-private-key"),
     ],
@@ -51,6 +61,8 @@ def test_json_stays_parseable_and_ordinary_text_survives() -> None:
     assert out["access_token"] == "[REDACTED:secret-field]"
     assert out["image"] == "nginx@sha256:[REDACTED:hex-key]"
     assert r.redact("m", "kubelet started, node Ready") == "kubelet started, node Ready"
+    ordinary = "GET https://hub.example:8443/v1/nodes host=gpu-node-1.example.com v1.29.3"
+    assert r.redact("m", ordinary) == ordinary
 
 
 def test_a_wallet_key_behind_a_sha256_prefix_is_removed() -> None:

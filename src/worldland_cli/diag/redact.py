@@ -34,11 +34,13 @@ class _Rule:
 
 
 _RULES: tuple[_Rule, ...] = (
-    # A whole PEM private key (any algorithm), or a cut-off one up to the end of the text.
+    # A whole PEM private key (any algorithm; OpenPGP's armour adds " BLOCK"), or a cut-off
+    # one up to the end of the text.
     _Rule(
         "pem-private-key",
         re.compile(
-            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
+            r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?"
+            r"(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
             re.DOTALL,
         ),
         (0,),
@@ -74,6 +76,17 @@ _RULES: tuple[_Rule, ...] = (
             r"(?:\"([^\"\n]*)\"|'([^'\n]*)'|([^\s\"',}\]]+))"
         ),
         (2, 3, 4),
+    ),
+    # Secrets recognised by their shape alone, wherever they stand (no key names them):
+    # a JWT (header and payload are base64 JSON, so both start "eyJ"), a kubeadm bootstrap
+    # token as `kubeadm join --token` prints it, an AWS access key id, a URL's password.
+    _Rule("jwt", re.compile(r"\beyJ[\w-]{4,}\.eyJ[\w-]{4,}\.[\w-]*"), (0,)),
+    _Rule("kubeadm-token", re.compile(r"(?<![\w.-])[a-z0-9]{6}\.[a-z0-9]{16}(?![\w.-])"), (0,)),
+    _Rule("aws-access-key-id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), (0,)),
+    _Rule(
+        "url-password",
+        re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@\"']*:)([^/\s@\"']+)(?=@)"),
+        (2,),
     ),
     # A bare 32-byte key in hex (an Ethereum wallet key). Image digests (sha256:...) go too:
     # a prefix is no proof of what follows it, and a wallet key pasted after "sha256:" would
