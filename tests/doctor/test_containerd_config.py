@@ -147,6 +147,41 @@ def test_relative_import_resolves_against_the_importing_file(host: Host, root: P
     assert cfg.default_runtime_name() == "nvidia"
 
 
+def test_relative_glob_import_is_rooted_at_slash_on_containerd_1(host: Host, root: Path) -> None:
+    """containerd 1.x globs a relative pattern from its working directory (/), not from
+    /etc/containerd: the nvidia drop-in is never loaded, so the check must fail; 2.x joins
+    the pattern to the importing file's directory and does load it."""
+    write(root, MAIN, 'version = 2\nimports = ["conf.d/*.toml"]\n')
+    write(root, "/etc/containerd/conf.d/99-nvidia.toml", NVIDIA_V2_DROP_IN)
+    old = load_effective(host, containerd_major=1)
+    assert old.files == [MAIN]
+    assert old.default_runtime_name() == "runc"
+    new = load_effective(host, containerd_major=2)
+    assert new.files == [MAIN, "/etc/containerd/conf.d/99-nvidia.toml"]
+    assert new.default_runtime_name() == "nvidia"
+
+
+def test_relative_glob_matches_containerd_1_config_dump(tmp_path: Path, default_v2: str) -> None:
+    """The real containerd 1.6, started from / as systemd starts it, agrees."""
+    directory = tmp_path / "etc"
+    (directory / "conf.d").mkdir(parents=True)
+    (directory / "conf.d" / "99-nvidia.toml").write_text(NVIDIA_V2_DROP_IN)
+    main = directory / "config.toml"
+    main.write_text(default_v2.replace("imports = []", 'imports = ["conf.d/*.toml"]', 1))
+    dump = subprocess.run(
+        [CONTAINERD, "--config", str(main), "config", "dump"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        cwd="/",
+    )
+    theirs = tomllib.loads(dump.stdout)["plugins"][CRI_V2]["containerd"]
+    ours = load_effective(Host(Path("/")), str(main), containerd_major=1)
+    assert ours.default_runtime_name() == theirs["default_runtime_name"] == "runc"
+    assert set(ours.runtimes()) == set(theirs["runtimes"]) == {"runc"}
+
+
 def test_drop_in_with_higher_version_than_root_is_refused(host: Host, root: Path) -> None:
     write(root, MAIN, 'version = 2\nimports = ["/etc/containerd/conf.d/*.toml"]\n')
     write(root, "/etc/containerd/conf.d/99-nvidia.toml", V3_NVIDIA_DROP_IN)

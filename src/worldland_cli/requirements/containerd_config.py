@@ -7,7 +7,9 @@ does and merges them with containerd's own rules:
 
 * imports are resolved breadth-first from the main file; a relative import is relative to
   the importing file's directory, a pattern with ``*`` is globbed (sorted), a file is read
-  once even when imported twice;
+  once even when imported twice; containerd 1.x globs a *relative pattern* against its
+  working directory instead (``/`` under systemd), so there ``conf.d/*.toml`` imports
+  nothing, while containerd 2.x joins it to the importing file's directory first;
 * top-level lists (imports, required_plugins, ...) are appended, other top-level keys are
   overridden by a later file when it sets a non-empty value;
 * containerd 1.x (config version 2) replaces a whole ``[plugins."ID"]`` section when a later
@@ -148,14 +150,22 @@ def _migrate(config: dict[str, Any], to_version: int) -> dict[str, Any]:
     return migrated
 
 
-def _resolve_imports(host: Host, parent: str, imports: list[Any]) -> list[str]:
+def _resolve_imports(host: Host, parent: str, imports: list[Any], deep: bool) -> list[str]:
+    """The files ``imports`` names, resolved as the containerd generation ``deep`` stands for.
+
+    containerd 1.x hands a pattern with ``*`` to filepath.Glob untouched, so a relative one
+    is matched against the daemon's working directory, which systemd sets to ``/``; only a
+    plain relative path is joined to the importing file's directory. containerd 2.x joins
+    both first.
+    """
     out: list[str] = []
     for raw in imports:
         if not isinstance(raw, str):
             continue
         path = posixpath.normpath(raw)
         if not path.startswith("/"):
-            path = posixpath.join(posixpath.dirname(parent), path)
+            base = "/" if "*" in path and not deep else posixpath.dirname(parent)
+            path = posixpath.join(base, path)
         if "*" in path:
             out.extend(host.glob(path))
         else:
@@ -211,6 +221,6 @@ def load_effective(
         loaded.append(current)
         imports = config.get("imports", [])
         if isinstance(imports, list):
-            pending.extend((p, None) for p in _resolve_imports(host, current, imports))
+            pending.extend((p, None) for p in _resolve_imports(host, current, imports, deep))
     out["version"] = target_version
     return EffectiveConfig(out, target_version, loaded, deep)
