@@ -159,16 +159,39 @@ def test_kube_binaries_consistent(host: Host, fakebin: FakeBin) -> None:
     }
 
 
-def test_kube_binaries_minor_mismatch_fails_and_kubectl_skew_warns(
-    host: Host, fakebin: FakeBin
+@pytest.mark.parametrize(
+    ("kubeadm", "kubelet", "status", "words"),
+    [
+        ("v1.29.3", "v1.29.1", Status.OK, None),
+        # The version skew policy: kubelet up to three minors older (two below 1.25).
+        ("v1.30.1", "v1.29.3", Status.WARN, "within the supported skew"),
+        ("v1.32.0", "v1.29.3", Status.WARN, "within the supported skew"),
+        ("v1.33.0", "v1.29.3", Status.FAIL, "4 minor versions older than kubeadm (at most 3)"),
+        ("v1.26.0", "v1.23.5", Status.FAIL, "3 minor versions older than kubeadm (at most 2)"),
+        ("v1.29.3", "v1.30.0", Status.FAIL, "kubelet is newer than kubeadm"),
+    ],
+)
+def test_kube_binaries_follow_the_kubelet_skew_policy(
+    host: Host,
+    fakebin: FakeBin,
+    kubeadm: str,
+    kubelet: str,
+    status: Status,
+    words: str | None,
 ) -> None:
-    fakebin.kube_tools(kubeadm="v1.30.1", kubelet="v1.29.3")
-    mismatch = kube.Binaries().check(host)
-    assert mismatch.status is Status.FAIL
-    assert "minor versions differ" in mismatch.observed
+    fakebin.kube_tools(kubeadm=kubeadm, kubelet=kubelet, kubectl=kubeadm)
+    finding = kube.Binaries().check(host)
+    assert finding.status is status, finding.observed
+    if words:
+        assert words in finding.observed
+        assert "apt-get install -y kubelet kubeadm kubectl" in (finding.remedy or "")
+
+
+def test_kube_binaries_kubectl_skew_warns(host: Host, fakebin: FakeBin) -> None:
     fakebin.kube_tools(kubectl="v1.27.0")
     skew = kube.Binaries().check(host)
     assert skew.status is Status.WARN
+    assert "kubectl is more than one minor version" in skew.observed
 
 
 def test_kube_binaries_missing_tool_names_it(host: Host, fakebin: FakeBin) -> None:

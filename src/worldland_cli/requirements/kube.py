@@ -93,22 +93,41 @@ class Binaries(Requirement):
             return self.fail("; ".join(problems), INSTALL_REMEDY, KUBE_DOC, versions=details)
         seen = ", ".join(f"{tool} {v[0]}" for tool, v in versions.items())
         kubeadm, kubelet, kubectl = (versions[t][1:] for t in ("kubeadm", "kubelet", "kubectl"))
-        # kubeadm installs and configures the kubelet of its own minor release.
-        if kubeadm != kubelet:
-            return self.fail(
-                f"{seen}: kubeadm and kubelet minor versions differ",
+        skew = _kubelet_skew(kubeadm, kubelet)
+        if skew is not None:
+            return self.fail(f"{seen}: {skew}", ALIGN_REMEDY, KUBE_DOC, versions=details)
+        if kubelet != kubeadm:
+            return self.warn(
+                f"{seen}: kubelet is older than kubeadm, within the supported skew; "
+                "finish the upgrade so both are on one minor",
                 ALIGN_REMEDY,
-                KUBE_DOC,
                 versions=details,
             )
-        # kubectl is supported within one minor version of the cluster.
-        if kubectl[0] != kubelet[0] or abs(kubectl[1] - kubelet[1]) > 1:
+        # kubectl is supported within one minor version of the control plane (kubeadm's).
+        if kubectl[0] != kubeadm[0] or abs(kubectl[1] - kubeadm[1]) > 1:
             return self.warn(
-                f"{seen}: kubectl is more than one minor version from kubelet",
+                f"{seen}: kubectl is more than one minor version from kubeadm",
                 ALIGN_REMEDY,
                 versions=details,
             )
         return self.ok(seen, versions=details)
+
+
+def _kubelet_skew(kubeadm: tuple[int, int], kubelet: tuple[int, int]) -> str | None:
+    """Why this kubelet cannot serve under this kubeadm, or None when the skew is supported.
+
+    Kubernetes' version skew policy (which kubeadm follows): kubelet must not be newer than
+    the control plane and may be up to three minor versions older (two for kubelet < 1.25).
+    """
+    if kubelet[0] != kubeadm[0]:
+        return "kubeadm and kubelet major versions differ"
+    behind = kubeadm[1] - kubelet[1]
+    if behind < 0:
+        return "kubelet is newer than kubeadm (a kubelet must not be newer than its control plane)"
+    allowed = 3 if kubelet[1] >= 25 else 2
+    if behind > allowed:
+        return f"kubelet is {behind} minor versions older than kubeadm (at most {allowed})"
+    return None
 
 
 class KubeletEnabled(Requirement):
