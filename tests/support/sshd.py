@@ -83,8 +83,13 @@ class SshdServer:
         return found
 
     def kill_sessions(self) -> int:
-        """SIGKILL every connection's sshd process; the listener stays up. Returns the count."""
-        pids = self.session_pids()
+        """SIGKILL every connection's sshd process; the listener stays up. Returns the count.
+
+        Commands the sessions run (a remote hash, a shell still reading its rc files) are left
+        to see the dropped link and exit, as on a real pod: SIGKILLing a shell mid-startup can
+        leave a lock behind (pyenv's rehash lock made every later exec wait 60 s).
+        """
+        pids = [p for p in self.session_pids() if _command_name(p) == "sshd"]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -99,6 +104,13 @@ class SshdServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _keygen(path: Path, comment: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from worldland_cli.transfer.targets import parse_ssh_url
 SIZE = 24 * (1 << 20) + 123
 CHUNK = 255 * 1024
 FAST_RETRY = Options(retries=3, backoff=0.05)
+REFUSED = r"checksum mismatch|changed during the transfer"
 
 
 def test_upload_cut_midway_resumes_and_sends_only_the_rest(
@@ -93,22 +96,51 @@ def _corrupt(path: Path) -> None:
 def test_download_of_content_that_changes_under_us_fails_and_keeps_no_file(
     sshd: SshdServer, creds: Credentials, tmp_path: Path
 ) -> None:
+    # The far side hashes the source while we read it; a change after every byte arrived
+    # (its hash may already be done) is still caught by its before/after stat of the file.
     src = random_file(tmp_path / "remote" / "f.bin", 4 * CHUNK)
     back = tmp_path / "back"
     hook = Hook(4 * CHUNK, lambda: _corrupt(src))  # after every byte arrived, before the check
-    with pytest.raises(ChecksumError, match="checksum mismatch"):
+    with pytest.raises(ChecksumError, match=REFUSED):
         asyncio.run(download(parse_ssh_url(sshd.url(str(src)), "x"), back, creds, None, hook))
     assert hook.fired_at is not None
     assert list(back.iterdir()) == []
 
 
-def test_upload_corrupted_on_the_far_side_fails_and_keeps_no_file(
+def test_download_of_a_source_changed_midway_fails_and_keeps_no_file(
     sshd: SshdServer, creds: Credentials, tmp_path: Path
 ) -> None:
+    src = random_file(tmp_path / "remote" / "big.bin", SIZE)
+    back = tmp_path / "back"
+    hook = Hook(SIZE // 3, lambda: _corrupt(src))  # a byte we already hold
+    with pytest.raises(ChecksumError, match=REFUSED):
+        asyncio.run(download(parse_ssh_url(sshd.url(str(src)), "x"), back, creds, None, hook))
+    assert hook.fired_at is not None
+    assert list(back.iterdir()) == []
+
+
+def _replace_with_other_bytes(path: Path) -> None:
+    other = path.with_name("other")
+    random_file(other, path.stat().st_size)
+    other.replace(path)
+
+
+def _shrink(path: Path) -> None:
+    os.truncate(path, path.stat().st_size - 1)
+
+
+@pytest.mark.parametrize(
+    "corrupt", [_replace_with_other_bytes, _shrink], ids=["replaced", "shrunk"]
+)
+def test_upload_corrupted_on_the_far_side_fails_and_keeps_no_file(
+    sshd: SshdServer, creds: Credentials, tmp_path: Path, corrupt: Callable[[Path], None]
+) -> None:
+    # The far side hashes the .part as it grows, so the corruption comes after the last write
+    # was acknowledged (its hash may be done by then): the follower's stat check must catch it.
     src = random_file(tmp_path / "f.bin", 4 * CHUNK)
     remote = tmp_path / "remote"
-    hook = Hook(4 * CHUNK, lambda: _corrupt(remote / "f.bin.part"))
+    hook = Hook(4 * CHUNK, lambda: corrupt(remote / "f.bin.part"))
     with pytest.raises(ChecksumError):
         asyncio.run(upload([src], parse_ssh_url(sshd.url(str(remote)), "x"), creds, None, hook))
     assert hook.fired_at is not None
-    assert list(remote.iterdir()) == []
+    assert sorted(p.name for p in remote.iterdir()) == []
