@@ -58,6 +58,29 @@ def test_loaded_but_not_persisted_warns(tmp_path: Path) -> None:
     assert "/etc/modules-load.d/k8s.conf" in (finding.remedy or "")
 
 
+def test_modules_load_d_is_read_as_systemd_reads_it(tmp_path: Path) -> None:
+    """'-' and '_' are one module name to modprobe; an inline '#' is part of the name, not a
+    comment; an /etc file masks the packaged file of the same name."""
+    root = make_ready_root(tmp_path)
+    conf = root / "etc/modules-load.d/k8s.conf"
+    host = Host(root, search_path="")
+    conf.write_text("overlay\nbr-netfilter\n")
+    assert Modules().check(host).status is Status.OK
+
+    conf.write_text("overlay\nbr_netfilter   # for kube-proxy\n")
+    trailing = Modules().check(host)
+    assert trailing.status is Status.WARN
+    assert "br_netfilter" in trailing.observed
+
+    conf.unlink()
+    write(root, "/usr/lib/modules-load.d/k8s.conf", "overlay\nbr_netfilter\n")
+    assert Modules().check(host).status is Status.OK
+    write(root, "/etc/modules-load.d/k8s.conf", "")  # the admin masks the packaged file
+    masked = Modules().check(host)
+    assert masked.status is Status.WARN
+    assert masked.details["persisted"] == {}
+
+
 def test_missing_br_netfilter_fails_modules_and_sysctl(tmp_path: Path) -> None:
     root = make_ready_root(tmp_path)
     write(root, "/proc/modules", "overlay 151552 0 - Live 0x0000000000000000\n")

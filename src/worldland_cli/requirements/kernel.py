@@ -11,7 +11,14 @@ from worldland_cli.requirements.base import Finding, Requirement
 
 KERNEL_DOC = "docs/provider-guide.md#kernel"
 MODULES = ("overlay", "br_netfilter")
-MODULES_LOAD_DIRS = ("/etc/modules-load.d", "/run/modules-load.d", "/usr/lib/modules-load.d")
+# systemd-modules-load's search path, highest precedence first (modules-load.d(5)).
+MODULES_LOAD_DIRS = (
+    "/etc/modules-load.d",
+    "/run/modules-load.d",
+    "/usr/local/lib/modules-load.d",
+    "/usr/lib/modules-load.d",
+    "/lib/modules-load.d",
+)
 PERSIST_MODULES = "printf 'overlay\\nbr_netfilter\\n' | sudo tee /etc/modules-load.d/k8s.conf"
 SYSCTLS = {
     "net.bridge.bridge-nf-call-iptables": "1",
@@ -40,17 +47,25 @@ def loaded_modules(host: Host) -> set[str]:
 
 
 def persisted_modules(host: Host) -> dict[str, str]:
-    """Module name -> the modules-load.d file that loads it at boot."""
-    found: dict[str, str] = {}
+    """Module name (``-`` spelled ``_``) -> the modules-load.d file that loads it at boot.
+
+    Read the way systemd-modules-load reads them: a file name in a directory earlier on the
+    search path masks the same name further down (``/etc/modules-load.d/x.conf`` linked to
+    /dev/null disables the packaged one); a line is a comment only when it *starts* with
+    ``#`` or ``;`` ("overlay  # k8s" names a module that does not exist); and modprobe
+    treats ``-`` and ``_`` alike, so ``br-netfilter`` loads br_netfilter.
+    """
+    files: dict[str, str] = {}
     for directory in MODULES_LOAD_DIRS:
         for entry in host.listdir(directory):
-            if not entry.endswith(".conf"):
-                continue
-            path = f"{directory}/{entry}"
-            for line in (host.read_text(path) or "").splitlines():
-                name = line.split("#", 1)[0].strip()
-                if name and not name.startswith(";"):
-                    found.setdefault(name, path)
+            if entry.endswith(".conf"):
+                files.setdefault(entry, f"{directory}/{entry}")
+    found: dict[str, str] = {}
+    for _entry, path in sorted(files.items()):
+        for line in (host.read_text(path) or "").splitlines():
+            name = line.strip()
+            if name and name[0] not in "#;":
+                found.setdefault(name.replace("-", "_"), path)
     return found
 
 
