@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from tests.diag.conftest import ToolMaker
 from tests.support.fakekube import Cluster, FakeKube, start_fake_kube
+from tests.support.pki import Pki, cert_pem, key_pem
 from worldland_cli.diag.base import Finding, Status
 from worldland_cli.diag.k8s import CNI_REMEDY, probe_k8s
 from worldland_cli.host import Host
@@ -51,6 +52,29 @@ def units(tool: ToolMaker, tmp_path: Path) -> Path:
         "printf 'ActiveState=active\\nSubState=running\\nNRestarts=0\\nResult=success\\n'",
     )
     return logs
+
+
+def test_kubelet_client_cert_is_read_under_the_root(
+    host: Host, root: Path, pki: Pki, units: Path, tmp_path: Path
+) -> None:
+    """kubelet.conf names /var/lib/kubelet/pki/...: that is the inspected system's file, not
+    this machine's, so under --root it must be read from the root."""
+    pem_path = "/var/lib/kubelet/pki/kubelet-client-current.pem"
+    pem = root / pem_path.lstrip("/")
+    pem.parent.mkdir(parents=True)
+    pem.write_bytes(cert_pem(pki.node) + key_pem(pki.node_key))
+    cluster = Cluster()
+    cluster.add_node(NODE, allocatable={"nvidia.com/gpu": "1"})
+    # Over https, as a real API server: only then does the client load the cert files.
+    crt, key, ca = pki.write_server(tmp_path / "server")
+    with start_fake_kube(cluster, tls=(crt, key, ca.read_text())) as fake:
+        fake.write_kubeconfig(
+            root / "etc/kubernetes/kubelet.conf",
+            user={"client-certificate": pem_path, "client-key": pem_path},
+        )
+        c = checks(host)
+    assert c["k8s.api"].status is Status.OK, c["k8s.api"].observed
+    assert c["k8s.gpu-allocatable"].status is Status.OK
 
 
 def checks(host: Host) -> dict[str, Finding]:

@@ -75,12 +75,22 @@ def kubelet_state_check(host: Host, timeout: float) -> Finding:
 
 
 def _api(host: Host) -> Any:
-    """A CoreV1Api authenticated exactly as the kubelet is, from its own kubeconfig."""
+    """A CoreV1Api authenticated exactly as the kubelet is, from its own kubeconfig.
+
+    kubelet.conf names its client certificate by an absolute path of the inspected system
+    (/var/lib/kubelet/pki/...); the files are read through the host and inlined, so under
+    ``--root`` the client never opens the live machine's files instead.
+    """
+    import yaml
     from kubernetes import client, config
 
-    load: Any = config.new_client_from_config  # the kubernetes package ships no type hints
-    api_client = load(config_file=str(host.path(KUBELET_CONF)))
-    return client.CoreV1Api(api_client)
+    from worldland_cli.requirements.kube import inline_files
+
+    raw = yaml.safe_load(host.read_text(KUBELET_CONF) or "")
+    if not isinstance(raw, dict):
+        raise ValueError(f"{KUBELET_CONF} is not a kubeconfig mapping")
+    load: Any = config.new_client_from_config_dict  # the kubernetes package ships no type hints
+    return client.CoreV1Api(load(config_dict=inline_files(host, raw)))
 
 
 def _api_error(check_id: str, e: Exception, what: str) -> Finding:

@@ -152,7 +152,7 @@ class KubeletEnabled(Requirement):
         )
 
 
-def _inline_files(host: Host, kubeconfig: dict[str, Any]) -> dict[str, Any]:
+def inline_files(host: Host, kubeconfig: dict[str, Any]) -> dict[str, Any]:
     """Replace file references (client-certificate: /var/lib/kubelet/pki/...) by *-data.
 
     kubelet.conf points at PEM files; reading them through the host keeps ``--root``
@@ -200,7 +200,7 @@ class GpuAllocatable(Requirement):
             raw = yaml.safe_load(text)
             if not isinstance(raw, dict):
                 raise ValueError("not a kubeconfig mapping")
-            kubeconfig = _inline_files(host, raw)
+            kubeconfig = inline_files(host, raw)
         except (ValueError, yaml.YAMLError, FileNotFoundError) as e:
             return self.fail(f"cannot use {KUBELET_CONF}: {e}", REJOIN_REMEDY, GPU_DOC)
         configuration = client.Configuration()
