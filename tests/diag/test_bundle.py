@@ -234,6 +234,18 @@ def test_size_caps_truncate_logs_and_omit_what_does_not_fit(
     assert "redactions.json" in files
 
 
+def test_manifests_survive_a_full_archive(root: Path, host: Host, tool: ToolMaker) -> None:
+    """When host data uses up the total cap, manifest.json and redactions.json are still there
+    and say what was left out; without them support cannot tell a cut bundle from a whole one."""
+    tool("journalctl", "echo 'kubelet chatter that fills the archive'; exit 0")
+    bundle = build_bundle(host, HOME, timeout=0.5, probes={}, max_total=200)
+    files = members(bundle.data)
+    assert "doctor.json" in bundle.omitted and "versions.txt" in bundle.omitted
+    manifest = json.loads(files["manifest.json"])
+    assert manifest["omitted"] == bundle.omitted
+    assert json.loads(files["redactions.json"]) == bundle.redactions
+
+
 @pytest.mark.parametrize(
     ("path", "refused"),
     [

@@ -169,25 +169,29 @@ class _Writer:
         self.total = 0
         self.mtime = int(time.time())
 
-    def text(self, member: str, text: str) -> None:
-        self._add(member, self.redactor.redact(member, text))
+    def text(self, member: str, text: str, *, capped: bool = True) -> None:
+        self._add(member, self.redactor.redact(member, text), capped=capped)
 
-    def json(self, member: str, doc: Any) -> None:
+    def json(self, member: str, doc: Any, *, capped: bool = True) -> None:
         clean = _redact_json(self.redactor, member, doc)
-        self.text(member, json.dumps(clean, indent=2, default=str) + "\n")
+        self.text(member, json.dumps(clean, indent=2, default=str) + "\n", capped=capped)
 
     def raw(self, member: str, text: str) -> None:
-        """Members this module wrote itself and that hold no host data (the manifests)."""
-        self._add(member, text)
+        """Members this module wrote itself and that hold no host data (the manifests).
 
-    def _add(self, member: str, text: str) -> None:
+        Never dropped for the total cap: they are what tells support that something was
+        cut or omitted, so an archive filled by a runaway log needs them most.
+        """
+        self._add(member, text, capped=False)
+
+    def _add(self, member: str, text: str, *, capped: bool = True) -> None:
         data = text.encode("utf-8", errors="replace")
         if len(data) > self.max_member:
             dropped = len(data) - self.max_member
             # Logs matter most at their end, so the head is what gets dropped.
             data = f"[truncated: first {dropped} bytes dropped]\n".encode() + data[dropped:]
             self.bundle.truncated.append(member)
-        if self.total + len(data) > self.max_total:
+        if capped and self.total + len(data) > self.max_total:
             self.bundle.omitted.append(member)
             return
         info = tarfile.TarInfo(f"worldland-bundle/{member}")
@@ -270,7 +274,7 @@ def build_bundle(
 
         # Probe errors can quote host data, so the manifest is redacted like any member;
         # redactions.json goes last so that it counts the manifest's redactions too.
-        w.json("manifest.json", _manifest(host, bundle))
+        w.json("manifest.json", _manifest(host, bundle), capped=False)
         bundle.redactions = redactor.manifest()
         w.raw("redactions.json", json.dumps(bundle.redactions, indent=2) + "\n")
     bundle.data = buf.getvalue()
