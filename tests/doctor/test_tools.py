@@ -208,6 +208,7 @@ def test_kube_binaries_missing_tool_names_it(host: Host, fakebin: FakeBin) -> No
     [
         ("enabled", Status.OK, None),
         ("disabled", Status.FAIL, "sudo systemctl enable kubelet"),
+        ("masked", Status.FAIL, "sudo systemctl unmask kubelet && sudo systemctl enable kubelet"),
         (None, Status.FAIL, "apt-get install -y kubelet"),
     ],
 )

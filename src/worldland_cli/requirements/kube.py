@@ -145,6 +145,13 @@ class KubeletEnabled(Requirement):
             return self.fail("kubelet.service is not installed", INSTALL_REMEDY, KUBE_DOC)
         if res.timed_out:
             return self.fail(res.describe_failure(), None, KUBE_DOC)
+        if state.startswith("masked"):
+            # `systemctl enable` refuses a masked unit ("Unit file ... is masked").
+            return self.fail(
+                f"kubelet.service is {state}",
+                "sudo systemctl unmask kubelet && sudo systemctl enable kubelet",
+                KUBE_DOC,
+            )
         return self.fail(
             f"kubelet.service is {state or res.describe_failure()}",
             "sudo systemctl enable kubelet",
