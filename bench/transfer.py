@@ -7,6 +7,8 @@ both tools, alternating, and prints the median MB/s of each and the ratio (ours 
 Ours is the whole verified transfer: .part, sha256 on both ends, fsync, rename. sftp -b
 copies without any of that. Each tool uses the cipher it negotiates by default (ours
 prefers AES-GCM, OpenSSH's client chacha20-poly1305); sftp with -c aes128-gcm is shown too.
+The load average is printed with the figures: on a shared 2-core machine the spread between
+runs is larger than most changes being measured.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     size = args.size_mib << 20
+    # The development machine is shared; the load says how much the figures can be trusted.
+    load_before = os.getloadavg()[0]
 
     work = Path(tempfile.mkdtemp(prefix="worldland-bench-"))
     try:
@@ -121,7 +125,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     median = {name: statistics.median(values) for name, values in rates.items()}
-    print(f"{args.size_mib} MiB over loopback, median of {args.rounds} (MB/s; rounds in brackets)")
+    print(
+        f"{args.size_mib} MiB over loopback, median of {args.rounds} (MB/s; rounds in brackets); "
+        f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+    )
     for name, values in rates.items():
         shown = " ".join(f"{v:.0f}" for v in values)
         print(f"  {name:24s} {median[name]:7.1f}   [{shown}]")
