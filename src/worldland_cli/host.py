@@ -26,6 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 DEFAULT_TIMEOUT = 5.0
+# How long to drain the pipes of a command killed for running past its timeout.
+KILL_GRACE = 1.0
 
 
 class HostError(Exception):
@@ -287,7 +289,16 @@ class Host:
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
-            out, err = proc.communicate()
+            try:
+                out, err = proc.communicate(timeout=KILL_GRACE)
+            except subprocess.TimeoutExpired:
+                # A descendant that left the process group (setsid) still holds our pipes;
+                # its output is not worth waiting for.
+                for pipe in (proc.stdout, proc.stderr):
+                    if pipe is not None:
+                        pipe.close()
+                proc.wait()
+                out, err = "", ""
             return CommandResult(args, None, out, err, time.monotonic() - start, timed_out=True)
         return CommandResult(args, proc.returncode, out, err, time.monotonic() - start)
 
