@@ -29,13 +29,16 @@ REACH_CHECKS = ("network.dns", "network.tcp", "network.tls", "network.http")
 
 
 def _timeout() -> Any:
-    return typer.Option(5.0, "--timeout", min=0.1, help="Seconds each probe step may take.")
+    return typer.Option(
+        5.0, "--timeout", min=0.1, metavar="SECONDS", help="Seconds each probe step may take."
+    )
 
 
 def _root() -> Any:
     return typer.Option(
         Path("/"),
         "--root",
+        metavar="DIR",
         file_okay=False,
         exists=True,
         help="Inspect another root file system, like dpkg --root.",
@@ -162,7 +165,11 @@ def certs(
 def bundle(
     ctx: typer.Context,
     output: Path = typer.Option(
-        None, "-o", "--output", help="Archive path (default: worldland-bundle-HOST-TIME.tar.gz)."
+        None,
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="Archive path (default: worldland-bundle-HOST-TIME.tar.gz).",
     ),
     json_output: bool = json_option(),
     timeout: float = _timeout(),

@@ -22,11 +22,16 @@ def doctor(
         help="Report these failures as warnings (like kubeadm --ignore-preflight-errors).",
     ),
     timeout: float = typer.Option(
-        5.0, "--timeout", min=0.1, help="Seconds each probe may take; bounds the whole run."
+        5.0,
+        "--timeout",
+        min=0.1,
+        metavar="SECONDS",
+        help="Seconds each probe may take; bounds the whole run.",
     ),
     root: Path = typer.Option(
         Path("/"),
         "--root",
+        metavar="DIR",
         file_okay=False,
         exists=True,
         help="Inspect another root file system (an image being prepared), like dpkg --root.",

@@ -28,7 +28,7 @@ def login(
     siwe_domain: str | None = siwe_domain_option(),
     private_key_file: str | None = key_file_option(),
     chain_id: int | None = typer.Option(
-        None, "--chain-id", min=0, help="SIWE chain id (default: the hub's first)."
+        None, "--chain-id", min=0, metavar="ID", help="SIWE chain id (default: the hub's first)."
     ),
     json_output: bool = json_option(),
 ) -> None:

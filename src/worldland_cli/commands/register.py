@@ -35,13 +35,24 @@ def register(
         help="Address renters reach this node at (default: the primary outbound IP).",
     ),
     gpu_type: str | None = typer.Option(
-        None, "--gpu-type", help="GPU model to register (default: what NVML reports)."
+        None,
+        "--gpu-type",
+        metavar="MODEL",
+        help="GPU model to register (default: what NVML reports).",
     ),
     memory_gb: int | None = typer.Option(
-        None, "--memory-gb", min=1, help="GPU memory in GB (default: what NVML reports)."
+        None,
+        "--memory-gb",
+        min=1,
+        metavar="GB",
+        help="GPU memory in GB (default: what NVML reports).",
     ),
     price_per_sec: int | None = typer.Option(
-        None, "--price-per-sec", min=0, help="Price per GPU-second in wei (1000000000)."
+        None,
+        "--price-per-sec",
+        min=0,
+        metavar="WEI",
+        help="Price per GPU-second in wei (1000000000).",
     ),
     cert_dir: str | None = cert_dir_option(),
     json_output: bool = json_option(),

@@ -60,7 +60,7 @@ def _overwrite_option() -> Any:
 
 def _retries_option() -> Any:
     return typer.Option(
-        5, "--retries", min=0, help="Reconnect this many times after a dropped link."
+        5, "--retries", min=0, metavar="N", help="Reconnect this many times after a dropped link."
     )
 
 
