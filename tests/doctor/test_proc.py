@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 from pathlib import Path
 
 from tests.doctor.hosts import make_ready_root, write
 from worldland_cli.host import Host
 from worldland_cli.requirements.base import Status
 from worldland_cli.requirements.kernel import MODULES, SYSCTLS, Modules, Sysctl
-from worldland_cli.requirements.system import Iommu, Swap
+from worldland_cli.requirements.system import FSTAB_SWAP_SED, Iommu, Swap
 
 
 def test_modules_agree_with_the_real_proc_modules(host: Host) -> None:
@@ -109,7 +111,31 @@ def test_active_swap_fails_with_swapoff(tmp_path: Path) -> None:
     finding = Swap().check(Host(root, search_path=""))
     assert finding.status is Status.FAIL
     assert "/swap.img" in finding.observed
-    assert finding.remedy == "sudo swapoff -a && sudo sed -i '/ swap / s/^/#/' /etc/fstab"
+    assert finding.remedy is not None and finding.remedy.startswith("sudo swapoff -a && sudo sed")
+
+
+FSTAB = (
+    "# <file system> <mount point> <type> <options> <dump> <pass>\n"
+    "UUID=1234 / ext4 errors=remount-ro 0 1\n"
+    "/swap.img none swap sw 0 0\n"
+    "/dev/sdb2\tnone\tswap\tsw\t0\t0\n"
+    "#/old.swap none swap sw 0 0\n"
+    "/srv/swapdata /mnt/swap ext4 defaults 0 2\n"
+)
+
+
+def test_the_swap_remedy_comments_out_every_swap_line_of_fstab(tmp_path: Path) -> None:
+    """Run the remedy's own sed (with real GNU sed) on an fstab with space and tab fields."""
+    fstab = tmp_path / "fstab"
+    fstab.write_text(FSTAB)
+    command = shlex.split(FSTAB_SWAP_SED.replace("/etc/fstab", str(fstab)))
+    subprocess.run(command, check=True)
+    lines = fstab.read_text().splitlines()
+    assert lines[2] == "#/swap.img none swap sw 0 0"
+    assert lines[3] == "#/dev/sdb2\tnone\tswap\tsw\t0\t0"
+    assert lines[4] == "#/old.swap none swap sw 0 0"  # already commented: left as it was
+    assert lines[1] == "UUID=1234 / ext4 errors=remount-ro 0 1"
+    assert lines[5] == "/srv/swapdata /mnt/swap ext4 defaults 0 2"  # 'swap' in a path only
 
 
 def test_iommu_is_information_only(tmp_path: Path, host: Host) -> None:

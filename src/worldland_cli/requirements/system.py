@@ -6,7 +6,10 @@ from worldland_cli.host import Host
 from worldland_cli.requirements.base import Finding, Requirement
 
 SWAP_DOC = "docs/provider-guide.md#swap"
-SWAP_REMEDY = "sudo swapoff -a && sudo sed -i '/ swap / s/^/#/' /etc/fstab"
+# Comments out every active fstab line whose type field is swap, whether the fields are
+# separated by spaces or tabs (the seed's '/ swap /' misses tab-separated lines).
+FSTAB_SWAP_SED = r"sed -i -E '/^[^#]\S*\s+\S+\s+swap\s/ s/^/#/' /etc/fstab"
+SWAP_REMEDY = f"sudo swapoff -a && sudo {FSTAB_SWAP_SED}"
 IOMMU_FLAGS = ("intel_iommu=on", "amd_iommu=on", "iommu=pt", "amd_iommu=pt")
 
 
