@@ -135,8 +135,8 @@ def _shrink(path: Path) -> None:
 def test_upload_corrupted_on_the_far_side_fails_and_keeps_no_file(
     sshd: SshdServer, creds: Credentials, tmp_path: Path, corrupt: Callable[[Path], None]
 ) -> None:
-    # The far side hashes the .part as it grows, so the corruption comes after the last write
-    # was acknowledged (its hash may be done by then): the follower's stat check must catch it.
+    # The corruption comes after the last write was acknowledged, just before the far side
+    # hashes the finished .part: that hash must catch it.
     src = random_file(tmp_path / "f.bin", 4 * CHUNK)
     remote = tmp_path / "remote"
     hook = Hook(4 * CHUNK, lambda: corrupt(remote / "f.bin.part"))

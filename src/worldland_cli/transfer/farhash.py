@@ -10,16 +10,11 @@ says its copy is complete (by closing the program's stdin):
   compared with what the program saw when it finished reading, so a write, a truncation or a
   replacement after the hash was taken is caught even though the hash itself is already done.
 
-Two modes:
-
-* ``source`` (receiving): hash the remote source while we download it. Our bytes and the far
-  side's hash are two reads of the same file within the transfer window; if the file changed in
-  between, either the hashes differ or the stat check says "changed".
-* ``follow`` (sending): hash ``NAME.part`` as it grows. SFTP writes complete in order, so the
-  file only ever grows by appending; bytes below its size are final and are hashed once. A
-  file that shrinks, grows past the expected size or is replaced is reported as changed.
-  While following, it flushes the written data to disk every 64 MiB, so the client's final
-  fsync has little left to do.
+It is used when receiving: the far side hashes the remote source while we download it. Our
+bytes and the far side's hash are two reads of the same file within the transfer window; if
+the file changed in between, either the hashes differ or the stat check says "changed".
+(Uploads are hashed after the last write instead: following a growing ``NAME.part`` gave
+false "changed" verdicts under load.)
 
 Where python3 or exec channels are missing (an sftp-only account), :meth:`FarHash.result`
 returns ``None`` and the caller falls back to the serial check of :func:`session.remote_sha256`,
@@ -34,17 +29,17 @@ import shlex
 
 import asyncssh
 
-# Runs on the far side (python >= 3.6). argv: mode ("source" | "follow"), path, size.
+# Runs on the far side (python >= 3.6). argv: path, size.
 # Prints "<sha256> <bytes hashed>" then "same" or "changed"; exit 0 when it could read the file.
 _PROGRAM = r"""
 import hashlib, os, select, sys
-mode, path, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, size = sys.argv[1], int(sys.argv[2])
 def key(st):
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 fd = os.open(path, os.O_RDONLY)
-base = key(os.fstat(fd)) if mode == "source" else None
+base = key(os.fstat(fd))
 h = hashlib.sha256()
-pos = synced = 0
+pos = 0
 closed = changed = False
 def wait(timeout):
     global closed
@@ -52,27 +47,11 @@ def wait(timeout):
         closed = not os.read(0, 65536)
     return closed
 while pos < size:
-    have = os.fstat(fd).st_size
-    if have < pos:
-        changed = True
+    block = os.pread(fd, min(size - pos, 1 << 20), pos)
+    if not block:
         break
-    end = min(have, size) if mode == "follow" else size
-    while pos < end:
-        block = os.pread(fd, min(end - pos, 1 << 20), pos)
-        if not block:
-            break
-        h.update(block)
-        pos += len(block)
-    if mode == "source" and pos < size:
-        break
-    if mode == "follow" and pos - synced >= 64 << 20:
-        os.fdatasync(fd)
-        synced = pos
-    if pos < size and wait(0.005):
-        break
-if base is None:
-    base = key(os.fstat(fd))
-    changed = changed or base[1] != size
+    h.update(block)
+    pos += len(block)
 sys.stdout.write("%s %d\n" % (h.hexdigest(), pos))
 sys.stdout.flush()
 while not wait(None):
@@ -96,15 +75,13 @@ class FarHash:
         self._size = size
 
     @classmethod
-    async def start(
-        cls, conn: asyncssh.SSHClientConnection, mode: str, path: str, size: int
-    ) -> FarHash:
+    async def start(cls, conn: asyncssh.SSHClientConnection, path: str, size: int) -> FarHash:
         """Start hashing ``path`` on the far side; never fails (a dud reports ``None``)."""
         script = (
             f'command -v python3 >/dev/null 2>&1 || exit {_NO_PYTHON}; exec python3 -c "$0" "$@"'
         )
         command = " ".join(
-            shlex.quote(a) for a in ("sh", "-c", script, _PROGRAM, mode, path, str(int(size)))
+            shlex.quote(a) for a in ("sh", "-c", script, _PROGRAM, path, str(int(size)))
         )
         try:
             process = await conn.create_process(command, stderr=asyncssh.DEVNULL)
