@@ -354,14 +354,6 @@ class HubClient:
     def close(self) -> None:
         self._http.close()
 
-    @property
-    def has_token(self) -> bool:
-        return self._token is not None
-
-    def set_token(self, token: str | None) -> None:
-        """Use another bearer token from now on (after a silent re-login)."""
-        self._token = token
-
     # ------------------------------------------------------------------------- plumbing
 
     def request(
