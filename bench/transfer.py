@@ -8,7 +8,9 @@ Ours is the whole verified transfer: .part, sha256 on both ends, fsync, rename. 
 copies without any of that. Each tool uses the cipher it negotiates by default (ours
 prefers AES-GCM, OpenSSH's client chacha20-poly1305); sftp with -c aes128-gcm is shown too.
 The load average is printed with the figures: on a shared 2-core machine the spread between
-runs is larger than most changes being measured.
+runs is larger than most changes being measured. So is the machine's CPU time per GiB (all
+processes, from /proc/stat: both ends, ssh, sshd, sftp-server), which varies far less than
+the rates and says what a change really costs on a CPU-bound link.
 """
 
 from __future__ import annotations
@@ -51,13 +53,26 @@ def _sftp(server: SshdServer, batch: str, cipher: str | None) -> None:
     subprocess.run(argv, input=batch, text=True, check=True, stdout=subprocess.DEVNULL)
 
 
-def _timed(action: Callable[[], object], cleanup: Callable[[], object]) -> float:
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (0.0 where /proc is missing)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _timed(action: Callable[[], object], cleanup: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, machine CPU seconds) of one run."""
     cleanup()
+    busy = _busy_seconds()
     began = time.perf_counter()
     action()
     elapsed = time.perf_counter() - began
+    busy = _busy_seconds() - busy
     cleanup()
-    return elapsed
+    return elapsed, busy
 
 
 def main() -> None:
@@ -118,20 +133,27 @@ def main() -> None:
                 ),
             }
             rates: dict[str, list[float]] = {name: [] for name in cases}
+            cpu: dict[str, list[float]] = {name: [] for name in cases}
             for _ in range(args.rounds):
                 for name, (action, cleanup) in cases.items():
-                    rates[name].append(size / 1e6 / _timed(action, cleanup))
+                    wall, busy = _timed(action, cleanup)
+                    rates[name].append(size / 1e6 / wall)
+                    cpu[name].append(busy / (size / (1 << 30)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     median = {name: statistics.median(values) for name, values in rates.items()}
     print(
-        f"{args.size_mib} MiB over loopback, median of {args.rounds} (MB/s; rounds in brackets); "
-        f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+        f"{args.size_mib} MiB over loopback, median of {args.rounds} (MB/s; rounds in brackets; "
+        f"machine CPU s per GiB); load average {load_before:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after"
     )
     for name, values in rates.items():
         shown = " ".join(f"{v:.0f}" for v in values)
-        print(f"  {name:24s} {median[name]:7.1f}   [{shown}]")
+        print(
+            f"  {name:24s} {median[name]:7.1f}   [{shown}]   "
+            f"cpu {statistics.median(cpu[name]):.2f} s/GiB"
+        )
     for way in ("send", "receive"):
         ours = median[f"{way:7s} worldland"]
         print(

@@ -13,6 +13,7 @@ Commands are found on ``search_path`` and are not chrooted.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import socket
@@ -301,6 +302,41 @@ class Host:
                 out, err = "", ""
             return CommandResult(args, None, out, err, time.monotonic() - start, timed_out=True)
         return CommandResult(args, proc.returncode, out, err, time.monotonic() - start)
+
+    def spawn(
+        self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, pipe_size: int = 0
+    ) -> subprocess.Popen[bytes] | None:
+        """Start a long-running helper with its stdin, stdout and stderr on pipes to us.
+
+        For streaming peers (the OpenSSH client carrying transfer data), unlike :meth:`run`,
+        which waits. ``pipe_size`` enlarges both data pipes where Linux allows it (fewer
+        wake-ups per GiB). None when the program is not installed.
+        """
+        args = tuple(argv)
+        exe = self.which(args[0]) if "/" not in args[0] else args[0]
+        if exe is None:
+            return None
+        run_env = dict(os.environ if self.env is None else self.env)
+        if env:
+            run_env.update(env)
+        try:
+            proc = subprocess.Popen(
+                (exe, *args[1:]),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                bufsize=0,
+                env=run_env,
+                start_new_session=True,  # Ctrl-C reaches us, and we stop it cleanly
+            )
+        except OSError:
+            return None
+        set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+        if pipe_size and set_size is not None:
+            for pipe in (proc.stdin, proc.stdout):
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(pipe.fileno(), set_size, pipe_size)  # type: ignore[union-attr]
+        return proc
 
     def unix_socket_answers(self, system_path: str, timeout: float = 1.0) -> bool:
         """Whether a daemon accepts connections on a Unix socket of the managed system.

@@ -1,0 +1,401 @@
+"""The OpenSSH lane: large files' bytes through the system's ``ssh`` client, framed by us.
+
+Why: on a CPU-bound link the rate is what the processes at both ends can encrypt, copy and
+frame per second. asyncssh does its SSH packet work in Python (4.6-5.5 s of our CPU per GiB),
+while OpenSSH's ``ssh`` does it in C with AES-GCM; OpenSSH's own ``sftp`` client talks the
+SFTP protocol to such an ``ssh`` over two pipes. The lane does the same: it starts
+``ssh -s ... sftp`` and speaks SFTP version 3 (draft-ietf-secsh-filexfer-02) itself, so our
+process only frames 255 KiB requests, hashes them and copies them between a pipe and a file
+(docs/transfer.md, "Benchmark").
+
+The lane is deliberately narrow: it moves the bytes of one already-planned file, strictly in
+order, so a ``.part`` is always a clean prefix (resume depends on that). Planning, checks,
+renames and far-side hashes stay on the asyncssh connection, and the engine falls back to
+asyncssh's data path where ``ssh`` is missing or the lane cannot start.
+
+Trust: the lane's ``ssh`` accepts exactly the host key the asyncssh connection verified (a
+one-line known_hosts under ``HostKeyAlias``), reads no ssh_config, forwards nothing and never
+asks for a password. Blocking I/O: the engine runs a lane in a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from worldland_cli.host import Host
+from worldland_cli.transfer.errors import (
+    ConnectionDropped,
+    HostKeyError,
+    TransferError,
+)
+from worldland_cli.transfer.session import CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, Credentials
+from worldland_cli.transfer.targets import SshLocation
+
+# SFTP v3 packet types and flags (draft-ietf-secsh-filexfer-02, section 3 and 6.3).
+_INIT, _VERSION, _OPEN, _CLOSE, _READ, _WRITE = 1, 2, 3, 4, 5, 6
+_STATUS, _HANDLE, _DATA, _EXTENDED, _EXTENDED_REPLY = 101, 102, 103, 200, 201
+_PF_READ, _PF_WRITE, _PF_CREAT, _PF_TRUNC = 0x01, 0x02, 0x08, 0x10
+_ATTR_PERMISSIONS = 0x04
+_FX_OK, _FX_EOF = 0, 1
+_FX_NAMES = {2: "no such file", 3: "permission denied", 4: "failure", 8: "unsupported"}
+
+# The SFTP draft guarantees 32 KiB requests; OpenSSH's sftp-server announces its real limits
+# (255 KiB) through limits@openssh.com.
+_SAFE_BLOCK = 32 * 1024
+_MAX_BLOCK = 255 * 1024
+_PIPE_SIZE = 1 << 20
+_ALIAS = "worldland-pinned-peer"
+# AES-GCM ahead of OpenSSH's default order: with AES-NI it is the cheapest cipher at both ends.
+_CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
+# curve25519 first: what the asyncssh connection beside the lane negotiates anyway, and
+# ~0.1 s faster per handshake here than OpenSSH 9's default sntrup761 hybrid. (An OpenSSH
+# older than 8.4 rejects the "^" syntax; the lane then does not start and asyncssh carries.)
+_KEX = "^curve25519-sha256,curve25519-sha256@libssh.org"
+
+Moved = Callable[[int, int], None]  # (bytes acknowledged, offset reached)
+
+
+class LaneUnavailable(Exception):
+    """The lane cannot start here (no ``ssh``, no sftp subsystem, ...); use asyncssh."""
+
+
+class Sink(Protocol):
+    """Where fetched bytes go, in order (the engine's .part writer and hasher)."""
+
+    def write(self, data: memoryview) -> None: ...
+
+
+def ssh_argv(loc: SshLocation, creds: Credentials, known_hosts: Path) -> list[str]:
+    """The ``ssh`` command line of a lane; nothing in ssh_config or the agent can widen it."""
+    argv = ["ssh", "-F", "none", "-x", "-a", "-T", "-e", "none", "-p", str(loc.port)]
+    options = {
+        "BatchMode": "yes",
+        "StrictHostKeyChecking": "yes",
+        "UserKnownHostsFile": str(known_hosts),
+        "GlobalKnownHostsFile": "none",
+        "HostKeyAlias": _ALIAS,
+        "UpdateHostKeys": "no",
+        "CheckHostIP": "no",
+        "PasswordAuthentication": "no",
+        "KbdInteractiveAuthentication": "no",
+        "GSSAPIAuthentication": "no",
+        "ClearAllForwardings": "yes",
+        "ControlMaster": "no",
+        "ControlPath": "none",
+        "Ciphers": _CIPHERS,
+        "KexAlgorithms": _KEX,
+        "Compression": "no",
+        "ConnectTimeout": str(int(CONNECT_TIMEOUT)),
+        "ServerAliveInterval": str(int(KEEPALIVE_INTERVAL)),
+        "ServerAliveCountMax": "3",
+        "LogLevel": "ERROR",
+    }
+    if creds.identity is not None and creds.identity.exists():
+        argv += ["-i", str(creds.identity)]
+        if not creds.use_agent:
+            options["IdentitiesOnly"] = "yes"
+    if not creds.use_agent:
+        options["IdentityAgent"] = "none"
+    for name, value in options.items():
+        argv += ["-o", f"{name}={value}"]
+    return [*argv, "-l", loc.user, "-s", "--", loc.host, "sftp"]
+
+
+def _string(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+class OpenSshLane:
+    """One ``ssh -s sftp`` process and the SFTP session on its pipes; see the module doc."""
+
+    def __init__(self, process: subprocess.Popen[bytes], workdir: Path) -> None:
+        self._process = process
+        self._workdir = workdir
+        assert process.stdin is not None and process.stdout is not None
+        self._out = process.stdin.fileno()
+        self._in = process.stdout.fileno()
+        self._next_id = 0
+        self._buffer = bytearray(_MAX_BLOCK)
+        self.block = _SAFE_BLOCK
+        self.can_fsync = False
+
+    # ------------------------------------------------------------------ life cycle
+
+    @classmethod
+    def open(
+        cls, loc: SshLocation, creds: Credentials, host_key: str, host: Host | None = None
+    ) -> OpenSshLane:
+        """Start the lane, pinned to ``host_key`` ("ssh-ed25519 AAAA..."), or raise.
+
+        HostKeyError when the server shows the lane another key than it showed asyncssh
+        (never fall back then); LaneUnavailable for everything else that keeps it from
+        starting; ConnectionDropped when the link is down (the engine retries).
+        """
+        workdir = Path(tempfile.mkdtemp(prefix="worldland-lane-"))
+        known_hosts = workdir / "known_hosts"
+        fd = os.open(known_hosts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{_ALIAS} {host_key}\n")
+        process = (host or Host()).spawn(ssh_argv(loc, creds, known_hosts), pipe_size=_PIPE_SIZE)
+        if process is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise LaneUnavailable("the OpenSSH client (ssh) is not installed")
+        lane = cls(process, workdir)
+        try:
+            lane._handshake()
+        except BaseException:
+            lane.kill()
+            raise
+        return lane
+
+    def _handshake(self) -> None:
+        try:
+            self._send_raw(struct.pack(">IBI", 5, _INIT, 3))
+            kind, body = self._receive()
+        except ConnectionDropped:
+            raise self._startup_failure() from None
+        if kind != _VERSION:
+            raise LaneUnavailable(f"the far side did not answer as an SFTP server (type {kind})")
+        extensions: dict[bytes, bytes] = {}
+        at = 4
+        while at + 4 <= len(body):
+            name, at = self._take_string(body, at)
+            value, at = self._take_string(body, at)
+            extensions[name] = value
+        self.can_fsync = b"fsync@openssh.com" in extensions
+        if b"limits@openssh.com" in extensions:
+            kind, body = self._call(_EXTENDED, _string(b"limits@openssh.com"))
+            if kind == _EXTENDED_REPLY and len(body) >= 36:
+                _, max_read, max_write, _ = struct.unpack(">QQQQ", body[4:36])
+                self.block = max(_SAFE_BLOCK, min(_MAX_BLOCK, max_read, max_write))
+
+    def _startup_failure(self) -> Exception:
+        """Why ``ssh`` ended before the SFTP session began, from what it printed."""
+        try:
+            self._process.wait(timeout=CONNECT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+        assert self._process.stderr is not None
+        said = self._process.stderr.read().decode(errors="replace").strip()
+        last = said.splitlines()[-1] if said else f"ssh exited with {self._process.returncode}"
+        if "Host key verification failed" in said or "IDENTIFICATION HAS CHANGED" in said:
+            return HostKeyError(
+                "the server showed the OpenSSH client another host key than the one it "
+                "showed a moment earlier; refusing to send data",
+                "someone may be intercepting the connection; contact support",
+            )
+        if "Connection refused" in said or "Connection closed" in said or "reset" in said:
+            return ConnectionDropped(last)
+        return LaneUnavailable(last)
+
+    def close(self) -> None:
+        """End the session politely (ssh exits once its stdin closes)."""
+        with contextlib.suppress(OSError):
+            os.close(self._out)
+            self._process.stdin = None
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._cleanup()
+
+    def kill(self) -> None:
+        """Stop at once; a thread blocked on the pipes wakes up with ConnectionDropped."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._process.pid, 9)
+        self._process.wait()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        for pipe in (self._process.stdin, self._process.stdout, self._process.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ framing
+
+    def _send_raw(self, *parts: bytes | memoryview) -> None:
+        views = [memoryview(p) for p in parts]
+        try:
+            while views:
+                sent = os.writev(self._out, views)
+                while views and sent >= len(views[0]):
+                    sent -= len(views[0])
+                    views.pop(0)
+                if views and sent:
+                    views[0] = views[0][sent:]
+        except (BrokenPipeError, ConnectionResetError, OSError) as e:
+            raise ConnectionDropped(f"the OpenSSH client went away: {e}") from e
+
+    def _send(self, kind: int, payload: bytes, data: memoryview | None = None) -> int:
+        self._next_id = (self._next_id + 1) & 0xFFFFFFFF
+        extra = len(data) if data is not None else 0
+        header = struct.pack(">IBI", 5 + len(payload) + extra, kind, self._next_id)
+        if data is None:
+            self._send_raw(header + payload)
+        else:
+            self._send_raw(header + payload, data)
+        return self._next_id
+
+    def _read_into(self, view: memoryview) -> None:
+        got = 0
+        while got < len(view):
+            try:
+                n = os.readv(self._in, [view[got:]])
+            except OSError as e:
+                raise ConnectionDropped(f"the OpenSSH client went away: {e}") from e
+            if n == 0:
+                raise ConnectionDropped("the SSH connection closed")
+            got += n
+
+    def _read_exact(self, n: int) -> bytes:
+        out = bytearray(n)
+        self._read_into(memoryview(out))
+        return bytes(out)
+
+    def _receive(self) -> tuple[int, bytes]:
+        length, kind = struct.unpack(">IB", self._read_exact(5))
+        return kind, self._read_exact(length - 1)
+
+    def _call(self, kind: int, payload: bytes) -> tuple[int, bytes]:
+        self._send(kind, payload)
+        return self._receive()
+
+    @staticmethod
+    def _take_string(body: bytes, at: int) -> tuple[bytes, int]:
+        (n,) = struct.unpack(">I", body[at : at + 4])
+        return body[at + 4 : at + 4 + n], at + 4 + n
+
+    @staticmethod
+    def _status_error(body: bytes, what: str) -> TransferError:
+        (code,) = struct.unpack(">I", body[4:8])
+        message = OpenSshLane._take_string(body, 8)[0].decode(errors="replace")
+        reason = message or _FX_NAMES.get(code, f"SFTP status {code}")
+        return TransferError(f"{what}: {reason}")
+
+    def _expect_ok(self, kind: int, body: bytes, what: str) -> None:
+        if kind != _STATUS:
+            raise TransferError(f"{what}: unexpected SFTP reply type {kind}")
+        if struct.unpack(">I", body[4:8])[0] != _FX_OK:
+            raise self._status_error(body, what)
+
+    # ------------------------------------------------------------------ files
+
+    def _open(self, path: str, flags: int, mode: int | None) -> bytes:
+        attrs = struct.pack(">II", _ATTR_PERMISSIONS, mode) if mode is not None else b"\0" * 4
+        kind, body = self._call(_OPEN, _string(path.encode()) + struct.pack(">I", flags) + attrs)
+        if kind == _HANDLE:
+            return self._take_string(body, 4)[0]
+        if kind == _STATUS:
+            raise self._status_error(body, f"cannot open {path} on the remote")
+        raise TransferError(f"cannot open {path} on the remote: unexpected reply type {kind}")
+
+    def _close(self, handle: bytes, path: str) -> None:
+        kind, body = self._call(_CLOSE, _string(handle))
+        self._expect_ok(kind, body, f"closing {path} on the remote")
+
+    def push(
+        self,
+        local: Path,
+        remote: str,
+        start: int,
+        digest: Any,
+        moved: Moved,
+        *,
+        fsync: bool,
+        in_flight: int,
+    ) -> int:
+        """Write ``local`` from ``start`` into ``remote`` (truncated when ``start`` is 0).
+
+        Hashes what it reads into ``digest``; writes are acknowledged in order, and ``moved``
+        hears of each. Returns the offset reached (the local size as read).
+        """
+        flags = _PF_WRITE | (_PF_READ if start else _PF_CREAT | _PF_TRUNC)
+        handle = self._open(remote, flags, None if start else 0o600)
+        prefix = _string(handle)
+        view = memoryview(self._buffer)
+        pending: deque[tuple[int, int]] = deque()
+        offset = start
+        with local.open("rb", buffering=0) as source:
+            source.seek(start)
+            while True:
+                n = source.readinto(view[: self.block])  # type: ignore[attr-defined]
+                if not n:
+                    break
+                chunk = view[:n]
+                digest.update(chunk)
+                self._send(_WRITE, prefix + struct.pack(">QI", offset, n), chunk)
+                offset += n
+                pending.append((n, offset))
+                if len(pending) >= in_flight:
+                    self._acknowledge(pending, moved, remote)
+            while pending:
+                self._acknowledge(pending, moved, remote)
+        if fsync and self.can_fsync:
+            kind, body = self._call(_EXTENDED, _string(b"fsync@openssh.com") + prefix)
+            self._expect_ok(kind, body, f"flushing {remote} to disk on the remote")
+        self._close(handle, remote)
+        return offset
+
+    def _acknowledge(self, pending: deque[tuple[int, int]], moved: Moved, remote: str) -> None:
+        kind, body = self._receive()
+        self._expect_ok(kind, body, f"writing {remote} on the remote")
+        size, reached = pending.popleft()
+        moved(size, reached)
+
+    def fetch(
+        self, remote: str, start: int, size: int, sink: Sink, moved: Moved, *, in_flight: int
+    ) -> None:
+        """Read ``remote`` from ``start`` to ``size`` into ``sink``, in order, pipelined."""
+        handle = self._open(remote, _PF_READ, None)
+        prefix = _string(handle)
+        view = memoryview(self._buffer)
+        asked: deque[tuple[int, int]] = deque()
+        wanted = start
+        while True:
+            while wanted < size and len(asked) < in_flight:
+                n = min(self.block, size - wanted)
+                self._send(_READ, prefix + struct.pack(">QI", wanted, n))
+                asked.append((wanted, n))
+                wanted += n
+            if not asked:
+                break
+            offset, n = asked.popleft()
+            got = self._receive_data(view[:n], remote)
+            if got == 0:
+                raise TransferError(f"{remote} shrank during the transfer; fetch it again")
+            sink.write(view[:got])
+            moved(got, offset + got)
+            if got < n:  # a short answer: the replies still owed overlap; ask again from here
+                for _ in asked:
+                    self._receive_data(view, remote)
+                asked.clear()
+                wanted = offset + got
+        self._close(handle, remote)
+
+    def _receive_data(self, into: memoryview, remote: str) -> int:
+        """One reply to a READ: its bytes land in ``into``; 0 at end of file."""
+        length, kind = struct.unpack(">IB", self._read_exact(5))
+        if kind != _DATA:
+            body = self._read_exact(length - 1)
+            if kind == _STATUS and struct.unpack(">I", body[4:8])[0] == _FX_EOF:
+                return 0
+            if kind == _STATUS:
+                raise self._status_error(body, f"reading {remote} on the remote")
+            raise TransferError(f"reading {remote} on the remote: unexpected reply type {kind}")
+        n: int = struct.unpack(">II", self._read_exact(8))[1]
+        if n > len(into) or n != length - 9:
+            raise TransferError(f"reading {remote}: the server sent more than was asked for")
+        self._read_into(into[:n])
+        return n
