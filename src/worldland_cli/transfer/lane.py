@@ -37,6 +37,7 @@ from worldland_cli.transfer.errors import (
     HostKeyError,
     TransferError,
 )
+from worldland_cli.transfer.overlap import ReadAhead, WriteBehind
 from worldland_cli.transfer.session import CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, Credentials
 from worldland_cli.transfer.targets import SshLocation
 
@@ -238,15 +239,16 @@ class OpenSshLane:
         except (BrokenPipeError, ConnectionResetError, OSError) as e:
             raise ConnectionDropped(f"the OpenSSH client went away: {e}") from e
 
-    def _send(self, kind: int, payload: bytes, data: memoryview | None = None) -> int:
+    def _packet(self, kind: int, payload: bytes, extra: int = 0) -> bytes:
+        """A request's framing and payload; ``extra`` bytes of data follow it on the wire."""
         self._next_id = (self._next_id + 1) & 0xFFFFFFFF
-        extra = len(data) if data is not None else 0
-        header = struct.pack(">IBI", 5 + len(payload) + extra, kind, self._next_id)
+        return struct.pack(">IBI", 5 + len(payload) + extra, kind, self._next_id) + payload
+
+    def _send(self, kind: int, payload: bytes, data: memoryview | None = None) -> None:
         if data is None:
-            self._send_raw(header + payload)
+            self._send_raw(self._packet(kind, payload))
         else:
-            self._send_raw(header + payload, data)
-        return self._next_id
+            self._send_raw(self._packet(kind, payload, len(data)), data)
 
     def _read_into(self, view: memoryview) -> None:
         got = 0
@@ -324,24 +326,34 @@ class OpenSshLane:
         flags = _PF_WRITE | (_PF_READ if start else _PF_CREAT | _PF_TRUNC)
         handle = self._open(remote, flags, None if start else 0o600)
         prefix = _string(handle)
-        view = memoryview(self._buffer)
         pending: deque[tuple[int, int]] = deque()
         offset = start
         with local.open("rb", buffering=0) as source:
             source.seek(start)
-            while True:
-                n = source.readinto(view[: self.block])  # type: ignore[attr-defined]
-                if not n:
-                    break
-                chunk = view[:n]
-                digest.update(chunk)
-                self._send(_WRITE, prefix + struct.pack(">QI", offset, n), chunk)
-                offset += n
-                pending.append((n, offset))
-                if len(pending) >= in_flight:
+
+            def read_and_hash(view: memoryview) -> int:
+                n: int = source.readinto(view[: self.block]) or 0  # type: ignore[attr-defined]
+                digest.update(view[:n])
+                return n
+
+            ahead = ReadAhead(read_and_hash, self.block)
+            try:
+                while True:
+                    buffer, n = ahead.next()
+                    if not n:
+                        break
+                    self._send(
+                        _WRITE, prefix + struct.pack(">QI", offset, n), memoryview(buffer)[:n]
+                    )
+                    ahead.recycle(buffer)  # the pipe holds a copy now
+                    offset += n
+                    pending.append((n, offset))
+                    if len(pending) >= in_flight:
+                        self._acknowledge(pending, moved, remote)
+                while pending:
                     self._acknowledge(pending, moved, remote)
-            while pending:
-                self._acknowledge(pending, moved, remote)
+            finally:
+                ahead.stop()
         if fsync and self.can_fsync:
             kind, body = self._call(_EXTENDED, _string(b"fsync@openssh.com") + prefix)
             self._expect_ok(kind, body, f"flushing {remote} to disk on the remote")
@@ -360,29 +372,59 @@ class OpenSshLane:
         """Read ``remote`` from ``start`` to ``size`` into ``sink``, in order, pipelined."""
         handle = self._open(remote, _PF_READ, None)
         prefix = _string(handle)
-        view = memoryview(self._buffer)
+
+        def write_and_hash(view: memoryview, offset: int) -> None:
+            sink.write(view)
+            moved(len(view), offset + len(view))
+
+        behind = WriteBehind(write_and_hash, self.block)
+        try:
+            self._stream_reads(prefix, remote, start, size, behind, in_flight)
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                behind.finish()
+            raise
+        behind.finish()
+        self._close(handle, remote)
+
+    def _stream_reads(
+        self,
+        prefix: bytes,
+        remote: str,
+        start: int,
+        size: int,
+        behind: WriteBehind,
+        in_flight: int,
+    ) -> None:
+        """Pipelined READs from ``start`` to ``size``; each answer goes to ``behind``."""
         asked: deque[tuple[int, int]] = deque()
         wanted = start
+        refill = max(1, in_flight // 2)
         while True:
-            while wanted < size and len(asked) < in_flight:
-                n = min(self.block, size - wanted)
-                self._send(_READ, prefix + struct.pack(">QI", wanted, n))
-                asked.append((wanted, n))
-                wanted += n
+            if len(asked) <= in_flight - refill:
+                # Requests go in batches: one pipe write and one SSH packet for many READs
+                # instead of a wake-up of ssh, sshd and sftp-server for each.
+                batch = []
+                while wanted < size and len(asked) < in_flight:
+                    n = min(self.block, size - wanted)
+                    batch.append(self._packet(_READ, prefix + struct.pack(">QI", wanted, n)))
+                    asked.append((wanted, n))
+                    wanted += n
+                if batch:
+                    self._send_raw(b"".join(batch))
             if not asked:
                 break
             offset, n = asked.popleft()
-            got = self._receive_data(view[:n], remote)
+            buffer = behind.take()
+            got = self._receive_data(memoryview(buffer)[:n], remote)
             if got == 0:
                 raise TransferError(f"{remote} shrank during the transfer; fetch it again")
-            sink.write(view[:got])
-            moved(got, offset + got)
+            behind.give(buffer, got, offset)
             if got < n:  # a short answer: the replies still owed overlap; ask again from here
                 for _ in asked:
-                    self._receive_data(view, remote)
+                    self._receive_data(memoryview(self._buffer), remote)
                 asked.clear()
                 wanted = offset + got
-        self._close(handle, remote)
 
     def _receive_data(self, into: memoryview, remote: str) -> int:
         """One reply to a READ: its bytes land in ``into``; 0 at end of file."""
