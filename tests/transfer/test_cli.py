@@ -20,7 +20,9 @@ def _auth(sshd: SshdServer) -> list[str]:
     return ["--identity", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts)]
 
 
-def test_200_mb_round_trip_through_the_cli(sshd: SshdServer, tmp_path: Path) -> None:
+def test_200_mb_round_trip_through_the_cli_over_both_engines(
+    sshd: SshdServer, tmp_path: Path
+) -> None:
     src = random_file(tmp_path / "weights.bin", 200 * 1000 * 1000)
     remote = tmp_path / "remote"
     sent = runner.invoke(app, ["send", str(src), sshd.url(str(remote)), "--json", *_auth(sshd)])
@@ -28,13 +30,15 @@ def test_200_mb_round_trip_through_the_cli(sshd: SshdServer, tmp_path: Path) -> 
     doc = json.loads(sent.stdout)
     assert doc["ok"] is True and doc["bytes"] == 200 * 1000 * 1000
     assert doc["files"][0]["sha256"] == sha256_of(src) == sha256_of(remote / "weights.bin")
+    assert doc["files"][0]["carried_by"] == "openssh"
 
     back = tmp_path / "back"
-    got = runner.invoke(
-        app, ["receive", sshd.url(str(remote / "weights.bin")), str(back), "--json", *_auth(sshd)]
-    )
+    source = sshd.url(str(remote / "weights.bin"))
+    got = runner.invoke(app, ["receive", source, str(back), "--json", "--no-openssh", *_auth(sshd)])
     assert got.exit_code == 0, got.output
-    assert json.loads(got.stdout)["files"][0]["sha256"] == sha256_of(back / "weights.bin")
+    received = json.loads(got.stdout)["files"][0]
+    assert received["sha256"] == sha256_of(back / "weights.bin")
+    assert received["carried_by"] == "asyncssh"
     assert sha256_of(back / "weights.bin") == sha256_of(src)
 
 

@@ -64,6 +64,15 @@ def _retries_option() -> Any:
     )
 
 
+def _no_openssh_option() -> Any:
+    return typer.Option(
+        False,
+        "--no-openssh",
+        help="Carry every byte over the built-in SSH client instead of the system's ssh "
+        "(used for files of 8 MiB and more when installed; slower).",
+    )
+
+
 def _pod_option() -> Any:
     return typer.Option(
         None,
@@ -146,10 +155,17 @@ def _run(
     )
 
 
-def _options(overwrite: bool, retries: int, expected_sha256: str | None = None) -> Options:
+def _options(
+    overwrite: bool, retries: int, no_openssh: bool, expected_sha256: str | None = None
+) -> Options:
     from worldland_cli.transfer.engine import Options
 
-    return Options(overwrite=overwrite, retries=retries, expected_sha256=expected_sha256)
+    return Options(
+        overwrite=overwrite,
+        retries=retries,
+        openssh=not no_openssh,
+        expected_sha256=expected_sha256,
+    )
 
 
 def _send_code(
@@ -217,6 +233,7 @@ def send(
     known_hosts: Path | None = _known_hosts_option(),
     overwrite: bool = _overwrite_option(),
     retries: int = _retries_option(),
+    no_openssh: bool = _no_openssh_option(),
     json_output: bool = json_option(),
 ) -> None:
     """Upload files and directories; each is verified by sha256 before it gets its name.
@@ -268,7 +285,7 @@ def send(
     from worldland_cli.transfer.engine import upload
 
     creds = _credentials(identity, known_hosts)
-    opts = _options(overwrite, retries)
+    opts = _options(overwrite, retries, no_openssh)
     paths = [Path(s) for s in sources]
     _run(as_json, "send", lambda bar: upload(paths, loc, creds, opts, bar), extra)
 
@@ -290,6 +307,7 @@ def receive(
     known_hosts: Path | None = _known_hosts_option(),
     overwrite: bool = _overwrite_option(),
     retries: int = _retries_option(),
+    no_openssh: bool = _no_openssh_option(),
     json_output: bool = json_option(),
 ) -> None:
     """Download a file or directory into LOCAL_DIR, verified by sha256, never outside it.
@@ -331,5 +349,5 @@ def receive(
     from worldland_cli.transfer.engine import download
 
     creds = _credentials(identity, known_hosts)
-    opts = _options(overwrite, retries, expected)
+    opts = _options(overwrite, retries, no_openssh, expected)
     _run(as_json, "receive", lambda bar: download(loc, local_dir, creds, opts, bar), extra, note)
