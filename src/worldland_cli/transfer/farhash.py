@@ -56,16 +56,16 @@ def hash_to(limit):
     if f is None:
         f = state["file"] = open(path, "rb", buffering=0)
         state["base"] = os.fstat(f.fileno())
-    pos = state["pos"]
+    pos = began = state["pos"]
     f.seek(pos)
     while pos < limit:
         n = f.readinto(view[:min(limit - pos, len(buf))])
         if not n:
             break
         h.update(view[:n])
-        if follow and advise is not None:
-            advise(f.fileno(), pos, n, os.POSIX_FADV_DONTNEED)
         pos += n
+    if follow and advise is not None and pos > began:
+        advise(f.fileno(), began, pos - began, os.POSIX_FADV_DONTNEED)
     state["pos"] = pos
 stdin = sys.stdin.buffer
 if follow:
