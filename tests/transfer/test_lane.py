@@ -13,7 +13,12 @@ import pytest
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
 from worldland_cli.transfer.engine import LANE_MIN, Options, download, upload
-from worldland_cli.transfer.errors import ChecksumError, HostKeyError, TransferError
+from worldland_cli.transfer.errors import (
+    ChecksumError,
+    DestinationExistsError,
+    HostKeyError,
+    TransferError,
+)
 from worldland_cli.transfer.lane import OpenSshLane, ssh_argv
 from worldland_cli.transfer.session import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
@@ -171,3 +176,33 @@ def test_the_lane_reads_no_ssh_config_and_forwards_nothing(tmp_path: Path) -> No
     } <= options
     assert argv[-5:] == ["renter", "-s", "--", "pod.example", "sftp"]
     assert argv[argv.index("-i") + 1] == str(key)
+
+
+def _our_ssh_children() -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if name == "ssh" and parent == os.getpid():
+            found.append(int(entry))
+    return found
+
+
+def test_no_ssh_process_outlives_a_transfer_that_worked_or_failed(
+    sshd: SshdServer, creds: Credentials, tmp_path: Path
+) -> None:
+    src = random_file(tmp_path / "big.bin", LANE_MIN + 1)
+    target = parse_ssh_url(sshd.url(str(tmp_path / "remote")), "x")
+    sent = asyncio.run(upload([src], target, creds))
+    assert sent.files[0].carried_by == "openssh"
+    assert _our_ssh_children() == []
+    # The lane opened early for the large file is not needed once the destination is taken.
+    with pytest.raises(DestinationExistsError):
+        asyncio.run(upload([src], target, creds))
+    assert _our_ssh_children() == []

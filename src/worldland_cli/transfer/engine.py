@@ -220,6 +220,7 @@ class _Engine:
         self.retries = 0
         self.lanes_off = not opts.openssh
         self.followers: dict[str, FarHash] = {}  # uploads: far-side hashes told of each ack
+        self.early_lane: asyncio.Future[OpenSshLane | None] | None = None
 
     # ------------------------------------------------------------------ retry loop
 
@@ -229,7 +230,10 @@ class _Engine:
             try:
                 conn = await connect(self.loc, self.creds)
                 async with conn:
-                    await work(conn)
+                    try:
+                        await work(conn)
+                    finally:
+                        await self.end_early_lane()
                 return
             except UnreachableError:
                 if self.retries >= self.opts.retries:
@@ -291,18 +295,41 @@ class _Engine:
         if self.lanes_off or size < LANE_MIN:
             return None
         if slot.lane is None:
-            key = conn.get_server_host_key()
-            if key is None:
-                self.lanes_off = True
-                return None
-            pinned = " ".join(key.export_public_key("openssh").decode().split()[:2])
-            try:
-                slot.lane = await asyncio.to_thread(OpenSshLane.open, self.loc, self.creds, pinned)
-            except LaneUnavailable as e:
-                self.lanes_off = True
-                self.progress.note(f"not using the OpenSSH client ({e}); asyncssh carries the data")
-                return None
+            early, self.early_lane = self.early_lane, None
+            slot.lane = await (early if early is not None else self.open_lane(conn))
         return slot.lane
+
+    def start_lane_early(self, conn: asyncssh.SSHClientConnection, files: list[_Entry]) -> None:
+        """Open the first lane while the checks before the first large file still run.
+
+        Its handshake (~0.15 s) would otherwise come after them. Called once the file sizes
+        are known; :meth:`end_early_lane` disposes of a lane nobody took.
+        """
+        wanted = any(f.size >= LANE_MIN and not self.results[f.rel].done for f in files)
+        if wanted and not self.lanes_off and self.early_lane is None:
+            self.early_lane = asyncio.ensure_future(self.open_lane(conn))
+
+    async def end_early_lane(self) -> None:
+        early, self.early_lane = self.early_lane, None
+        if early is None:
+            return
+        with contextlib.suppress(BaseException):
+            lane = await early
+            if lane is not None:
+                lane.kill()
+
+    async def open_lane(self, conn: asyncssh.SSHClientConnection) -> OpenSshLane | None:
+        key = conn.get_server_host_key()
+        if key is None or self.lanes_off:
+            self.lanes_off = True
+            return None
+        pinned = " ".join(key.export_public_key("openssh").decode().split()[:2])
+        try:
+            return await asyncio.to_thread(OpenSshLane.open, self.loc, self.creds, pinned)
+        except LaneUnavailable as e:
+            self.lanes_off = True
+            self.progress.note(f"not using the OpenSSH client ({e}); asyncssh carries the data")
+            return None
 
     async def in_lane(self, slot: _Slot, call: Callable[[], T]) -> T:
         """Run a blocking lane call on a thread; on failure or cancellation the lane dies.
@@ -472,6 +499,7 @@ class _Uploader(_Engine):
         return posixpath.join(self.loc.path, rel)
 
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:
+        self.start_lane_early(conn, self.files)
         async with await conn.start_sftp_client() as sftp:
             try:
                 await sftp.makedirs(self.loc.path, exist_ok=True)
@@ -721,6 +749,7 @@ class _Downloader(_Engine):
             self.prepare(entries)
             self.entries = entries
         files = [e for e in self.entries if e.kind == "file"]
+        self.start_lane_early(conn, files)
         await self.each_file(conn, files, self.download_one)
         self.finish_tree(self.entries)
 
