@@ -5,7 +5,8 @@
 Starts a real sshd on loopback (tests/support/sshd.py), moves one random file each way with
 both tools, alternating, and prints the median MB/s of each and the ratio (ours / sftp).
 Ours is the whole verified transfer: .part, sha256 on both ends, fsync, rename. sftp -b
-copies without any of that. Each tool uses the cipher it negotiates by default (ours
+copies without any of that; sftp -b -f (OpenSSH's own flush-to-disk option) is shown too, as
+the peer with the same durability. Each tool uses the cipher it negotiates by default (ours
 prefers AES-GCM, OpenSSH's client chacha20-poly1305); sftp with -c aes128-gcm is shown too.
 The load average is printed with the figures: on a shared 2-core machine the spread between
 runs is larger than most changes being measured. So is the machine's CPU time per GiB (all
@@ -44,11 +45,13 @@ def _make_source(path: Path, size: int) -> None:
             f.write(os.urandom(1 << 20))
 
 
-def _sftp(server: SshdServer, batch: str, cipher: str | None) -> None:
+def _sftp(server: SshdServer, batch: str, cipher: str | None, flush: bool = False) -> None:
     argv = ["sftp", "-q", "-i", str(server.client_key), "-P", str(server.port)]
     argv += ["-o", f"UserKnownHostsFile={server.known_hosts}", "-o", "BatchMode=yes"]
     if cipher:
         argv += ["-c", cipher]
+    if flush:
+        argv.append("-f")
     argv += ["-b", "-", f"{server.user}@{server.host}"]
     subprocess.run(argv, input=batch, text=True, check=True, stdout=subprocess.DEVNULL)
 
@@ -119,6 +122,10 @@ def main() -> None:
                     lambda: _sftp(server, f"put {src} {remote_dir}/source.bin\n", GCM),
                     clear_remote,
                 ),
+                "send    sftp -b -f": (
+                    lambda: _sftp(server, f"put {src} {remote_dir}/source.bin\n", None, True),
+                    clear_remote,
+                ),
                 "receive worldland": (
                     lambda: asyncio.run(download(from_file, local_dir, creds)),
                     clear_local,
@@ -129,6 +136,10 @@ def main() -> None:
                 ),
                 "receive sftp -b -c gcm": (
                     lambda: _sftp(server, f"get {remote_src} {local_dir}/x.bin\n", GCM),
+                    clear_local,
+                ),
+                "receive sftp -b -f": (
+                    lambda: _sftp(server, f"get {remote_src} {local_dir}/x.bin\n", None, True),
                     clear_local,
                 ),
             }
@@ -158,7 +169,8 @@ def main() -> None:
         ours = median[f"{way:7s} worldland"]
         print(
             f"  ratio {way:7s} worldland / sftp -b: {ours / median[f'{way:7s} sftp -b']:.2f}"
-            f"   (/ sftp -b -c gcm: {ours / median[f'{way:7s} sftp -b -c gcm']:.2f})"
+            f"   (/ sftp -b -c gcm: {ours / median[f'{way:7s} sftp -b -c gcm']:.2f};"
+            f" / sftp -b -f: {ours / median[f'{way:7s} sftp -b -f']:.2f})"
         )
 
 
