@@ -200,9 +200,9 @@ class OpenSshLane:
 
     def close(self) -> None:
         """End the session politely (ssh exits once its stdin closes)."""
-        with contextlib.suppress(OSError):
-            os.close(self._out)
-            self._process.stdin = None
+        if self._process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
         try:
             self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:
