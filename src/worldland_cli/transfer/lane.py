@@ -26,8 +26,9 @@ import shutil
 import struct
 import subprocess
 import tempfile
+import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -126,6 +127,12 @@ class OpenSshLane:
         self._in = process.stdout.fileno()
         self._next_id = 0
         self._buffer = bytearray(_MAX_BLOCK)
+        # kill() may come from another thread while a push or fetch still uses the pipes: their
+        # fds are closed only once no call uses them, or a file opened meanwhile could get one
+        # of those numbers and receive the lane's SFTP packets.
+        self._guard = threading.Lock()
+        self._users = 0
+        self._dead = False
         self.block = _SAFE_BLOCK
         self.can_fsync = False
 
@@ -211,18 +218,46 @@ class OpenSshLane:
         self._cleanup()
 
     def kill(self) -> None:
-        """Stop at once; a thread blocked on the pipes wakes up with ConnectionDropped."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._process.pid, 9)
+        """Stop at once; a thread blocked on the pipes wakes up with ConnectionDropped.
+
+        Safe from another thread than the one in :meth:`push` or :meth:`fetch`: that call
+        closes the pipes on its way out.
+        """
+        if self._process.poll() is None:  # never signal a reaped pid's group (reusable)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, 9)
         self._process.wait()
         self._cleanup()
 
     def _cleanup(self) -> None:
+        with self._guard:
+            self._dead = True
+            idle = self._users == 0
+        if idle:
+            self._close_pipes()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def _close_pipes(self) -> None:
         for pipe in (self._process.stdin, self._process.stdout, self._process.stderr):
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
-        shutil.rmtree(self._workdir, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _using_pipes(self) -> Iterator[None]:
+        """Hold the pipes open for one call; ConnectionDropped once the lane was killed."""
+        with self._guard:
+            if self._dead:
+                raise ConnectionDropped("the OpenSSH client was stopped")
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._users -= 1
+                last = self._dead and self._users == 0
+            if last:
+                self._close_pipes()
 
     # ------------------------------------------------------------------ framing
 
@@ -323,6 +358,20 @@ class OpenSshLane:
         Hashes what it reads into ``digest``; writes are acknowledged in order, and ``moved``
         hears of each. Returns the offset reached (the local size as read).
         """
+        with self._using_pipes():
+            return self._push(local, remote, start, digest, moved, fsync=fsync, in_flight=in_flight)
+
+    def _push(
+        self,
+        local: Path,
+        remote: str,
+        start: int,
+        digest: Any,
+        moved: Moved,
+        *,
+        fsync: bool,
+        in_flight: int,
+    ) -> int:
         flags = _PF_WRITE | (_PF_READ if start else _PF_CREAT | _PF_TRUNC)
         handle = self._open(remote, flags, None if start else 0o600)
         prefix = _string(handle)
@@ -370,6 +419,12 @@ class OpenSshLane:
         self, remote: str, start: int, size: int, sink: Sink, moved: Moved, *, in_flight: int
     ) -> None:
         """Read ``remote`` from ``start`` to ``size`` into ``sink``, in order, pipelined."""
+        with self._using_pipes():
+            self._fetch(remote, start, size, sink, moved, in_flight=in_flight)
+
+    def _fetch(
+        self, remote: str, start: int, size: int, sink: Sink, moved: Moved, *, in_flight: int
+    ) -> None:
         handle = self._open(remote, _PF_READ, None)
         prefix = _string(handle)
 

@@ -1,0 +1,73 @@
+"""The OpenSSH lane's life cycle under kills and cancellations, against a real sshd."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.support.sshd import SshdServer
+from tests.transfer.conftest import random_file
+from worldland_cli.transfer.errors import ConnectionDropped
+from worldland_cli.transfer.lane import OpenSshLane
+from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.targets import parse_ssh_url
+
+
+def test_a_lane_killed_mid_push_writes_nothing_into_files_that_reuse_its_fds(
+    sshd: SshdServer, creds: Credentials, tmp_path: Path
+) -> None:
+    """kill() comes from the event loop while the lane's thread still uses the pipes.
+
+    Were the pipes' fds closed at once, the next file opened would get one of those numbers
+    and the lane's thread would write SFTP packets into it.
+    """
+    src = random_file(tmp_path / "src.bin", 6 * 255 * 1024)
+    lane = OpenSshLane.open(
+        parse_ssh_url(sshd.url(str(tmp_path)), "x"), creds, sshd.host_public_key
+    )
+    in_moved, go_on = threading.Event(), threading.Event()
+
+    def moved(nbytes: int, reached: int) -> None:
+        in_moved.set()
+        go_on.wait(10)
+
+    errors: list[BaseException] = []
+
+    def push() -> None:
+        try:
+            lane.push(
+                src,
+                str(tmp_path / "remote.part"),
+                0,
+                hashlib.sha256(),
+                moved,
+                fsync=False,
+                in_flight=1,
+            )
+        except BaseException as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=push)
+    thread.start()
+    victims: list[int] = []
+    try:
+        assert in_moved.wait(10)
+        lane.kill()
+        victims = [
+            os.open(tmp_path / f"victim{i}", os.O_RDWR | os.O_CREAT, 0o600) for i in range(3)
+        ]
+    finally:
+        go_on.set()
+        thread.join(10)
+        for fd in victims:
+            os.close(fd)
+    assert not thread.is_alive()
+    assert [type(e) for e in errors] == [ConnectionDropped]
+    assert [(tmp_path / f"victim{i}").stat().st_size for i in range(3)] == [0, 0, 0]
+    # The thread, done with the pipes, closed them on its way out.
+    with pytest.raises(OSError):
+        os.fstat(lane._out)
