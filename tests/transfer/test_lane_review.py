@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
 import threading
@@ -11,9 +13,12 @@ import pytest
 
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import random_file
+from tests.transfer.test_lane import _our_ssh_children
+from worldland_cli.transfer.engine import Options, _Engine
 from worldland_cli.transfer.errors import ConnectionDropped
 from worldland_cli.transfer.lane import OpenSshLane
-from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.progress import NullProgress
+from worldland_cli.transfer.session import Credentials, connect
 from worldland_cli.transfer.targets import parse_ssh_url
 
 
@@ -71,3 +76,24 @@ def test_a_lane_killed_mid_push_writes_nothing_into_files_that_reuse_its_fds(
     # The thread, done with the pipes, closed them on its way out.
     with pytest.raises(OSError):
         os.fstat(lane._out)
+
+
+def test_a_cancelled_lane_opening_leaves_no_ssh_behind(
+    sshd: SshdServer, creds: Credentials, tmp_path: Path
+) -> None:
+    """Cancelling a worker during a lane's handshake must not orphan the ssh it starts."""
+    loc = parse_ssh_url(sshd.url(str(tmp_path)), "x")
+
+    async def main() -> None:
+        engine = _Engine(loc, creds, Options(), NullProgress())
+        conn = await connect(loc, creds)
+        async with conn:
+            opening = asyncio.ensure_future(engine.open_lane(conn))
+            await asyncio.sleep(0.02)  # the handshake thread is under way
+            assert not opening.done()
+            opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await opening
+
+    asyncio.run(main())  # waits for the handshake thread before it returns
+    assert _our_ssh_children() == []

@@ -192,6 +192,12 @@ def _local_prefix_hash(path: Path, length: int) -> Any:
     return digest
 
 
+def _kill_unclaimed(opening: asyncio.Future[OpenSshLane]) -> None:
+    """Kill a lane whose opening finished after the one waiting for it was cancelled."""
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().kill()
+
+
 class _Slot:
     """One file worker's channels: its SFTP client and, from its first large file, a lane."""
 
@@ -324,8 +330,16 @@ class _Engine:
             self.lanes_off = True
             return None
         pinned = " ".join(key.export_public_key("openssh").decode().split()[:2])
+        # A plain future (not a task), shielded: a cancellation while the handshake's thread
+        # runs cannot lose the lane it returns, which is then killed instead of orphaned.
+        opening = asyncio.get_running_loop().run_in_executor(
+            None, OpenSshLane.open, self.loc, self.creds, pinned
+        )
         try:
-            return await asyncio.to_thread(OpenSshLane.open, self.loc, self.creds, pinned)
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_kill_unclaimed)
+            raise
         except LaneUnavailable as e:
             self.lanes_off = True
             self.progress.note(f"not using the OpenSSH client ({e}); asyncssh carries the data")
