@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import subprocess
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import random_file
 from tests.transfer.test_lane import _our_ssh_children
+from worldland_cli.host import Host
 from worldland_cli.transfer.engine import Options, _Engine
 from worldland_cli.transfer.errors import ConnectionDropped
 from worldland_cli.transfer.lane import OpenSshLane
@@ -97,3 +100,57 @@ def test_a_cancelled_lane_opening_leaves_no_ssh_behind(
 
     asyncio.run(main())  # waits for the handshake thread before it returns
     assert _our_ssh_children() == []
+
+
+_SFTP_SERVER = Path("/usr/lib/openssh/sftp-server")
+
+
+@pytest.mark.skipif(not _SFTP_SERVER.exists(), reason="no OpenSSH sftp-server here")
+def test_a_far_side_that_talks_a_lot_on_stderr_does_not_stall_the_lane(tmp_path: Path) -> None:
+    """The far side's stderr (an sftp-server logging with -e, a chatty shell) comes back on
+    ssh's stderr; a pipe nobody drains fills up and stalls ssh, and with it the lane."""
+    spawned: list[subprocess.Popen[bytes]] = []
+
+    class Chatty(Host):
+        def spawn(
+            self,
+            argv: Sequence[str],
+            *,
+            env: Mapping[str, str] | None = None,
+            pipe_size: int = 0,
+        ) -> subprocess.Popen[bytes] | None:
+            # Stands in for ssh: 1 MiB on stderr first, then an SFTP server on the pipes.
+            script = f"head -c 1048576 /dev/zero >&2; exec {_SFTP_SERVER}"
+            proc = super().spawn(["sh", "-c", script], env=env, pipe_size=pipe_size)
+            assert proc is not None
+            spawned.append(proc)
+            return proc
+
+    loc = parse_ssh_url("ssh://renter@pod.example:2222/workspace", "x")
+    lanes: list[OpenSshLane] = []
+    key = "ssh-ed25519 AAAA"  # never checked: no ssh runs
+    thread = threading.Thread(
+        target=lambda: lanes.append(OpenSshLane.open(loc, Credentials(), key, Chatty())),
+        daemon=True,
+    )
+    thread.start()
+    thread.join(10)
+    stalled = thread.is_alive()
+    if stalled:
+        for proc in spawned:
+            os.killpg(proc.pid, 9)
+        thread.join(10)
+    assert not stalled, "the lane's handshake stalled behind a full stderr pipe"
+    lane = lanes[0]
+    try:
+        src = random_file(tmp_path / "src.bin", 3 * 255 * 1024 + 5)
+        sink = bytearray()
+
+        class Collect:
+            def write(self, view: memoryview) -> None:
+                sink.extend(view)
+
+        lane.fetch(str(src), 0, src.stat().st_size, Collect(), lambda n, r: None, in_flight=4)
+        assert bytes(sink) == src.read_bytes()
+    finally:
+        lane.close()

@@ -55,6 +55,7 @@ _FX_NAMES = {2: "no such file", 3: "permission denied", 4: "failure", 8: "unsupp
 _SAFE_BLOCK = 32 * 1024
 _MAX_BLOCK = 255 * 1024
 _PIPE_SIZE = 1 << 20
+_STDERR_KEPT = 64 * 1024  # the tail of ssh's stderr kept to explain a failed start
 _ALIAS = "worldland-pinned-peer"
 # AES-GCM ahead of OpenSSH's default order: with AES-NI it is the cheapest cipher at both ends.
 _CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
@@ -133,6 +134,12 @@ class OpenSshLane:
         self._guard = threading.Lock()
         self._users = 0
         self._dead = False
+        # ssh's stderr (and the far side's, which ssh passes on) is read all along: a pipe
+        # nobody drains fills up and stalls ssh, and with it the lane.
+        self._said = bytearray()
+        self._drain = threading.Thread(target=self._drain_stderr, name="worldland-ssh-err")
+        self._drain.daemon = True
+        self._drain.start()
         self.block = _SAFE_BLOCK
         self.can_fsync = False
 
@@ -192,8 +199,8 @@ class OpenSshLane:
             self._process.wait(timeout=CONNECT_TIMEOUT)
         except subprocess.TimeoutExpired:
             self._process.kill()
-        assert self._process.stderr is not None
-        said = self._process.stderr.read().decode(errors="replace").strip()
+        self._drain.join(timeout=5)
+        said = bytes(self._said).decode(errors="replace").strip()
         last = said.splitlines()[-1] if said else f"ssh exited with {self._process.returncode}"
         if "Host key verification failed" in said or "IDENTIFICATION HAS CHANGED" in said:
             return HostKeyError(
@@ -235,13 +242,28 @@ class OpenSshLane:
             idle = self._users == 0
         if idle:
             self._close_pipes()
+        self._drain.join(timeout=5)
         shutil.rmtree(self._workdir, ignore_errors=True)
 
     def _close_pipes(self) -> None:
-        for pipe in (self._process.stdin, self._process.stdout, self._process.stderr):
+        # stderr is the drain thread's: it closes it at end of file (ssh has exited).
+        for pipe in (self._process.stdin, self._process.stdout):
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
+
+    def _drain_stderr(self) -> None:
+        err = self._process.stderr
+        assert err is not None
+        try:
+            while chunk := err.read(_STDERR_KEPT):
+                self._said += chunk
+                del self._said[:-_STDERR_KEPT]
+        except (OSError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                err.close()
 
     @contextlib.contextmanager
     def _using_pipes(self) -> Iterator[None]:
