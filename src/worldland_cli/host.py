@@ -338,6 +338,20 @@ class Host:
                     fcntl.fcntl(pipe.fileno(), set_size, pipe_size)  # type: ignore[union-attr]
         return proc
 
+    def stop(self, process: subprocess.Popen[bytes], grace: float = 0.0) -> None:
+        """Let a process from :meth:`spawn` end within ``grace`` seconds, else kill its group.
+
+        Always reaps it. A process already reaped is never signalled: its pid, and so its
+        group id, may belong to another process by now.
+        """
+        if grace:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=grace)
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 9)
+        process.wait()
+
     def unix_socket_answers(self, system_path: str, timeout: float = 1.0) -> bool:
         """Whether a daemon accepts connections on a Unix socket of the managed system.
 

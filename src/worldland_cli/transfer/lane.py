@@ -21,16 +21,16 @@ asks for a password. Blocking I/O: the engine runs a lane in a worker thread.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import struct
-import subprocess
 import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from worldland_cli.host import Host
 from worldland_cli.transfer.errors import (
@@ -41,6 +41,9 @@ from worldland_cli.transfer.errors import (
 from worldland_cli.transfer.overlap import ReadAhead, WriteBehind
 from worldland_cli.transfer.session import CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, Credentials
 from worldland_cli.transfer.targets import SshLocation
+
+if TYPE_CHECKING:
+    import subprocess
 
 # SFTP v3 packet types and flags (draft-ietf-secsh-filexfer-02, section 3 and 6.3).
 _INIT, _VERSION, _OPEN, _CLOSE, _READ, _WRITE = 1, 2, 3, 4, 5, 6
@@ -117,11 +120,29 @@ def _string(data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _holding_pipes(
+    method: Callable[Concatenate[OpenSshLane, P], R],
+) -> Callable[Concatenate[OpenSshLane, P], R]:
+    """A lane call that keeps the pipes open until it returns (see ``_using_pipes``)."""
+
+    @functools.wraps(method)
+    def held(lane: OpenSshLane, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with lane._using_pipes():
+            return method(lane, *args, **kwargs)
+
+    return held
+
+
 class OpenSshLane:
     """One ``ssh -s sftp`` process and the SFTP session on its pipes; see the module doc."""
 
-    def __init__(self, process: subprocess.Popen[bytes], workdir: Path) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], workdir: Path, host: Host) -> None:
         self._process = process
+        self._host = host
         self._workdir = workdir
         assert process.stdin is not None and process.stdout is not None
         self._out = process.stdin.fileno()
@@ -160,11 +181,12 @@ class OpenSshLane:
         fd = os.open(known_hosts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(f"{_ALIAS} {host_key}\n")
-        process = (host or Host()).spawn(ssh_argv(loc, creds, known_hosts), pipe_size=_PIPE_SIZE)
+        host = host or Host()
+        process = host.spawn(ssh_argv(loc, creds, known_hosts), pipe_size=_PIPE_SIZE)
         if process is None:
             shutil.rmtree(workdir, ignore_errors=True)
             raise LaneUnavailable("the OpenSSH client (ssh) is not installed")
-        lane = cls(process, workdir)
+        lane = cls(process, workdir, host)
         try:
             lane._handshake()
         except BaseException:
@@ -195,10 +217,7 @@ class OpenSshLane:
 
     def _startup_failure(self) -> Exception:
         """Why ``ssh`` ended before the SFTP session began, from what it printed."""
-        try:
-            self._process.wait(timeout=CONNECT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
+        self._host.stop(self._process, grace=CONNECT_TIMEOUT)
         self._drain.join(timeout=5)
         said = bytes(self._said).decode(errors="replace").strip()
         last = said.splitlines()[-1] if said else f"ssh exited with {self._process.returncode}"
@@ -217,11 +236,7 @@ class OpenSshLane:
         if self._process.stdin is not None:
             with contextlib.suppress(OSError):
                 self._process.stdin.close()
-        try:
-            self._process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        self._host.stop(self._process, grace=5)
         self._cleanup()
 
     def kill(self) -> None:
@@ -230,10 +245,7 @@ class OpenSshLane:
         Safe from another thread than the one in :meth:`push` or :meth:`fetch`: that call
         closes the pipes on its way out.
         """
-        if self._process.poll() is None:  # never signal a reaped pid's group (reusable)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self._process.pid, 9)
-        self._process.wait()
+        self._host.stop(self._process)
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -364,6 +376,7 @@ class OpenSshLane:
         kind, body = self._call(_CLOSE, _string(handle))
         self._expect_ok(kind, body, f"closing {path} on the remote")
 
+    @_holding_pipes
     def push(
         self,
         local: Path,
@@ -380,20 +393,6 @@ class OpenSshLane:
         Hashes what it reads into ``digest``; writes are acknowledged in order, and ``moved``
         hears of each. Returns the offset reached (the local size as read).
         """
-        with self._using_pipes():
-            return self._push(local, remote, start, digest, moved, fsync=fsync, in_flight=in_flight)
-
-    def _push(
-        self,
-        local: Path,
-        remote: str,
-        start: int,
-        digest: Any,
-        moved: Moved,
-        *,
-        fsync: bool,
-        in_flight: int,
-    ) -> int:
         flags = _PF_WRITE | (_PF_READ if start else _PF_CREAT | _PF_TRUNC)
         handle = self._open(remote, flags, None if start else 0o600)
         prefix = _string(handle)
@@ -437,16 +436,11 @@ class OpenSshLane:
         size, reached = pending.popleft()
         moved(size, reached)
 
+    @_holding_pipes
     def fetch(
         self, remote: str, start: int, size: int, sink: Sink, moved: Moved, *, in_flight: int
     ) -> None:
         """Read ``remote`` from ``start`` to ``size`` into ``sink``, in order, pipelined."""
-        with self._using_pipes():
-            self._fetch(remote, start, size, sink, moved, in_flight=in_flight)
-
-    def _fetch(
-        self, remote: str, start: int, size: int, sink: Sink, moved: Moved, *, in_flight: int
-    ) -> None:
         handle = self._open(remote, _PF_READ, None)
         prefix = _string(handle)
 
