@@ -168,15 +168,7 @@ def test_relative_glob_matches_containerd_1_config_dump(tmp_path: Path, default_
     (directory / "conf.d" / "99-nvidia.toml").write_text(NVIDIA_V2_DROP_IN)
     main = directory / "config.toml"
     main.write_text(default_v2.replace("imports = []", 'imports = ["conf.d/*.toml"]', 1))
-    dump = subprocess.run(
-        [CONTAINERD, "--config", str(main), "config", "dump"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-        cwd="/",
-    )
-    theirs = tomllib.loads(dump.stdout)["plugins"][CRI_V2]["containerd"]
+    theirs = _containerd_dump(main, cwd="/")["plugins"][CRI_V2]["containerd"]
     ours = load_effective(Host(Path("/")), str(main), containerd_major=1)
     assert ours.default_runtime_name() == theirs["default_runtime_name"] == "runc"
     assert set(ours.runtimes()) == set(theirs["runtimes"]) == {"runc"}
@@ -200,6 +192,19 @@ version = 2
     [plugins."{CRI_V2}".containerd.runtimes.nvidia.options]
       BinaryName = "{NVIDIA_BINARY}"
 """
+
+
+def _containerd_dump(main: Path, cwd: str | None = None) -> dict[str, Any]:
+    """The configuration containerd 1.6 itself makes of ``main`` (``containerd config dump``)."""
+    dump = subprocess.run(
+        [CONTAINERD, "--config", str(main), "config", "dump"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        cwd=cwd,
+    )
+    return tomllib.loads(dump.stdout)
 
 
 def _leaves(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
@@ -249,14 +254,7 @@ def test_effective_merge_matches_containerd_config_dump(tmp_path: Path, default_
     reports for the CRI plugin must be what containerd dumps, and no runtime may differ."""
     real = Host(Path("/"))
     for name, main in _scenarios(tmp_path, default_v2).items():
-        dump = subprocess.run(
-            [CONTAINERD, "--config", str(main), "config", "dump"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        theirs = tomllib.loads(dump.stdout)
+        theirs = _containerd_dump(main)
         ours = load_effective(real, str(main), containerd_major=1)
         their_cri = theirs["plugins"][CRI_V2]["containerd"]
         assert ours.default_runtime_name() == their_cri["default_runtime_name"], name

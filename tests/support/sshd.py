@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.procs import process_table
+
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "/usr/bin/ssh-keygen"
 
@@ -62,17 +64,7 @@ class SshdServer:
 
     def session_pids(self) -> list[int]:
         """The per-connection sshd children (and their subsystem children) right now."""
-        parent_of: dict[int, int] = {}
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            # The command name may contain spaces; the fields after the last ')' are fixed.
-            fields = stat.rsplit(")", 1)[1].split()
-            parent_of[int(entry)] = int(fields[1])
+        parent_of = {pid: ppid for pid, (_, ppid) in process_table().items()}
         found: list[int] = []
         frontier = [self.process.pid]
         while frontier:

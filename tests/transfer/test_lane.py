@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from tests.support.procs import process_table
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
 from worldland_cli.transfer.engine import LANE_MIN, Options, download, upload
@@ -179,19 +180,11 @@ def test_the_lane_reads_no_ssh_config_and_forwards_nothing(tmp_path: Path) -> No
 
 
 def _our_ssh_children() -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if name == "ssh" and parent == os.getpid():
-            found.append(int(entry))
-    return found
+    return [
+        pid
+        for pid, (name, parent) in process_table().items()
+        if name == "ssh" and parent == os.getpid()
+    ]
 
 
 def test_no_ssh_process_outlives_a_transfer_that_worked_or_failed(
