@@ -9,6 +9,7 @@ the same port; :mod:`hub_stub.tls` hands the verified peer certificate to the ap
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import ipaddress
 import re
@@ -21,6 +22,8 @@ from typing import Any
 
 from hub_stub.config import DEFAULT_VPN_POOL, HubConfig
 from hub_stub.kube import CA_HASH_RE, TOKEN_RE, JoinUnavailable
+from hub_stub.limits import AUTH_RATE, CLAIM_RATE, OPEN_RATE, Rate
+from worldland_cli.auth.origin import origin
 
 
 def _duration(text: str) -> dt.timedelta:
@@ -43,6 +46,21 @@ def _pool(text: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
     return first, last
 
 
+def _public_url(text: str) -> str:
+    try:
+        origin(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _rate(text: str) -> Rate:
+    try:
+        return Rate.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str], str]:
     def check(text: str) -> str:
         if not regex.match(text):
@@ -58,7 +76,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to bind, 0 = any (default 8080)")
     p.add_argument("--data-dir", type=Path, required=True, help="database, CA and secrets")
-    p.add_argument("--siwe-domain", required=True, help="the domain SIWE messages must name")
+    p.add_argument(
+        "--public-url",
+        type=_public_url,
+        help="the URL clients reach the hub at (behind a proxy, say); SIWE messages must name "
+        "its host and port as their domain and it as their URI (default: what it serves, "
+        "http(s)://HOST:PORT)",
+    )
     p.add_argument(
         "--chain-id",
         type=int,
@@ -117,6 +141,19 @@ def parser() -> argparse.ArgumentParser:
         default=dt.timedelta(hours=24),
         help="lifetime of minted bootstrap tokens (default 24h)",
     )
+    limits = p.add_argument_group("rate limits per client address (N/s, N/m or N/h[:BURST])")
+    limits.add_argument(
+        "--open-rate", type=_rate, default=OPEN_RATE, help="/health, /v1/info (50/s:200)"
+    )
+    limits.add_argument(
+        "--auth-rate", type=_rate, default=AUTH_RATE, help="nonces and logins (5/s:60)"
+    )
+    limits.add_argument(
+        "--claim-rate",
+        type=_rate,
+        default=CLAIM_RATE,
+        help="transfer-code claims, also per wallet (1/s:20)",
+    )
     p.add_argument("--port-file", type=Path, help="write the bound port here once listening")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     return p
@@ -131,11 +168,16 @@ def config_from_args(args: argparse.Namespace) -> HubConfig:
         raise SystemExit("stub join needs all of --kube-api-server, --kube-token, --kube-ca-hash")
     if any(stub) and args.kubeconfig:
         raise SystemExit("use either the stub join flags or --kubeconfig, not both")
+    if args.public_url is None and args.host in ("0.0.0.0", "::", ""):
+        raise SystemExit(
+            f"--host {args.host} listens on every address, so the hub cannot tell which one "
+            "clients use: pass --public-url (e.g. https://hub.example.com)"
+        )
     return HubConfig(
         data_dir=args.data_dir.resolve(),
-        siwe_domain=args.siwe_domain,
         host=args.host,
         port=args.port,
+        public_url=args.public_url,
         chain_ids=tuple(args.chain_ids or (1,)),
         admin_token_file=args.admin_token_file,
         tls_cert=args.tls_cert,
@@ -152,6 +194,9 @@ def config_from_args(args: argparse.Namespace) -> HubConfig:
         kube_ca_hashes=tuple(args.kube_ca_hash or ()),
         kubeconfig=args.kubeconfig,
         bootstrap_token_ttl=args.bootstrap_token_ttl,
+        open_rate=args.open_rate,
+        auth_rate=args.auth_rate,
+        claim_rate=args.claim_rate,
     )
 
 
@@ -166,6 +211,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     from hub_stub.ca import write_public
     from hub_stub.tls import PeerCertH11Protocol
 
+    # Binding here (not inside uvicorn) lets --port 0 work: the real port is known before
+    # serving and goes to --port-file, so launchers never race for a "free" port, and the
+    # public URL the hub derives (and SIWE messages must name) carries it.
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto
+    # says TCP, and without it Nagle + delayed ACK add 40 ms to every response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((config.host, config.port))
+    sock.listen(2048)
+    config = dataclasses.replace(config, port=sock.getsockname()[1])
     try:
         app = create_app(config)
     except (RuntimeError, JoinUnavailable) as exc:  # e.g. a newer database: one line, no trace
@@ -182,15 +238,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             "ssl_ca_certs": str(hub.ca.cert_path),
             "ssl_cert_reqs": ssl.CERT_OPTIONAL,
         }
-    # Binding here (not inside uvicorn) lets --port 0 work: the real port is known before
-    # serving and goes to --port-file, so launchers never race for a "free" port.
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto
-    # says TCP, and without it Nagle + delayed ACK add 40 ms to every response.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((config.host, config.port))
-    sock.listen(2048)
     if args.port_file is not None:
         write_public(args.port_file, f"{sock.getsockname()[1]}\n".encode())
     server = uvicorn.Server(

@@ -13,16 +13,19 @@ login), a node by the client certificate the TLS layer verified against the hub 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import hmac
 import ipaddress
 import json
+import math
 import secrets
 import sqlite3
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -38,12 +41,18 @@ from hub_stub import __version__, auth, models
 from hub_stub.ca import CertificateAuthority, CsrRejected, write_private
 from hub_stub.config import HubConfig
 from hub_stub.kube import JoinSource, JoinUnavailable, KubeconfigJoin, NotConfigured, StaticJoin
+from hub_stub.limits import BodyLimit, RateLimiter, client_key
 from hub_stub.store import Store
 from hub_stub.words import WORDS
 
 ALLOWED_IPS = "10.100.0.0/16"
 PERSISTENT_KEEPALIVE = 25
 MAX_USAGE_BATCH = 1000
+# Logins are verified on this many threads at most, so a burst of them (each a signature
+# recovery in pure Python) cannot take the interpreter from the event loop; a login that
+# has not been verified within LOGIN_DEADLINE seconds gets a 503 and may be retried.
+LOGIN_WORKERS = 2
+LOGIN_DEADLINE = 10.0
 HEARTBEAT_BODY: dict[str, Any] = {
     "required": False,
     "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}},
@@ -79,6 +88,11 @@ class Hub:
         self.ca = CertificateAuthority(config.data_dir / "ca")
         self.admin_token = load_admin_token(config)
         self.tokens = auth.TokenCache()
+        self.limits = {
+            "open": RateLimiter(config.open_rate),
+            "auth": RateLimiter(config.auth_rate),
+        }
+        self.verifier = ThreadPoolExecutor(LOGIN_WORKERS, thread_name_prefix="hub-login")
         self.vpn_server_public_key = config.vpn_server_public_key or vpn_server_key(config)
         self.vpn_endpoint = config.vpn_endpoint or f"{config.host}:41820"
         self.join: JoinSource
@@ -193,6 +207,28 @@ def admin(request: Request) -> None:
 Admin = Annotated[None, Depends(admin)]
 
 
+def limited(bucket: str) -> Callable[[Request], None]:
+    """A dependency that spends one of the client address's tokens in ``bucket`` (else 429)."""
+
+    def spend(request: Request) -> None:
+        hub: Hub = request.app.state.hub
+        key = client_key(request.client.host if request.client else None)
+        wait = hub.limits[bucket].take(key)
+        if wait > 0:
+            seconds = math.ceil(wait)
+            raise HTTPException(
+                429,
+                f"too many requests from {key}: try again in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
+
+    return spend
+
+
+OPEN = [Depends(limited("open"))]
+AUTH = [Depends(limited("auth"))]
+
+
 def create_app(config: HubConfig) -> FastAPI:
     """Build the app (creating the data directory, database and CA on first start)."""
     hub = Hub(config)
@@ -203,6 +239,7 @@ def create_app(config: HubConfig) -> FastAPI:
         "pods, transfer codes, usage ledger.",
     )
     app.state.hub = hub
+    app.add_middleware(BodyLimit)
     store = hub.store
 
     @app.exception_handler(RequestValidationError)
@@ -229,15 +266,16 @@ def create_app(config: HubConfig) -> FastAPI:
             raise HTTPException(403, f"node {node_id} belongs to another wallet")
         return row
 
-    @app.get("/health", response_model=models.Health)
+    @app.get("/health", response_model=models.Health, dependencies=OPEN)
     def health() -> models.Health:
         with store.read() as db:
             db.execute("SELECT 1").fetchone()
         return models.Health(status="ok", version=__version__)
 
-    @app.get("/v1/info", response_model=models.Info)
+    @app.get("/v1/info", response_model=models.Info, dependencies=OPEN)
     def info() -> models.Info:
         return models.Info(
+            public_url=config.origin.uri,
             siwe_domain=config.siwe_domain,
             chain_ids=list(config.chain_ids),
             ca_certificate=hub.ca.cert_pem,
@@ -247,22 +285,52 @@ def create_app(config: HubConfig) -> FastAPI:
             vpn_endpoint=hub.vpn_endpoint,
         )
 
-    @app.post("/v1/auth/nonce", response_model=models.NonceOut)
+    @app.post(
+        "/v1/auth/nonce",
+        response_model=models.NonceOut,
+        dependencies=AUTH,
+        responses={503: {"description": "too many logins pending"}},
+    )
     def nonce() -> models.NonceOut:
-        value, expires = auth.new_nonce(store, config)
+        try:
+            value, expires = auth.new_nonce(store, config)
+        except auth.TooManyNonces:
+            raise HTTPException(
+                503, "too many logins pending: try again shortly", headers={"Retry-After": "5"}
+            ) from None
         return models.NonceOut(nonce=value, expires_at=rfc3339(expires))
 
     @app.post(
         "/v1/auth/login",
         response_model=models.LoginOut,
-        responses={401: {"description": "rejected, detail names the reason"}},
+        dependencies=AUTH,
+        responses={
+            401: {"description": "rejected, detail names the reason"},
+            503: {"description": "too many logins being verified"},
+        },
     )
-    def login(body: models.LoginIn) -> models.LoginOut:
+    async def login(body: models.LoginIn) -> models.LoginOut:
+        job = asyncio.get_running_loop().run_in_executor(
+            hub.verifier, auth.login, store, config, body.message, body.signature
+        )
         try:
-            token, address, expires = auth.login(store, config, body.message, body.signature)
+            token, address, expires = await asyncio.wait_for(job, LOGIN_DEADLINE)
         except auth.LoginRejected as exc:
             raise HTTPException(401, str(exc)) from None
+        except TimeoutError:
+            raise HTTPException(
+                503, "too many logins being verified: try again shortly",
+                headers={"Retry-After": "5"},
+            ) from None  # fmt: skip
         return models.LoginOut(token=token, address=address, expires_at=rfc3339(expires))
+
+    @app.delete("/v1/auth/session", status_code=204, response_class=Response)
+    def logout(request: Request, who: Who) -> Response:
+        """Revoke the bearer token this request carries: it stops working at once."""
+        person(who)
+        _, _, token = request.headers["authorization"].partition(" ")
+        auth.revoke(store, token.strip(), hub.tokens)
+        return Response(status_code=204)
 
     @app.post("/v1/nodes", response_model=models.NodeRegistered, status_code=201)
     def register_node(body: models.NodeIn, who: Who, response: Response) -> models.NodeRegistered:

@@ -87,6 +87,7 @@ class Health(BaseModel):
 
 
 class Info(BaseModel):
+    public_url: str
     siwe_domain: str
     chain_ids: list[int]
     ca_certificate: str

@@ -86,7 +86,7 @@ KEYS: dict[str, Key] = {
         Key(
             "siwe_domain",
             "WORLDLAND_SIWE_DOMAIN",
-            "domain the SIWE message names (default: what the hub's /v1/info announces)",
+            "the hub's SIWE domain, host:port of its URL: a login to any other hub is refused",
         ),
         Key("chain_id", "WORLDLAND_CHAIN_ID", "SIWE chain id (default: the hub's first)", "int"),
         Key(

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.25
+# A 429 asking to wait longer than this is reported instead of waited out.
+MAX_RETRY_AFTER = 10.0
 NETWORK_HINT = (
     "check the hub address (--hub, WORLDLAND_HUB or `worldland config set hub URL`), "
     "then run `worldland diag network`"
@@ -281,6 +283,14 @@ def _ssl_failure(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds a 429 asks to wait, when given in seconds and short enough to wait out."""
+    text = response.headers.get("retry-after", "").strip()
+    if not text.isdigit() or int(text) > MAX_RETRY_AFTER:
+        return None
+    return float(text)
+
+
 def _describe(exc: BaseException, timeout: float) -> str:
     import httpx
 
@@ -409,6 +419,12 @@ class HubClient:
                 self._sleep(self.backoff * 2**attempt)
                 attempt += 1
                 continue
+            wait = _retry_after(response)
+            if response.status_code == 429 and wait is not None and attempt < self.retries:
+                # Refused before any work was done, so any call may be sent again.
+                self._sleep(wait)
+                attempt += 1
+                continue
             return self._decode(method, path, response)
 
     def _tls_error(self, error: ssl.SSLError) -> HubError:
@@ -455,6 +471,14 @@ class HubClient:
             raise HubDenied(
                 f"the hub refused the request ({where}): {detail}",
                 "log in with the wallet that owns it: `worldland login --private-key-file FILE`",
+                status=status,
+                detail=detail,
+            )
+        if status == 429:
+            raise HubRejected(
+                f"the hub at {self.shown_url} is limiting requests from this address ({where}): "
+                f"{detail}",
+                "wait a little and run the command again",
                 status=status,
                 detail=detail,
             )
@@ -516,6 +540,10 @@ class HubClient:
             address=str(doc["address"]),
             expires_at=parse_time(doc["expires_at"]),
         )
+
+    def logout(self) -> None:
+        """Revoke this client's bearer token at the hub (it stops working at once)."""
+        self.request("DELETE", "/v1/auth/session")
 
     # ----------------------------------------------------------------------------- nodes
 

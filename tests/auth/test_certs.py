@@ -136,7 +136,7 @@ def test_interrupted_bootstrap_leaves_no_half_file_and_reuses_the_key(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    session = load_session()
+    session = load_session(plain_hub.url)
     assert session is not None
     endpoint = load().hub_endpoint(plain_hub.url)
     cert_dir = tmp_path / "fresh-certs"

@@ -65,16 +65,14 @@ def test_broken_toml_is_a_clear_error(worldland_home: Path) -> None:
 def test_config_set_and_show_cli(worldland_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli("config", "set", "hub", "https://ops:hunter2@hub.example:8443").exit_code == 0
     monkeypatch.setenv("WORLDLAND_SIWE_DOMAIN", "app.example:3000")
-    worldland_home.joinpath("session.json").write_text(
-        json.dumps(
-            {
-                "token": "SECRET-TOKEN-VALUE",
-                "address": "0xabc",
-                "hub": "https://hub.example:8443",
-                "expires_at": "2099-01-01T00:00:00Z",
-            }
-        )
-    )
+    session = {
+        "token": "SECRET-TOKEN-VALUE",
+        "address": "0xabc",
+        "hub": "https://hub.example:8443",
+        "expires_at": "2099-01-01T00:00:00Z",
+    }
+    sessions = {"sessions": {"https://hub.example:8443": session}}
+    worldland_home.joinpath("session.json").write_text(json.dumps(sessions))
     human = cli("config", "show")
     assert human.exit_code == 0, human.output
     assert "hunter2" not in human.output and "SECRET-TOKEN-VALUE" not in human.output

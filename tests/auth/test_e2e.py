@@ -32,6 +32,7 @@ from tests.auth.conftest import (
     write_key,
 )
 from tests.support.hub import RunningHub
+from worldland_cli.auth.session import load_session
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -108,14 +109,16 @@ def test_wallet_login_register_certs_whoami(any_hub: RunningHub, worldland_home:
     assert st["usable"] and st["key_matches"] and st["issued_by_ca"]
     assert st["subject"] == f"CN={node_id.group(1)}" and st["node_id"] == node_id.group(1)
 
-    whoami = cli("whoami", "--json")
+    whoami = cli("whoami", "--hub", hub.url, "--json")
     assert whoami.exit_code == 0, whoami.output
     me = json.loads(whoami.stdout)
     assert me["address"] == address and me["hub"] == hub.url and me["expired"] is False
     assert "token" not in me
 
     with hub.client() as client:
-        token = json.loads((worldland_home / "session.json").read_text())["token"]
+        saved = load_session(hub.url)
+        assert saved is not None
+        token = saved.token
         listed = client.get("/v1/nodes", headers={"Authorization": f"Bearer {token}"}).json()
     assert [n["host"] for n in listed["nodes"]] == [node_host]
 
@@ -147,7 +150,7 @@ def test_certificate_renewal_over_mtls_needs_no_login(
     node_id = json.loads((worldland_home / "node.json").read_text())["node_id"]
     before = cert_status()
     key_bytes = (worldland_home / "certs" / "node.key").read_bytes()
-    clear_session()
+    assert clear_session(tls_hub.url) is not None
     endpoint = load().hub_endpoint(tls_hub.url, str(tls_hub.ca_cert))
     assert before.renew_after is not None
     kept = ensure_certificate(endpoint, node_id, now=before.renew_after - dt.timedelta(seconds=5))
@@ -166,8 +169,11 @@ def test_wrong_siwe_domain_names_both_and_the_remedy(
     assert cli("wallet", "new").exit_code == 0
     result = cli("login", *hub_args(plain_hub), "--siwe-domain", "35.193.237.225:3000")
     assert result.exit_code == 4
-    assert "domain mismatch: expected localhost:3000, got 35.193.237.225:3000" in result.stderr
-    assert "worldland login --siwe-domain localhost:3000" in result.stderr
+    assert (
+        "the configured SIWE domain 35.193.237.225:3000 is not the hub's address "
+        f"{plain_hub.siwe_domain}; nothing was signed"
+    ) in " ".join(result.stderr.split())
+    assert "--siwe-domain, WORLDLAND_SIWE_DOMAIN" in " ".join(result.stderr.split())
     assert not (worldland_home / "session.json").exists()
 
 
@@ -242,7 +248,7 @@ def test_expired_session_without_key_file_says_run_login(
             }
         )
     )
-    whoami = cli("whoami")
+    whoami = cli("whoami", "--hub", plain_hub.url)
     assert whoami.exit_code == 4
     assert "expired at 2020-01-01T00:00:00Z" in whoami.stderr
     assert "run `worldland login`" in whoami.stderr
@@ -267,9 +273,9 @@ def test_expired_session_with_key_file_logs_in_silently(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "SIWE authentication successful" in result.stdout
-    fresh = json.loads((worldland_home / "session.json").read_text())
-    assert fresh["token"] != "stale" and fresh["address"] == PLANTED_ADDRESS
-    assert fresh["expires_at"] > dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fresh = load_session(plain_hub.url)
+    assert fresh is not None and fresh.token != "stale" and fresh.address == PLANTED_ADDRESS
+    assert not fresh.expired()
 
 
 @pytest.mark.usefixtures("nvml_t4")

@@ -78,8 +78,8 @@ def test_signature_verifies_with_siwe_and_recovers_the_address(tmp_path: Path) -
     ("reason", "expected"),
     [
         (
-            "domain mismatch: expected localhost:3000, got evil:1",
-            "worldland login --siwe-domain localhost:3000",
+            "domain mismatch: expected hub.example, got evil:1",
+            "the hub's public URL is at hub.example, not at evil:1",
         ),
         ("chain id 5 not allowed (allowed: 1)", "--chain-id"),
         ("issued-at is in the future (check the signer's clock)", "timedatectl"),

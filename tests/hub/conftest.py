@@ -40,8 +40,9 @@ def siwe_message(
     chain_id: int = 1,
     issued_at: dt.datetime | None = None,
     expires_in: dt.timedelta | None = dt.timedelta(minutes=10),
+    uri: str | None = None,
 ) -> str:
-    """An EIP-4361 message as a wallet would be asked to sign it."""
+    """An EIP-4361 message as a wallet would be asked to sign it (URI default http://DOMAIN)."""
     from siwe import SiweMessage
 
     issued = issued_at or dt.datetime.now(dt.UTC)
@@ -49,7 +50,7 @@ def siwe_message(
         "domain": domain,
         "address": address,
         "statement": "Sign in to Worldland",
-        "uri": f"http://{domain}",
+        "uri": uri or f"http://{domain}",
         "version": "1",
         "chain_id": chain_id,
         "nonce": nonce,
@@ -75,7 +76,8 @@ def nonce(client: httpx.Client) -> str:
 
 def login(client: httpx.Client, account: LocalAccount, domain: str) -> str:
     """Log in with a real signature; return the bearer token."""
-    message = siwe_message(domain, account.address, nonce(client))
+    uri = str(client.base_url).rstrip("/")
+    message = siwe_message(domain, account.address, nonce(client), uri=uri)
     response = client.post(
         "/v1/auth/login", json={"message": message, "signature": sign(account, message)}
     )

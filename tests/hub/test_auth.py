@@ -58,7 +58,7 @@ def test_wrong_domain_names_both_domains(
     response = post_login(client, message, sign(wallet, message))
     assert response.status_code == 401
     assert response.json() == {
-        "detail": "domain mismatch: expected localhost:3000, got evil.example:3000"
+        "detail": f"domain mismatch: expected {stub_hub.siwe_domain}, got evil.example:3000"
     }
 
 
@@ -157,7 +157,8 @@ def test_malformed_message_is_401_with_reason(client: httpx.Client) -> None:
 
 def test_info_announces_domain_and_ca(client: httpx.Client, stub_hub: RunningHub) -> None:
     info = client.get("/v1/info").json()
-    assert info["siwe_domain"] == "localhost:3000"
+    assert info["siwe_domain"] == stub_hub.siwe_domain
+    assert info["public_url"] == stub_hub.url
     assert info["chain_ids"] == [1]
     assert info["ca_certificate"] == stub_hub.ca_cert.read_text()
     assert info["api_version"] == "v1"

@@ -11,7 +11,7 @@ import pytest
 from hub_stub.__main__ import config_from_args, parser
 from tests.support.hub import start_hub
 
-BASE = ["--data-dir", "/tmp/x", "--siwe-domain", "localhost:3000"]
+BASE = ["--data-dir", "/tmp/x"]
 
 
 @pytest.mark.parametrize(
@@ -19,6 +19,7 @@ BASE = ["--data-dir", "/tmp/x", "--siwe-domain", "localhost:3000"]
     [
         (["--tls-cert", "c.pem"], "--tls-cert and --tls-key go together"),
         (["--kube-api-server", "h:6443"], "stub join needs all of"),
+        (["--host", "0.0.0.0"], "pass --public-url"),
     ],
 )
 def test_inconsistent_flags_exit_with_a_message(extra: list[str], message: str) -> None:
@@ -34,6 +35,10 @@ def test_inconsistent_flags_exit_with_a_message(extra: list[str], message: str) 
         ["--kube-token", "short.token"],
         ["--kube-ca-hash", "md5:abc"],
         ["--cert-lifetime", "7 days"],
+        ["--public-url", "ftp://hub.example"],
+        ["--public-url", "https://hub.example/?x=1"],
+        ["--auth-rate", "5 per second"],
+        ["--claim-rate", "0/s"],
     ],
 )
 def test_malformed_values_are_usage_errors(
@@ -53,6 +58,15 @@ def test_defaults_follow_the_seed_documents() -> None:
     )
     assert config.cert_lifetime.days == 7
     assert config.chain_ids == (1,)
+
+
+def test_the_siwe_domain_is_the_public_urls_host_and_port() -> None:
+    served = config_from_args(parser().parse_args([*BASE, "--port", "3000"]))
+    assert (served.siwe_domain, served.origin.uri) == ("127.0.0.1:3000", "http://127.0.0.1:3000")
+    public = config_from_args(
+        parser().parse_args([*BASE, "--host", "0.0.0.0", "--public-url", "https://Hub.Example/"])
+    )
+    assert (public.siwe_domain, public.origin.uri) == ("hub.example", "https://hub.example")
 
 
 def test_a_readable_admin_token_file_is_refused(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ class RunningHub:
 
     url: str
     data_dir: Path
-    siwe_domain: str
+    siwe_domain: str  # the URL's host:port, which SIWE messages must name
     admin_token: str
     ca_cert: Path
     process: subprocess.Popen[bytes]
@@ -68,7 +68,6 @@ def start_hub(
     data_dir: Path,
     *,
     tls: bool = False,
-    siwe_domain: str = "localhost:3000",
     extra_args: Sequence[str] = (),
 ) -> RunningHub:
     """Start ``python -m hub_stub`` on 127.0.0.1 and return once ``/health`` answers.
@@ -90,7 +89,7 @@ def start_hub(
     args = [
         sys.executable, "-m", "hub_stub",
         "--host", "127.0.0.1", "--port", "0", "--port-file", str(port_file),
-        "--data-dir", str(data_dir), "--siwe-domain", siwe_domain,
+        "--data-dir", str(data_dir),
     ]  # fmt: skip
     if "--admin-token-file" not in extra_args:
         args += ["--admin-token-file", str(token_file)]
@@ -118,7 +117,7 @@ def start_hub(
         hub = RunningHub(
             url=f"{scheme}://127.0.0.1:{port}",
             data_dir=data_dir,
-            siwe_domain=siwe_domain,
+            siwe_domain=f"127.0.0.1:{port}",
             admin_token=token_file.read_text().strip(),
             ca_cert=ca_cert,
             process=process,

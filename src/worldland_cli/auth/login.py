@@ -1,5 +1,11 @@
 """Sign-In with Ethereum (EIP-4361) against the hub: nonce -> message -> signature -> token.
 
+What the wallet signs names the hub the CLI is connected to, derived from that URL
+(:mod:`worldland_cli.auth.origin`) and never from what the server says about itself: a
+server that relays our signed message to another hub gets nothing there, since that hub
+only accepts messages naming its own URL. A server that announces another hub's domain,
+or a configured ``siwe_domain`` that is not the hub's, is refused before anything is signed.
+
 The message text is built here rather than with the ``siwe`` package: the format is a few
 fixed lines, and ``siwe`` pulls in web3 (over a second of start-up on every login). The
 tests parse every message this module builds with ``siwe`` and verify the signature with
@@ -12,6 +18,7 @@ import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
+from worldland_cli.auth.origin import origin
 from worldland_cli.auth.session import Session, save_session
 from worldland_cli.errors import ActionableError
 from worldland_cli.output import ExitCode
@@ -28,6 +35,12 @@ _MISMATCH = re.compile(r"domain mismatch: expected (\S+), got (\S+)")
 
 class LoginFailed(ActionableError):
     """The hub rejected the signed message; the message is the hub's reason."""
+
+    exit_code = ExitCode.DENIED
+
+
+class WrongHub(ActionableError):
+    """Nothing was signed: the server is not the hub its URL (or the config) names."""
 
     exit_code = ExitCode.DENIED
 
@@ -71,9 +84,9 @@ def _remedy(reason: str, domain: str) -> str:
     if mismatch:
         expected = mismatch.group(1)
         return (
-            f"the SIWE domain must equal the hub's SIWE_DOMAIN ({expected}): "
-            f"run `worldland login --siwe-domain {expected}`, or leave --siwe-domain, "
-            "WORLDLAND_SIWE_DOMAIN and config siwe_domain unset to use what the hub announces"
+            f"the hub's public URL is at {expected}, not at {domain}: use that URL "
+            "(--hub, WORLDLAND_HUB or `worldland config set hub URL`), or, if you run the "
+            "hub, start it with --public-url set to the URL its users reach"
         )
     if reason.startswith("chain id"):
         return "pass one of the allowed chain ids with --chain-id"
@@ -95,22 +108,40 @@ def login(
 ) -> Session:
     """Log in, save the session (0600) and return it.
 
-    The domain and chain id default to what the hub announces on ``/v1/info``, so a person
-    only names them to override (the seed's ``-siwe-domain``).
+    The message's domain and URI are the hub URL's own (its ``host:port`` and the URL); a
+    configured ``siwe_domain`` (the seed's ``-siwe-domain``) must agree with them, and so
+    must the domain the server announces on ``/v1/info``. The chain id defaults to the
+    hub's first.
     """
     from worldland_cli.hubclient import HubDenied
 
-    if siwe_domain is None or chain_id is None:
-        info = client.info()
-        siwe_domain = siwe_domain or info.siwe_domain
-        if chain_id is None:
-            chain_id = info.chain_ids[0] if info.chain_ids else 1
+    try:
+        own = origin(client.url)
+    except ValueError as e:
+        raise WrongHub(str(e), "use the hub's http:// or https:// URL") from None
+    if siwe_domain is not None and siwe_domain.strip().lower() != own.domain:
+        raise WrongHub(
+            f"the configured SIWE domain {siwe_domain} is not the hub's address {own.domain}; "
+            "nothing was signed",
+            f"use the hub at {siwe_domain} (--hub), or drop the setting "
+            "(--siwe-domain, WORLDLAND_SIWE_DOMAIN, siwe_domain in config.toml)",
+        )
+    info = client.info()
+    if info.siwe_domain.lower() != own.domain:
+        raise WrongHub(
+            f"the server at {client.url} says it is the hub at {info.siwe_domain}; a login "
+            "signed for it could be replayed there, so nothing was signed",
+            f"use that hub's own URL if you trust it (--hub), or check where {client.url} "
+            "came from",
+        )
+    if chain_id is None:
+        chain_id = info.chain_ids[0] if info.chain_ids else 1
     issued = now or dt.datetime.now(dt.UTC)
     nonce = client.nonce()
     message = build_message(
-        domain=siwe_domain,
+        domain=own.domain,
         address=wallet.address,
-        uri=client.url,
+        uri=own.uri,
         chain_id=chain_id,
         nonce=nonce.nonce,
         issued_at=issued,
@@ -121,7 +152,7 @@ def login(
     except HubDenied as e:
         reason = e.detail or e.message
         raise LoginFailed(
-            f"SIWE authentication failed: {reason}", _remedy(reason, siwe_domain)
+            f"SIWE authentication failed: {reason}", _remedy(reason, own.domain)
         ) from None
     if result.address.lower() != wallet.address.lower():
         raise LoginFailed(

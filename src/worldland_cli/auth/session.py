@@ -1,10 +1,15 @@
-"""The login session: a bearer token bound to one hub and one wallet, kept in session.json.
+"""Login sessions: bearer tokens, each bound to one hub and one wallet, kept in session.json.
 
-The file is written 0600 from its first byte (it is as good as the wallet until it expires)
-and is the only place the token lives. :func:`authenticated_client` is what every command
-that talks to the hub as a person (register, send/receive codes, join) should call: it hands
-back a client with a live token, logs in again silently when a wallet key file is configured,
-and otherwise says "run worldland login" instead of letting the hub answer 401.
+The file is written 0600 from its first byte (a token is as good as the wallet until it
+expires) and is the only place tokens live. It holds one session per hub, keyed by the hub's
+normal URL (:mod:`worldland_cli.auth.origin`): a token is only ever sent to the hub that
+issued it, and logging in to a second hub does not end the session with the first.
+
+:func:`authenticated_client` is what every command that talks to the hub as a person
+(register, send/receive codes, join) should call: it hands back a client with a live token,
+logs in again silently when a wallet key file is configured (saying so on stderr, and naming
+the configured hub when another one is used), and otherwise says "run worldland login"
+instead of letting the hub answer 401.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worldland_cli import config as config_mod
+from worldland_cli.auth.origin import origin
 from worldland_cli.config import Config
 from worldland_cli.errors import ActionableError
 from worldland_cli.host import Host
@@ -69,15 +75,18 @@ def _host(host: Host | None) -> Host:
     return host or Host(root=Path("/"))
 
 
-def load_session(host: Host | None = None) -> Session | None:
-    """The saved session, or None when there is none or the file is unreadable."""
+def session_key(hub: str) -> str:
+    """Which entry of session.json belongs to ``hub``: its normal URL (the raw text if odd)."""
+    try:
+        return origin(hub).uri
+    except ValueError:
+        return hub.rstrip("/")
+
+
+def _parse(doc: Any) -> Session | None:
     from worldland_cli.hubclient import parse_time
 
-    text = _host(host).read_text(str(config_mod.session_file()))
-    if not text:
-        return None
     try:
-        doc = json.loads(text)
         return Session(
             token=str(doc["token"]),
             address=str(doc["address"]),
@@ -88,19 +97,88 @@ def load_session(host: Host | None = None) -> Session | None:
         return None
 
 
-def save_session(session: Session, host: Host | None = None) -> Path:
+def load_sessions(host: Host | None = None) -> dict[str, Session]:
+    """Every saved session by hub; a file of the one-session format is read as one entry."""
+    text = _host(host).read_text(str(config_mod.session_file()))
+    try:
+        doc = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    entries = doc.get("sessions") if "sessions" in doc else {"": doc}
+    found = [_parse(entry) for entry in (entries or {}).values()]
+    return {session_key(s.hub): s for s in found if s is not None}
+
+
+def load_session(hub: str, host: Host | None = None) -> Session | None:
+    """The saved session for ``hub``, or None when there is none."""
+    return load_sessions(host).get(session_key(hub))
+
+
+def _write(sessions: dict[str, Session], host: Host | None) -> Path:
     path = config_mod.session_file()
-    _host(host).write_atomic(str(path), json.dumps(session.to_json(), indent=2) + "\n", 0o600)
+    doc = {"sessions": {key: s.to_json() for key, s in sorted(sessions.items())}}
+    _host(host).write_atomic(str(path), json.dumps(doc, indent=2) + "\n", 0o600)
     return path
 
 
-def clear_session(host: Host | None = None) -> bool:
-    """Forget the token; True when there was one."""
-    h = _host(host)
-    path = str(config_mod.session_file())
-    existed = h.exists(path)
-    h.remove(path)
-    return existed
+def save_session(session: Session, host: Host | None = None) -> Path:
+    """Keep ``session`` as the one for its hub (sessions with other hubs stay)."""
+    sessions = load_sessions(host)
+    sessions[session_key(session.hub)] = session
+    return _write(sessions, host)
+
+
+def clear_session(hub: str, host: Host | None = None) -> Session | None:
+    """Forget the session for ``hub``; the one forgotten, or None when there was none."""
+    sessions = load_sessions(host)
+    gone = sessions.pop(session_key(hub), None)
+    if gone is not None:
+        _write(sessions, host)
+    return gone
+
+
+class RevocationFailed(ActionableError):
+    """The session was forgotten here, but the hub could not be told to end it."""
+
+    exit_code = ExitCode.FAILED
+
+
+def end_session(
+    endpoint: HubEndpoint, host: Host | None = None, **client_kwargs: Any
+) -> Session | None:
+    """Log out of one hub: revoke the token there, then forget it here.
+
+    The token is forgotten even when the hub cannot be reached (it should not outlive the
+    person's wish on this disk), but then :class:`RevocationFailed` says it stays valid at
+    the hub until it expires, with the exit code of the hub's failure. A token the hub
+    already refuses (expired, revoked) counts as revoked. Returns the session ended, or None
+    when there was none for this hub.
+    """
+    from worldland_cli.hubclient import HubDenied, HubError, format_time
+
+    session = load_session(endpoint.url, host)
+    if session is None:
+        return None
+    failure: HubError | None = None
+    if not session.expired():
+        try:
+            with endpoint.client(token=session.token, **client_kwargs) as client:
+                client.logout()
+        except HubDenied:
+            pass
+        except HubError as e:
+            failure = e
+    clear_session(endpoint.url, host)
+    if failure is not None:
+        raise RevocationFailed(
+            f"forgot the session here, but could not end it at the hub: {failure.message}; "
+            f"its token stays valid there until {format_time(session.expires_at)}",
+            failure.hint,
+            exit_code=failure.exit_code,
+        )
+    return session
 
 
 def key_file_for_relogin(cfg: Config, flag: str | None = None) -> str | None:
@@ -115,13 +193,11 @@ def key_file_for_relogin(cfg: Config, flag: str | None = None) -> str | None:
 
 
 def current_session(endpoint: HubEndpoint, host: Host | None = None) -> Session:
-    """The saved session if it is for this hub and still live, else NotLoggedIn."""
-    session = load_session(host)
+    """The saved session for this hub if it is still live, else NotLoggedIn."""
+    session = load_session(endpoint.url, host)
     if session is None:
-        raise NotLoggedIn(f"not logged in to the hub at {endpoint.url}", "run `worldland login`")
-    if session.hub.rstrip("/") != endpoint.url.rstrip("/"):
         raise NotLoggedIn(
-            f"logged in to {session.hub}, not to the hub at {endpoint.url}",
+            f"not logged in to the hub at {endpoint.url}",
             f"run `worldland login --hub {endpoint.url}`",
         )
     if session.expired():
@@ -143,14 +219,18 @@ def live_session(
     siwe_domain: str | None = None,
     host: Host | None = None,
     on_login: Callable[[Session], None] | None = None,
+    notice: Callable[[str], None] | None = None,
     **client_kwargs: Any,
 ) -> Session:
     """The saved session for this hub, or a fresh one from a silent login.
 
-    When the saved session is missing, expired or for another hub and a wallet key file is
-    configured, logs in again without asking (the way the seed's node daemon does on every
-    start); otherwise raises NotLoggedIn with "run worldland login". ``on_login`` is told
-    about a silent login (commands print the seed's "SIWE authentication successful").
+    When the saved session is missing or expired and a wallet key file is configured, logs
+    in again without asking (the way the seed's node daemon does on every start); otherwise
+    raises NotLoggedIn with "run worldland login". A silent login is never silent about
+    where it signs: ``notice`` (default: a line on stderr) names the hub and the wallet, and
+    says so when the hub is not the configured one (a ``--hub`` pasted from someone else's
+    message, say). ``on_login`` is told about it afterwards (commands print the seed's "SIWE
+    authentication successful").
     """
     endpoint = cfg.hub_endpoint(hub, hub_ca)
     try:
@@ -163,6 +243,11 @@ def live_session(
     from worldland_cli.auth.wallet import load_wallet
 
     wallet = load_wallet(key_file, host)
+    line = f"Signing in to the hub at {endpoint.url} as {wallet.address} (wallet key {key_file})"
+    configured = cfg.get("hub") or config_mod.DEFAULT_HUB
+    if session_key(configured) != session_key(endpoint.url):
+        line += f"; this is not your configured hub {configured}"
+    (notice or _to_stderr)(line)
     with endpoint.client(**client_kwargs) as anonymous:
         session = login(
             anonymous,
@@ -174,6 +259,12 @@ def live_session(
     if on_login is not None:
         on_login(session)
     return session
+
+
+def _to_stderr(line: str) -> None:
+    from worldland_cli.output import err_console
+
+    err_console().print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def authenticated_client(

@@ -57,7 +57,7 @@ def siwe_domain_option() -> Any:
         None,
         "--siwe-domain",
         metavar="DOMAIN",
-        help="Domain to sign in to (default: what the hub announces).",
+        help="The hub's SIWE domain (host:port of --hub); refuse to sign in elsewhere.",
     )
 
 

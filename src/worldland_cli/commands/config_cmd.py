@@ -40,7 +40,7 @@ def show(ctx: typer.Context, json_output: bool = json_option()) -> None:
             settings[name] = {"value": value, "source": setting.source, "env": key.env}
             shown = "(unset)" if value is None else value
             lines.append(f"{name:<17} {shown}  [{setting.source}]")
-        session = load_session()
+        session = load_session(cfg.hub_endpoint().url)
         session_doc = None
         if session is None:
             lines.append(f"{'session':<17} (not logged in)")

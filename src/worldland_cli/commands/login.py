@@ -66,33 +66,63 @@ def login(
         )
 
 
-def logout(ctx: typer.Context, json_output: bool = json_option()) -> None:
-    """Forget the session token (the wallet key file is left alone)."""
+def logout(
+    ctx: typer.Context,
+    hub: str | None = hub_option(),
+    hub_ca: str | None = hub_ca_option(),
+    json_output: bool = json_option(),
+) -> None:
+    """End the session with the hub: revoke its token there, then forget it here.
+
+    The wallet key file is left alone; sessions with other hubs stay.
+    Exit status: 0 logged out (or not logged in), 1 or 3 forgotten here but the hub could not
+    be told (the token stays valid there until it expires).
+    """
     as_json = wants_json(ctx, json_output)
     with handled(as_json):
-        from worldland_cli.auth.session import clear_session
+        from worldland_cli import config
+        from worldland_cli.auth.session import end_session
 
-        had = clear_session()
+        endpoint = config.load().hub_endpoint(hub, hub_ca)
+        ended = end_session(endpoint)
         done(
             as_json,
-            {"logged_out": had},
-            ["Logged out" if had else "Not logged in; nothing to do"],
+            {"logged_out": ended is not None, "hub": endpoint.url},
+            [
+                f"Logged out of {endpoint.url}; the session token is revoked"
+                if ended is not None
+                else f"Not logged in to {endpoint.url}; nothing to do"
+            ],
         )
 
 
-def whoami(ctx: typer.Context, json_output: bool = json_option()) -> None:
-    """The wallet address, hub and token expiry of the current session.
+def whoami(
+    ctx: typer.Context,
+    hub: str | None = hub_option(),
+    json_output: bool = json_option(),
+) -> None:
+    """The wallet address, hub and token expiry of the session with the hub.
 
     Exit status: 0 logged in, 4 not logged in or the session expired.
     """
     as_json = wants_json(ctx, json_output)
     with handled(as_json):
-        from worldland_cli.auth.session import NotLoggedIn, load_session
+        from worldland_cli import config
+        from worldland_cli.auth.session import NotLoggedIn, load_sessions, session_key
         from worldland_cli.hubclient import format_time
 
-        session = load_session()
+        url = config.load().hub_endpoint(hub).url
+        sessions = load_sessions()
+        session = sessions.get(session_key(url))
         if session is None:
-            raise NotLoggedIn("not logged in", "run `worldland login`")
+            others = sorted(s.hub for s in sessions.values())
+            raise NotLoggedIn(
+                f"not logged in to {url}"
+                + (f" (logged in to: {', '.join(others)})" if others else ""),
+                f"run `worldland whoami --hub {others[0]}`"
+                if len(others) == 1
+                else f"run `worldland login --hub {url}`",
+            )
         if session.expired():
             raise NotLoggedIn(
                 f"the session for {session.address} at {session.hub} expired at "

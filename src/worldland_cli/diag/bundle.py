@@ -19,7 +19,7 @@ import platform
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -118,6 +118,16 @@ def _bounded_call(fn: Callable[[], Any], limit: float) -> tuple[Any, str | None]
     return None, f"no answer within {limit:g}s (timed out); abandoned"
 
 
+def _tokens(doc: Any) -> Iterator[str]:
+    """Every ``token`` in session.json, whichever of its formats (one session, or per hub)."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key == "token" and isinstance(value, str):
+                yield value
+            else:
+                yield from _tokens(value)
+
+
 def _known_secrets(host: Host, home: str, redactor: Redactor) -> None:
     """Learn the secret values themselves so they are scrubbed in any shape of text.
 
@@ -129,8 +139,7 @@ def _known_secrets(host: Host, home: str, redactor: Redactor) -> None:
             doc = json.loads(session)
         except ValueError:
             doc = {}
-        values = [v for v in doc.values() if isinstance(v, str)] if isinstance(doc, dict) else []
-        redactor.add_known("session-token", values)
+        redactor.add_known("session-token", list(_tokens(doc)))
     wallet = host.read_text(f"{home}/private-key.txt")
     if wallet:
         redactor.add_known("wallet-key", [wallet, wallet.strip().removeprefix("0x")])
