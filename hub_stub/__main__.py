@@ -154,6 +154,12 @@ def parser() -> argparse.ArgumentParser:
         default=CLAIM_RATE,
         help="transfer-code claims, also per wallet (1/s:20)",
     )
+    limits.add_argument(
+        "--max-pending-nonces",
+        type=int,
+        default=100_000,
+        help="unspent login nonces held at once, from all addresses (100000)",
+    )
     p.add_argument("--port-file", type=Path, help="write the bound port here once listening")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     return p
@@ -197,6 +203,7 @@ def config_from_args(args: argparse.Namespace) -> HubConfig:
         open_rate=args.open_rate,
         auth_rate=args.auth_rate,
         claim_rate=args.claim_rate,
+        max_pending_nonces=args.max_pending_nonces,
     )
 
 

@@ -82,7 +82,9 @@ def login(store: Store, config: HubConfig, message: str, signature: str) -> tupl
     if fields.chain_id not in config.chain_ids:
         allowed = ", ".join(str(c) for c in config.chain_ids)
         raise LoginRejected(f"chain id {fields.chain_id} not allowed (allowed: {allowed})")
-    if fields.address != fields.address.lower() and not is_checksum_address(fields.address):
+    digits = fields.address[2:]
+    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address("0x" + digits):
+        # Mixed case carries an EIP-55 checksum; one case carries none (EIP-4361 allows it).
         raise LoginRejected("the address is not EIP-55 checksummed (a mistyped address?)")
     now = dt.datetime.now(dt.UTC)
     with store.read() as db:

@@ -64,7 +64,7 @@ _PREAMBLE = re.compile(
     rf"(?:(?P<scheme>{_SCHEME})://)?(?P<domain>[^\s/?#]*)"
     r" wants you to sign in with your Ethereum account:"
 )
-_ADDRESS = re.compile(r"0x[0-9A-Fa-f]{40}")
+_ADDRESS = re.compile(r"0[xX][0-9A-Fa-f]{40}")  # ABNF's quoted "0x" ignores case
 _STATEMENT = re.compile(rf"[{_UNRESERVED}:/?#\[\]@{_SUB_DELIMS} ]+")
 _NONCE = re.compile(r"[A-Za-z0-9]{8,}")
 _REQUEST_ID = re.compile(rf"{_PCHAR}*")
