@@ -12,11 +12,9 @@ import sys
 
 HEAVY = (
     "kubernetes",
-    "paramiko",
     "asyncssh",
     "eth_account",
-    "siwe",
-    "web3",
+    "httpx",
     "fastapi",
     "uvicorn",
 )

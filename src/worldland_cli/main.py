@@ -2,7 +2,7 @@
 
 Start-up speed matters (`worldland --help` runs on every tab completion and in scripts):
 this module and the command modules import only typer and the standard library at import
-time; kubernetes, paramiko, eth_account, siwe and friends are imported inside the commands.
+time; kubernetes, asyncssh, eth_account, httpx and friends are imported inside the commands.
 """
 
 from __future__ import annotations

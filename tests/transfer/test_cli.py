@@ -98,7 +98,7 @@ def test_start_up_does_not_import_the_ssh_libraries() -> None:
         "import sys, worldland_cli.main, worldland_cli.commands.transfer, "
         "worldland_cli.transfer.targets\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('asyncssh', 'paramiko', 'cryptography', 'httpx')))"
+        "('asyncssh', 'cryptography', 'httpx')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
