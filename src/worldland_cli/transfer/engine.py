@@ -44,6 +44,7 @@ from worldland_cli.transfer.errors import (
     DestinationExistsError,
     TransferError,
     UnreachableError,
+    sent_more_than_asked,
 )
 from worldland_cli.transfer.farhash import FarHash
 from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
@@ -890,6 +891,8 @@ class _Downloader(_Engine):
                                 f"{f.source} shrank during the transfer; fetch it again"
                             )
                         data += cast(bytes, more)
+                    if len(data) > size:
+                        raise sent_more_than_asked(f.source)
                     written.append((loop.run_in_executor(worker, sink.write, data), size, offset))
                     while written and (written[0][0].done() or len(written) > WORKER_AHEAD):
                         done, size, offset = written.popleft()

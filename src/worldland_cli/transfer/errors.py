@@ -40,5 +40,19 @@ class DestinationExistsError(TransferError):
     """The destination file exists and ``--overwrite`` was not given."""
 
 
+def sent_more_than_asked(remote: str) -> TransferError:
+    """A READ answered with more bytes than it asked for: a protocol violation.
+
+    Both data paths (asyncssh's and the OpenSSH lane's) refuse such an answer before writing
+    any of it, so a pod cannot make us write past the range we asked for or the size it
+    announced.
+    """
+    return TransferError(
+        f"reading {remote}: the server sent more bytes than it was asked for (a protocol "
+        "violation); nothing past the range asked for was written",
+        "the pod's SFTP server is broken or hostile; do not trust what it sends",
+    )
+
+
 class ConnectionDropped(Exception):
     """Internal: the link went away mid-transfer; the engine reconnects and resumes."""

@@ -37,6 +37,7 @@ from worldland_cli.transfer.errors import (
     ConnectionDropped,
     HostKeyError,
     TransferError,
+    sent_more_than_asked,
 )
 from worldland_cli.transfer.overlap import ReadAhead, WriteBehind
 from worldland_cli.transfer.session import CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, Credentials
@@ -509,6 +510,6 @@ class OpenSshLane:
             raise TransferError(f"reading {remote} on the remote: unexpected reply type {kind}")
         n: int = struct.unpack(">II", self._read_exact(8))[1]
         if n > len(into) or n != length - 9:
-            raise TransferError(f"reading {remote}: the server sent more than was asked for")
+            raise sent_more_than_asked(remote)
         self._read_into(into[:n])
         return n
