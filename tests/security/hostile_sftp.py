@@ -38,12 +38,13 @@ class Lies:
     ``modes``: the st_mode (type and permission bits) announced for a path, by stat, lstat
     and in listings. ``extra_read``: bytes added to every READ answer that has data.
     ``extra_names``: entries added to a directory's listing, each a name and the st_mode
-    announced for it (a name listed that does not exist on disk reads as an empty file).
+    announced for it. ``refusals``: opening the path fails with this text as the reason.
     """
 
     modes: dict[str, int] = field(default_factory=dict)
     extra_read: int = 0
     extra_names: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    refusals: dict[str, str] = field(default_factory=dict)
 
 
 class _LyingSFTPServer(asyncssh.SFTPServer):
@@ -64,12 +65,21 @@ class _LyingSFTPServer(asyncssh.SFTPServer):
     def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
         return self._attrs(path, os.stat(path))
 
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        refusal = self.lies.refusals.get(os.fsdecode(path))
+        if refusal is not None:
+            raise asyncssh.SFTPPermissionDenied(refusal)
+        return super().open(path, pflags, attrs)
+
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
         data: bytes = super().read(file_obj, offset, size)  # type: ignore[assignment]
         return data + b"\xee" * self.lies.extra_read if data else data
 
     async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
         async for name in super().scandir(path):
+            mode = self.lies.modes.get(os.fsdecode(os.path.join(path, name.filename)))
+            if mode is not None:
+                name.attrs.permissions = mode
             yield name
         for extra, mode in self.lies.extra_names.get(os.fsdecode(path), []):
             attrs = asyncssh.SFTPAttrs(type=None, size=0, permissions=mode, mtime=0, atime=0)
