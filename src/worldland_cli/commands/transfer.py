@@ -135,6 +135,7 @@ def _run(
     import asyncio
 
     from worldland_cli.output import console, print_json
+    from worldland_cli.transfer.display import shown
     from worldland_cli.transfer.progress import NullProgress, RichProgress
 
     with handled(as_json, note):
@@ -149,7 +150,8 @@ def _run(
     doc = summary.to_dict()
     console().print(
         f"{summary.direction}: {len(summary.files)} file(s), {doc['bytes']} bytes in "
-        f"{doc['seconds']} s ({doc['mb_per_s']} MB/s), sha256 verified -> {summary.destination}",
+        f"{doc['seconds']} s ({doc['mb_per_s']} MB/s), sha256 verified -> "
+        f"{shown(summary.destination)}",
         soft_wrap=True,  # a wrapped destination cannot be pasted
         markup=False,
     )

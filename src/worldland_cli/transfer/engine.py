@@ -38,6 +38,7 @@ from typing import Any, TypeVar, cast
 
 import asyncssh
 
+from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import (
     ChecksumError,
     ConnectionDropped,
@@ -172,6 +173,16 @@ def _is_drop(exc: BaseException) -> bool:
     return isinstance(exc, (_DROPS, ConnectionDropped))
 
 
+def _actionable(exc: BaseException) -> BaseException:
+    """An SFTP error the far side answered with, as a TransferError a person can read.
+
+    Its reason is the far side's text: it is shown escaped, and never as a traceback.
+    """
+    if isinstance(exc, asyncssh.SFTPError):
+        return TransferError(f"the remote refused a request: {shown(exc.reason)}")
+    return exc
+
+
 def _flatten(group: BaseException) -> Iterator[BaseException]:
     if isinstance(group, BaseExceptionGroup):
         for inner in group.exceptions:
@@ -249,11 +260,11 @@ class _Engine:
                 errors = list(_flatten(exc))
                 fatal = [e for e in errors if not _is_drop(e)]
                 if fatal:
-                    raise fatal[0] from None
+                    raise _actionable(fatal[0]) from None
                 if self.retries >= self.opts.retries:
                     raise UnreachableError(
                         f"the connection to {self.loc.host}:{self.loc.port} kept dropping "
-                        f"({self.retries} retries): {errors[0] or type(errors[0]).__name__}",
+                        f"({self.retries} retries): {shown(errors[0]) or type(errors[0]).__name__}",
                         "run the same command again: it resumes from the verified .part files",
                     ) from None
             self.retries += 1
@@ -343,7 +354,9 @@ class _Engine:
             raise
         except LaneUnavailable as e:
             self.lanes_off = True
-            self.progress.note(f"not using the OpenSSH client ({e}); asyncssh carries the data")
+            self.progress.note(
+                f"not using the OpenSSH client ({shown(e)}); asyncssh carries the data"
+            )
             return None
 
     async def in_lane(self, slot: _Slot, call: Callable[[], T]) -> T:
@@ -394,7 +407,7 @@ class _Engine:
             self.progress.skip(start - mark)
             self.marks[result.path] = start
         if start:
-            self.progress.note(f"{result.path}: resuming at byte {start} (prefix verified)")
+            self.progress.note(f"{shown(result.path)}: resuming at byte {start} (prefix verified)")
 
     def moved(self, result: FileResult, nbytes: int, reached: int) -> None:
         result.bytes_moved += nbytes
@@ -428,14 +441,14 @@ class _Engine:
 
     def checksum_failed(self, entry: _Entry, got: str, want: str, where: str) -> ChecksumError:
         return ChecksumError(
-            f"{entry.rel}: checksum mismatch ({where}: {want[:16]}..., received "
+            f"{shown(entry.rel)}: checksum mismatch ({where}: {want[:16]}..., received "
             f"{got[:16]}...); the partial file was deleted",
             "the source may have changed during the transfer; run the command again",
         )
 
     def changed_during(self, entry: _Entry, what: str) -> ChecksumError:
         return ChecksumError(
-            f"{entry.rel}: {what} changed during the transfer, so no checksum can vouch for "
+            f"{shown(entry.rel)}: {what} changed during the transfer, so no checksum can vouch for "
             "it; the partial file was deleted",
             "run the command again once nothing else writes to the file",
         )
@@ -470,12 +483,12 @@ def _plan_local(paths: list[Path]) -> list[_Entry]:
     for given in paths:
         path = given.resolve() if given.name in ("", ".", "..") else given
         if not path.exists():
-            raise TransferError(f"{given} does not exist")
+            raise TransferError(f"{shown(given)} does not exist")
         if path.is_file():
             add(entry(path, path.name, "file"))
             continue
         if not path.is_dir():
-            raise TransferError(f"{given} is neither a file nor a directory")
+            raise TransferError(f"{shown(given)} is neither a file nor a directory")
         add(entry(path, path.name, "dir"))
         for root, dirs, names in os.walk(path):
             dirs.sort()
@@ -524,14 +537,14 @@ class _Uploader(_Engine):
                 if isinstance(e, asyncssh.SFTPConnectionLost):
                     raise
                 raise TransferError(
-                    f"cannot create {self.loc.path} on the remote: {e.reason}"
+                    f"cannot create {shown(self.loc.path)} on the remote: {shown(e.reason)}"
                 ) from e
             if not self.checked and not self.opts.overwrite:
                 found = await asyncio.gather(*(sftp.exists(self.remote(f.rel)) for f in self.files))
                 taken = [f.rel for f, hit in zip(self.files, found, strict=True) if hit]
                 if taken:
                     raise DestinationExistsError(
-                        f"already on the remote: {', '.join(taken[:5])}"
+                        f"already on the remote: {', '.join(shown(t) for t in taken[:5])}"
                         + (f" and {len(taken) - 5} more" if len(taken) > 5 else ""),
                         "pass --overwrite to replace them",
                     )
@@ -590,7 +603,9 @@ class _Uploader(_Engine):
                         with contextlib.suppress(asyncssh.SFTPOpUnsupported):
                             await rf.fsync()
             if sent != f.size:
-                raise TransferError(f"{local} changed size while it was being sent; send it again")
+                raise TransferError(
+                    f"{shown(local)} changed size while it was being sent; send it again"
+                )
         except BaseException:
             far.cancel()
             raise
@@ -602,7 +617,7 @@ class _Uploader(_Engine):
         if theirs != ours or changed:
             await sftp.remove(part)
             if changed:
-                raise self.changed_during(f, f"the remote {part}")
+                raise self.changed_during(f, f"the remote {shown(part)}")
             raise self.checksum_failed(f, theirs, ours, "sent")
         attrs = asyncssh.SFTPAttrs(permissions=f.mode, atime=int(f.atime), mtime=int(f.mtime))
         await sftp.setstat(part, attrs)
@@ -613,7 +628,7 @@ class _Uploader(_Engine):
                 await sftp.rename(part, final)
         except asyncssh.SFTPFailure as e:
             raise DestinationExistsError(
-                f"{final} appeared on the remote during the transfer ({e.reason})",
+                f"{shown(final)} appeared on the remote during the transfer ({shown(e.reason)})",
                 "pass --overwrite to replace it",
             ) from e
         result.sha256, result.verified_by, result.done = ours, how, True
@@ -696,7 +711,7 @@ class _Downloader(_Engine):
         try:
             top = await sftp.stat(root)
         except asyncssh.SFTPNoSuchFile as e:
-            raise TransferError(f"{root} does not exist on the remote") from e
+            raise TransferError(f"{shown(root)} does not exist on the remote") from e
         name = check_name(posixpath.basename(root.rstrip("/")))
         if not stat.S_ISDIR(top.permissions or 0):
             return [self.entry(name, "file", top, root)]
@@ -720,7 +735,7 @@ class _Downloader(_Engine):
                     target = check_symlink(rel, str(await sftp.readlink(path)))
                     entries.append(_Entry(rel=rel, kind="link", source=path, link_target=target))
                 else:
-                    self.progress.note(f"skipping {rel}: not a file, directory or symlink")
+                    self.progress.note(f"skipping {shown(rel)}: not a file, directory or symlink")
         return entries
 
     @staticmethod
@@ -745,7 +760,7 @@ class _Downloader(_Engine):
                 taken.append(e.rel)
         if taken:
             raise DestinationExistsError(
-                f"already in {self.dest}: {', '.join(taken[:5])}"
+                f"already in {shown(self.dest)}: {', '.join(shown(t) for t in taken[:5])}"
                 + (f" and {len(taken) - 5} more" if len(taken) > 5 else ""),
                 "pass --overwrite to replace them",
             )
@@ -789,7 +804,7 @@ class _Downloader(_Engine):
         final = local_destination(self.dest, f.rel)
         part = final.with_name(final.name + PART_SUFFIX)
         if part.is_symlink():
-            raise TransferError(f"refusing to write through the symlink {part}")
+            raise TransferError(f"refusing to write through the symlink {shown(part)}")
         start, digest = 0, hashlib.sha256()
         held = part.stat().st_size if part.exists() else 0
         if 0 < held <= f.size:
@@ -837,7 +852,7 @@ class _Downloader(_Engine):
         if theirs != ours or changed or (want is not None and want != ours):
             part.unlink()
             if changed:
-                raise self.changed_during(f, f"the remote {f.source}")
+                raise self.changed_during(f, f"the remote {shown(f.source)}")
             raise self.checksum_failed(
                 f, ours, want if theirs == ours and want else theirs, "source"
             )
@@ -850,7 +865,7 @@ class _Downloader(_Engine):
                 os.link(part, final)  # unlike rename, fails if the name appeared meanwhile
             except FileExistsError as e:
                 raise DestinationExistsError(
-                    f"{final} appeared during the transfer", "pass --overwrite to replace it"
+                    f"{shown(final)} appeared during the transfer", "pass --overwrite to replace it"
                 ) from e
             part.unlink()
         result.sha256, result.verified_by, result.done = ours, how, True
@@ -888,7 +903,7 @@ class _Downloader(_Engine):
                         more = await rf.read(size - len(data), offset + len(data))
                         if not more:
                             raise TransferError(
-                                f"{f.source} shrank during the transfer; fetch it again"
+                                f"{shown(f.source)} shrank during the transfer; fetch it again"
                             )
                         data += cast(bytes, more)
                     if len(data) > size:

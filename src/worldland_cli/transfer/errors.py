@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from worldland_cli.errors import ActionableError
 from worldland_cli.output import ExitCode
+from worldland_cli.transfer.display import shown
 
 
 class TransferError(ActionableError):
@@ -48,7 +49,7 @@ def sent_more_than_asked(remote: str) -> TransferError:
     announced.
     """
     return TransferError(
-        f"reading {remote}: the server sent more bytes than it was asked for (a protocol "
+        f"reading {shown(remote)}: the server sent more bytes than it was asked for (a protocol "
         "violation); nothing past the range asked for was written",
         "the pod's SFTP server is broken or hostile; do not trust what it sends",
     )

@@ -11,6 +11,7 @@ import os
 import posixpath
 from pathlib import Path
 
+from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import UnsafePathError
 
 
@@ -55,8 +56,9 @@ def local_destination(root: Path, rel: str) -> Path:
     real_parent = Path(os.path.realpath(dest.parent))
     if real_parent != real_root and real_root not in real_parent.parents:
         raise UnsafePathError(
-            f"refusing to write {rel!r}: {dest.parent} leads outside {real_root} (a symlink)"
+            f"refusing to write {rel!r}: {shown(dest.parent)} leads outside {shown(real_root)} "
+            "(a symlink)"
         )
     if dest.is_symlink():
-        raise UnsafePathError(f"refusing to write through the existing symlink {dest}")
+        raise UnsafePathError(f"refusing to write through the existing symlink {shown(dest)}")
     return dest
