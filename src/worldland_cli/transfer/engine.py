@@ -49,6 +49,7 @@ from worldland_cli.transfer.errors import (
 )
 from worldland_cli.transfer.farhash import FarHash
 from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
+from worldland_cli.transfer.modes import current_umask, received_mode
 from worldland_cli.transfer.progress import NullProgress, ProgressSink
 from worldland_cli.transfer.safety import check_name, check_symlink, local_destination
 from worldland_cli.transfer.session import Credentials, connect, remote_sha256
@@ -704,6 +705,8 @@ class _Downloader(_Engine):
         super().__init__(loc, creds, opts, progress)
         self.dest = dest
         self.entries: list[_Entry] | None = None
+        self.umask = current_umask()
+        self.created: set[str] = set()  # directories this run made: only they get modes, times
 
     async def plan(self, sftp: asyncssh.SFTPClient) -> list[_Entry]:
         """What the remote path holds, with every name checked before anything is written."""
@@ -751,7 +754,11 @@ class _Downloader(_Engine):
         )
 
     def prepare(self, entries: list[_Entry]) -> None:
-        """Check every destination, then create the directories (owner-only until done)."""
+        """Check every destination, then create the directories (owner-only until done).
+
+        A directory that is already here is used as it is: its mode and times stay the
+        renter's, whatever the far side announces for it.
+        """
         self.dest.mkdir(parents=True, exist_ok=True)
         taken = []
         for e in entries:
@@ -766,7 +773,17 @@ class _Downloader(_Engine):
             )
         for e in entries:
             if e.kind == "dir":
-                local_destination(self.dest, e.rel).mkdir(mode=0o700, exist_ok=True)
+                target = local_destination(self.dest, e.rel)
+                try:
+                    target.mkdir(mode=0o700)
+                except FileExistsError:
+                    if not target.is_dir():
+                        raise DestinationExistsError(
+                            f"{shown(target)} is in the way: the remote has a directory there",
+                            "move it away, then run the command again",
+                        ) from None
+                    continue
+                self.created.add(e.rel)
         for e in entries:
             if e.kind == "file":
                 self.results[e.rel] = FileResult(path=e.rel, size=e.size)
@@ -791,9 +808,9 @@ class _Downloader(_Engine):
                     target.unlink()
                 target.symlink_to(e.link_target)
         for e in sorted(entries, key=lambda e: e.rel.count("/"), reverse=True):
-            if e.kind == "dir":
+            if e.kind == "dir" and e.rel in self.created:
                 target = local_destination(self.dest, e.rel)
-                target.chmod(e.mode)
+                target.chmod(received_mode(e.mode, self.umask))
                 os.utime(target, (e.atime, e.mtime))
 
     async def download_one(
@@ -856,7 +873,7 @@ class _Downloader(_Engine):
             raise self.checksum_failed(
                 f, ours, want if theirs == ours and want else theirs, "source"
             )
-        os.chmod(part, f.mode)
+        os.chmod(part, received_mode(f.mode, self.umask))
         os.utime(part, (f.atime, f.mtime))
         if self.opts.overwrite:
             os.replace(part, final)
