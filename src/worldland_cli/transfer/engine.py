@@ -39,19 +39,26 @@ from typing import Any, TypeVar, cast
 import asyncssh
 
 from worldland_cli.transfer.display import shown
+from worldland_cli.transfer.entries import Entry, Skipped
 from worldland_cli.transfer.errors import (
     ChecksumError,
     ConnectionDropped,
     DestinationExistsError,
     TransferError,
     UnreachableError,
+    UnsafePathError,
     sent_more_than_asked,
 )
 from worldland_cli.transfer.farhash import FarHash
 from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
 from worldland_cli.transfer.modes import current_umask, received_mode
 from worldland_cli.transfer.progress import NullProgress, ProgressSink
-from worldland_cli.transfer.safety import check_name, check_symlink, local_destination
+from worldland_cli.transfer.safety import (
+    check_name,
+    check_symlink,
+    links_on_disk,
+    local_destination,
+)
 from worldland_cli.transfer.session import Credentials, connect, remote_sha256
 from worldland_cli.transfer.targets import SshLocation
 
@@ -137,6 +144,7 @@ class Summary:
     files: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
     retries: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
@@ -153,21 +161,8 @@ class Summary:
             "seconds": round(self.seconds, 3),
             "mb_per_s": round(rate, 1),
             "retries": self.retries,
+            "skipped": [s.to_dict() for s in self.skipped],
         }
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """A file, directory or symlink to move; ``rel`` uses '/' and never escapes the tree."""
-
-    rel: str
-    kind: str  # "file" | "dir" | "link"
-    size: int = 0
-    mode: int = 0o644
-    mtime: float = 0.0
-    atime: float = 0.0
-    source: str = ""  # local path (send) or remote path (receive)
-    link_target: str = ""
 
 
 def _is_drop(exc: BaseException) -> bool:
@@ -239,6 +234,7 @@ class _Engine:
         self.retries = 0
         self.lanes_off = not opts.openssh
         self.followers: dict[str, FarHash] = {}  # uploads: far-side hashes told of each ack
+        self.skipped: list[Skipped] = []
         self.early_lane: asyncio.Future[OpenSshLane | None] | None = None
 
     # ------------------------------------------------------------------ retry loop
@@ -276,8 +272,8 @@ class _Engine:
     async def each_file(
         self,
         conn: asyncssh.SSHClientConnection,
-        files: list[_Entry],
-        one: Callable[[asyncssh.SSHClientConnection, _Slot, _Entry], Awaitable[None]],
+        files: list[Entry],
+        one: Callable[[asyncssh.SSHClientConnection, _Slot, Entry], Awaitable[None]],
     ) -> None:
         """Move the files not yet done, several at once, one SFTP channel per worker."""
         queue = deque(f for f in files if not self.results[f.rel].done)
@@ -318,7 +314,7 @@ class _Engine:
             slot.lane = await (early if early is not None else self.open_lane(conn))
         return slot.lane
 
-    def start_lane_early(self, conn: asyncssh.SSHClientConnection, files: list[_Entry]) -> None:
+    def start_lane_early(self, conn: asyncssh.SSHClientConnection, files: list[Entry]) -> None:
         """Open the first lane while the checks before the first large file still run.
 
         Its handshake (~0.15 s) would otherwise come after them. Called once the file sizes
@@ -395,7 +391,12 @@ class _Engine:
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def start_attempt(self, entry: _Entry) -> FileResult:
+    def skip(self, skipped: Skipped) -> None:
+        """Leave something out, with a note now and a line in --json's ``skipped``."""
+        self.skipped.append(skipped)
+        self.progress.note(f"skipping {shown(skipped.path)}: {shown(skipped.reason)}")
+
+    def start_attempt(self, entry: Entry) -> FileResult:
         result = self.results[entry.rel]
         result.attempts += 1
         result.bytes_after_resume = 0
@@ -440,14 +441,14 @@ class _Engine:
         theirs, how = await remote_sha256(conn, sftp, path, size)
         return theirs, how, False
 
-    def checksum_failed(self, entry: _Entry, got: str, want: str, where: str) -> ChecksumError:
+    def checksum_failed(self, entry: Entry, got: str, want: str, where: str) -> ChecksumError:
         return ChecksumError(
             f"{shown(entry.rel)}: checksum mismatch ({where}: {want[:16]}..., received "
             f"{got[:16]}...); the partial file was deleted",
             "the source may have changed during the transfer; run the command again",
         )
 
-    def changed_during(self, entry: _Entry, what: str) -> ChecksumError:
+    def changed_during(self, entry: Entry, what: str) -> ChecksumError:
         return ChecksumError(
             f"{shown(entry.rel)}: {what} changed during the transfer, so no checksum can vouch for "
             "it; the partial file was deleted",
@@ -458,20 +459,20 @@ class _Engine:
 # ============================================================================ upload
 
 
-def _plan_local(paths: list[Path]) -> list[_Entry]:
+def _plan_local(paths: list[Path]) -> list[Entry]:
     """Files and directories to send, named relative to the remote directory."""
-    entries: list[_Entry] = []
+    entries: list[Entry] = []
     seen: set[str] = set()
 
-    def add(entry: _Entry) -> None:
+    def add(entry: Entry) -> None:
         if entry.rel in seen:
             raise TransferError(f"two sources would both be sent as {entry.rel!r}")
         seen.add(entry.rel)
         entries.append(entry)
 
-    def entry(path: Path, rel: str, kind: str) -> _Entry:
+    def entry(path: Path, rel: str, kind: str) -> Entry:
         st = path.stat()
-        return _Entry(
+        return Entry(
             rel=rel,
             kind=kind,
             size=st.st_size if kind == "file" else 0,
@@ -513,7 +514,7 @@ class _Uploader(_Engine):
         creds: Credentials,
         opts: Options,
         progress: ProgressSink,
-        entries: list[_Entry],
+        entries: list[Entry],
     ) -> None:
         super().__init__(loc, creds, opts, progress)
         self.entries = entries
@@ -557,7 +558,7 @@ class _Uploader(_Engine):
                 )
                 await sftp.setstat(self.remote(d.rel), attrs)
 
-    async def upload_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: _Entry) -> None:
+    async def upload_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: Entry) -> None:
         sftp = slot.sftp
         result = self.start_attempt(f)
         final = self.remote(f.rel)
@@ -638,7 +639,7 @@ class _Uploader(_Engine):
         self,
         sftp: asyncssh.SFTPClient,
         rf: asyncssh.SFTPClientFile,
-        f: _Entry,
+        f: Entry,
         result: FileResult,
         worker: ThreadPoolExecutor,
         digest: Any,
@@ -704,11 +705,11 @@ class _Downloader(_Engine):
     ) -> None:
         super().__init__(loc, creds, opts, progress)
         self.dest = dest
-        self.entries: list[_Entry] | None = None
+        self.entries: list[Entry] | None = None
         self.umask = current_umask()
         self.created: set[str] = set()  # directories this run made: only they get modes, times
 
-    async def plan(self, sftp: asyncssh.SFTPClient) -> list[_Entry]:
+    async def plan(self, sftp: asyncssh.SFTPClient) -> list[Entry]:
         """What the remote path holds, with every name checked before anything is written."""
         root = self.loc.path
         try:
@@ -735,15 +736,39 @@ class _Downloader(_Engine):
                 elif stat.S_ISREG(mode):
                     entries.append(self.entry(rel, "file", item.attrs, path))
                 elif stat.S_ISLNK(mode):
-                    target = check_symlink(rel, str(await sftp.readlink(path)))
-                    entries.append(_Entry(rel=rel, kind="link", source=path, link_target=target))
+                    target = str(await sftp.readlink(path))
+                    entries.append(Entry(rel=rel, kind="link", source=path, link_target=target))
                 else:
-                    self.progress.note(f"skipping {shown(rel)}: not a file, directory or symlink")
+                    self.skip(Skipped(rel, "not a file, directory or symlink"))
+        self.check_tree(entries)
         return entries
 
+    def check_tree(self, entries: list[Entry]) -> None:
+        """Refuse a listing that names a path twice, or a link that leads out of the tree.
+
+        A name listed as a link and again as a directory would have later entries written
+        through the link. Links are resolved through the tree as it will be on disk: the
+        planned links, and where the plan has nothing, what is already in LOCAL_DIR.
+        """
+        planned: dict[str, Entry] = {}
+        for e in entries:
+            if e.rel in planned:
+                raise UnsafePathError(f"refusing the listing: the remote named {e.rel!r} twice")
+            planned[e.rel] = e
+        on_disk = links_on_disk(Path(os.path.realpath(self.dest)))
+
+        def link_at(rel: str) -> str | None:
+            if rel in planned:
+                return planned[rel].link_target if planned[rel].kind == "link" else None
+            return on_disk(rel)
+
+        for e in entries:
+            if e.kind == "link":
+                check_symlink(e.rel, e.link_target, link_at)
+
     @staticmethod
-    def entry(rel: str, kind: str, attrs: asyncssh.SFTPAttrs, source: str) -> _Entry:
-        return _Entry(
+    def entry(rel: str, kind: str, attrs: asyncssh.SFTPAttrs, source: str) -> Entry:
+        return Entry(
             rel=rel,
             kind=kind,
             size=(attrs.size or 0) if kind == "file" else 0,
@@ -753,7 +778,7 @@ class _Downloader(_Engine):
             source=source,
         )
 
-    def prepare(self, entries: list[_Entry]) -> None:
+    def prepare(self, entries: list[Entry]) -> None:
         """Check every destination, then create the directories (owner-only until done).
 
         A directory that is already here is used as it is: its mode and times stay the
@@ -800,7 +825,7 @@ class _Downloader(_Engine):
         await self.each_file(conn, files, self.download_one)
         self.finish_tree(self.entries)
 
-    def finish_tree(self, entries: list[_Entry]) -> None:
+    def finish_tree(self, entries: list[Entry]) -> None:
         for e in entries:
             if e.kind == "link":
                 target = local_destination(self.dest, e.rel)
@@ -813,9 +838,7 @@ class _Downloader(_Engine):
                 target.chmod(received_mode(e.mode, self.umask))
                 os.utime(target, (e.atime, e.mtime))
 
-    async def download_one(
-        self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: _Entry
-    ) -> None:
+    async def download_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: Entry) -> None:
         sftp = slot.sftp
         result = self.start_attempt(f)
         final = local_destination(self.dest, f.rel)
@@ -890,7 +913,7 @@ class _Downloader(_Engine):
     async def fetch(
         self,
         sftp: asyncssh.SFTPClient,
-        f: _Entry,
+        f: Entry,
         result: FileResult,
         sink: _LocalSink,
         worker: ThreadPoolExecutor,
@@ -993,6 +1016,7 @@ async def upload(
         files=[engine.results[f.rel] for f in engine.files],
         seconds=time.monotonic() - began,
         retries=engine.retries,
+        skipped=engine.skipped,
     )
 
 
@@ -1016,4 +1040,5 @@ async def download(
         files=[engine.results[f.rel] for f in files],
         seconds=time.monotonic() - began,
         retries=engine.retries,
+        skipped=engine.skipped,
     )

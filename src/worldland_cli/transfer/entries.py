@@ -1,0 +1,30 @@
+"""What a transfer moves and what it leaves out: the planned entries of both directions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file, directory or symlink to move; ``rel`` uses '/' and never escapes the tree."""
+
+    rel: str
+    kind: str  # "file" | "dir" | "link"
+    size: int = 0
+    mode: int = 0o644
+    mtime: float = 0.0
+    atime: float = 0.0
+    source: str = ""  # local path (send) or remote path (receive)
+    link_target: str = ""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Something a transfer left out on purpose, and why; --json lists them."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
