@@ -10,17 +10,20 @@ of following them unless asked to (``--follow-links``).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.security.hostile_sftp import Lies, hostile_server
 from tests.support.sshd import SshdServer, sshd_missing_reason, start_sshd
 from tests.transfer.conftest import random_file, sha256_of
-from worldland_cli.transfer.engine import download
+from worldland_cli.main import app
+from worldland_cli.transfer.engine import download, upload
 from worldland_cli.transfer.errors import UnsafePathError
 from worldland_cli.transfer.session import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
@@ -39,6 +42,10 @@ def sshd(tmp_path: Path) -> Iterator[SshdServer]:
 
 def _creds(sshd: SshdServer) -> Credentials:
     return Credentials(identity=sshd.client_key, known_hosts=sshd.known_hosts)
+
+
+def _auth(sshd: SshdServer) -> list[str]:
+    return ["--identity", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts)]
 
 
 def _chain(tree: Path) -> Path:
@@ -127,3 +134,75 @@ def test_a_name_listed_twice_is_refused(tmp_path: Path, kind: int) -> None:
     ):
         asyncio.run(download(pod.location(tree), back, pod.creds))
     assert not back.exists() or list(back.rglob("*")) == []
+
+
+# -------------------------------------------------------------------------------- sending
+
+
+def test_send_skips_a_link_that_leads_outside_the_sent_directory(
+    sshd: SshdServer, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    _home_with_a_key(home)
+    tree = _chain(home / "work" / "ckpt")
+    remote = tmp_path / "pod"
+    result = CliRunner().invoke(
+        app, ["send", str(tree), sshd.url(str(remote)), "--json", *_auth(sshd)]
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [f["path"] for f in doc["files"]] == ["ckpt/weights.bin"]
+    assert doc["skipped"] == [{"path": "ckpt/key", "reason": "a symlink that leads outside ckpt"}]
+    assert not os.path.lexists(remote / "ckpt" / "key")
+    assert os.readlink(remote / "ckpt" / "up") == "."  # inside: recreated as a link
+    assert not any(SECRET in p.read_bytes() for p in remote.rglob("*") if p.is_file())
+
+
+def test_send_recreates_links_inside_the_tree_and_follow_links_sends_content(
+    sshd: SshdServer, tmp_path: Path
+) -> None:
+    tree = tmp_path / "out" / "ckpt"
+    v1 = random_file(tree / "data" / "v1.bin", 1000)
+    os.symlink("data/v1.bin", tree / "latest")
+    os.symlink("data", tree / "current")
+    remote = tmp_path / "pod"
+    asyncio.run(upload([tree], parse_ssh_url(sshd.url(str(remote)), "x"), _creds(sshd)))
+    assert os.readlink(remote / "ckpt" / "latest") == "data/v1.bin"
+    assert os.readlink(remote / "ckpt" / "current") == "data"
+
+    copied = tmp_path / "pod-copied"
+    result = CliRunner().invoke(
+        app, ["send", "-L", str(tree), sshd.url(str(copied)), "--json", *_auth(sshd)]
+    )
+    assert result.exit_code == 0, result.output
+    assert not (copied / "ckpt" / "latest").is_symlink()
+    assert sha256_of(copied / "ckpt" / "latest") == sha256_of(v1)
+    assert not (copied / "ckpt" / "current").is_symlink()
+    assert sha256_of(copied / "ckpt" / "current" / "v1.bin") == sha256_of(v1)
+
+
+def test_follow_links_skips_a_loop_instead_of_walking_it_forever(
+    sshd: SshdServer, tmp_path: Path
+) -> None:
+    tree = tmp_path / "out" / "ckpt"
+    random_file(tree / "w.bin", 10)
+    os.symlink(".", tree / "again")
+    result = CliRunner().invoke(
+        app,
+        ["send", "--follow-links", str(tree), sshd.url(str(tmp_path / "pod")), "--json",
+         *_auth(sshd)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [f["path"] for f in doc["files"]] == ["ckpt/w.bin"]
+    assert doc["skipped"] == [{"path": "ckpt/again", "reason": "a symlink loop"}]
+
+
+def test_a_link_named_on_the_command_line_is_followed(sshd: SshdServer, tmp_path: Path) -> None:
+    step = random_file(tmp_path / "out" / "step-9000.pt", 1000)
+    latest = tmp_path / "out" / "latest.pt"
+    os.symlink(step.name, latest)
+    remote = tmp_path / "pod"
+    asyncio.run(upload([latest], parse_ssh_url(sshd.url(str(remote)), "x"), _creds(sshd)))
+    assert not (remote / "latest.pt").is_symlink()
+    assert sha256_of(remote / "latest.pt") == sha256_of(step)

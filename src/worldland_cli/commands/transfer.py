@@ -73,6 +73,18 @@ def _no_openssh_option() -> Any:
     )
 
 
+def _follow_links_option() -> Any:
+    return typer.Option(
+        False,
+        "--follow-links",
+        "-L",
+        help="Send what symlinks inside a sent directory point to (rsync's --copy-links). "
+        "Without it such a symlink is recreated as a symlink when it stays inside the "
+        "directory, and skipped with a note when it leads outside. A symlink given as a PATH "
+        "is always followed.",
+    )
+
+
 def _pod_option() -> Any:
     return typer.Option(
         None,
@@ -158,7 +170,11 @@ def _run(
 
 
 def _options(
-    overwrite: bool, retries: int, no_openssh: bool, expected_sha256: str | None = None
+    overwrite: bool,
+    retries: int,
+    no_openssh: bool,
+    expected_sha256: str | None = None,
+    follow_links: bool = False,
 ) -> Options:
     from worldland_cli.transfer.engine import Options
 
@@ -167,6 +183,7 @@ def _options(
         retries=retries,
         openssh=not no_openssh,
         expected_sha256=expected_sha256,
+        follow_links=follow_links,
     )
 
 
@@ -234,6 +251,7 @@ def send(
     identity: Path | None = _identity_option(),
     known_hosts: Path | None = _known_hosts_option(),
     overwrite: bool = _overwrite_option(),
+    follow_links: bool = _follow_links_option(),
     retries: int = _retries_option(),
     no_openssh: bool = _no_openssh_option(),
     json_output: bool = json_option(),
@@ -287,7 +305,7 @@ def send(
     from worldland_cli.transfer.engine import upload
 
     creds = _credentials(identity, known_hosts)
-    opts = _options(overwrite, retries, no_openssh)
+    opts = _options(overwrite, retries, no_openssh, follow_links=follow_links)
     paths = [Path(s) for s in sources]
     _run(as_json, "send", lambda bar: upload(paths, loc, creds, opts, bar), extra)
 

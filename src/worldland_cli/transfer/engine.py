@@ -59,6 +59,7 @@ from worldland_cli.transfer.safety import (
     links_on_disk,
     local_destination,
 )
+from worldland_cli.transfer.sendplan import plan_send
 from worldland_cli.transfer.session import Credentials, connect, remote_sha256
 from worldland_cli.transfer.targets import SshLocation
 
@@ -104,6 +105,7 @@ class Options:
     fsync: bool = True
     expected_sha256: str | None = None  # a code's registered hash, checked as well
     openssh: bool = True  # large files through the OpenSSH client when it is installed
+    follow_links: bool = False  # send what links inside a sent directory point to
 
 
 @dataclass
@@ -394,7 +396,8 @@ class _Engine:
     def skip(self, skipped: Skipped) -> None:
         """Leave something out, with a note now and a line in --json's ``skipped``."""
         self.skipped.append(skipped)
-        self.progress.note(f"skipping {shown(skipped.path)}: {shown(skipped.reason)}")
+        hint = f" ({skipped.hint})" if skipped.hint else ""
+        self.progress.note(f"skipping {shown(skipped.path)}: {shown(skipped.reason)}{hint}")
 
     def start_attempt(self, entry: Entry) -> FileResult:
         result = self.results[entry.rel]
@@ -459,54 +462,6 @@ class _Engine:
 # ============================================================================ upload
 
 
-def _plan_local(paths: list[Path]) -> list[Entry]:
-    """Files and directories to send, named relative to the remote directory."""
-    entries: list[Entry] = []
-    seen: set[str] = set()
-
-    def add(entry: Entry) -> None:
-        if entry.rel in seen:
-            raise TransferError(f"two sources would both be sent as {entry.rel!r}")
-        seen.add(entry.rel)
-        entries.append(entry)
-
-    def entry(path: Path, rel: str, kind: str) -> Entry:
-        st = path.stat()
-        return Entry(
-            rel=rel,
-            kind=kind,
-            size=st.st_size if kind == "file" else 0,
-            mode=stat.S_IMODE(st.st_mode),
-            mtime=st.st_mtime,
-            atime=st.st_atime,
-            source=str(path),
-        )
-
-    for given in paths:
-        path = given.resolve() if given.name in ("", ".", "..") else given
-        if not path.exists():
-            raise TransferError(f"{shown(given)} does not exist")
-        if path.is_file():
-            add(entry(path, path.name, "file"))
-            continue
-        if not path.is_dir():
-            raise TransferError(f"{shown(given)} is neither a file nor a directory")
-        add(entry(path, path.name, "dir"))
-        for root, dirs, names in os.walk(path):
-            dirs.sort()
-            base = Path(root)
-            rel_root = path.name + "/" + base.relative_to(path).as_posix()
-            rel_root = rel_root.rstrip("/").removesuffix("/.")
-            for d in dirs:
-                if not (base / d).is_symlink():  # os.walk does not descend into them either
-                    add(entry(base / d, f"{rel_root}/{d}", "dir"))
-            for name in sorted(names):
-                target = base / name
-                if target.is_file():  # a symlink to a file sends the file's content
-                    add(entry(target, f"{rel_root}/{name}", "file"))
-    return entries
-
-
 class _Uploader(_Engine):
     def __init__(
         self,
@@ -520,6 +475,8 @@ class _Uploader(_Engine):
         self.entries = entries
         self.files = [e for e in entries if e.kind == "file"]
         self.dirs = [e for e in entries if e.kind == "dir"]
+        self.links = [e for e in entries if e.kind == "link"]
+        self.linked: set[str] = set()  # links made on the far side (a retry skips them)
         self.checked = False
         for f in self.files:
             self.results[f.rel] = FileResult(path=f.rel, size=f.size)
@@ -542,8 +499,12 @@ class _Uploader(_Engine):
                     f"cannot create {shown(self.loc.path)} on the remote: {shown(e.reason)}"
                 ) from e
             if not self.checked and not self.opts.overwrite:
-                found = await asyncio.gather(*(sftp.exists(self.remote(f.rel)) for f in self.files))
-                taken = [f.rel for f, hit in zip(self.files, found, strict=True) if hit]
+                found = await asyncio.gather(
+                    *(sftp.exists(self.remote(f.rel)) for f in self.files),
+                    *(sftp.lexists(self.remote(e.rel)) for e in self.links),
+                )
+                named = [*self.files, *self.links]
+                taken = [e.rel for e, hit in zip(named, found, strict=True) if hit]
                 if taken:
                     raise DestinationExistsError(
                         f"already on the remote: {', '.join(shown(t) for t in taken[:5])}"
@@ -552,11 +513,34 @@ class _Uploader(_Engine):
                     )
             self.checked = True
             await self.each_file(conn, self.files, self.upload_one)
+            for link in self.links:
+                if link.rel not in self.linked:
+                    await self.make_link(sftp, link)
             for d in sorted(self.dirs, key=lambda d: d.rel.count("/"), reverse=True):
                 attrs = asyncssh.SFTPAttrs(
                     permissions=d.mode, atime=int(d.atime), mtime=int(d.mtime)
                 )
                 await sftp.setstat(self.remote(d.rel), attrs)
+
+    async def make_link(self, sftp: asyncssh.SFTPClient, link: Entry) -> None:
+        """Recreate a link of the sent tree; with --overwrite it replaces a file or link."""
+        path = self.remote(link.rel)
+        if self.opts.overwrite:
+            with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+                if stat.S_ISDIR((await sftp.lstat(path)).permissions or 0):
+                    raise DestinationExistsError(
+                        f"{shown(path)} is a directory on the remote; a symlink goes there",
+                        "move it away on the remote, then send again",
+                    )
+                await sftp.remove(path)
+        try:
+            await sftp.symlink(link.link_target, path)
+        except asyncssh.SFTPFailure as e:
+            raise DestinationExistsError(
+                f"{shown(path)} appeared on the remote during the transfer ({shown(e.reason)})",
+                "pass --overwrite to replace it",
+            ) from e
+        self.linked.add(link.rel)
 
     async def upload_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: Entry) -> None:
         sftp = slot.sftp
@@ -1005,8 +989,10 @@ async def upload(
 ) -> Summary:
     """Send local files and directories into the remote directory ``loc.path``."""
     opts = opts or Options()
-    entries = _plan_local(paths)
+    entries, skipped = plan_send(paths, opts.follow_links)
     engine = _Uploader(loc, creds, opts, progress or NullProgress(), entries)
+    for left_out in skipped:
+        engine.skip(left_out)
     began = time.monotonic()
     await engine.run(engine.work)
     return Summary(

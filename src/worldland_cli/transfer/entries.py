@@ -25,6 +25,7 @@ class Skipped:
 
     path: str
     reason: str
+    hint: str = ""  # what would send it anyway; the note says it, --json leaves it out
 
     def to_dict(self) -> dict[str, str]:
         return {"path": self.path, "reason": self.reason}
