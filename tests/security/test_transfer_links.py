@@ -13,14 +13,13 @@ import asyncio
 import json
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from tests.security.hostile_sftp import Lies, hostile_server
-from tests.support.sshd import SshdServer, sshd_missing_reason, start_sshd
+from tests.support.sshd import SshdServer
 from tests.transfer.conftest import random_file, sha256_of
 from worldland_cli.main import app
 from worldland_cli.transfer.engine import download, upload
@@ -29,15 +28,6 @@ from worldland_cli.transfer.session import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 
 SECRET = b"-----BEGIN OPENSSH PRIVATE KEY----- the renter's key\n"
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[SshdServer]:
-    reason = sshd_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    with start_sshd(tmp_path / "sshd") as server:
-        yield server
 
 
 def _creds(sshd: SshdServer) -> Credentials:
