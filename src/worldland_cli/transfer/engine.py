@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 import posixpath
@@ -52,6 +53,17 @@ from worldland_cli.transfer.errors import (
 from worldland_cli.transfer.farhash import FarHash
 from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
 from worldland_cli.transfer.modes import current_umask, received_mode
+from worldland_cli.transfer.partmark import (
+    MARK_MAX,
+    MARK_SUFFIX,
+    PART_SUFFIX,
+    PartMark,
+    drop_local,
+    foreign_local,
+    mark_of,
+    read_local,
+    write_local,
+)
 from worldland_cli.transfer.progress import NullProgress, ProgressSink
 from worldland_cli.transfer.safety import (
     check_name,
@@ -63,7 +75,6 @@ from worldland_cli.transfer.sendplan import plan_send
 from worldland_cli.transfer.session import Credentials, connect, remote_sha256
 from worldland_cli.transfer.targets import SshLocation
 
-PART_SUFFIX = ".part"
 LOCAL_READ = 1 << 20
 # Local disk I/O and sha256 run on one worker thread per file (both release the GIL on large
 # buffers), so the event loop only speaks SSH. These bound how far the worker may lag behind
@@ -451,6 +462,16 @@ class _Engine:
             "the source may have changed during the transfer; run the command again",
         )
 
+    @staticmethod
+    def not_ours(parts: list[str], where: str) -> DestinationExistsError:
+        """Refusing ``.part`` files we did not write: they are someone's own files."""
+        return DestinationExistsError(
+            f"{where}: {', '.join(shown(p) for p in parts[:5])}"
+            + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+            + " (not written by worldland, so not resumed from or replaced)",
+            "move them away, or pass --overwrite to replace them",
+        )
+
     def changed_during(self, entry: Entry, what: str) -> ChecksumError:
         return ChecksumError(
             f"{shown(entry.rel)}: {what} changed during the transfer, so no checksum can vouch for "
@@ -549,10 +570,9 @@ class _Uploader(_Engine):
         part = final + PART_SUFFIX
         local = Path(f.source)
         start, digest = 0, hashlib.sha256()
-        try:
-            held = (await sftp.stat(part)).size or 0
-        except asyncssh.SFTPNoSuchFile:
-            held = 0
+        held = await self.claim_part(
+            sftp, part, PartMark(str(local.absolute()), f.size, int(f.mtime))
+        )
         if 0 < held <= f.size:
             prefix = _local_prefix_hash(local, held)
             theirs, _ = await remote_sha256(conn, sftp, part, held)
@@ -602,6 +622,7 @@ class _Uploader(_Engine):
         theirs, how, changed = await self.far_view(conn, sftp, far, part, f.size)
         if theirs != ours or changed:
             await sftp.remove(part)
+            await self.drop_remote_mark(sftp, part)
             if changed:
                 raise self.changed_during(f, f"the remote {shown(part)}")
             raise self.checksum_failed(f, theirs, ours, "sent")
@@ -617,7 +638,53 @@ class _Uploader(_Engine):
                 f"{shown(final)} appeared on the remote during the transfer ({shown(e.reason)})",
                 "pass --overwrite to replace it",
             ) from e
+        await self.drop_remote_mark(sftp, part)
         result.sha256, result.verified_by, result.done = ours, how, True
+
+    async def claim_part(self, sftp: asyncssh.SFTPClient, part: str, mark: PartMark) -> int:
+        """The bytes of the remote ``part`` worth checking for a resume, once it is marked ours.
+
+        A ``.part`` with our mark for this very source may be resumed; one with a stale mark
+        starts over; one without our mark is someone's own file, refused unless --overwrite.
+        The common case, no ``.part`` yet, costs one exclusive create of the mark.
+        """
+        try:
+            held: int | None = (await sftp.lstat(part)).size or 0
+        except asyncssh.SFTPNoSuchFile:
+            held = None
+        if held is None:
+            try:
+                return await self.write_remote_mark(sftp, part, mark, "xb")
+            except (asyncssh.SFTPFailure, asyncssh.SFTPFileAlreadyExists):
+                pass  # a mark without a .part: ours from an earlier run, or someone's file
+        found = await self.read_remote_mark(sftp, part)
+        if found == mark and held:
+            return held
+        if found is None and not self.opts.overwrite:
+            raise self.not_ours([part if held is not None else mark_of(part)], "on the remote")
+        return await self.write_remote_mark(sftp, part, mark, "wb")
+
+    @staticmethod
+    async def write_remote_mark(
+        sftp: asyncssh.SFTPClient, part: str, mark: PartMark, mode: str
+    ) -> int:
+        owner_only = asyncssh.SFTPAttrs(permissions=0o600)
+        async with sftp.open(mark_of(part), mode, owner_only) as f:
+            await f.write(mark.encode())
+        return 0
+
+    @staticmethod
+    async def read_remote_mark(sftp: asyncssh.SFTPClient, part: str) -> PartMark | None:
+        try:
+            async with sftp.open(mark_of(part), "rb") as f:
+                return PartMark.decode(cast(bytes, await f.read(MARK_MAX + 1)))
+        except asyncssh.SFTPNoSuchFile:
+            return None
+
+    @staticmethod
+    async def drop_remote_mark(sftp: asyncssh.SFTPClient, part: str) -> None:
+        with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+            await sftp.remove(mark_of(part))
 
     async def push(
         self,
@@ -713,6 +780,9 @@ class _Downloader(_Engine):
                     continue
                 rel = f"{rel_dir}/{check_name(child)}"
                 path = f"{remote_dir}/{child}"
+                if child.endswith(MARK_SUFFIX):  # never ours to take from a pod
+                    self.skip(Skipped(rel, "a resume mark of worldland's"))
+                    continue
                 mode = item.attrs.permissions or 0
                 if stat.S_ISDIR(mode):
                     entries.append(self.entry(rel, "dir", item.attrs, path))
@@ -749,6 +819,12 @@ class _Downloader(_Engine):
         for e in entries:
             if e.kind == "link":
                 check_symlink(e.rel, e.link_target, link_at)
+            if e.kind == "file" and e.rel + PART_SUFFIX in planned:
+                raise TransferError(
+                    f"the remote holds both {e.rel!r} and {e.rel + PART_SUFFIX!r}: the first "
+                    "would be received through a file named as the second",
+                    "receive them one at a time, into different directories",
+                )
 
     @staticmethod
     def entry(rel: str, kind: str, attrs: asyncssh.SFTPAttrs, source: str) -> Entry:
@@ -769,17 +845,21 @@ class _Downloader(_Engine):
         renter's, whatever the far side announces for it.
         """
         self.dest.mkdir(parents=True, exist_ok=True)
-        taken = []
+        taken, foreign = [], []
         for e in entries:
             target = local_destination(self.dest, e.rel)
             if e.kind != "dir" and os.path.lexists(target) and not self.opts.overwrite:
                 taken.append(e.rel)
+            if e.kind == "file" and not self.opts.overwrite and foreign_local(self.part(target)):
+                foreign.append(e.rel + PART_SUFFIX)
         if taken:
             raise DestinationExistsError(
                 f"already in {shown(self.dest)}: {', '.join(shown(t) for t in taken[:5])}"
                 + (f" and {len(taken) - 5} more" if len(taken) > 5 else ""),
                 "pass --overwrite to replace them",
             )
+        if foreign:
+            raise self.not_ours(foreign, f"in {shown(self.dest)}")
         for e in entries:
             if e.kind == "dir":
                 target = local_destination(self.dest, e.rel)
@@ -809,6 +889,10 @@ class _Downloader(_Engine):
         await self.each_file(conn, files, self.download_one)
         self.finish_tree(self.entries)
 
+    @staticmethod
+    def part(final: Path) -> Path:
+        return final.with_name(final.name + PART_SUFFIX)
+
     def finish_tree(self, entries: list[Entry]) -> None:
         for e in entries:
             if e.kind == "link":
@@ -826,16 +910,22 @@ class _Downloader(_Engine):
         sftp = slot.sftp
         result = self.start_attempt(f)
         final = local_destination(self.dest, f.rel)
-        part = final.with_name(final.name + PART_SUFFIX)
+        part = self.part(final)
         if part.is_symlink():
             raise TransferError(f"refusing to write through the symlink {shown(part)}")
+        if not self.opts.overwrite and foreign_local(part):  # appeared since prepare()
+            raise self.not_ours([f.rel + PART_SUFFIX], f"in {shown(self.dest)}")
+        source = dataclasses.replace(self.loc, path=f.source).display()
+        mark = PartMark(source, f.size, int(f.mtime))
         start, digest = 0, hashlib.sha256()
-        held = part.stat().st_size if part.exists() else 0
+        held = part.stat().st_size if part.exists() and read_local(part) == mark else 0
         if 0 < held <= f.size:
             prefix = _local_prefix_hash(part, held)
             theirs, _ = await remote_sha256(conn, sftp, f.source, held)
             if theirs == prefix.hexdigest():
                 start, digest = held, prefix
+        if not start:
+            write_local(part, mark)
         self.resumed(result, start)
 
         lane = await self.lane(conn, slot, f.size - start)
@@ -874,7 +964,7 @@ class _Downloader(_Engine):
         theirs, how, changed = await self.far_view(conn, sftp, far, f.source, f.size)
         want = self.opts.expected_sha256
         if theirs != ours or changed or (want is not None and want != ours):
-            part.unlink()
+            drop_local(part)
             if changed:
                 raise self.changed_during(f, f"the remote {shown(f.source)}")
             raise self.checksum_failed(
@@ -891,7 +981,7 @@ class _Downloader(_Engine):
                 raise DestinationExistsError(
                     f"{shown(final)} appeared during the transfer", "pass --overwrite to replace it"
                 ) from e
-            part.unlink()
+        drop_local(part)  # the .part (unless it was renamed) and its mark
         result.sha256, result.verified_by, result.done = ours, how, True
 
     async def fetch(
