@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from worldland_cli.config import Config
     from worldland_cli.hubclient import HubClient
     from worldland_cli.transfer.engine import Options, Summary
+    from worldland_cli.transfer.entries import Registered
     from worldland_cli.transfer.progress import ProgressSink
     from worldland_cli.transfer.session import Credentials
     from worldland_cli.transfer.targets import PodLocation, SshLocation
@@ -173,7 +174,7 @@ def _options(
     overwrite: bool,
     retries: int,
     no_openssh: bool,
-    expected_sha256: str | None = None,
+    registered: Registered | None = None,
     follow_links: bool = False,
 ) -> Options:
     from worldland_cli.transfer.engine import Options
@@ -182,7 +183,7 @@ def _options(
         overwrite=overwrite,
         retries=retries,
         openssh=not no_openssh,
-        expected_sha256=expected_sha256,
+        registered=registered,
         follow_links=follow_links,
     )
 
@@ -345,7 +346,7 @@ def receive(
     except TargetError as e:
         raise typer.BadParameter(str(e), param_hint="SOURCE") from e
     extra: dict[str, Any] = {}
-    expected: str | None = None
+    registered: Registered | None = None
     note: str | None = None
     with handled(as_json):
         if isinstance(parsed, str):
@@ -354,7 +355,7 @@ def receive(
 
             with _hub(config.load(), hub, hub_ca) as (client, _):
                 claim = claim_code(client, parsed)
-            loc, expected = claim.location, claim.sha256
+            loc, registered = claim.location, claim.registered
             extra = {"code": claim.code, "pod_id": claim.pod_id}
             note = (
                 f"(code {claim.code} is now used: trying again needs a new code from the "
@@ -369,5 +370,5 @@ def receive(
     from worldland_cli.transfer.engine import download
 
     creds = _credentials(identity, known_hosts)
-    opts = _options(overwrite, retries, no_openssh, expected)
+    opts = _options(overwrite, retries, no_openssh, registered)
     _run(as_json, "receive", lambda bar: download(loc, local_dir, creds, opts, bar), extra, note)

@@ -40,7 +40,7 @@ from typing import Any, TypeVar, cast
 import asyncssh
 
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.entries import Entry, Skipped
+from worldland_cli.transfer.entries import Entry, Registered, Skipped
 from worldland_cli.transfer.errors import (
     ChecksumError,
     ConnectionDropped,
@@ -114,7 +114,7 @@ class Options:
     requests_in_flight: int = 64
     block_size: int = 0  # 0: the largest the server accepts (255 KiB for OpenSSH)
     fsync: bool = True
-    expected_sha256: str | None = None  # a code's registered hash, checked as well
+    registered: Registered | None = None  # receiving a code: the one file it names
     openssh: bool = True  # large files through the OpenSSH client when it is installed
     follow_links: bool = False  # send what links inside a sent directory point to
 
@@ -763,10 +763,15 @@ class _Downloader(_Engine):
     async def plan(self, sftp: asyncssh.SFTPClient) -> list[Entry]:
         """What the remote path holds, with every name checked before anything is written."""
         root = self.loc.path
+        registered = self.opts.registered
+        if registered is not None:
+            check_name(registered.name)
         try:
-            top = await sftp.stat(root)
+            top = await (sftp.stat(root) if registered is None else sftp.lstat(root))
         except asyncssh.SFTPNoSuchFile as e:
             raise TransferError(f"{shown(root)} does not exist on the remote") from e
+        if registered is not None:
+            return [self.registered_file(root, top, registered)]
         name = check_name(posixpath.basename(root.rstrip("/")))
         if not stat.S_ISDIR(top.permissions or 0):
             return [self.entry(name, "file", top, root)]
@@ -796,6 +801,35 @@ class _Downloader(_Engine):
                     self.skip(Skipped(rel, "not a file, directory or symlink"))
         self.check_tree(entries)
         return entries
+
+    def registered_file(self, root: str, attrs: asyncssh.SFTPAttrs, code: Registered) -> Entry:
+        """The one file a code names, if the pod holds what its sender registered.
+
+        Its sha256 is checked after the download, like the pod's own hash; what can be
+        checked before a byte moves is checked here.
+        """
+        mode = attrs.permissions or 0
+        if not stat.S_ISREG(mode):
+            what = (
+                "a directory"
+                if stat.S_ISDIR(mode)
+                else "a symlink"
+                if stat.S_ISLNK(mode)
+                else "not a regular file"
+            )
+            raise TransferError(
+                f"the code names {shown(root)}, which is {what} on the pod; a code carries "
+                "one regular file",
+                "ask the sender for a new code (`worldland send FILE` inside the pod)",
+            )
+        if attrs.size != code.size:
+            raise TransferError(
+                f"{shown(root)} is {attrs.size} bytes on the pod, but its sender registered "
+                f"{code.size}; nothing was downloaded",
+                "the file changed after it was registered, or the pod is lying; ask the "
+                "sender for a new code",
+            )
+        return self.entry(code.name, "file", attrs, root)
 
     def check_tree(self, entries: list[Entry]) -> None:
         """Refuse a listing that names a path twice, or a link that leads out of the tree.
@@ -962,7 +996,7 @@ class _Downloader(_Engine):
 
         ours = digest.hexdigest()
         theirs, how, changed = await self.far_view(conn, sftp, far, f.source, f.size)
-        want = self.opts.expected_sha256
+        want = self.opts.registered.sha256 if self.opts.registered is not None else None
         if theirs != ours or changed or (want is not None and want != ours):
             drop_local(part)
             if changed:

@@ -29,3 +29,17 @@ class Skipped:
 
     def to_dict(self) -> dict[str, str]:
         return {"path": self.path, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The one file a code names, as its sender registered it with the hub.
+
+    The sender runs inside a pod and may lie: ``receive CODE`` checks that the path is one
+    regular file of this size before it downloads, saves it under this name (a plain file
+    name), and keeps it only if its sha256 is this one.
+    """
+
+    name: str
+    size: int
+    sha256: str
