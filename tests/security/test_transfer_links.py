@@ -196,3 +196,11 @@ def test_a_link_named_on_the_command_line_is_followed(sshd: SshdServer, tmp_path
     asyncio.run(upload([latest], parse_ssh_url(sshd.url(str(remote)), "x"), _creds(sshd)))
     assert not (remote / "latest.pt").is_symlink()
     assert sha256_of(remote / "latest.pt") == sha256_of(step)
+
+
+def test_people_are_told_what_send_skipped(sshd: SshdServer, tmp_path: Path) -> None:
+    tree = _chain(tmp_path / "home" / "work" / "ckpt")
+    remote = tmp_path / "pod"
+    result = CliRunner().invoke(app, ["send", str(tree), sshd.url(str(remote)), *_auth(sshd)])
+    assert result.exit_code == 0, result.output
+    assert "skipped ckpt/key: a symlink that leads outside ckpt" in result.stdout

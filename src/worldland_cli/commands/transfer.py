@@ -168,6 +168,12 @@ def _run(
         soft_wrap=True,  # a wrapped destination cannot be pasted
         markup=False,
     )
+    for left_out in summary.skipped:  # the notes went by on stderr, if it is a terminal
+        console().print(
+            f"skipped {shown(left_out.path)}: {shown(left_out.reason)}",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 def _options(
