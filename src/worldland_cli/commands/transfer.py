@@ -340,8 +340,10 @@ def receive(
     """Download a file or directory into LOCAL_DIR, verified by sha256, never outside it.
 
     Data lands in NAME.part and is renamed only when its sha256 matches the source's (and,
-    for a code, the sha256 the sender registered); an existing NAME.part resumes from its
-    verified prefix. Existing files are kept unless --overwrite. A code works once.
+    for a code, the sha256 the sender registered); a NAME.part left by an earlier run resumes
+    from its verified prefix, and one this tool did not write is refused. Existing files are
+    kept unless --overwrite. Modes are masked by the umask. A code names one regular file of
+    the registered size, saved under the registered name; it works once.
     Exit status: 0 received, 1 failed, 2 usage, 3 unreachable, 4 denied.
     """
     from worldland_cli.transfer.targets import PodLocation, TargetError, parse_source
