@@ -109,7 +109,9 @@ def test_a_received_link_through_a_local_link_out_is_refused(
     assert sorted(p.name for p in (back / "ckpt").iterdir()) == ["mine"]
 
 
-@pytest.mark.parametrize("kind", [stat.S_IFDIR | 0o755, stat.S_IFREG | 0o644])
+@pytest.mark.parametrize(
+    "kind", [stat.S_IFDIR | 0o755, stat.S_IFREG | 0o644], ids=["and-as-a-dir", "and-as-a-file"]
+)
 def test_a_name_listed_twice_is_refused(tmp_path: Path, kind: int) -> None:
     # Listed as a link and again as a directory, later entries would be written through
     # the link; listed as a link and a file, one would silently replace the other.

@@ -56,7 +56,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002], ids=["umask-022", "umask-077", "umask-002"])
 def test_received_modes_are_masked_by_the_umask_and_never_special(
     tmp_path: Path, umask: int, mask: int
 ) -> None:
