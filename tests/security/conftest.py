@@ -1,13 +1,20 @@
-"""Fixtures for the attack tests: real hubs on loopback, a CLI runner, real wallets."""
+"""Fixtures for the attack tests: a real hub and a real sshd on loopback, a CLI runner.
+
+The hostile side is built in each test's own module: a relaying fake hub
+(:mod:`tests.security.relay`) and a lying pod (:mod:`tests.security.hostile_sftp`), which
+the honest sshd here is compared with.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from tests.support.hub import RunningHub, start_hub
+from tests.support.sshd import SshdServer, sshd_missing_reason, start_sshd
 from worldland_cli.main import app
 
 
@@ -17,6 +24,15 @@ def real_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
     running = start_hub(tmp_path_factory.mktemp("realhub"))
     yield running
     running.stop()
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[SshdServer]:
+    reason = sshd_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with start_sshd(tmp_path / "sshd") as server:
+        yield server
 
 
 def cli(*args: str) -> Result:

@@ -75,17 +75,23 @@ def test_a_second_run_resumes_the_part_left_by_a_failed_one(
     assert summary.files[0].resumed_from == left
     assert summary.files[0].bytes_after_resume == SIZE - left
     assert sha256_of(back / "big.bin") == sha256_of(src)
+    assert sorted(p.name for p in back.iterdir()) == ["big.bin"]  # no .part, no mark
 
 
 def test_a_stale_part_that_does_not_match_is_discarded(
     sshd: SshdServer, creds: Credentials, tmp_path: Path
 ) -> None:
-    src = random_file(tmp_path / "remote" / "f.bin", 3 * CHUNK)
+    src = random_file(tmp_path / "remote" / "big.bin", SIZE)
     back = tmp_path / "back"
-    random_file(back / "f.bin.part", CHUNK)  # same length as a real prefix, other bytes
-    summary = asyncio.run(download(parse_ssh_url(sshd.url(str(src)), "x"), back, creds))
+    loc = parse_ssh_url(sshd.url(str(src)), "x")
+    no_retry = Options(retries=0, requests_in_flight=4)
+    with pytest.raises(UnreachableError):
+        asyncio.run(download(loc, back, creds, no_retry, Hook(SIZE // 2, sshd.kill_sessions)))
+    _corrupt(back / "big.bin.part")  # our .part, but no longer a prefix of the source
+    summary = asyncio.run(download(loc, back, creds))
     assert summary.files[0].resumed_from == 0
-    assert sha256_of(back / "f.bin") == sha256_of(src)
+    assert sha256_of(back / "big.bin") == sha256_of(src)
+    assert sorted(p.name for p in back.iterdir()) == ["big.bin"]
 
 
 def _corrupt(path: Path) -> None:

@@ -68,7 +68,8 @@ def test_nested_directory_keeps_structure_modes_and_mtimes(
     assert (back / "dataset" / "a.txt").stat().st_mode & 0o777 == 0o640
     assert (back / "dataset" / "train" / "deep").stat().st_mode & 0o777 == 0o750
     assert int((back / "dataset" / "train" / "x.bin").stat().st_mtime) == 1_600_000_000
-    # A symlink to a file is sent as the file's content (like scp), so it arrives as a file.
+    # A symlink that stays inside the sent tree travels as a symlink, both ways (like rsync -l).
+    assert os.readlink(back / "dataset" / "link-in") == "train/x.bin"
     assert sha256_of(back / "dataset" / "link-in") == sha256_of(tree / "train" / "x.bin")
     assert not list(back.rglob("*.part"))
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from worldland_cli.config import Config
     from worldland_cli.hubclient import HubClient
     from worldland_cli.transfer.engine import Options, Summary
+    from worldland_cli.transfer.entries import Registered
     from worldland_cli.transfer.progress import ProgressSink
     from worldland_cli.transfer.session import Credentials
     from worldland_cli.transfer.targets import PodLocation, SshLocation
@@ -70,6 +71,18 @@ def _no_openssh_option() -> Any:
         "--no-openssh",
         help="Carry every byte over the built-in SSH client instead of the system's ssh "
         "(used for files of 8 MiB and more when installed; slower).",
+    )
+
+
+def _follow_links_option() -> Any:
+    return typer.Option(
+        False,
+        "--follow-links",
+        "-L",
+        help="Send what symlinks inside a sent directory point to (rsync's --copy-links). "
+        "Without it such a symlink is recreated as a symlink when it stays inside the "
+        "directory, and skipped with a note when it leads outside. A symlink given as a PATH "
+        "is always followed.",
     )
 
 
@@ -135,6 +148,7 @@ def _run(
     import asyncio
 
     from worldland_cli.output import console, print_json
+    from worldland_cli.transfer.display import shown
     from worldland_cli.transfer.progress import NullProgress, RichProgress
 
     with handled(as_json, note):
@@ -149,14 +163,25 @@ def _run(
     doc = summary.to_dict()
     console().print(
         f"{summary.direction}: {len(summary.files)} file(s), {doc['bytes']} bytes in "
-        f"{doc['seconds']} s ({doc['mb_per_s']} MB/s), sha256 verified -> {summary.destination}",
+        f"{doc['seconds']} s ({doc['mb_per_s']} MB/s), sha256 verified -> "
+        f"{shown(summary.destination)}",
         soft_wrap=True,  # a wrapped destination cannot be pasted
         markup=False,
     )
+    for left_out in summary.skipped:  # the notes went by on stderr, if it is a terminal
+        console().print(
+            f"skipped {shown(left_out.path)}: {shown(left_out.reason)}",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 def _options(
-    overwrite: bool, retries: int, no_openssh: bool, expected_sha256: str | None = None
+    overwrite: bool,
+    retries: int,
+    no_openssh: bool,
+    registered: Registered | None = None,
+    follow_links: bool = False,
 ) -> Options:
     from worldland_cli.transfer.engine import Options
 
@@ -164,7 +189,8 @@ def _options(
         overwrite=overwrite,
         retries=retries,
         openssh=not no_openssh,
-        expected_sha256=expected_sha256,
+        registered=registered,
+        follow_links=follow_links,
     )
 
 
@@ -232,6 +258,7 @@ def send(
     identity: Path | None = _identity_option(),
     known_hosts: Path | None = _known_hosts_option(),
     overwrite: bool = _overwrite_option(),
+    follow_links: bool = _follow_links_option(),
     retries: int = _retries_option(),
     no_openssh: bool = _no_openssh_option(),
     json_output: bool = json_option(),
@@ -285,7 +312,7 @@ def send(
     from worldland_cli.transfer.engine import upload
 
     creds = _credentials(identity, known_hosts)
-    opts = _options(overwrite, retries, no_openssh)
+    opts = _options(overwrite, retries, no_openssh, follow_links=follow_links)
     paths = [Path(s) for s in sources]
     _run(as_json, "send", lambda bar: upload(paths, loc, creds, opts, bar), extra)
 
@@ -313,8 +340,10 @@ def receive(
     """Download a file or directory into LOCAL_DIR, verified by sha256, never outside it.
 
     Data lands in NAME.part and is renamed only when its sha256 matches the source's (and,
-    for a code, the sha256 the sender registered); an existing NAME.part resumes from its
-    verified prefix. Existing files are kept unless --overwrite. A code works once.
+    for a code, the sha256 the sender registered); a NAME.part left by an earlier run resumes
+    from its verified prefix, and one this tool did not write is refused. Existing files are
+    kept unless --overwrite. Modes are masked by the umask. A code names one regular file of
+    the registered size, saved under the registered name; it works once.
     Exit status: 0 received, 1 failed, 2 usage, 3 unreachable, 4 denied.
     """
     from worldland_cli.transfer.targets import PodLocation, TargetError, parse_source
@@ -325,7 +354,7 @@ def receive(
     except TargetError as e:
         raise typer.BadParameter(str(e), param_hint="SOURCE") from e
     extra: dict[str, Any] = {}
-    expected: str | None = None
+    registered: Registered | None = None
     note: str | None = None
     with handled(as_json):
         if isinstance(parsed, str):
@@ -334,7 +363,7 @@ def receive(
 
             with _hub(config.load(), hub, hub_ca) as (client, _):
                 claim = claim_code(client, parsed)
-            loc, expected = claim.location, claim.sha256
+            loc, registered = claim.location, claim.registered
             extra = {"code": claim.code, "pod_id": claim.pod_id}
             note = (
                 f"(code {claim.code} is now used: trying again needs a new code from the "
@@ -349,5 +378,5 @@ def receive(
     from worldland_cli.transfer.engine import download
 
     creds = _credentials(identity, known_hosts)
-    opts = _options(overwrite, retries, no_openssh, expected)
+    opts = _options(overwrite, retries, no_openssh, registered)
     _run(as_json, "receive", lambda bar: download(loc, local_dir, creds, opts, bar), extra, note)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 import posixpath
@@ -38,21 +39,42 @@ from typing import Any, TypeVar, cast
 
 import asyncssh
 
+from worldland_cli.transfer.display import shown
+from worldland_cli.transfer.entries import Entry, Registered, Skipped
 from worldland_cli.transfer.errors import (
     ChecksumError,
     ConnectionDropped,
     DestinationExistsError,
     TransferError,
     UnreachableError,
+    UnsafePathError,
+    sent_more_than_asked,
 )
 from worldland_cli.transfer.farhash import FarHash
 from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
+from worldland_cli.transfer.modes import current_umask, received_mode
+from worldland_cli.transfer.partmark import (
+    MARK_MAX,
+    MARK_SUFFIX,
+    PART_SUFFIX,
+    PartMark,
+    drop_local,
+    foreign_local,
+    mark_of,
+    read_local,
+    write_local,
+)
 from worldland_cli.transfer.progress import NullProgress, ProgressSink
-from worldland_cli.transfer.safety import check_name, check_symlink, local_destination
+from worldland_cli.transfer.safety import (
+    check_name,
+    check_symlink,
+    links_on_disk,
+    local_destination,
+)
+from worldland_cli.transfer.sendplan import plan_send
 from worldland_cli.transfer.session import Credentials, connect, remote_sha256
 from worldland_cli.transfer.targets import SshLocation
 
-PART_SUFFIX = ".part"
 LOCAL_READ = 1 << 20
 # Local disk I/O and sha256 run on one worker thread per file (both release the GIL on large
 # buffers), so the event loop only speaks SSH. These bound how far the worker may lag behind
@@ -92,8 +114,9 @@ class Options:
     requests_in_flight: int = 64
     block_size: int = 0  # 0: the largest the server accepts (255 KiB for OpenSSH)
     fsync: bool = True
-    expected_sha256: str | None = None  # a code's registered hash, checked as well
+    registered: Registered | None = None  # receiving a code: the one file it names
     openssh: bool = True  # large files through the OpenSSH client when it is installed
+    follow_links: bool = False  # send what links inside a sent directory point to
 
 
 @dataclass
@@ -134,6 +157,7 @@ class Summary:
     files: list[FileResult] = field(default_factory=list)
     seconds: float = 0.0
     retries: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
@@ -150,25 +174,22 @@ class Summary:
             "seconds": round(self.seconds, 3),
             "mb_per_s": round(rate, 1),
             "retries": self.retries,
+            "skipped": [s.to_dict() for s in self.skipped],
         }
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """A file, directory or symlink to move; ``rel`` uses '/' and never escapes the tree."""
-
-    rel: str
-    kind: str  # "file" | "dir" | "link"
-    size: int = 0
-    mode: int = 0o644
-    mtime: float = 0.0
-    atime: float = 0.0
-    source: str = ""  # local path (send) or remote path (receive)
-    link_target: str = ""
 
 
 def _is_drop(exc: BaseException) -> bool:
     return isinstance(exc, (_DROPS, ConnectionDropped))
+
+
+def _actionable(exc: BaseException) -> BaseException:
+    """An SFTP error the far side answered with, as a TransferError a person can read.
+
+    Its reason is the far side's text: it is shown escaped, and never as a traceback.
+    """
+    if isinstance(exc, asyncssh.SFTPError):
+        return TransferError(f"the remote refused a request: {shown(exc.reason)}")
+    return exc
 
 
 def _flatten(group: BaseException) -> Iterator[BaseException]:
@@ -226,6 +247,7 @@ class _Engine:
         self.retries = 0
         self.lanes_off = not opts.openssh
         self.followers: dict[str, FarHash] = {}  # uploads: far-side hashes told of each ack
+        self.skipped: list[Skipped] = []
         self.early_lane: asyncio.Future[OpenSshLane | None] | None = None
 
     # ------------------------------------------------------------------ retry loop
@@ -248,11 +270,11 @@ class _Engine:
                 errors = list(_flatten(exc))
                 fatal = [e for e in errors if not _is_drop(e)]
                 if fatal:
-                    raise fatal[0] from None
+                    raise _actionable(fatal[0]) from None
                 if self.retries >= self.opts.retries:
                     raise UnreachableError(
                         f"the connection to {self.loc.host}:{self.loc.port} kept dropping "
-                        f"({self.retries} retries): {errors[0] or type(errors[0]).__name__}",
+                        f"({self.retries} retries): {shown(errors[0]) or type(errors[0]).__name__}",
                         "run the same command again: it resumes from the verified .part files",
                     ) from None
             self.retries += 1
@@ -263,8 +285,8 @@ class _Engine:
     async def each_file(
         self,
         conn: asyncssh.SSHClientConnection,
-        files: list[_Entry],
-        one: Callable[[asyncssh.SSHClientConnection, _Slot, _Entry], Awaitable[None]],
+        files: list[Entry],
+        one: Callable[[asyncssh.SSHClientConnection, _Slot, Entry], Awaitable[None]],
     ) -> None:
         """Move the files not yet done, several at once, one SFTP channel per worker."""
         queue = deque(f for f in files if not self.results[f.rel].done)
@@ -305,7 +327,7 @@ class _Engine:
             slot.lane = await (early if early is not None else self.open_lane(conn))
         return slot.lane
 
-    def start_lane_early(self, conn: asyncssh.SSHClientConnection, files: list[_Entry]) -> None:
+    def start_lane_early(self, conn: asyncssh.SSHClientConnection, files: list[Entry]) -> None:
         """Open the first lane while the checks before the first large file still run.
 
         Its handshake (~0.15 s) would otherwise come after them. Called once the file sizes
@@ -342,7 +364,9 @@ class _Engine:
             raise
         except LaneUnavailable as e:
             self.lanes_off = True
-            self.progress.note(f"not using the OpenSSH client ({e}); asyncssh carries the data")
+            self.progress.note(
+                f"not using the OpenSSH client ({shown(e)}); asyncssh carries the data"
+            )
             return None
 
     async def in_lane(self, slot: _Slot, call: Callable[[], T]) -> T:
@@ -380,7 +404,13 @@ class _Engine:
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def start_attempt(self, entry: _Entry) -> FileResult:
+    def skip(self, skipped: Skipped) -> None:
+        """Leave something out, with a note now and a line in --json's ``skipped``."""
+        self.skipped.append(skipped)
+        hint = f" ({skipped.hint})" if skipped.hint else ""
+        self.progress.note(f"skipping {shown(skipped.path)}: {shown(skipped.reason)}{hint}")
+
+    def start_attempt(self, entry: Entry) -> FileResult:
         result = self.results[entry.rel]
         result.attempts += 1
         result.bytes_after_resume = 0
@@ -393,7 +423,7 @@ class _Engine:
             self.progress.skip(start - mark)
             self.marks[result.path] = start
         if start:
-            self.progress.note(f"{result.path}: resuming at byte {start} (prefix verified)")
+            self.progress.note(f"{shown(result.path)}: resuming at byte {start} (prefix verified)")
 
     def moved(self, result: FileResult, nbytes: int, reached: int) -> None:
         result.bytes_moved += nbytes
@@ -425,70 +455,32 @@ class _Engine:
         theirs, how = await remote_sha256(conn, sftp, path, size)
         return theirs, how, False
 
-    def checksum_failed(self, entry: _Entry, got: str, want: str, where: str) -> ChecksumError:
+    def checksum_failed(self, entry: Entry, got: str, want: str, where: str) -> ChecksumError:
         return ChecksumError(
-            f"{entry.rel}: checksum mismatch ({where}: {want[:16]}..., received "
+            f"{shown(entry.rel)}: checksum mismatch ({where}: {want[:16]}..., received "
             f"{got[:16]}...); the partial file was deleted",
             "the source may have changed during the transfer; run the command again",
         )
 
-    def changed_during(self, entry: _Entry, what: str) -> ChecksumError:
+    @staticmethod
+    def not_ours(parts: list[str], where: str) -> DestinationExistsError:
+        """Refusing ``.part`` files we did not write: they are someone's own files."""
+        return DestinationExistsError(
+            f"{where}: {', '.join(shown(p) for p in parts[:5])}"
+            + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+            + " (not written by worldland, so not resumed from or replaced)",
+            "move them away, or pass --overwrite to replace them",
+        )
+
+    def changed_during(self, entry: Entry, what: str) -> ChecksumError:
         return ChecksumError(
-            f"{entry.rel}: {what} changed during the transfer, so no checksum can vouch for "
+            f"{shown(entry.rel)}: {what} changed during the transfer, so no checksum can vouch for "
             "it; the partial file was deleted",
             "run the command again once nothing else writes to the file",
         )
 
 
 # ============================================================================ upload
-
-
-def _plan_local(paths: list[Path]) -> list[_Entry]:
-    """Files and directories to send, named relative to the remote directory."""
-    entries: list[_Entry] = []
-    seen: set[str] = set()
-
-    def add(entry: _Entry) -> None:
-        if entry.rel in seen:
-            raise TransferError(f"two sources would both be sent as {entry.rel!r}")
-        seen.add(entry.rel)
-        entries.append(entry)
-
-    def entry(path: Path, rel: str, kind: str) -> _Entry:
-        st = path.stat()
-        return _Entry(
-            rel=rel,
-            kind=kind,
-            size=st.st_size if kind == "file" else 0,
-            mode=stat.S_IMODE(st.st_mode),
-            mtime=st.st_mtime,
-            atime=st.st_atime,
-            source=str(path),
-        )
-
-    for given in paths:
-        path = given.resolve() if given.name in ("", ".", "..") else given
-        if not path.exists():
-            raise TransferError(f"{given} does not exist")
-        if path.is_file():
-            add(entry(path, path.name, "file"))
-            continue
-        if not path.is_dir():
-            raise TransferError(f"{given} is neither a file nor a directory")
-        add(entry(path, path.name, "dir"))
-        for root, dirs, names in os.walk(path):
-            dirs.sort()
-            base = Path(root)
-            rel_root = path.name + "/" + base.relative_to(path).as_posix()
-            rel_root = rel_root.rstrip("/").removesuffix("/.")
-            for d in dirs:
-                if not (base / d).is_symlink():  # os.walk does not descend into them either
-                    add(entry(base / d, f"{rel_root}/{d}", "dir"))
-            for name in sorted(names):
-                target = base / name
-                if target.is_file():  # a symlink to a file sends the file's content
-                    add(entry(target, f"{rel_root}/{name}", "file"))
-    return entries
 
 
 class _Uploader(_Engine):
@@ -498,12 +490,14 @@ class _Uploader(_Engine):
         creds: Credentials,
         opts: Options,
         progress: ProgressSink,
-        entries: list[_Entry],
+        entries: list[Entry],
     ) -> None:
         super().__init__(loc, creds, opts, progress)
         self.entries = entries
         self.files = [e for e in entries if e.kind == "file"]
         self.dirs = [e for e in entries if e.kind == "dir"]
+        self.links = [e for e in entries if e.kind == "link"]
+        self.linked: set[str] = set()  # links made on the far side (a retry skips them)
         self.checked = False
         for f in self.files:
             self.results[f.rel] = FileResult(path=f.rel, size=f.size)
@@ -523,36 +517,62 @@ class _Uploader(_Engine):
                 if isinstance(e, asyncssh.SFTPConnectionLost):
                     raise
                 raise TransferError(
-                    f"cannot create {self.loc.path} on the remote: {e.reason}"
+                    f"cannot create {shown(self.loc.path)} on the remote: {shown(e.reason)}"
                 ) from e
             if not self.checked and not self.opts.overwrite:
-                found = await asyncio.gather(*(sftp.exists(self.remote(f.rel)) for f in self.files))
-                taken = [f.rel for f, hit in zip(self.files, found, strict=True) if hit]
+                found = await asyncio.gather(
+                    *(sftp.exists(self.remote(f.rel)) for f in self.files),
+                    *(sftp.lexists(self.remote(e.rel)) for e in self.links),
+                )
+                named = [*self.files, *self.links]
+                taken = [e.rel for e, hit in zip(named, found, strict=True) if hit]
                 if taken:
                     raise DestinationExistsError(
-                        f"already on the remote: {', '.join(taken[:5])}"
+                        f"already on the remote: {', '.join(shown(t) for t in taken[:5])}"
                         + (f" and {len(taken) - 5} more" if len(taken) > 5 else ""),
                         "pass --overwrite to replace them",
                     )
             self.checked = True
             await self.each_file(conn, self.files, self.upload_one)
+            for link in self.links:
+                if link.rel not in self.linked:
+                    await self.make_link(sftp, link)
             for d in sorted(self.dirs, key=lambda d: d.rel.count("/"), reverse=True):
                 attrs = asyncssh.SFTPAttrs(
                     permissions=d.mode, atime=int(d.atime), mtime=int(d.mtime)
                 )
                 await sftp.setstat(self.remote(d.rel), attrs)
 
-    async def upload_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: _Entry) -> None:
+    async def make_link(self, sftp: asyncssh.SFTPClient, link: Entry) -> None:
+        """Recreate a link of the sent tree; with --overwrite it replaces a file or link."""
+        path = self.remote(link.rel)
+        if self.opts.overwrite:
+            with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+                if stat.S_ISDIR((await sftp.lstat(path)).permissions or 0):
+                    raise DestinationExistsError(
+                        f"{shown(path)} is a directory on the remote; a symlink goes there",
+                        "move it away on the remote, then send again",
+                    )
+                await sftp.remove(path)
+        try:
+            await sftp.symlink(link.link_target, path)
+        except asyncssh.SFTPFailure as e:
+            raise DestinationExistsError(
+                f"{shown(path)} appeared on the remote during the transfer ({shown(e.reason)})",
+                "pass --overwrite to replace it",
+            ) from e
+        self.linked.add(link.rel)
+
+    async def upload_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: Entry) -> None:
         sftp = slot.sftp
         result = self.start_attempt(f)
         final = self.remote(f.rel)
         part = final + PART_SUFFIX
         local = Path(f.source)
         start, digest = 0, hashlib.sha256()
-        try:
-            held = (await sftp.stat(part)).size or 0
-        except asyncssh.SFTPNoSuchFile:
-            held = 0
+        held = await self.claim_part(
+            sftp, part, PartMark(str(local.absolute()), f.size, int(f.mtime))
+        )
         if 0 < held <= f.size:
             prefix = _local_prefix_hash(local, held)
             theirs, _ = await remote_sha256(conn, sftp, part, held)
@@ -589,7 +609,9 @@ class _Uploader(_Engine):
                         with contextlib.suppress(asyncssh.SFTPOpUnsupported):
                             await rf.fsync()
             if sent != f.size:
-                raise TransferError(f"{local} changed size while it was being sent; send it again")
+                raise TransferError(
+                    f"{shown(local)} changed size while it was being sent; send it again"
+                )
         except BaseException:
             far.cancel()
             raise
@@ -600,8 +622,9 @@ class _Uploader(_Engine):
         theirs, how, changed = await self.far_view(conn, sftp, far, part, f.size)
         if theirs != ours or changed:
             await sftp.remove(part)
+            await self.drop_remote_mark(sftp, part)
             if changed:
-                raise self.changed_during(f, f"the remote {part}")
+                raise self.changed_during(f, f"the remote {shown(part)}")
             raise self.checksum_failed(f, theirs, ours, "sent")
         attrs = asyncssh.SFTPAttrs(permissions=f.mode, atime=int(f.atime), mtime=int(f.mtime))
         await sftp.setstat(part, attrs)
@@ -612,16 +635,62 @@ class _Uploader(_Engine):
                 await sftp.rename(part, final)
         except asyncssh.SFTPFailure as e:
             raise DestinationExistsError(
-                f"{final} appeared on the remote during the transfer ({e.reason})",
+                f"{shown(final)} appeared on the remote during the transfer ({shown(e.reason)})",
                 "pass --overwrite to replace it",
             ) from e
+        await self.drop_remote_mark(sftp, part)
         result.sha256, result.verified_by, result.done = ours, how, True
+
+    async def claim_part(self, sftp: asyncssh.SFTPClient, part: str, mark: PartMark) -> int:
+        """The bytes of the remote ``part`` worth checking for a resume, once it is marked ours.
+
+        A ``.part`` with our mark for this very source may be resumed; one with a stale mark
+        starts over; one without our mark is someone's own file, refused unless --overwrite.
+        The common case, no ``.part`` yet, costs one exclusive create of the mark.
+        """
+        try:
+            held: int | None = (await sftp.lstat(part)).size or 0
+        except asyncssh.SFTPNoSuchFile:
+            held = None
+        if held is None:
+            try:
+                return await self.write_remote_mark(sftp, part, mark, "xb")
+            except (asyncssh.SFTPFailure, asyncssh.SFTPFileAlreadyExists):
+                pass  # a mark without a .part: ours from an earlier run, or someone's file
+        found = await self.read_remote_mark(sftp, part)
+        if found == mark and held:
+            return held
+        if found is None and not self.opts.overwrite:
+            raise self.not_ours([part if held is not None else mark_of(part)], "on the remote")
+        return await self.write_remote_mark(sftp, part, mark, "wb")
+
+    @staticmethod
+    async def write_remote_mark(
+        sftp: asyncssh.SFTPClient, part: str, mark: PartMark, mode: str
+    ) -> int:
+        owner_only = asyncssh.SFTPAttrs(permissions=0o600)
+        async with sftp.open(mark_of(part), mode, owner_only) as f:
+            await f.write(mark.encode())
+        return 0
+
+    @staticmethod
+    async def read_remote_mark(sftp: asyncssh.SFTPClient, part: str) -> PartMark | None:
+        try:
+            async with sftp.open(mark_of(part), "rb") as f:
+                return PartMark.decode(cast(bytes, await f.read(MARK_MAX + 1)))
+        except asyncssh.SFTPNoSuchFile:
+            return None
+
+    @staticmethod
+    async def drop_remote_mark(sftp: asyncssh.SFTPClient, part: str) -> None:
+        with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+            await sftp.remove(mark_of(part))
 
     async def push(
         self,
         sftp: asyncssh.SFTPClient,
         rf: asyncssh.SFTPClientFile,
-        f: _Entry,
+        f: Entry,
         result: FileResult,
         worker: ThreadPoolExecutor,
         digest: Any,
@@ -687,15 +756,22 @@ class _Downloader(_Engine):
     ) -> None:
         super().__init__(loc, creds, opts, progress)
         self.dest = dest
-        self.entries: list[_Entry] | None = None
+        self.entries: list[Entry] | None = None
+        self.umask = current_umask()
+        self.created: set[str] = set()  # directories this run made: only they get modes, times
 
-    async def plan(self, sftp: asyncssh.SFTPClient) -> list[_Entry]:
+    async def plan(self, sftp: asyncssh.SFTPClient) -> list[Entry]:
         """What the remote path holds, with every name checked before anything is written."""
         root = self.loc.path
+        registered = self.opts.registered
+        if registered is not None:
+            check_name(registered.name)
         try:
-            top = await sftp.stat(root)
+            top = await (sftp.stat(root) if registered is None else sftp.lstat(root))
         except asyncssh.SFTPNoSuchFile as e:
-            raise TransferError(f"{root} does not exist on the remote") from e
+            raise TransferError(f"{shown(root)} does not exist on the remote") from e
+        if registered is not None:
+            return [self.registered_file(root, top, registered)]
         name = check_name(posixpath.basename(root.rstrip("/")))
         if not stat.S_ISDIR(top.permissions or 0):
             return [self.entry(name, "file", top, root)]
@@ -709,6 +785,9 @@ class _Downloader(_Engine):
                     continue
                 rel = f"{rel_dir}/{check_name(child)}"
                 path = f"{remote_dir}/{child}"
+                if child.endswith(MARK_SUFFIX):  # never ours to take from a pod
+                    self.skip(Skipped(rel, "a resume mark of worldland's"))
+                    continue
                 mode = item.attrs.permissions or 0
                 if stat.S_ISDIR(mode):
                     entries.append(self.entry(rel, "dir", item.attrs, path))
@@ -716,15 +795,74 @@ class _Downloader(_Engine):
                 elif stat.S_ISREG(mode):
                     entries.append(self.entry(rel, "file", item.attrs, path))
                 elif stat.S_ISLNK(mode):
-                    target = check_symlink(rel, str(await sftp.readlink(path)))
-                    entries.append(_Entry(rel=rel, kind="link", source=path, link_target=target))
+                    target = str(await sftp.readlink(path))
+                    entries.append(Entry(rel=rel, kind="link", source=path, link_target=target))
                 else:
-                    self.progress.note(f"skipping {rel}: not a file, directory or symlink")
+                    self.skip(Skipped(rel, "not a file, directory or symlink"))
+        self.check_tree(entries)
         return entries
 
+    def registered_file(self, root: str, attrs: asyncssh.SFTPAttrs, code: Registered) -> Entry:
+        """The one file a code names, if the pod holds what its sender registered.
+
+        Its sha256 is checked after the download, like the pod's own hash; what can be
+        checked before a byte moves is checked here.
+        """
+        mode = attrs.permissions or 0
+        if not stat.S_ISREG(mode):
+            what = (
+                "a directory"
+                if stat.S_ISDIR(mode)
+                else "a symlink"
+                if stat.S_ISLNK(mode)
+                else "not a regular file"
+            )
+            raise TransferError(
+                f"the code names {shown(root)}, which is {what} on the pod; a code carries "
+                "one regular file",
+                "ask the sender for a new code (`worldland send FILE` inside the pod)",
+            )
+        if attrs.size != code.size:
+            raise TransferError(
+                f"{shown(root)} is {attrs.size} bytes on the pod, but its sender registered "
+                f"{code.size}; nothing was downloaded",
+                "the file changed after it was registered, or the pod is lying; ask the "
+                "sender for a new code",
+            )
+        return self.entry(code.name, "file", attrs, root)
+
+    def check_tree(self, entries: list[Entry]) -> None:
+        """Refuse a listing that names a path twice, or a link that leads out of the tree.
+
+        A name listed as a link and again as a directory would have later entries written
+        through the link. Links are resolved through the tree as it will be on disk: the
+        planned links, and where the plan has nothing, what is already in LOCAL_DIR.
+        """
+        planned: dict[str, Entry] = {}
+        for e in entries:
+            if e.rel in planned:
+                raise UnsafePathError(f"refusing the listing: the remote named {e.rel!r} twice")
+            planned[e.rel] = e
+        on_disk = links_on_disk(Path(os.path.realpath(self.dest)))
+
+        def link_at(rel: str) -> str | None:
+            if rel in planned:
+                return planned[rel].link_target if planned[rel].kind == "link" else None
+            return on_disk(rel)
+
+        for e in entries:
+            if e.kind == "link":
+                check_symlink(e.rel, e.link_target, link_at)
+            if e.kind == "file" and e.rel + PART_SUFFIX in planned:
+                raise TransferError(
+                    f"the remote holds both {e.rel!r} and {e.rel + PART_SUFFIX!r}: the first "
+                    "would be received through a file named as the second",
+                    "receive them one at a time, into different directories",
+                )
+
     @staticmethod
-    def entry(rel: str, kind: str, attrs: asyncssh.SFTPAttrs, source: str) -> _Entry:
-        return _Entry(
+    def entry(rel: str, kind: str, attrs: asyncssh.SFTPAttrs, source: str) -> Entry:
+        return Entry(
             rel=rel,
             kind=kind,
             size=(attrs.size or 0) if kind == "file" else 0,
@@ -734,23 +872,41 @@ class _Downloader(_Engine):
             source=source,
         )
 
-    def prepare(self, entries: list[_Entry]) -> None:
-        """Check every destination, then create the directories (owner-only until done)."""
+    def prepare(self, entries: list[Entry]) -> None:
+        """Check every destination, then create the directories (owner-only until done).
+
+        A directory that is already here is used as it is: its mode and times stay the
+        renter's, whatever the far side announces for it.
+        """
         self.dest.mkdir(parents=True, exist_ok=True)
-        taken = []
+        taken, foreign = [], []
         for e in entries:
             target = local_destination(self.dest, e.rel)
             if e.kind != "dir" and os.path.lexists(target) and not self.opts.overwrite:
                 taken.append(e.rel)
+            if e.kind == "file" and not self.opts.overwrite and foreign_local(self.part(target)):
+                foreign.append(e.rel + PART_SUFFIX)
         if taken:
             raise DestinationExistsError(
-                f"already in {self.dest}: {', '.join(taken[:5])}"
+                f"already in {shown(self.dest)}: {', '.join(shown(t) for t in taken[:5])}"
                 + (f" and {len(taken) - 5} more" if len(taken) > 5 else ""),
                 "pass --overwrite to replace them",
             )
+        if foreign:
+            raise self.not_ours(foreign, f"in {shown(self.dest)}")
         for e in entries:
             if e.kind == "dir":
-                local_destination(self.dest, e.rel).mkdir(mode=0o700, exist_ok=True)
+                target = local_destination(self.dest, e.rel)
+                try:
+                    target.mkdir(mode=0o700)
+                except FileExistsError:
+                    if not target.is_dir():
+                        raise DestinationExistsError(
+                            f"{shown(target)} is in the way: the remote has a directory there",
+                            "move it away, then run the command again",
+                        ) from None
+                    continue
+                self.created.add(e.rel)
         for e in entries:
             if e.kind == "file":
                 self.results[e.rel] = FileResult(path=e.rel, size=e.size)
@@ -767,7 +923,11 @@ class _Downloader(_Engine):
         await self.each_file(conn, files, self.download_one)
         self.finish_tree(self.entries)
 
-    def finish_tree(self, entries: list[_Entry]) -> None:
+    @staticmethod
+    def part(final: Path) -> Path:
+        return final.with_name(final.name + PART_SUFFIX)
+
+    def finish_tree(self, entries: list[Entry]) -> None:
         for e in entries:
             if e.kind == "link":
                 target = local_destination(self.dest, e.rel)
@@ -775,27 +935,31 @@ class _Downloader(_Engine):
                     target.unlink()
                 target.symlink_to(e.link_target)
         for e in sorted(entries, key=lambda e: e.rel.count("/"), reverse=True):
-            if e.kind == "dir":
+            if e.kind == "dir" and e.rel in self.created:
                 target = local_destination(self.dest, e.rel)
-                target.chmod(e.mode)
+                target.chmod(received_mode(e.mode, self.umask))
                 os.utime(target, (e.atime, e.mtime))
 
-    async def download_one(
-        self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: _Entry
-    ) -> None:
+    async def download_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: Entry) -> None:
         sftp = slot.sftp
         result = self.start_attempt(f)
         final = local_destination(self.dest, f.rel)
-        part = final.with_name(final.name + PART_SUFFIX)
+        part = self.part(final)
         if part.is_symlink():
-            raise TransferError(f"refusing to write through the symlink {part}")
+            raise TransferError(f"refusing to write through the symlink {shown(part)}")
+        if not self.opts.overwrite and foreign_local(part):  # appeared since prepare()
+            raise self.not_ours([f.rel + PART_SUFFIX], f"in {shown(self.dest)}")
+        source = dataclasses.replace(self.loc, path=f.source).display()
+        mark = PartMark(source, f.size, int(f.mtime))
         start, digest = 0, hashlib.sha256()
-        held = part.stat().st_size if part.exists() else 0
+        held = part.stat().st_size if part.exists() and read_local(part) == mark else 0
         if 0 < held <= f.size:
             prefix = _local_prefix_hash(part, held)
             theirs, _ = await remote_sha256(conn, sftp, f.source, held)
             if theirs == prefix.hexdigest():
                 start, digest = held, prefix
+        if not start:
+            write_local(part, mark)
         self.resumed(result, start)
 
         lane = await self.lane(conn, slot, f.size - start)
@@ -832,15 +996,15 @@ class _Downloader(_Engine):
 
         ours = digest.hexdigest()
         theirs, how, changed = await self.far_view(conn, sftp, far, f.source, f.size)
-        want = self.opts.expected_sha256
+        want = self.opts.registered.sha256 if self.opts.registered is not None else None
         if theirs != ours or changed or (want is not None and want != ours):
-            part.unlink()
+            drop_local(part)
             if changed:
-                raise self.changed_during(f, f"the remote {f.source}")
+                raise self.changed_during(f, f"the remote {shown(f.source)}")
             raise self.checksum_failed(
                 f, ours, want if theirs == ours and want else theirs, "source"
             )
-        os.chmod(part, f.mode)
+        os.chmod(part, received_mode(f.mode, self.umask))
         os.utime(part, (f.atime, f.mtime))
         if self.opts.overwrite:
             os.replace(part, final)
@@ -849,15 +1013,15 @@ class _Downloader(_Engine):
                 os.link(part, final)  # unlike rename, fails if the name appeared meanwhile
             except FileExistsError as e:
                 raise DestinationExistsError(
-                    f"{final} appeared during the transfer", "pass --overwrite to replace it"
+                    f"{shown(final)} appeared during the transfer", "pass --overwrite to replace it"
                 ) from e
-            part.unlink()
+        drop_local(part)  # the .part (unless it was renamed) and its mark
         result.sha256, result.verified_by, result.done = ours, how, True
 
     async def fetch(
         self,
         sftp: asyncssh.SFTPClient,
-        f: _Entry,
+        f: Entry,
         result: FileResult,
         sink: _LocalSink,
         worker: ThreadPoolExecutor,
@@ -887,9 +1051,11 @@ class _Downloader(_Engine):
                         more = await rf.read(size - len(data), offset + len(data))
                         if not more:
                             raise TransferError(
-                                f"{f.source} shrank during the transfer; fetch it again"
+                                f"{shown(f.source)} shrank during the transfer; fetch it again"
                             )
                         data += cast(bytes, more)
+                    if len(data) > size:
+                        raise sent_more_than_asked(f.source)
                     written.append((loop.run_in_executor(worker, sink.write, data), size, offset))
                     while written and (written[0][0].done() or len(written) > WORKER_AHEAD):
                         done, size, offset = written.popleft()
@@ -947,8 +1113,10 @@ async def upload(
 ) -> Summary:
     """Send local files and directories into the remote directory ``loc.path``."""
     opts = opts or Options()
-    entries = _plan_local(paths)
+    entries, skipped = plan_send(paths, opts.follow_links)
     engine = _Uploader(loc, creds, opts, progress or NullProgress(), entries)
+    for left_out in skipped:
+        engine.skip(left_out)
     began = time.monotonic()
     await engine.run(engine.work)
     return Summary(
@@ -958,6 +1126,7 @@ async def upload(
         files=[engine.results[f.rel] for f in engine.files],
         seconds=time.monotonic() - began,
         retries=engine.retries,
+        skipped=engine.skipped,
     )
 
 
@@ -981,4 +1150,5 @@ async def download(
         files=[engine.results[f.rel] for f in files],
         seconds=time.monotonic() - began,
         retries=engine.retries,
+        skipped=engine.skipped,
     )

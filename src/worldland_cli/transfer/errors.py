@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from worldland_cli.errors import ActionableError
 from worldland_cli.output import ExitCode
+from worldland_cli.transfer.display import shown
 
 
 class TransferError(ActionableError):
@@ -38,6 +39,20 @@ class UnsafePathError(TransferError):
 
 class DestinationExistsError(TransferError):
     """The destination file exists and ``--overwrite`` was not given."""
+
+
+def sent_more_than_asked(remote: str) -> TransferError:
+    """A READ answered with more bytes than it asked for: a protocol violation.
+
+    Both data paths (asyncssh's and the OpenSSH lane's) refuse such an answer before writing
+    any of it, so a pod cannot make us write past the range we asked for or the size it
+    announced.
+    """
+    return TransferError(
+        f"reading {shown(remote)}: the server sent more bytes than it was asked for (a protocol "
+        "violation); nothing past the range asked for was written",
+        "the pod's SFTP server is broken or hostile; do not trust what it sends",
+    )
 
 
 class ConnectionDropped(Exception):

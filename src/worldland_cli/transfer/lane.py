@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from worldland_cli.host import Host
+from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import (
     ConnectionDropped,
     HostKeyError,
     TransferError,
+    sent_more_than_asked,
 )
 from worldland_cli.transfer.overlap import ReadAhead, WriteBehind
 from worldland_cli.transfer.session import CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, Credentials
@@ -353,7 +355,7 @@ class OpenSshLane:
         (code,) = struct.unpack(">I", body[4:8])
         message = OpenSshLane._take_string(body, 8)[0].decode(errors="replace")
         reason = message or _FX_NAMES.get(code, f"SFTP status {code}")
-        return TransferError(f"{what}: {reason}")
+        return TransferError(f"{what}: {shown(reason)}")
 
     def _expect_ok(self, kind: int, body: bytes, what: str) -> None:
         if kind != _STATUS:
@@ -369,12 +371,14 @@ class OpenSshLane:
         if kind == _HANDLE:
             return self._take_string(body, 4)[0]
         if kind == _STATUS:
-            raise self._status_error(body, f"cannot open {path} on the remote")
-        raise TransferError(f"cannot open {path} on the remote: unexpected reply type {kind}")
+            raise self._status_error(body, f"cannot open {shown(path)} on the remote")
+        raise TransferError(
+            f"cannot open {shown(path)} on the remote: unexpected reply type {kind}"
+        )
 
     def _close(self, handle: bytes, path: str) -> None:
         kind, body = self._call(_CLOSE, _string(handle))
-        self._expect_ok(kind, body, f"closing {path} on the remote")
+        self._expect_ok(kind, body, f"closing {shown(path)} on the remote")
 
     @_holding_pipes
     def push(
@@ -426,13 +430,13 @@ class OpenSshLane:
                 ahead.stop()
         if fsync and self.can_fsync:
             kind, body = self._call(_EXTENDED, _string(b"fsync@openssh.com") + prefix)
-            self._expect_ok(kind, body, f"flushing {remote} to disk on the remote")
+            self._expect_ok(kind, body, f"flushing {shown(remote)} to disk on the remote")
         self._close(handle, remote)
         return offset
 
     def _acknowledge(self, pending: deque[tuple[int, int]], moved: Moved, remote: str) -> None:
         kind, body = self._receive()
-        self._expect_ok(kind, body, f"writing {remote} on the remote")
+        self._expect_ok(kind, body, f"writing {shown(remote)} on the remote")
         size, reached = pending.popleft()
         moved(size, reached)
 
@@ -489,7 +493,7 @@ class OpenSshLane:
             buffer = behind.take()
             got = self._receive_data(memoryview(buffer)[:n], remote)
             if got == 0:
-                raise TransferError(f"{remote} shrank during the transfer; fetch it again")
+                raise TransferError(f"{shown(remote)} shrank during the transfer; fetch it again")
             behind.give(buffer, got, offset)
             if got < n:  # a short answer: the replies still owed overlap; ask again from here
                 for _ in asked:
@@ -505,10 +509,12 @@ class OpenSshLane:
             if kind == _STATUS and struct.unpack(">I", body[4:8])[0] == _FX_EOF:
                 return 0
             if kind == _STATUS:
-                raise self._status_error(body, f"reading {remote} on the remote")
-            raise TransferError(f"reading {remote} on the remote: unexpected reply type {kind}")
+                raise self._status_error(body, f"reading {shown(remote)} on the remote")
+            raise TransferError(
+                f"reading {shown(remote)} on the remote: unexpected reply type {kind}"
+            )
         n: int = struct.unpack(">II", self._read_exact(8))[1]
         if n > len(into) or n != length - 9:
-            raise TransferError(f"reading {remote}: the server sent more than was asked for")
+            raise sent_more_than_asked(remote)
         self._read_into(into[:n])
         return n

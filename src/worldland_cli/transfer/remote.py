@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worldland_cli.hubclient import HubRejected, PodSsh, format_time
+from worldland_cli.transfer.entries import Registered
 from worldland_cli.transfer.errors import TransferError
 from worldland_cli.transfer.targets import CODE_SHAPE, PodLocation, SshLocation
 
@@ -100,14 +101,16 @@ def offer_file(
     """Register ``source`` (a file inside the pod ``pod_id``) with the hub for a code.
 
     The pod is looked up first so a wrong id fails before a large file is hashed. The path
-    registered is absolute but not symlink-resolved, so the receiver gets the name the
-    sender typed; the pod's sshd sees the same file system as this shell.
+    registered is resolved, since a receiver refuses a code that names a symlink (a code
+    carries one regular file), and the name registered is the one the sender typed, which
+    the receiver saves it under; the pod's sshd sees the same file system as this shell.
     """
     pod_location(client, PodLocation(pod_id=pod_id, path="/"), renter)
-    path = Path(os.path.abspath(source))
+    typed = Path(os.path.abspath(source))
+    path = Path(os.path.realpath(typed))
     size, sha256 = _digest(path)
     try:
-        made = client.create_transfer(pod_id, str(path), path.name, size, sha256, code)
+        made = client.create_transfer(pod_id, str(path), typed.name, size, sha256, code)
     except HubRejected as e:
         if e.status == 409:
             raise TransferError(
@@ -119,7 +122,7 @@ def offer_file(
         expires_at=made.expires_at,
         pod_id=pod_id,
         path=str(path),
-        name=path.name,
+        name=typed.name,
         size=size,
         sha256=sha256,
     )
@@ -127,13 +130,12 @@ def offer_file(
 
 @dataclass(frozen=True)
 class Claim:
-    """A claimed code: where to download from (pinned) and the sha256 the file must have."""
+    """A claimed code: where to download from (pinned) and the file its sender registered."""
 
     code: str
     pod_id: str
     location: SshLocation
-    size: int
-    sha256: str
+    registered: Registered
 
 
 def claim_code(client: HubClient, code: str) -> Claim:
@@ -161,6 +163,5 @@ def claim_code(client: HubClient, code: str) -> Claim:
         code=got.code,
         pod_id=got.pod_id,
         location=pinned(got.ssh, got.path),
-        size=got.size,
-        sha256=got.sha256,
+        registered=Registered(name=got.name, size=got.size, sha256=got.sha256),
     )

@@ -8,9 +8,10 @@ us write outside LOCAL_DIR. Every check here runs before a byte is written.
 from __future__ import annotations
 
 import os
-import posixpath
+from collections.abc import Callable
 from pathlib import Path
 
+from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import UnsafePathError
 
 
@@ -33,18 +34,81 @@ def check_relative(rel: str) -> str:
     return rel
 
 
-def check_symlink(rel: str, target: str) -> str:
-    """A symlink at ``rel`` may only point inside the received tree (``rel``'s first part).
+# The target of the symlink at a path of the tree (paths as ``rel``), or None where none is.
+LinkAt = Callable[[str], "str | None"]
+MAX_HOPS = 40  # links followed for one name before it counts as a loop, as Linux's ELOOP
 
-    Pointing at LOCAL_DIR itself or a sibling would expose local files through the tree.
+
+def _no_links(rel: str) -> str | None:
+    """Knows no other links: each link is then checked on its own."""
+    return None
+
+
+def check_symlink(rel: str, target: str, link_at: LinkAt = _no_links) -> str:
+    """A symlink at ``rel`` may only lead inside its tree (``rel``'s first part), at every step.
+
+    The target is resolved as the kernel will resolve it, one name at a time, through the
+    links ``link_at`` reports (the tree as it will be on disk once the transfer is done): a
+    chain such as ``up -> .`` and ``key -> up/up/../../.ssh/id_ed25519`` looks harmless one
+    link at a time, but leaves the tree. A resolution that steps above the tree's top at any
+    point, an absolute target, and a loop are refused: pointing at LOCAL_DIR itself or a
+    sibling would expose local files through the tree. A name nothing is at resolves as a
+    plain name, so a dangling link is kept (the kernel fails such a path; it never escapes).
     """
-    if target.startswith("/"):
-        raise UnsafePathError(f"refusing the symlink {rel!r} -> {target!r}: it points outside")
-    top = rel.split("/", 1)[0]
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
-    if resolved != top and not resolved.startswith(top + "/"):
-        raise UnsafePathError(f"refusing the symlink {rel!r} -> {target!r}: it points outside")
+    _LinkWalk(rel, target, link_at).follow(rel.split("/")[:-1], target)
     return target
+
+
+class _LinkWalk:
+    """One symlink's resolution; counts the links followed to catch loops."""
+
+    def __init__(self, rel: str, target: str, link_at: LinkAt) -> None:
+        self.rel = rel
+        self.target = target
+        self.link_at = link_at
+        self.top = rel.split("/", 1)[0]
+        self.hops = 0
+
+    def refuse(self, why: str) -> UnsafePathError:
+        return UnsafePathError(f"refusing the symlink {self.rel!r} -> {self.target!r}: {why}")
+
+    def follow(self, base: list[str], path: str) -> list[str]:
+        """Where ``path``, taken from the directory ``base``, ends up."""
+        if path.startswith("/") or "\0" in path:
+            raise self.refuse(f"it points outside {self.top!r}")
+        where = list(base)
+        for name in path.split("/"):
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if len(where) <= 1:
+                    raise self.refuse(f"it leads outside {self.top!r} on the way")
+                where.pop()
+                continue
+            where.append(name)
+            through = self.link_at("/".join(where))
+            if through is not None:
+                self.hops += 1
+                if self.hops > MAX_HOPS:
+                    raise self.refuse("it is part of a loop of symlinks")
+                where = self.follow(where[:-1], through)
+        return where
+
+
+def links_on_disk(root: Path) -> LinkAt:
+    """The symlinks already on disk under ``root``, for :func:`check_symlink`.
+
+    :func:`check_symlink` asks about resolved paths only (every link before a name has been
+    followed already), so a path here never goes through a link the check has not seen.
+    """
+
+    def link_at(rel: str) -> str | None:
+        try:
+            return os.readlink(root.joinpath(*rel.split("/")))
+        except (OSError, ValueError):  # not a link, nothing there, or a NUL in the name
+            return None
+
+    return link_at
 
 
 def local_destination(root: Path, rel: str) -> Path:
@@ -55,8 +119,9 @@ def local_destination(root: Path, rel: str) -> Path:
     real_parent = Path(os.path.realpath(dest.parent))
     if real_parent != real_root and real_root not in real_parent.parents:
         raise UnsafePathError(
-            f"refusing to write {rel!r}: {dest.parent} leads outside {real_root} (a symlink)"
+            f"refusing to write {rel!r}: {shown(dest.parent)} leads outside {shown(real_root)} "
+            "(a symlink)"
         )
     if dest.is_symlink():
-        raise UnsafePathError(f"refusing to write through the existing symlink {dest}")
+        raise UnsafePathError(f"refusing to write through the existing symlink {shown(dest)}")
     return dest

@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import asyncssh
 
+from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import (
     DeniedError,
     HostKeyError,
@@ -186,12 +187,12 @@ async def connect(loc: SshLocation, creds: Credentials) -> asyncssh.SSHClientCon
         raise await _host_key_error(loc, creds, trusted) from None
     except asyncssh.PermissionDenied as e:
         raise DeniedError(
-            f"{loc.user}@{loc.host}:{loc.port} refused our key ({e.reason})",
+            f"{loc.user}@{loc.host}:{loc.port} refused our key ({shown(e.reason)})",
             "check --identity, or that your public key is in the pod's authorized_keys",
         ) from e
     except (TimeoutError, OSError, asyncssh.DisconnectError) as e:
         raise UnreachableError(
-            f"cannot reach {loc.host}:{loc.port}: {e or type(e).__name__}",
+            f"cannot reach {loc.host}:{loc.port}: {shown(e) or type(e).__name__}",
             "check that the pod is running and the address is right",
         ) from e
 
@@ -228,5 +229,5 @@ async def _reread_sha256(sftp: asyncssh.SFTPClient, path: str, length: int) -> s
                 digest.update(block)
                 offset += len(block)
     except asyncssh.SFTPError as e:
-        raise TransferError(f"cannot re-read {path} to verify it: {e.reason}") from e
+        raise TransferError(f"cannot re-read {shown(path)} to verify it: {shown(e.reason)}") from e
     return digest.hexdigest()

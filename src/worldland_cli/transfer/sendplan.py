@@ -1,0 +1,107 @@
+"""What ``send`` moves: the local files, directories and symlinks, named for the remote.
+
+Symlinks inside a sent directory are not followed unless the renter asks (``--follow-links``,
+rsync's ``--copy-links``): a link that stays inside the directory, resolved step by step
+through the directory's other links, is recreated as a link on the far side; one that leads
+outside is skipped and reported. Following every link by default sent whatever a link pointed
+at, and a tree received from a pod could hold a chain of links that leads to ``~/.ssh``. A
+path named on the command line is what the renter asked for, so it is followed when it is a
+link. With ``--follow-links`` a link to a directory is walked as a directory, except one that
+leads back into a directory being walked (a loop), which is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from worldland_cli.transfer.display import shown
+from worldland_cli.transfer.entries import Entry, Skipped
+from worldland_cli.transfer.errors import TransferError, UnsafePathError
+from worldland_cli.transfer.safety import check_symlink, links_on_disk
+
+
+def plan_send(paths: list[Path], follow_links: bool) -> tuple[list[Entry], list[Skipped]]:
+    """The entries to send for ``paths``, in order (a directory before what it holds)."""
+    plan = _SendPlan(follow_links)
+    for given in paths:
+        plan.given(given)
+    return plan.entries, plan.skipped
+
+
+class _SendPlan:
+    def __init__(self, follow_links: bool) -> None:
+        self.follow_links = follow_links
+        self.entries: list[Entry] = []
+        self.skipped: list[Skipped] = []
+        self.seen: set[str] = set()
+
+    def add(self, path: Path, rel: str, kind: str, st: os.stat_result, target: str = "") -> None:
+        if rel in self.seen:
+            raise TransferError(f"two sources would both be sent as {rel!r}")
+        self.seen.add(rel)
+        self.entries.append(
+            Entry(
+                rel=rel,
+                kind=kind,
+                size=st.st_size if kind == "file" else 0,
+                mode=stat.S_IMODE(st.st_mode),
+                mtime=st.st_mtime,
+                atime=st.st_atime,
+                source=str(path),
+                link_target=target,
+            )
+        )
+
+    def given(self, given: Path) -> None:
+        """A path from the command line: followed when it is a link, as the renter asked."""
+        path = given.resolve() if given.name in ("", ".", "..") else given
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise TransferError(f"{shown(given)} does not exist") from None
+        if stat.S_ISREG(st.st_mode):
+            self.add(path, path.name, "file", st)
+        elif stat.S_ISDIR(st.st_mode):
+            self.add(path, path.name, "dir", st)
+            self.walk(path, path.name, path, {(st.st_dev, st.st_ino)})
+        else:
+            raise TransferError(f"{shown(given)} is neither a file nor a directory")
+
+    def walk(self, directory: Path, rel_dir: str, top: Path, above: set[tuple[int, int]]) -> None:
+        """The entries under ``directory``; ``above`` holds the directories being walked."""
+        with os.scandir(directory) as found:
+            items = sorted(found, key=lambda item: item.name)
+        for item in items:
+            path, rel = Path(item.path), f"{rel_dir}/{item.name}"
+            if item.is_symlink() and not self.follow_links:
+                self.link(path, rel, top)
+                continue
+            try:
+                st = path.stat()
+            except OSError:  # a dangling link (followed), or gone since it was listed
+                self.skipped.append(Skipped(rel, "a symlink that points nowhere"))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                here = (st.st_dev, st.st_ino)
+                if here in above:
+                    self.skipped.append(Skipped(rel, "a symlink loop"))
+                    continue
+                self.add(path, rel, "dir", st)
+                self.walk(path, rel, top, above | {here})
+            elif stat.S_ISREG(st.st_mode):
+                self.add(path, rel, "file", st)
+            else:
+                self.skipped.append(Skipped(rel, "not a file, directory or symlink"))
+
+    def link(self, path: Path, rel: str, top: Path) -> None:
+        """Recreate the link on the far side if it stays inside the sent directory."""
+        target = os.readlink(path)
+        try:
+            check_symlink(rel, target, links_on_disk(top.parent))
+        except UnsafePathError:
+            outside = f"a symlink that leads outside {top.name}"
+            self.skipped.append(Skipped(rel, outside, "--follow-links sends what it points to"))
+            return
+        self.add(path, rel, "link", path.lstat(), target)

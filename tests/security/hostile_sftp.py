@@ -1,0 +1,177 @@
+"""A hostile pod: an SSH server in the test process whose SFTP server lies on purpose.
+
+Why: a real sshd only says true things about real files, and the renter's machine must survive
+a pod that lies. This server serves a directory on disk through asyncssh's SFTP server, so both
+of the engine's data paths read the same files (its asyncssh channel, and the OpenSSH lane,
+whose ``ssh -s sftp`` reaches the same port with the same pinned host key and client key), and
+applies the lies a test asks for in :class:`Lies`: other modes or file types, more bytes than
+asked for on READ, extra names in a listing (odd ones, or one name twice).
+
+Exec requests are refused, as on an sftp-only account, so the engine checks what it received
+by re-reading it over SFTP: the lies reach every path the engine takes.
+
+The server runs on its own event loop in a thread, so tests call the engine with
+``asyncio.run`` or the CLI runner exactly as they do against the real sshd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.targets import SshLocation
+
+
+@dataclass
+class Lies:
+    """What the server says that is not true; paths are absolute, as the client asks for them.
+
+    ``modes``: the st_mode (type and permission bits) announced for a path, by stat, lstat
+    and in listings. ``extra_read``: bytes added to every READ answer that has data.
+    ``extra_names``: entries added to a directory's listing, each a name and the st_mode
+    announced for it. ``refusals``: opening the path fails with this text as the reason.
+    """
+
+    modes: dict[str, int] = field(default_factory=dict)
+    extra_read: int = 0
+    extra_names: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    refusals: dict[str, str] = field(default_factory=dict)
+
+
+class _LyingSFTPServer(asyncssh.SFTPServer):
+    """asyncssh's file-system SFTP server with the lies of :class:`Lies` applied."""
+
+    lies: Lies
+
+    def _attrs(self, path: bytes, found: os.stat_result) -> asyncssh.SFTPAttrs:
+        attrs = asyncssh.SFTPAttrs.from_local(found)
+        mode = self.lies.modes.get(os.fsdecode(path))
+        if mode is not None:
+            attrs.permissions = mode
+        return attrs
+
+    def lstat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        return self._attrs(path, os.lstat(path))
+
+    def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
+        return self._attrs(path, os.stat(path))
+
+    def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
+        refusal = self.lies.refusals.get(os.fsdecode(path))
+        if refusal is not None:
+            raise asyncssh.SFTPPermissionDenied(refusal)
+        return super().open(path, pflags, attrs)
+
+    def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        data: bytes = super().read(file_obj, offset, size)  # type: ignore[assignment]
+        return data + b"\xee" * self.lies.extra_read if data else data
+
+    async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
+        async for name in super().scandir(path):
+            mode = self.lies.modes.get(os.fsdecode(os.path.join(path, name.filename)))
+            if mode is not None:
+                name.attrs.permissions = mode
+            yield name
+        for extra, mode in self.lies.extra_names.get(os.fsdecode(path), []):
+            attrs = asyncssh.SFTPAttrs(type=None, size=0, permissions=mode, mtime=0, atime=0)
+            yield asyncssh.SFTPName(extra.encode(), attrs=attrs)
+
+
+def _key_files(directory: Path) -> tuple[asyncssh.SSHKey, Path]:
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_file = directory / "id_ed25519"
+    client_key.write_private_key(str(client_file))
+    os.chmod(client_file, 0o600)
+    client_key.write_public_key(str(client_file) + ".pub")
+    return host_key, client_file
+
+
+@dataclass
+class HostileServer:
+    """A running hostile pod and what a client needs to reach it."""
+
+    host: str
+    port: int
+    host_public_key: str
+    client_key: Path
+    known_hosts: Path
+    lies: Lies
+
+    @property
+    def creds(self) -> Credentials:
+        return Credentials(
+            identity=self.client_key, identity_explicit=True, known_hosts=self.known_hosts
+        )
+
+    def location(self, path: Path | str) -> SshLocation:
+        """Where the engine finds ``path``, with this server's host key pinned (as for pods)."""
+        return SshLocation(self.host, self.port, "renter", str(path), self.host_public_key)
+
+    def url(self, path: Path | str) -> str:
+        return f"ssh://renter@{self.host}:{self.port}{path}"
+
+
+@contextlib.contextmanager
+def hostile_server(directory: Path, lies: Lies | None = None) -> Iterator[HostileServer]:
+    """Run a hostile pod on a free loopback port until the block ends.
+
+    ``directory`` holds its keys; the files it serves are wherever the test's paths point.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    told = lies or Lies()
+    host_key, client_file = _key_files(directory)
+    authorized = asyncssh.import_authorized_keys(Path(f"{client_file}.pub").read_text())
+
+    def sftp_factory(chan: Any) -> asyncssh.SFTPServer:
+        server = _LyingSFTPServer(chan)
+        server.lies = told
+        return server
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="hostile-pod", daemon=True)
+    thread.start()
+
+    async def listen() -> asyncssh.SSHAcceptor:
+        return await asyncssh.listen(
+            "127.0.0.1",
+            0,
+            server_host_keys=[host_key],
+            authorized_client_keys=authorized,
+            sftp_factory=sftp_factory,
+            allow_scp=False,
+        )
+
+    acceptor = asyncio.run_coroutine_threadsafe(listen(), loop).result(timeout=10)
+    port = acceptor.get_port()
+    public = host_key.export_public_key("openssh").decode().split()
+    known_hosts = directory / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {public[0]} {public[1]}\n")
+    try:
+        yield HostileServer(
+            host="127.0.0.1",
+            port=port,
+            host_public_key=f"{public[0]} {public[1]}",
+            client_key=client_file,
+            known_hosts=known_hosts,
+            lies=told,
+        )
+    finally:
+
+        async def stop() -> None:
+            acceptor.close()
+            await acceptor.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
