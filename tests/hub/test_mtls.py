@@ -2,38 +2,24 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from eth_account import Account
 
 from hub_stub.ca import CertificateAuthority
-from tests.hub.conftest import bearer, login, make_csr, register_node
+from tests.hub.conftest import (
+    bearer,
+    login,
+    make_csr,
+    mtls_client,
+    register_node,
+    write_identity,
+)
 from tests.support.hub import RunningHub
-
-
-def write_identity(directory: Path, name: str, key: object, cert_pem: str) -> tuple[str, str]:
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_path.write_text(cert_pem)
-    key_path.write_bytes(
-        key.private_bytes(  # type: ignore[attr-defined]
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
-def mtls_client(hub: RunningHub, identity: tuple[str, str]) -> httpx.Client:
-    context = ssl.create_default_context(cafile=str(hub.ca_cert))
-    context.load_cert_chain(*identity)
-    return httpx.Client(base_url=hub.url, verify=context, timeout=10.0)
 
 
 @pytest.fixture

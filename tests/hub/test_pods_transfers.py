@@ -12,10 +12,9 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from hub_stub.words import WORDS
-from tests.hub.conftest import bearer, login, path_of
+from tests.hub.conftest import HOST_KEY, bearer, login, path_of
 from tests.support.hub import RunningHub
 
-HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ0ZXN0a2V5Zm9ydGVzdHM"
 SHA = "a" * 64
 
 
