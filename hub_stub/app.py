@@ -314,7 +314,7 @@ def create_app(config: HubConfig) -> FastAPI:
                 models.NodeOut(
                     node_id=row["node_id"],
                     host=row["host"],
-                    gpus=[models.Gpu(**gpu) for gpu in json.loads(row["gpus"])],
+                    gpus=[models.GpuOut(**gpu) for gpu in json.loads(row["gpus"])],
                     price_per_sec_wei=row["price_per_sec_wei"],
                     labels=json.loads(row["labels"]),
                     registered_at=rfc3339(row["registered_at"]),
