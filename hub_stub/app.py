@@ -34,12 +34,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from hub_stub import __version__, auth, models
+from hub_stub import __version__, auth, codes, models
 from hub_stub.ca import CertificateAuthority, CsrRejected, write_private
 from hub_stub.config import HubConfig
 from hub_stub.kube import JoinSource, JoinUnavailable, KubeconfigJoin, NotConfigured, StaticJoin
 from hub_stub.store import Store
-from hub_stub.words import WORDS
 
 ALLOWED_IPS = "10.100.0.0/16"
 PERSISTENT_KEEPALIVE = 25
@@ -504,7 +503,7 @@ def create_app(config: HubConfig) -> FastAPI:
         "/v1/transfers",
         response_model=models.TransferCreated,
         status_code=201,
-        responses={409: {"description": "the chosen code is taken"}},
+        responses={409: {"description": "no free code found (retry)"}},
     )
     def create_transfer(body: models.TransferIn, who: Who) -> models.TransferCreated:
         address = person(who)
@@ -513,12 +512,10 @@ def create_app(config: HubConfig) -> FastAPI:
         with store.transaction() as db:
             renter_pod(db, body.pod_id, address)
             for _ in range(20):
-                code = body.code or new_code()
+                code = codes.new_code()
                 taken = db.execute("SELECT 1 FROM transfers WHERE code = ?", (code,)).fetchone()
                 if not taken:
                     break
-                if body.code:
-                    raise HTTPException(409, f"code {code} is taken: choose another")
             else:
                 raise HTTPException(409, "could not find a free code; try again")
             db.execute(
@@ -657,9 +654,3 @@ def create_app(config: HubConfig) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-def new_code() -> str:
-    """A runpodctl-style code: four digits and three words (``8338-galileo-collect-fidel``)."""
-    words = "-".join(secrets.choice(WORDS) for _ in range(3))
-    return f"{secrets.randbelow(10_000):04d}-{words}"

@@ -292,12 +292,17 @@ class TransferIn(Strict):
     ]
     size: Annotated[int, Field(ge=0, le=2**62)]
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-    code: (
-        Annotated[
-            str, StringConstraints(min_length=6, max_length=64, pattern=r"^[a-z0-9]+(-[a-z0-9]+)+$")
-        ]
-        | None
-    ) = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def no_chosen_code(cls, data: object) -> object:
+        """A ``code`` field gets its own message: clients that chose codes must learn why."""
+        if isinstance(data, dict) and "code" in data:
+            raise PydanticCustomError(
+                "chosen_code",
+                "the hub makes transfer codes: leave out 'code' and use the one in the answer",
+            )
+        return data
 
     @field_validator("name")
     @classmethod

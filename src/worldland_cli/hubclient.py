@@ -618,23 +618,10 @@ class HubClient:
         return _pod_ssh(self.request("GET", f"/v1/pods/{_seg(pod_id)}/ssh"), pod_id)
 
     def create_transfer(
-        self,
-        pod_id: str,
-        path: str,
-        name: str,
-        size: int,
-        sha256: str,
-        code: str | None = None,
+        self, pod_id: str, path: str, name: str, size: int, sha256: str
     ) -> TransferCode:
-        body: dict[str, Any] = {
-            "pod_id": pod_id,
-            "path": path,
-            "name": name,
-            "size": size,
-            "sha256": sha256,
-        }
-        if code is not None:
-            body["code"] = code
+        """Register a file in a pod; the hub makes the code (a client cannot choose one)."""
+        body = {"pod_id": pod_id, "path": path, "name": name, "size": size, "sha256": sha256}
         doc = self.request("POST", "/v1/transfers", json=body)
         return TransferCode(code=str(doc["code"]), expires_at=parse_time(doc["expires_at"]))
 

@@ -106,7 +106,7 @@ def test_transfer_code_is_runpodctl_style_and_answers_once(
     created = create(client, token, pod_id)
     assert created.status_code == 201
     code = created.json()["code"]
-    match = re.fullmatch(r"(\d{4})-([a-z]+)-([a-z]+)-([a-z]+)", code)
+    match = re.fullmatch(r"(\d{4})" + r"-([a-z]+)" * 5, code)
     assert match is not None
     assert all(word in WORDS for word in match.groups()[1:])
     receiver = login(client, Account.create(), stub_hub.siwe_domain)
@@ -143,17 +143,6 @@ def test_expired_code_is_410(
     response = client.get(f"/v1/transfers/{code}", headers=bearer(token))
     assert response.status_code == 410
     assert "expired" in response.json()["detail"]
-
-
-def test_chosen_code_is_used_and_a_taken_one_is_409(
-    client: httpx.Client, renter: tuple[str, str]
-) -> None:
-    token, pod_id = renter
-    code = f"4242-{uuid.uuid4().hex[:6]}-tiger-lemon"
-    assert create(client, token, pod_id, code=code).json()["code"] == code
-    taken = create(client, token, pod_id, code=code)
-    assert taken.status_code == 409
-    assert "taken" in taken.json()["detail"]
 
 
 def test_only_the_pods_renter_can_create_codes(
