@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from cryptography import x509
@@ -72,7 +73,7 @@ class Hub:
     """The app's state: configuration, store, CA, secrets and the join source."""
 
     def __init__(self, config: HubConfig) -> None:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        private_data_dir(config.data_dir)
         self.config = config
         self.store = Store(config.data_dir / "hub.sqlite3")
         self.ca = CertificateAuthority(config.data_dir / "ca")
@@ -87,6 +88,20 @@ class Hub:
             self.join = StaticJoin(config.kube_api_server, config.kube_token, config.kube_ca_hashes)
         else:
             self.join = NotConfigured()
+
+
+def private_data_dir(path: Path) -> None:
+    """Make the data directory and its subdirectories 0700, whoever made them first.
+
+    Everything in it is the hub's alone: the database, the CA key, the admin token, the
+    WireGuard and TLS keys. Directories an older hub (or a launcher) made 0755 are closed
+    at start, so even the public certificates inside cannot be reached by other users.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    for sub in ("ca", "vpn", "tls"):
+        if (path / sub).is_dir():
+            (path / sub).chmod(0o700)
 
 
 def load_admin_token(config: HubConfig) -> str:

@@ -9,6 +9,7 @@ so a request that fails half way never leaves a half-written row.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -118,11 +119,25 @@ MIGRATIONS: tuple[str, ...] = (
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
+def _private_files(path: Path) -> None:
+    """Create the database 0600 before SQLite opens it; close up files an older hub left open.
+
+    The database holds the ledger, token hashes and transfer data. SQLite creates ``-wal``
+    and ``-shm`` with the database file's own mode, so a 0600 database keeps all three
+    private whatever the umask; files from a hub that made them 0644 are tightened here.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        if name.exists():
+            name.chmod(0o600)
+
+
 class Store:
     """The hub's database: open (creating or migrating the schema) and run transactions."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        _private_files(path)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(
             path, check_same_thread=False, isolation_level=None, timeout=30
