@@ -468,8 +468,15 @@ def create_app(config: HubConfig) -> FastAPI:
 
     @app.post("/v1/admin/pods", response_model=models.PodCreated, status_code=201)
     def register_pod(body: models.PodIn, _: Admin, response: Response) -> models.PodCreated:
+        """Record or update a pod. A new renter ends the previous renter's open codes for it."""
         with store.transaction() as db:
-            existed = db.execute("SELECT 1 FROM pods WHERE pod_id = ?", (body.pod_id,)).fetchone()
+            existed = db.execute(
+                "SELECT renter FROM pods WHERE pod_id = ?", (body.pod_id,)
+            ).fetchone()
+            if existed is not None and existed["renter"] != body.renter_address:
+                db.execute(
+                    "DELETE FROM transfers WHERE pod_id = ? AND used_at IS NULL", (body.pod_id,)
+                )
             db.execute(
                 "INSERT INTO pods (pod_id, renter, ssh_host, ssh_port, ssh_user, host_key, "
                 "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pod_id) DO UPDATE SET "
@@ -521,23 +528,32 @@ def create_app(config: HubConfig) -> FastAPI:
         responses={409: {"description": "no free code found (retry)"}},
     )
     def create_transfer(body: models.TransferIn, who: Who) -> models.TransferCreated:
+        """Register a file under a fresh code; expired codes are deleted in the same step.
+
+        Only the code's hash is stored. Purging here (and on claims) keeps expired codes
+        from accumulating without a background task.
+        """
         address = person(who)
         now = time.time()
         expires = now + config.transfer_ttl.total_seconds()
         with store.transaction() as db:
             renter_pod(db, body.pod_id, address)
+            db.execute("DELETE FROM transfers WHERE expires_at <= ?", (now,))
             for _ in range(20):
                 code = codes.new_code()
-                taken = db.execute("SELECT 1 FROM transfers WHERE code = ?", (code,)).fetchone()
+                digest = codes.code_hash(code)
+                taken = db.execute(
+                    "SELECT 1 FROM transfers WHERE code_hash = ?", (digest,)
+                ).fetchone()
                 if not taken:
                     break
             else:
                 raise HTTPException(409, "could not find a free code; try again")
             db.execute(
-                "INSERT INTO transfers (code, pod_id, creator, path, name, size, sha256, "
+                "INSERT INTO transfers (code_hash, pod_id, creator, path, name, size, sha256, "
                 "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    code,
+                    digest,
                     body.pod_id,
                     address,
                     body.path,
@@ -556,26 +572,42 @@ def create_app(config: HubConfig) -> FastAPI:
         responses={410: {"description": "used or expired"}},
     )
     def claim_transfer(code: models.CodePath, who: Who) -> models.TransferOut:
+        """Spend a code once, by its hash; expired codes go, this one with a 410 that says so.
+
+        A code is the sender's offer of a file in *their* pod: if the pod has changed
+        renter since, the code is withdrawn rather than handing the new renter's pod out.
+        """
         address = person(who)
         now = time.time()
+        digest = codes.code_hash(code)
+        refusal: HTTPException | None = None
         with store.transaction() as db:
             row = db.execute(
-                "SELECT t.*, p.ssh_host, p.ssh_port, p.ssh_user, p.host_key FROM transfers t "
-                "JOIN pods p ON p.pod_id = t.pod_id WHERE t.code = ?",
-                (code,),
+                "SELECT t.*, p.renter, p.ssh_host, p.ssh_port, p.ssh_user, p.host_key "
+                "FROM transfers t JOIN pods p ON p.pod_id = t.pod_id WHERE t.code_hash = ?",
+                (digest,),
             ).fetchone()
+            db.execute("DELETE FROM transfers WHERE expires_at <= ?", (now,))
             if row is None:
-                raise HTTPException(404, f"unknown code {code}")
-            if row["used_at"] is not None:
-                raise HTTPException(410, "code already used")
-            if row["expires_at"] <= now:
-                raise HTTPException(410, "code expired: ask the sender for a new one")
-            db.execute(
-                "UPDATE transfers SET used_at = ?, used_by = ? WHERE code = ?",
-                (now, address, code),
-            )
+                refusal = HTTPException(404, f"unknown code {code}")
+            elif row["used_at"] is not None:
+                refusal = HTTPException(410, "code already used")
+            elif row["expires_at"] <= now:
+                refusal = HTTPException(410, "code expired: ask the sender for a new one")
+            elif row["renter"] != row["creator"]:
+                # What POST /v1/admin/pods does on a renter change, should a code have been
+                # missed: the code goes, and the answer is the one a deleted code gets.
+                db.execute("DELETE FROM transfers WHERE code_hash = ?", (digest,))
+                refusal = HTTPException(404, f"unknown code {code}")
+            else:
+                db.execute(
+                    "UPDATE transfers SET used_at = ?, used_by = ? WHERE code_hash = ?",
+                    (now, address, digest),
+                )
+        if refusal is not None:  # raised after the commit, so the deletions are kept
+            raise refusal
         return models.TransferOut(
-            code=row["code"],
+            code=code,
             pod_id=row["pod_id"],
             path=row["path"],
             name=row["name"],

@@ -9,6 +9,7 @@ so a request that fails half way never leaves a half-written row.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import threading
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry migrates from version index to index + 1; append, never edit a shipped one.
 MIGRATIONS: tuple[str, ...] = (
@@ -115,8 +116,39 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE usage_events;
     ALTER TABLE usage_events_v2 RENAME TO usage_events;
     """,
+    # 2 -> 3: transfer codes are kept as their SHA-256 only (sha256_hex is registered by
+    # Store), so a copy of the database hands out no live code; expired codes are purged by
+    # expiry and a pod's codes found by pod, hence the indexes.
+    """
+    CREATE TABLE transfers_v3 (
+        code_hash TEXT PRIMARY KEY,
+        pod_id TEXT NOT NULL REFERENCES pods (pod_id),
+        creator TEXT NOT NULL,
+        path TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        used_at REAL,
+        used_by TEXT
+    );
+    INSERT INTO transfers_v3 (code_hash, pod_id, creator, path, name, size, sha256, created_at,
+        expires_at, used_at, used_by)
+        SELECT sha256_hex(code), pod_id, creator, path, name, size, sha256, created_at,
+        expires_at, used_at, used_by FROM transfers;
+    DROP TABLE transfers;
+    ALTER TABLE transfers_v3 RENAME TO transfers;
+    CREATE INDEX transfers_expiry ON transfers (expires_at);
+    CREATE INDEX transfers_pod ON transfers (pod_id);
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def sha256_hex(text: str) -> str:
+    """Hex SHA-256 of ``text``'s UTF-8: how transfer codes are stored and looked up."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _private_files(path: Path) -> None:
@@ -148,9 +180,18 @@ class Store:
         # the last commits), which is the trade SQLite recommends for WAL.
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows (spent and expired codes, old tokens) are overwritten, not left
+        # readable in free pages of the file.
+        self._conn.execute("PRAGMA secure_delete=ON")
+        self._conn.create_function("sha256_hex", 1, sha256_hex, deterministic=True)
         self._migrate()
 
     def _migrate(self) -> None:
+        """Run the migrations this database lacks, in one transaction.
+
+        After an upgrade the WAL is checkpointed and truncated: it would otherwise keep the
+        pages the migration replaced (codes in clear, before version 3) until overwritten.
+        """
         with self.transaction() as db:
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = db.execute("SELECT version FROM schema_version").fetchone()
@@ -168,6 +209,8 @@ class Store:
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             else:
                 db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        if 0 < current < SCHEMA_VERSION:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

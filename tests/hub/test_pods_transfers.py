@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 import uuid
@@ -139,7 +140,10 @@ def test_expired_code_is_410(
     token, pod_id = renter
     code = create(client, token, pod_id).json()["code"]
     with sqlite3.connect(path_of(stub_hub)) as db:
-        db.execute("UPDATE transfers SET expires_at = 0 WHERE code = ?", (code,))
+        db.execute(
+            "UPDATE transfers SET expires_at = 0 WHERE code_hash = ?",
+            (hashlib.sha256(code.encode()).hexdigest(),),
+        )
     response = client.get(f"/v1/transfers/{code}", headers=bearer(token))
     assert response.status_code == 410
     assert "expired" in response.json()["detail"]

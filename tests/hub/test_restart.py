@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from eth_account import Account
@@ -117,3 +119,50 @@ def test_a_version_1_database_is_migrated_keeping_its_usage(tmp_path: Path) -> N
             assert [tuple(r) for r in rows] == [("ev-1", "n1", "50")]
     finally:
         store.close()
+
+
+def version_2_database(path: Path, renter: str) -> None:
+    """A database as hub schema 2 left it, with one row of every kind."""
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0])
+        db.executescript(MIGRATIONS[1])
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version (version) VALUES (2)")
+        db.execute(
+            "INSERT INTO pods (pod_id, renter, ssh_host, ssh_port, ssh_user, host_key, "
+            "updated_at) VALUES ('pod-old', ?, '127.0.0.1', 22, 'root', ?, 0)",
+            (renter, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA"),
+        )
+        db.execute(
+            "INSERT INTO transfers (code, pod_id, creator, path, name, size, sha256, "
+            "created_at, expires_at) VALUES (?, 'pod-old', ?, '/w/f', 'f', 1, ?, 0, ?)",
+            (OLD_CODE, renter, "0" * 64, time.time() + 3600),
+        )
+    db.close()
+
+
+OLD_CODE = "8338-acorn-cactus-delta"
+
+
+def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    data = tmp_path / "hub"
+    data.mkdir()
+    renter = Account.create()
+    version_2_database(data / "hub.sqlite3", renter.address)
+    hub = start_hub(data)
+    try:
+        with sqlite3.connect(data / "hub.sqlite3") as db:
+            assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+            digest = hashlib.sha256(OLD_CODE.encode()).hexdigest()
+            assert db.execute("SELECT code_hash FROM transfers").fetchall() == [(digest,)]
+        db.close()
+        # The codes an older hub kept in clear are gone from every file, free pages included.
+        files = [p for p in data.glob("hub.sqlite3*") if p.is_file()]
+        assert all(OLD_CODE.encode() not in p.read_bytes() for p in files)
+        with hub.client() as client:
+            token = login(client, renter, hub.siwe_domain)
+            claimed = client.get(f"/v1/transfers/{OLD_CODE}", headers=bearer(token))
+            assert claimed.status_code == 200, claimed.text
+            assert claimed.json()["code"] == OLD_CODE
+    finally:
+        hub.stop()
