@@ -63,10 +63,15 @@ def rfc3339(epoch: float) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent the request: a wallet (bearer), a node (client cert), or neither."""
+    """Who sent the request: a wallet (bearer), a node (client cert), or neither.
+
+    ``cert_serial`` is the serial of the node's certificate, so a renewal can check, inside
+    its transaction, that the certificate it replaces has not been replaced meanwhile.
+    """
 
     address: str | None
     node_id: str | None
+    cert_serial: str | None = None
 
 
 class Hub:
@@ -174,20 +179,23 @@ async def caller(request: Request) -> Caller:
         address = auth.address_for_token(store, token.strip(), hub.tokens)
         if address is None:
             raise HTTPException(401, "token unknown or expired: log in again")
-    node_id = None
+    node_id = serial = None
     tls = request.scope.get("extensions", {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or []
     if chain:
         identity = _cert_identity(chain[0])
         if identity is not None:
+            # A certificate the handshake accepted may have been replaced since: the hub's
+            # own record, checked on every request, decides (a revoked one names no node).
             with store.read() as db:
                 row = db.execute(
-                    "SELECT node_id FROM certs WHERE serial = ? AND node_id = ?",
+                    "SELECT node_id FROM certs WHERE serial = ? AND node_id = ? "
+                    "AND revoked_at IS NULL",
                     (identity[1], identity[0]),
                 ).fetchone()
             if row is not None:
-                node_id = identity[0]
-    return Caller(address, node_id)
+                node_id, serial = identity
+    return Caller(address, node_id, serial)
 
 
 Who = Annotated[Caller, Depends(caller)]
@@ -368,21 +376,37 @@ def create_app(config: HubConfig) -> FastAPI:
         responses={400: {"description": "CSR rejected"}},
     )
     def issue_cert(body: models.CertIn, who: Who) -> models.CertOut:
+        """Issue a node certificate and revoke every earlier one of that node.
+
+        A node holds one valid certificate: renewing (or bootstrapping again) ends the old
+        one at once, so a copied certificate dies with the next renewal instead of living
+        out its lifetime, and it can renew only if it is still the current one.
+        """
         with store.read() as db:
             node_row(db, body.node_id, who)
         try:
             issued = hub.ca.sign_client_csr(body.csr, body.node_id, config.cert_lifetime)
         except CsrRejected as exc:
             raise HTTPException(400, str(exc)) from None
+        now = time.time()
         with store.transaction() as db:
+            row = node_row(db, body.node_id, who)
+            if row["owner"] != who.address:  # the certificate alone authorised this renewal
+                current = db.execute(
+                    "SELECT 1 FROM certs WHERE serial = ? AND revoked_at IS NULL",
+                    (who.cert_serial,),
+                ).fetchone()
+                if current is None:
+                    raise HTTPException(
+                        401, "this certificate has been replaced: renew with the new one"
+                    )
+            db.execute(
+                "UPDATE certs SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL",
+                (now, body.node_id),
+            )
             db.execute(
                 "INSERT INTO certs (serial, node_id, not_after, issued_at) VALUES (?, ?, ?, ?)",
-                (
-                    format(issued.serial, "x"),
-                    body.node_id,
-                    issued.not_after.timestamp(),
-                    time.time(),
-                ),
+                (format(issued.serial, "x"), body.node_id, issued.not_after.timestamp(), now),
             )
         return models.CertOut(
             certificate=issued.pem,

@@ -118,7 +118,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2 -> 3: transfer codes are kept as their SHA-256 only (sha256_hex is registered by
     # Store), so a copy of the database hands out no live code; expired codes are purged by
-    # expiry and a pod's codes found by pod, hence the indexes.
+    # expiry and a pod's codes found by pod, hence the indexes. A certificate is revoked
+    # (revoked_at) when another is issued for its node.
     """
     CREATE TABLE transfers_v3 (
         code_hash TEXT PRIMARY KEY,
@@ -141,6 +142,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE transfers_v3 RENAME TO transfers;
     CREATE INDEX transfers_expiry ON transfers (expires_at);
     CREATE INDEX transfers_pod ON transfers (pod_id);
+    ALTER TABLE certs ADD COLUMN revoked_at REAL;
+    CREATE INDEX certs_node ON certs (node_id);
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -134,6 +134,15 @@ def version_2_database(path: Path, renter: str) -> None:
             (renter, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA"),
         )
         db.execute(
+            "INSERT INTO nodes (node_id, owner, host, gpu_key, gpus, price_per_sec_wei, labels, "
+            "registered_at) VALUES (?, ?, 'old-host', 'GPU-old', ?, '1000', '{}', 0)",
+            (OLD_NODE, renter, '[{"name": "Tesla T4", "memory_mib": 15360, "uuid": "GPU-old"}]'),
+        )
+        db.execute(
+            "INSERT INTO certs (serial, node_id, not_after, issued_at) VALUES ('abc', ?, 0, 0)",
+            (OLD_NODE,),
+        )
+        db.execute(
             "INSERT INTO transfers (code, pod_id, creator, path, name, size, sha256, "
             "created_at, expires_at) VALUES (?, 'pod-old', ?, '/w/f', 'f', 1, ?, 0, ?)",
             (OLD_CODE, renter, "0" * 64, time.time() + 3600),
@@ -142,6 +151,7 @@ def version_2_database(path: Path, renter: str) -> None:
 
 
 OLD_CODE = "8338-acorn-cactus-delta"
+OLD_NODE = "11111111-2222-4333-8444-555555555555"
 
 
 def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -155,6 +165,8 @@ def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
             assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
             digest = hashlib.sha256(OLD_CODE.encode()).hexdigest()
             assert db.execute("SELECT code_hash FROM transfers").fetchall() == [(digest,)]
+            certs = db.execute("SELECT serial, revoked_at FROM certs").fetchall()
+            assert certs == [("abc", None)]
         db.close()
         # The codes an older hub kept in clear are gone from every file, free pages included.
         files = [p for p in data.glob("hub.sqlite3*") if p.is_file()]
