@@ -286,13 +286,37 @@ def create_app(config: HubConfig) -> FastAPI:
             raise HTTPException(401, str(exc)) from None
         return models.LoginOut(token=token, address=address, expires_at=rfc3339(expires))
 
-    @app.post("/v1/nodes", response_model=models.NodeRegistered, status_code=201)
+    @app.post(
+        "/v1/nodes",
+        response_model=models.NodeRegistered,
+        status_code=201,
+        responses={409: {"description": "a GPU is registered to another wallet"}},
+    )
     def register_node(body: models.NodeIn, who: Who, response: Response) -> models.NodeRegistered:
+        """Register (or update) a node; a GPU UUID already on another wallet's node is 409.
+
+        A GPU UUID names one physical GPU, so it has one owner: otherwise a second wallet
+        could register the same hardware (its host and UUIDs are easy to learn) and be paid
+        for it. UUIDs compare case-insensitively, as NVML's hex digits do.
+        """
         owner = person(who)
         gpu_key = ",".join(sorted(gpu.uuid for gpu in body.gpus))
         gpus = json.dumps([gpu.model_dump() for gpu in body.gpus])
         labels = json.dumps(body.labels, sort_keys=True)
+        uuids = sorted({gpu.uuid.lower() for gpu in body.gpus})
         with store.transaction() as db:
+            marks = ",".join("?" * len(uuids))
+            claimed = db.execute(
+                "SELECT g.uuid FROM node_gpus g JOIN nodes n ON n.node_id = g.node_id "
+                f"WHERE n.owner != ? AND g.uuid IN ({marks}) ORDER BY g.uuid LIMIT 1",
+                (owner, *uuids),
+            ).fetchone()
+            if claimed is not None:
+                raise HTTPException(
+                    409,
+                    f"GPU {claimed['uuid']} is registered to another wallet's node: a GPU "
+                    "can be registered by one wallet only",
+                )
             row = db.execute(
                 "SELECT node_id FROM nodes WHERE owner = ? AND host = ? AND gpu_key = ?",
                 (owner, body.host, gpu_key),
@@ -319,6 +343,10 @@ def create_app(config: HubConfig) -> FastAPI:
                     labels,
                     time.time(),
                 ),
+            )
+            db.executemany(
+                "INSERT INTO node_gpus (uuid, node_id) VALUES (?, ?)",
+                [(gpu_uuid, node_id) for gpu_uuid in uuids],
             )
         return models.NodeRegistered(node_id=node_id, created=True)
 

@@ -119,7 +119,8 @@ MIGRATIONS: tuple[str, ...] = (
     # 2 -> 3: transfer codes are kept as their SHA-256 only (sha256_hex is registered by
     # Store), so a copy of the database hands out no live code; expired codes are purged by
     # expiry and a pod's codes found by pod, hence the indexes. A certificate is revoked
-    # (revoked_at) when another is issued for its node.
+    # (revoked_at) when another is issued for its node. node_gpus says which nodes name a
+    # GPU UUID (lower case), so one wallet cannot register another's GPUs.
     """
     CREATE TABLE transfers_v3 (
         code_hash TEXT PRIMARY KEY,
@@ -144,6 +145,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX transfers_pod ON transfers (pod_id);
     ALTER TABLE certs ADD COLUMN revoked_at REAL;
     CREATE INDEX certs_node ON certs (node_id);
+    CREATE TABLE node_gpus (
+        uuid TEXT NOT NULL,
+        node_id TEXT NOT NULL REFERENCES nodes (node_id),
+        PRIMARY KEY (uuid, node_id)
+    );
+    INSERT INTO node_gpus (uuid, node_id)
+        SELECT DISTINCT lower(json_extract(g.value, '$.uuid')), n.node_id
+        FROM nodes n, json_each(n.gpus) g;
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -167,6 +167,8 @@ def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
             assert db.execute("SELECT code_hash FROM transfers").fetchall() == [(digest,)]
             certs = db.execute("SELECT serial, revoked_at FROM certs").fetchall()
             assert certs == [("abc", None)]
+            gpus = db.execute("SELECT uuid, node_id FROM node_gpus").fetchall()
+            assert gpus == [("gpu-old", OLD_NODE)]
         db.close()
         # The codes an older hub kept in clear are gone from every file, free pages included.
         files = [p for p in data.glob("hub.sqlite3*") if p.is_file()]
