@@ -238,8 +238,14 @@ def create_app(config: HubConfig) -> FastAPI:
             )
         return who.address
 
-    def node_row(db: sqlite3.Connection, node_id: str, who: Caller) -> sqlite3.Row:
-        """The node, if the caller is that node (cert) or its owner (bearer)."""
+    def node_row(
+        db: sqlite3.Connection, node_id: str, who: Caller, *, deregistered_ok: bool = False
+    ) -> sqlite3.Row:
+        """The node, if the caller is that node (cert) or its owner (bearer).
+
+        A deregistered node is gone for every purpose but reading its ledger
+        (``deregistered_ok``): its row stays only because recorded usage refers to it.
+        """
         if who.address is None and who.node_id is None:
             raise HTTPException(401, "authenticate with the node's client certificate or a token")
         row: sqlite3.Row | None = db.execute(
@@ -249,6 +255,10 @@ def create_app(config: HubConfig) -> FastAPI:
             raise HTTPException(404, f"node {node_id} not found")
         if who.node_id != node_id and row["owner"] != who.address:
             raise HTTPException(403, f"node {node_id} belongs to another wallet")
+        if row["deregistered_at"] is not None and not deregistered_ok:
+            raise HTTPException(
+                404, f"node {node_id} was deregistered: register the host again (POST /v1/nodes)"
+            )
         return row
 
     @app.get("/health", response_model=models.Health)
@@ -318,15 +328,21 @@ def create_app(config: HubConfig) -> FastAPI:
                     "can be registered by one wallet only",
                 )
             row = db.execute(
-                "SELECT node_id FROM nodes WHERE owner = ? AND host = ? AND gpu_key = ?",
+                "SELECT node_id, deregistered_at FROM nodes "
+                "WHERE owner = ? AND host = ? AND gpu_key = ?",
                 (owner, body.host, gpu_key),
             ).fetchone()
             if row is not None:
                 db.execute(
-                    "UPDATE nodes SET gpus = ?, price_per_sec_wei = ?, labels = ? "
-                    "WHERE node_id = ?",
+                    "UPDATE nodes SET gpus = ?, price_per_sec_wei = ?, labels = ?, "
+                    "deregistered_at = NULL WHERE node_id = ?",
                     (gpus, body.price_per_sec_wei, labels, row["node_id"]),
                 )
+                if row["deregistered_at"] is not None:  # back again: it claims its GPUs anew
+                    db.executemany(
+                        "INSERT INTO node_gpus (uuid, node_id) VALUES (?, ?)",
+                        [(gpu_uuid, row["node_id"]) for gpu_uuid in uuids],
+                    )
                 response.status_code = 200
                 return models.NodeRegistered(node_id=row["node_id"], created=False)
             node_id = str(uuid.uuid4())
@@ -357,7 +373,9 @@ def create_app(config: HubConfig) -> FastAPI:
         window = config.online_window.total_seconds()
         with store.read() as db:
             rows = db.execute(
-                "SELECT * FROM nodes WHERE owner = ? ORDER BY registered_at", (owner,)
+                "SELECT * FROM nodes WHERE owner = ? AND deregistered_at IS NULL "
+                "ORDER BY registered_at",
+                (owner,),
             ).fetchall()
         return models.NodeList(
             nodes=[
@@ -390,7 +408,8 @@ def create_app(config: HubConfig) -> FastAPI:
         now = time.time()
         with store.read() as db:
             updated = db.execute(
-                "UPDATE nodes SET last_seen = ? WHERE node_id = ? AND (node_id = ? OR owner = ?)",
+                "UPDATE nodes SET last_seen = ? WHERE node_id = ? AND (node_id = ? OR owner = ?) "
+                "AND deregistered_at IS NULL",
                 (now, node_id, who.node_id, who.address),
             ).rowcount
             if updated != 1:
@@ -459,28 +478,99 @@ def create_app(config: HubConfig) -> FastAPI:
             api_server=params.api_server, token=params.token, ca_cert_hashes=params.ca_cert_hashes
         )
 
-    def peer_owner(who: Caller) -> str:
-        if who.node_id is not None:
-            return f"node:{who.node_id}"
-        return f"wallet:{person(who)}"
+    @app.delete(
+        "/v1/nodes/{node_id}",
+        status_code=204,
+        response_class=Response,
+        responses={409: {"description": "pods still run on the node"}},
+    )
+    def deregister_node(node_id: models.NodeIdPath, who: Who) -> Response:
+        """The owner retires a node: its VPN address, certificates and GPUs are released.
+
+        Only the owner's token may do it, not the node's certificate: a stolen certificate
+        must not be able to take a provider's node off the market. The row stays
+        (deregistered) because the ledger refers to it; registering the same host and GPUs
+        again brings it back under the same id. Deregistering twice is fine (a retry).
+        """
+        owner = person(who)
+        with store.transaction() as db:
+            node_row(db, node_id, Caller(owner, None), deregistered_ok=True)
+            now = time.time()
+            db.execute(
+                "UPDATE nodes SET deregistered_at = coalesce(deregistered_at, ?) WHERE node_id = ?",
+                (now, node_id),
+            )
+            db.execute(
+                "UPDATE certs SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL",
+                (now, node_id),
+            )
+            db.execute("DELETE FROM vpn_peers WHERE node_id = ?", (node_id,))
+            db.execute("DELETE FROM node_gpus WHERE node_id = ?", (node_id,))
+        return Response(status_code=204)
+
+    def peer_node(db: sqlite3.Connection, node_id: str | None, who: Caller) -> sqlite3.Row:
+        """The node a VPN peer is for: the one named, or the calling node's own."""
+        if node_id is None:
+            if who.node_id is None:
+                raise HTTPException(
+                    422,
+                    "node_id: name the node this address is for (a VPN address belongs to a "
+                    "registered node; a node's own certificate names it)",
+                )
+            node_id = who.node_id
+        return node_row(db, node_id, who)
 
     @app.post(
         "/v1/vpn/peers",
         response_model=models.PeerOut,
-        responses={409: {"description": "pool full, or key held by another owner"}},
+        responses={409: {"description": "pool full, wallet at its cap, or key in use"}},
     )
     def add_peer(body: models.PeerIn, who: Who) -> models.PeerOut:
-        owner = peer_owner(who)
+        """One address per node: a new key for a node moves the node's address to it.
+
+        Addresses are a shared, small pool (253 by default): tying each to a registered node
+        and capping the nodes with an address per wallet keeps one wallet from taking it.
+        """
         first, last = (int(a) for a in config.vpn_pool)
+        cap = config.vpn_peers_per_wallet
         with store.transaction() as db:
-            row = db.execute(
-                "SELECT address, owner FROM vpn_peers WHERE public_key = ?", (body.public_key,)
+            node = peer_node(db, body.node_id, who)
+            node_id = node["node_id"]
+            holder = db.execute(
+                "SELECT p.node_id, n.owner FROM vpn_peers p JOIN nodes n "
+                "ON n.node_id = p.node_id WHERE p.public_key = ?",
+                (body.public_key,),
             ).fetchone()
-            if row is not None and row["owner"] != owner:
-                raise HTTPException(409, "this public key is registered to another owner")
-            if row is not None:
-                address = row["address"]
+            if holder is not None and holder["owner"] != node["owner"]:
+                raise HTTPException(409, "this public key is registered to another wallet")
+            if holder is not None and holder["node_id"] != node_id:
+                raise HTTPException(
+                    409,
+                    f"this public key is the VPN key of node {holder['node_id']}: "
+                    "use a key per node",
+                )
+            mine = db.execute(
+                "SELECT address FROM vpn_peers WHERE node_id = ?", (node_id,)
+            ).fetchone()
+            if mine is not None:
+                address = mine["address"]
+                db.execute(
+                    "UPDATE vpn_peers SET public_key = ? WHERE node_id = ?",
+                    (body.public_key, node_id),
+                )
             else:
+                held = db.execute(
+                    "SELECT count(*) FROM vpn_peers p JOIN nodes n ON n.node_id = p.node_id "
+                    "WHERE n.owner = ?",
+                    (node["owner"],),
+                ).fetchone()[0]
+                if held >= cap:
+                    raise HTTPException(
+                        409,
+                        f"wallet {node['owner']} has VPN addresses for {held} nodes, at most "
+                        f"{cap} per wallet: deregister a node it no longer uses "
+                        "(DELETE /v1/nodes/{id})",
+                    )
                 used = {
                     int(ipaddress.IPv4Address(r["address"]))
                     for r in db.execute("SELECT address FROM vpn_peers")
@@ -494,12 +584,13 @@ def create_app(config: HubConfig) -> FastAPI:
                     )
                 address = str(ipaddress.IPv4Address(free))
                 db.execute(
-                    "INSERT INTO vpn_peers (public_key, address, owner, created_at) "
+                    "INSERT INTO vpn_peers (node_id, public_key, address, created_at) "
                     "VALUES (?, ?, ?, ?)",
-                    (body.public_key, address, owner, time.time()),
+                    (node_id, body.public_key, address, time.time()),
                 )
         return models.PeerOut(
             public_key=body.public_key,
+            node_id=node_id,
             address=address,
             server_public_key=hub.vpn_server_public_key,
             endpoint=hub.vpn_endpoint,
@@ -509,10 +600,14 @@ def create_app(config: HubConfig) -> FastAPI:
 
     @app.delete("/v1/vpn/peers", status_code=204, response_class=Response)
     def delete_peer(public_key: Annotated[models.WgKey, Query()], who: Who) -> Response:
-        owner = peer_owner(who)
+        """Release an address: by the node holding the key, or by that node's owner."""
+        if who.address is None and who.node_id is None:
+            raise HTTPException(401, "authenticate with the node's client certificate or a token")
         with store.transaction() as db:
             gone = db.execute(
-                "DELETE FROM vpn_peers WHERE public_key = ? AND owner = ?", (public_key, owner)
+                "DELETE FROM vpn_peers WHERE public_key = ? AND (node_id = ? OR node_id IN "
+                "(SELECT node_id FROM nodes WHERE owner = ?))",
+                (public_key, who.node_id, who.address),
             )
             if gone.rowcount != 1:
                 raise HTTPException(404, "no such peer for this caller")
@@ -725,7 +820,7 @@ def create_app(config: HubConfig) -> FastAPI:
     def get_usage(node_id: Annotated[models.NodeId, Query()], who: Who) -> models.UsageSummary:
         address = person(who)
         with store.read() as db:
-            node_row(db, node_id, Caller(address, None))
+            node_row(db, node_id, Caller(address, None), deregistered_ok=True)
             rows = db.execute(
                 "SELECT seconds, wei FROM usage_events WHERE node_id = ?", (node_id,)
             ).fetchall()

@@ -31,6 +31,8 @@ class HubConfig:
     # How far a SIWE issued-at may lie in the future (clients' clocks drift a little).
     clock_skew: dt.timedelta = dt.timedelta(seconds=60)
     vpn_pool: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] = DEFAULT_VPN_POOL
+    # Nodes with a VPN address per wallet: enough for a rack of GPU boxes, far from the pool.
+    vpn_peers_per_wallet: int = 16
     vpn_server_public_key: str | None = None
     vpn_endpoint: str | None = None
     kube_api_server: str | None = None

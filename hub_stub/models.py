@@ -246,10 +246,13 @@ WgKey = Annotated[str, BeforeValidator(_wg_key), Field(examples=["x" * 43 + "="]
 
 class PeerIn(Strict):
     public_key: WgKey
+    # Optional only for a node calling with its own certificate, which names the node.
+    node_id: NodeId | None = None
 
 
 class PeerOut(BaseModel):
     public_key: str
+    node_id: str
     address: str
     server_public_key: str
     endpoint: str

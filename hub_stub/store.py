@@ -120,7 +120,11 @@ MIGRATIONS: tuple[str, ...] = (
     # Store), so a copy of the database hands out no live code; expired codes are purged by
     # expiry and a pod's codes found by pod, hence the indexes. A certificate is revoked
     # (revoked_at) when another is issued for its node. node_gpus says which nodes name a
-    # GPU UUID (lower case), so one wallet cannot register another's GPUs.
+    # GPU UUID (lower case), so one wallet cannot register another's GPUs. A node can be
+    # deregistered (its row stays for the ledger). A VPN address belongs to a node, one
+    # each: a node's newest peer keeps its address, its other keys and the peers a wallet
+    # took without naming a node are released (they fit no node, and one wallet could have
+    # taken the pool that way).
     """
     CREATE TABLE transfers_v3 (
         code_hash TEXT PRIMARY KEY,
@@ -153,6 +157,20 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT INTO node_gpus (uuid, node_id)
         SELECT DISTINCT lower(json_extract(g.value, '$.uuid')), n.node_id
         FROM nodes n, json_each(n.gpus) g;
+    ALTER TABLE nodes ADD COLUMN deregistered_at REAL;
+    CREATE TABLE vpn_peers_v3 (
+        node_id TEXT PRIMARY KEY REFERENCES nodes (node_id),
+        public_key TEXT NOT NULL UNIQUE,
+        address TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL
+    );
+    INSERT INTO vpn_peers_v3 (node_id, public_key, address, created_at)
+        SELECT n.node_id, p.public_key, p.address, p.created_at
+        FROM vpn_peers p JOIN nodes n ON p.owner = 'node:' || n.node_id
+        WHERE p.rowid = (SELECT q.rowid FROM vpn_peers q WHERE q.owner = p.owner
+                         ORDER BY q.created_at DESC, q.rowid DESC LIMIT 1);
+    DROP TABLE vpn_peers;
+    ALTER TABLE vpn_peers_v3 RENAME TO vpn_peers;
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -159,6 +159,7 @@ class JoinParams:
 @dataclass(frozen=True)
 class VpnPeer:
     public_key: str
+    node_id: str
     address: str
     server_public_key: str
     endpoint: str
@@ -568,6 +569,11 @@ class HubClient:
             serial=str(doc["serial"]),
         )
 
+    def delete_node(self, node_id: str) -> None:
+        """Deregister a node (owner's token): the hub releases its VPN address, revokes its
+        certificates and frees its GPUs. Safe to retry: a deregistered node stays so."""
+        self.request("DELETE", f"/v1/nodes/{_seg(node_id)}")
+
     def join(self, node_id: str) -> JoinParams:
         doc = self.request("POST", f"/v1/nodes/{_seg(node_id)}/join")
         return JoinParams(
@@ -578,12 +584,21 @@ class HubClient:
 
     # ------------------------------------------------------------------------------- vpn
 
-    def add_vpn_peer(self, public_key: str) -> VpnPeer:
-        doc = self.request(  # the same key always gets the same address
-            "POST", "/v1/vpn/peers", json={"public_key": public_key}, idempotent=True
+    def add_vpn_peer(self, public_key: str, node_id: str | None = None) -> VpnPeer:
+        """The node's VPN address, now for ``public_key`` (a node has one address).
+
+        ``node_id`` names the node; it may be left out only over mTLS with the node's own
+        certificate, which names it.
+        """
+        body = {"public_key": public_key}
+        if node_id is not None:
+            body["node_id"] = node_id
+        doc = self.request(  # the same node and key always get the same address
+            "POST", "/v1/vpn/peers", json=body, idempotent=True
         )
         return VpnPeer(
             public_key=str(doc["public_key"]),
+            node_id=str(doc["node_id"]),
             address=str(doc["address"]),
             server_public_key=str(doc["server_public_key"]),
             endpoint=str(doc["endpoint"]),

@@ -25,9 +25,10 @@ def test_restart_keeps_nodes_peers_codes_usage_and_ca(tmp_path: Path) -> None:
         with hub.client() as client:
             token = login(client, wallet, hub.siwe_domain)
             node_id = register_node(client, token, host="persistent-host")
-            address = client.post(
-                "/v1/vpn/peers", json={"public_key": key}, headers=bearer(token)
-            ).json()["address"]
+            peer = {"public_key": key, "node_id": node_id}
+            address = client.post("/v1/vpn/peers", json=peer, headers=bearer(token)).json()[
+                "address"
+            ]
             pod = {
                 "pod_id": "pod-keep",
                 "renter_address": wallet.address,
@@ -68,7 +69,7 @@ def test_restart_keeps_nodes_peers_codes_usage_and_ca(tmp_path: Path) -> None:
             # The token survived too: tokens are stored (hashed), not held in memory.
             nodes = client.get("/v1/nodes", headers=bearer(token)).json()["nodes"]
             assert [n["node_id"] for n in nodes] == [node_id]
-            again = client.post("/v1/vpn/peers", json={"public_key": key}, headers=bearer(token))
+            again = client.post("/v1/vpn/peers", json=peer, headers=bearer(token))
             assert again.json()["address"] == address
             claimed = client.get(f"/v1/transfers/{code}", headers=bearer(token))
             assert claimed.status_code == 200
@@ -142,6 +143,15 @@ def version_2_database(path: Path, renter: str) -> None:
             "INSERT INTO certs (serial, node_id, not_after, issued_at) VALUES ('abc', ?, 0, 0)",
             (OLD_NODE,),
         )
+        # Two keys of the node (the newer keeps the address) and one a wallet took bare.
+        db.executemany(
+            "INSERT INTO vpn_peers (public_key, address, owner, created_at) VALUES (?, ?, ?, ?)",
+            [
+                ("old-key", "10.100.1.2", f"node:{OLD_NODE}", 1),
+                ("new-key", "10.100.1.3", f"node:{OLD_NODE}", 2),
+                ("bare-key", "10.100.1.4", f"wallet:{renter}", 3),
+            ],
+        )
         db.execute(
             "INSERT INTO transfers (code, pod_id, creator, path, name, size, sha256, "
             "created_at, expires_at) VALUES (?, 'pod-old', ?, '/w/f', 'f', 1, ?, 0, ?)",
@@ -169,6 +179,10 @@ def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
             assert certs == [("abc", None)]
             gpus = db.execute("SELECT uuid, node_id FROM node_gpus").fetchall()
             assert gpus == [("gpu-old", OLD_NODE)]
+            peers = db.execute("SELECT node_id, public_key, address FROM vpn_peers").fetchall()
+            assert peers == [(OLD_NODE, "new-key", "10.100.1.3")]
+            live = db.execute("SELECT deregistered_at FROM nodes").fetchall()
+            assert live == [(None,)]
         db.close()
         # The codes an older hub kept in clear are gone from every file, free pages included.
         files = [p for p in data.glob("hub.sqlite3*") if p.is_file()]

@@ -65,3 +65,23 @@ def test_the_owner_can_still_update_its_node_and_name_its_gpu_elsewhere(
     # B's own GPUs on the same host name are B's business.
     mine = client.post("/v1/nodes", json=node_body(f"GPU-{uuid.uuid4()}"), headers=bearer(b))
     assert mine.status_code == 201
+
+
+def test_a_deregistered_node_frees_its_gpus_and_can_come_back(
+    client: httpx.Client, stub_hub: RunningHub, owners: tuple[str, str, str]
+) -> None:
+    a, b, gpu = owners
+    node = client.post("/v1/nodes", json=node_body(gpu), headers=bearer(a)).json()["node_id"]
+    assert client.delete(f"/v1/nodes/{node}", headers=bearer(a)).status_code == 204
+    # Registered again by its owner: the same node, listed, holding its GPU again.
+    back = client.post("/v1/nodes", json=node_body(gpu), headers=bearer(a))
+    assert back.status_code == 200
+    assert back.json() == {"node_id": node, "created": False}
+    assert [n["node_id"] for n in client.get("/v1/nodes", headers=bearer(a)).json()["nodes"]] == [
+        node
+    ]
+    assert client.post("/v1/nodes", json=node_body(gpu), headers=bearer(b)).status_code == 409
+    # Deregistered and taken by another wallet: now the first owner is refused.
+    assert client.delete(f"/v1/nodes/{node}", headers=bearer(a)).status_code == 204
+    assert client.post("/v1/nodes", json=node_body(gpu), headers=bearer(b)).status_code == 201
+    assert client.post("/v1/nodes", json=node_body(gpu), headers=bearer(a)).status_code == 409
