@@ -495,6 +495,20 @@ def create_app(config: HubConfig) -> FastAPI:
         owner = person(who)
         with store.transaction() as db:
             node_row(db, node_id, Caller(owner, None), deregistered_ok=True)
+            pods = [
+                r["pod_id"]
+                for r in db.execute(
+                    "SELECT pod_id FROM pods WHERE node_id = ? ORDER BY pod_id LIMIT 6", (node_id,)
+                )
+            ]
+            if pods:
+                # A renter's pod runs there: the operator moves or ends it first.
+                shown = ", ".join(pods[:5]) + (", ..." if len(pods) > 5 else "")
+                raise HTTPException(
+                    409,
+                    f"node {node_id} still runs pods ({shown}): the operator must move them "
+                    "to another node first",
+                )
             now = time.time()
             db.execute(
                 "UPDATE nodes SET deregistered_at = coalesce(deregistered_at, ?) WHERE node_id = ?",
@@ -615,8 +629,20 @@ def create_app(config: HubConfig) -> FastAPI:
 
     @app.post("/v1/admin/pods", response_model=models.PodCreated, status_code=201)
     def register_pod(body: models.PodIn, _: Admin, response: Response) -> models.PodCreated:
-        """Record or update a pod. A new renter ends the previous renter's open codes for it."""
+        """Record or update a pod. A new renter ends the previous renter's open codes for it.
+
+        ``node_id`` places the pod on a node, which is what lets that node bill for it.
+        """
         with store.transaction() as db:
+            if body.node_id is not None:
+                node = db.execute(
+                    "SELECT 1 FROM nodes WHERE node_id = ? AND deregistered_at IS NULL",
+                    (body.node_id,),
+                ).fetchone()
+                if node is None:
+                    raise HTTPException(
+                        422, f"node_id: node {body.node_id} is not a registered node"
+                    )
             existed = db.execute(
                 "SELECT renter FROM pods WHERE pod_id = ?", (body.pod_id,)
             ).fetchone()
@@ -625,14 +651,16 @@ def create_app(config: HubConfig) -> FastAPI:
                     "DELETE FROM transfers WHERE pod_id = ? AND used_at IS NULL", (body.pod_id,)
                 )
             db.execute(
-                "INSERT INTO pods (pod_id, renter, ssh_host, ssh_port, ssh_user, host_key, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pod_id) DO UPDATE SET "
-                "renter = excluded.renter, ssh_host = excluded.ssh_host, "
-                "ssh_port = excluded.ssh_port, ssh_user = excluded.ssh_user, "
-                "host_key = excluded.host_key, updated_at = excluded.updated_at",
+                "INSERT INTO pods (pod_id, renter, node_id, ssh_host, ssh_port, ssh_user, "
+                "host_key, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pod_id) DO "
+                "UPDATE SET renter = excluded.renter, node_id = excluded.node_id, "
+                "ssh_host = excluded.ssh_host, ssh_port = excluded.ssh_port, "
+                "ssh_user = excluded.ssh_user, host_key = excluded.host_key, "
+                "updated_at = excluded.updated_at",
                 (
                     body.pod_id,
                     body.renter_address,
+                    body.node_id,
                     body.ssh_host,
                     body.ssh_port,
                     body.ssh_user,
@@ -763,15 +791,62 @@ def create_app(config: HubConfig) -> FastAPI:
             ssh=ssh_of(row),
         )
 
+    def billable(db: sqlite3.Connection, event: models.UsageEvent, node: sqlite3.Row) -> None:
+        """Refuse an event the hub cannot vouch for (see :func:`post_usage`)."""
+        name, pod_id = event.event_id, event.pod_id
+        pod = db.execute("SELECT node_id FROM pods WHERE pod_id = ?", (pod_id,)).fetchone()
+        if pod is None:
+            raise HTTPException(422, f"event {name}: pod {pod_id} is unknown to the hub")
+        if pod["node_id"] is None:
+            raise HTTPException(
+                422, f"event {name}: pod {pod_id} is not placed on a node, so it cannot be billed"
+            )
+        if pod["node_id"] != event.node_id:
+            raise HTTPException(
+                422, f"event {name}: pod {pod_id} does not run on node {event.node_id}"
+            )
+        price = int(node["price_per_sec_wei"])
+        if int(event.price_per_sec_wei) != price:
+            raise HTTPException(
+                422,
+                f"event {name}: price {event.price_per_sec_wei} wei/s is not node "
+                f"{event.node_id}'s registered price {price} wei/s",
+            )
+        gpus = len(json.loads(node["gpus"]))
+        if event.gpu_count > gpus:
+            raise HTTPException(
+                422,
+                f"event {name}: gpu_count {event.gpu_count} is more than the "
+                f"{gpus} GPU{'s' if gpus != 1 else ''} node {event.node_id} registered",
+            )
+        other = db.execute(
+            'SELECT event_id FROM usage_events WHERE pod_id = ? AND start < ? AND "end" > ? '
+            "LIMIT 1",
+            (pod_id, event.end.timestamp(), event.start.timestamp()),
+        ).fetchone()
+        if other is not None:
+            raise HTTPException(
+                409,
+                f"event {name} overlaps event {other['event_id']} of pod {pod_id}: a pod's GPU "
+                "time is billed once",
+            )
+
     @app.post(
         "/v1/usage",
         response_model=models.UsageAccepted,
-        responses={409: {"description": "an event_id was recorded with other values"}},
+        responses={409: {"description": "an event_id recorded with other values, or an overlap"}},
     )
     def post_usage(
         events: Annotated[list[models.UsageEvent], Field(min_length=1, max_length=MAX_USAGE_BATCH)],
         who: Who,
     ) -> models.UsageAccepted:
+        """Record GPU time for the ledger: only what the hub can vouch for is billable.
+
+        The pod must be one the operator placed on that node, the price the node's
+        registered one, the GPU count within the node's GPUs, and the interval must not
+        overlap one already recorded for the pod: otherwise a node could bill for pods it
+        never ran, at any price, or for the same second twice.
+        """
         accepted = duplicates = 0
         now = time.time()
         # Metering reports time already used; an interval ending ahead of the hub's clock
@@ -784,7 +859,7 @@ def create_app(config: HubConfig) -> FastAPI:
                 )
         with store.transaction() as db:
             for event in events:
-                node_row(db, event.node_id, who)
+                node = node_row(db, event.node_id, who)
                 seconds = int((event.end - event.start).total_seconds())
                 wei = str(seconds * event.gpu_count * int(event.price_per_sec_wei))
                 values = (
@@ -807,6 +882,7 @@ def create_app(config: HubConfig) -> FastAPI:
                         )
                     duplicates += 1
                     continue
+                billable(db, event, node)
                 db.execute(
                     'INSERT INTO usage_events (event_id, node_id, pod_id, gpu_count, start, "end", '
                     "seconds, price_per_sec_wei, wei, received_at) "

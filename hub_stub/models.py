@@ -263,6 +263,8 @@ class PeerOut(BaseModel):
 class PodIn(Strict):
     pod_id: Ident
     renter_address: Address
+    # The node the pod runs on; without one, no usage can be billed for the pod.
+    node_id: NodeId | None = None
     ssh_host: Hostname
     ssh_port: Annotated[int, Field(ge=1, le=65535)]
     ssh_user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]

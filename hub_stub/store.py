@@ -124,7 +124,8 @@ MIGRATIONS: tuple[str, ...] = (
     # deregistered (its row stays for the ledger). A VPN address belongs to a node, one
     # each: a node's newest peer keeps its address, its other keys and the peers a wallet
     # took without naming a node are released (they fit no node, and one wallet could have
-    # taken the pool that way).
+    # taken the pool that way). A pod names the node it runs on (none for older pods, which
+    # cannot be billed), and usage is looked up by pod to refuse overlapping intervals.
     """
     CREATE TABLE transfers_v3 (
         code_hash TEXT PRIMARY KEY,
@@ -171,6 +172,9 @@ MIGRATIONS: tuple[str, ...] = (
                          ORDER BY q.created_at DESC, q.rowid DESC LIMIT 1);
     DROP TABLE vpn_peers;
     ALTER TABLE vpn_peers_v3 RENAME TO vpn_peers;
+    ALTER TABLE pods ADD COLUMN node_id TEXT REFERENCES nodes (node_id);
+    CREATE INDEX pods_node ON pods (node_id);
+    CREATE INDEX usage_pod ON usage_events (pod_id, start);
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -611,19 +611,28 @@ class HubClient:
 
     # ------------------------------------------------------------------ pods, transfers
 
-    def admin_register_pod(self, admin_token: str, pod: PodSsh, renter_address: str) -> str:
-        """Operator call: record (or update) a pod's SSH endpoint for its renter."""
+    def admin_register_pod(
+        self, admin_token: str, pod: PodSsh, renter_address: str, node_id: str | None = None
+    ) -> str:
+        """Operator call: record (or update) a pod's SSH endpoint for its renter.
+
+        ``node_id`` places the pod on the node it runs on: only then can that node bill
+        usage for it.
+        """
+        body: dict[str, Any] = {
+            "pod_id": pod.pod_id,
+            "renter_address": renter_address,
+            "ssh_host": pod.host,
+            "ssh_port": pod.port,
+            "ssh_user": pod.user,
+            "host_key": pod.host_key,
+        }
+        if node_id is not None:
+            body["node_id"] = node_id
         doc = self.request(
             "POST",
             "/v1/admin/pods",
-            json={
-                "pod_id": pod.pod_id,
-                "renter_address": renter_address,
-                "ssh_host": pod.host,
-                "ssh_port": pod.port,
-                "ssh_user": pod.user,
-                "host_key": pod.host_key,
-            },
+            json=body,
             auth="admin",
             admin_token=admin_token,
         )

@@ -89,10 +89,14 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def register_node(client: httpx.Client, token: str, host: str | None = None) -> str:
+def register_node(client: httpx.Client, token: str, host: str | None = None, gpus: int = 1) -> str:
+    """A node with ``gpus`` fresh Tesla T4s at 1000 wei per GPU-second."""
     body = {
         "host": host or f"gpu-{uuid.uuid4().hex[:8]}",
-        "gpus": [{"name": "Tesla T4", "memory_mib": 15360, "uuid": f"GPU-{uuid.uuid4()}"}],
+        "gpus": [
+            {"name": "Tesla T4", "memory_mib": 15360, "uuid": f"GPU-{uuid.uuid4()}"}
+            for _ in range(gpus)
+        ],
         "price_per_sec_wei": "1000",
     }
     response = client.post("/v1/nodes", json=body, headers=bearer(token))

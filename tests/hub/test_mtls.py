@@ -17,6 +17,7 @@ from tests.hub.conftest import (
     make_csr,
     mtls_client,
     register_node,
+    register_pod,
     write_identity,
 )
 from tests.support.hub import RunningHub
@@ -102,23 +103,25 @@ def test_a_node_cert_posts_its_own_usage_and_vpn_peer(
     token, node_id, identity = node
     with tls_hub.client() as client:
         other = register_node(client, token)
+        pod_id = register_pod(client, tls_hub, Account.create().address, node_id=node_id)
     usage = {
         "event_id": f"ev-{node_id}",
         "node_id": node_id,
-        "pod_id": "pod-1",
+        "pod_id": pod_id,
         "gpu_count": 1,
         "start": "2026-01-01T00:00:00Z",
         "end": "2026-01-01T00:00:10Z",
-        "price_per_sec_wei": 5,
+        "price_per_sec_wei": 1000,
     }
     with mtls_client(tls_hub, identity) as client:
         assert client.post("/v1/usage", json=[usage]).json() == {"accepted": 1, "duplicates": 0}
         foreign = dict(usage, event_id=f"ev-{other}", node_id=other)
         assert client.post("/v1/usage", json=[foreign]).status_code == 403
-        peer = client.post(
+        peer = client.post(  # the certificate names the node: no node_id needed
             "/v1/vpn/peers", json={"public_key": base64.b64encode(os.urandom(32)).decode()}
         )
         assert peer.status_code == 200
+        assert peer.json()["node_id"] == node_id
     with tls_hub.client() as client:
         total = client.get("/v1/usage", params={"node_id": node_id}, headers=bearer(token))
-    assert total.json()["wei"] == "50"
+    assert total.json()["wei"] == "10000"

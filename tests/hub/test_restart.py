@@ -36,6 +36,7 @@ def test_restart_keeps_nodes_peers_codes_usage_and_ca(tmp_path: Path) -> None:
                 "ssh_port": 22,
                 "ssh_user": "root",
                 "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA",
+                "node_id": node_id,
             }
             client.post("/v1/admin/pods", json=pod, headers=bearer(hub.admin_token))
             code = client.post(
@@ -56,7 +57,7 @@ def test_restart_keeps_nodes_peers_codes_usage_and_ca(tmp_path: Path) -> None:
                 "gpu_count": 1,
                 "start": "2026-01-01T00:00:00Z",
                 "end": "2026-01-01T00:01:00Z",
-                "price_per_sec_wei": "3",
+                "price_per_sec_wei": "1000",
             }
             client.post("/v1/usage", json=[usage], headers=bearer(token))
             ca_before = client.get("/v1/info").json()["ca_certificate"]
@@ -76,7 +77,7 @@ def test_restart_keeps_nodes_peers_codes_usage_and_ca(tmp_path: Path) -> None:
             resent = client.post("/v1/usage", json=[usage], headers=bearer(token))
             assert resent.json() == {"accepted": 0, "duplicates": 1}
             summary = client.get("/v1/usage", params={"node_id": node_id}, headers=bearer(token))
-            assert summary.json()["wei"] == "180"
+            assert summary.json()["wei"] == "60000"
             assert client.get("/v1/info").json()["ca_certificate"] == ca_before
     finally:
         hub.stop()
@@ -183,6 +184,9 @@ def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
             assert peers == [(OLD_NODE, "new-key", "10.100.1.3")]
             live = db.execute("SELECT deregistered_at FROM nodes").fetchall()
             assert live == [(None,)]
+            # An older pod runs on no known node: it can no longer be billed until the
+            # operator places it (POST /v1/admin/pods with node_id).
+            assert db.execute("SELECT pod_id, node_id FROM pods").fetchall() == [("pod-old", None)]
         db.close()
         # The codes an older hub kept in clear are gone from every file, free pages included.
         files = [p for p in data.glob("hub.sqlite3*") if p.is_file()]
