@@ -61,6 +61,12 @@ def _rate(text: str) -> Rate:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number of at least 1")
+    return int(text)
+
+
 def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str], str]:
     def check(text: str) -> str:
         if not regex.match(text):
@@ -118,6 +124,12 @@ def parser() -> argparse.ArgumentParser:
         type=_pool,
         default=DEFAULT_VPN_POOL,
         help="worker VPN addresses FIRST-LAST (default 10.100.1.2-10.100.1.254)",
+    )
+    p.add_argument(
+        "--vpn-peers-per-wallet",
+        type=_positive,
+        default=16,
+        help="nodes of one wallet that may hold a VPN address (default 16)",
     )
     p.add_argument("--vpn-server-public-key", help="WireGuard server public key (default: made)")
     p.add_argument("--vpn-endpoint", help="WireGuard endpoint host:port (default HOST:41820)")
@@ -193,6 +205,7 @@ def config_from_args(args: argparse.Namespace) -> HubConfig:
         token_ttl=args.token_ttl,
         transfer_ttl=args.transfer_ttl,
         vpn_pool=args.vpn_pool,
+        vpn_peers_per_wallet=args.vpn_peers_per_wallet,
         vpn_server_public_key=args.vpn_server_public_key,
         vpn_endpoint=args.vpn_endpoint,
         kube_api_server=args.kube_api_server,

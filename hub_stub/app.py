@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 from cryptography import x509
@@ -37,13 +38,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from hub_stub import __version__, auth, models
+from hub_stub import __version__, auth, codes, models
 from hub_stub.ca import CertificateAuthority, CsrRejected, write_private
 from hub_stub.config import HubConfig
 from hub_stub.kube import JoinSource, JoinUnavailable, KubeconfigJoin, NotConfigured, StaticJoin
 from hub_stub.limits import BodyLimit, RateLimiter, client_key
 from hub_stub.store import Store
-from hub_stub.words import WORDS
 
 ALLOWED_IPS = "10.100.0.0/16"
 PERSISTENT_KEEPALIVE = 25
@@ -72,17 +72,22 @@ def rfc3339(epoch: float) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who sent the request: a wallet (bearer), a node (client cert), or neither."""
+    """Who sent the request: a wallet (bearer), a node (client cert), or neither.
+
+    ``cert_serial`` is the serial of the node's certificate, so a renewal can check, inside
+    its transaction, that the certificate it replaces has not been replaced meanwhile.
+    """
 
     address: str | None
     node_id: str | None
+    cert_serial: str | None = None
 
 
 class Hub:
     """The app's state: configuration, store, CA, secrets and the join source."""
 
     def __init__(self, config: HubConfig) -> None:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        private_data_dir(config.data_dir)
         self.config = config
         self.store = Store(config.data_dir / "hub.sqlite3")
         self.ca = CertificateAuthority(config.data_dir / "ca")
@@ -102,6 +107,20 @@ class Hub:
             self.join = StaticJoin(config.kube_api_server, config.kube_token, config.kube_ca_hashes)
         else:
             self.join = NotConfigured()
+
+
+def private_data_dir(path: Path) -> None:
+    """Make the data directory and its subdirectories 0700, whoever made them first.
+
+    Everything in it is the hub's alone: the database, the CA key, the admin token, the
+    WireGuard and TLS keys. Directories an older hub (or a launcher) made 0755 are closed
+    at start, so even the public certificates inside cannot be reached by other users.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+    for sub in ("ca", "vpn", "tls"):
+        if (path / sub).is_dir():
+            (path / sub).chmod(0o700)
 
 
 def load_admin_token(config: HubConfig) -> str:
@@ -174,20 +193,23 @@ async def caller(request: Request) -> Caller:
         address = auth.address_for_token(store, token.strip(), hub.tokens)
         if address is None:
             raise HTTPException(401, "token unknown or expired: log in again")
-    node_id = None
+    node_id = serial = None
     tls = request.scope.get("extensions", {}).get("tls") or {}
     chain = tls.get("client_cert_chain") or []
     if chain:
         identity = _cert_identity(chain[0])
         if identity is not None:
+            # A certificate the handshake accepted may have been replaced since: the hub's
+            # own record, checked on every request, decides (a revoked one names no node).
             with store.read() as db:
                 row = db.execute(
-                    "SELECT node_id FROM certs WHERE serial = ? AND node_id = ?",
+                    "SELECT node_id FROM certs WHERE serial = ? AND node_id = ? "
+                    "AND revoked_at IS NULL",
                     (identity[1], identity[0]),
                 ).fetchone()
             if row is not None:
-                node_id = identity[0]
-    return Caller(address, node_id)
+                node_id, serial = identity
+    return Caller(address, node_id, serial)
 
 
 Who = Annotated[Caller, Depends(caller)]
@@ -257,8 +279,14 @@ def create_app(config: HubConfig) -> FastAPI:
             )
         return who.address
 
-    def node_row(db: sqlite3.Connection, node_id: str, who: Caller) -> sqlite3.Row:
-        """The node, if the caller is that node (cert) or its owner (bearer)."""
+    def node_row(
+        db: sqlite3.Connection, node_id: str, who: Caller, *, deregistered_ok: bool = False
+    ) -> sqlite3.Row:
+        """The node, if the caller is that node (cert) or its owner (bearer).
+
+        A deregistered node is gone for every purpose but reading its ledger
+        (``deregistered_ok``): its row stays only because recorded usage refers to it.
+        """
         if who.address is None and who.node_id is None:
             raise HTTPException(401, "authenticate with the node's client certificate or a token")
         row: sqlite3.Row | None = db.execute(
@@ -268,6 +296,10 @@ def create_app(config: HubConfig) -> FastAPI:
             raise HTTPException(404, f"node {node_id} not found")
         if who.node_id != node_id and row["owner"] != who.address:
             raise HTTPException(403, f"node {node_id} belongs to another wallet")
+        if row["deregistered_at"] is not None and not deregistered_ok:
+            raise HTTPException(
+                404, f"node {node_id} was deregistered: register the host again (POST /v1/nodes)"
+            )
         return row
 
     @app.get("/health", response_model=models.Health, dependencies=OPEN)
@@ -336,23 +368,53 @@ def create_app(config: HubConfig) -> FastAPI:
         auth.revoke(store, token.strip(), hub.tokens)
         return Response(status_code=204)
 
-    @app.post("/v1/nodes", response_model=models.NodeRegistered, status_code=201)
+    @app.post(
+        "/v1/nodes",
+        response_model=models.NodeRegistered,
+        status_code=201,
+        responses={409: {"description": "a GPU is registered to another wallet"}},
+    )
     def register_node(body: models.NodeIn, who: Who, response: Response) -> models.NodeRegistered:
+        """Register (or update) a node; a GPU UUID already on another wallet's node is 409.
+
+        A GPU UUID names one physical GPU, so it has one owner: otherwise a second wallet
+        could register the same hardware (its host and UUIDs are easy to learn) and be paid
+        for it. UUIDs compare case-insensitively, as NVML's hex digits do.
+        """
         owner = person(who)
         gpu_key = ",".join(sorted(gpu.uuid for gpu in body.gpus))
         gpus = json.dumps([gpu.model_dump() for gpu in body.gpus])
         labels = json.dumps(body.labels, sort_keys=True)
+        uuids = sorted({gpu.uuid.lower() for gpu in body.gpus})
         with store.transaction() as db:
+            marks = ",".join("?" * len(uuids))
+            claimed = db.execute(
+                "SELECT g.uuid FROM node_gpus g JOIN nodes n ON n.node_id = g.node_id "
+                f"WHERE n.owner != ? AND g.uuid IN ({marks}) ORDER BY g.uuid LIMIT 1",
+                (owner, *uuids),
+            ).fetchone()
+            if claimed is not None:
+                raise HTTPException(
+                    409,
+                    f"GPU {claimed['uuid']} is registered to another wallet's node: a GPU "
+                    "can be registered by one wallet only",
+                )
             row = db.execute(
-                "SELECT node_id FROM nodes WHERE owner = ? AND host = ? AND gpu_key = ?",
+                "SELECT node_id, deregistered_at FROM nodes "
+                "WHERE owner = ? AND host = ? AND gpu_key = ?",
                 (owner, body.host, gpu_key),
             ).fetchone()
             if row is not None:
                 db.execute(
-                    "UPDATE nodes SET gpus = ?, price_per_sec_wei = ?, labels = ? "
-                    "WHERE node_id = ?",
+                    "UPDATE nodes SET gpus = ?, price_per_sec_wei = ?, labels = ?, "
+                    "deregistered_at = NULL WHERE node_id = ?",
                     (gpus, body.price_per_sec_wei, labels, row["node_id"]),
                 )
+                if row["deregistered_at"] is not None:  # back again: it claims its GPUs anew
+                    db.executemany(
+                        "INSERT INTO node_gpus (uuid, node_id) VALUES (?, ?)",
+                        [(gpu_uuid, row["node_id"]) for gpu_uuid in uuids],
+                    )
                 response.status_code = 200
                 return models.NodeRegistered(node_id=row["node_id"], created=False)
             node_id = str(uuid.uuid4())
@@ -370,6 +432,10 @@ def create_app(config: HubConfig) -> FastAPI:
                     time.time(),
                 ),
             )
+            db.executemany(
+                "INSERT INTO node_gpus (uuid, node_id) VALUES (?, ?)",
+                [(gpu_uuid, node_id) for gpu_uuid in uuids],
+            )
         return models.NodeRegistered(node_id=node_id, created=True)
 
     @app.get("/v1/nodes", response_model=models.NodeList)
@@ -379,14 +445,16 @@ def create_app(config: HubConfig) -> FastAPI:
         window = config.online_window.total_seconds()
         with store.read() as db:
             rows = db.execute(
-                "SELECT * FROM nodes WHERE owner = ? ORDER BY registered_at", (owner,)
+                "SELECT * FROM nodes WHERE owner = ? AND deregistered_at IS NULL "
+                "ORDER BY registered_at",
+                (owner,),
             ).fetchall()
         return models.NodeList(
             nodes=[
                 models.NodeOut(
                     node_id=row["node_id"],
                     host=row["host"],
-                    gpus=[models.Gpu(**gpu) for gpu in json.loads(row["gpus"])],
+                    gpus=[models.GpuOut(**gpu) for gpu in json.loads(row["gpus"])],
                     price_per_sec_wei=row["price_per_sec_wei"],
                     labels=json.loads(row["labels"]),
                     registered_at=rfc3339(row["registered_at"]),
@@ -412,7 +480,8 @@ def create_app(config: HubConfig) -> FastAPI:
         now = time.time()
         with store.read() as db:
             updated = db.execute(
-                "UPDATE nodes SET last_seen = ? WHERE node_id = ? AND (node_id = ? OR owner = ?)",
+                "UPDATE nodes SET last_seen = ? WHERE node_id = ? AND (node_id = ? OR owner = ?) "
+                "AND deregistered_at IS NULL",
                 (now, node_id, who.node_id, who.address),
             ).rowcount
             if updated != 1:
@@ -426,21 +495,37 @@ def create_app(config: HubConfig) -> FastAPI:
         responses={400: {"description": "CSR rejected"}},
     )
     def issue_cert(body: models.CertIn, who: Who) -> models.CertOut:
+        """Issue a node certificate and revoke every earlier one of that node.
+
+        A node holds one valid certificate: renewing (or bootstrapping again) ends the old
+        one at once, so a copied certificate dies with the next renewal instead of living
+        out its lifetime, and it can renew only if it is still the current one.
+        """
         with store.read() as db:
             node_row(db, body.node_id, who)
         try:
             issued = hub.ca.sign_client_csr(body.csr, body.node_id, config.cert_lifetime)
         except CsrRejected as exc:
             raise HTTPException(400, str(exc)) from None
+        now = time.time()
         with store.transaction() as db:
+            row = node_row(db, body.node_id, who)
+            if row["owner"] != who.address:  # the certificate alone authorised this renewal
+                current = db.execute(
+                    "SELECT 1 FROM certs WHERE serial = ? AND revoked_at IS NULL",
+                    (who.cert_serial,),
+                ).fetchone()
+                if current is None:
+                    raise HTTPException(
+                        401, "this certificate has been replaced: renew with the new one"
+                    )
+            db.execute(
+                "UPDATE certs SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL",
+                (now, body.node_id),
+            )
             db.execute(
                 "INSERT INTO certs (serial, node_id, not_after, issued_at) VALUES (?, ?, ?, ?)",
-                (
-                    format(issued.serial, "x"),
-                    body.node_id,
-                    issued.not_after.timestamp(),
-                    time.time(),
-                ),
+                (format(issued.serial, "x"), body.node_id, issued.not_after.timestamp(), now),
             )
         return models.CertOut(
             certificate=issued.pem,
@@ -465,28 +550,113 @@ def create_app(config: HubConfig) -> FastAPI:
             api_server=params.api_server, token=params.token, ca_cert_hashes=params.ca_cert_hashes
         )
 
-    def peer_owner(who: Caller) -> str:
-        if who.node_id is not None:
-            return f"node:{who.node_id}"
-        return f"wallet:{person(who)}"
+    @app.delete(
+        "/v1/nodes/{node_id}",
+        status_code=204,
+        response_class=Response,
+        responses={409: {"description": "pods still run on the node"}},
+    )
+    def deregister_node(node_id: models.NodeIdPath, who: Who) -> Response:
+        """The owner retires a node: its VPN address, certificates and GPUs are released.
+
+        Only the owner's token may do it, not the node's certificate: a stolen certificate
+        must not be able to take a provider's node off the market. The row stays
+        (deregistered) because the ledger refers to it; registering the same host and GPUs
+        again brings it back under the same id. Deregistering twice is fine (a retry).
+        """
+        owner = person(who)
+        with store.transaction() as db:
+            node_row(db, node_id, Caller(owner, None), deregistered_ok=True)
+            pods = [
+                r["pod_id"]
+                for r in db.execute(
+                    "SELECT pod_id FROM pods WHERE node_id = ? ORDER BY pod_id LIMIT 6", (node_id,)
+                )
+            ]
+            if pods:
+                # A renter's pod runs there: the operator moves or ends it first.
+                shown = ", ".join(pods[:5]) + (", ..." if len(pods) > 5 else "")
+                raise HTTPException(
+                    409,
+                    f"node {node_id} still runs pods ({shown}): the operator must move them "
+                    "to another node first",
+                )
+            now = time.time()
+            db.execute(
+                "UPDATE nodes SET deregistered_at = coalesce(deregistered_at, ?) WHERE node_id = ?",
+                (now, node_id),
+            )
+            db.execute(
+                "UPDATE certs SET revoked_at = ? WHERE node_id = ? AND revoked_at IS NULL",
+                (now, node_id),
+            )
+            db.execute("DELETE FROM vpn_peers WHERE node_id = ?", (node_id,))
+            db.execute("DELETE FROM node_gpus WHERE node_id = ?", (node_id,))
+        return Response(status_code=204)
+
+    def peer_node(db: sqlite3.Connection, node_id: str | None, who: Caller) -> sqlite3.Row:
+        """The node a VPN peer is for: the one named, or the calling node's own."""
+        if node_id is None:
+            if who.node_id is None:
+                raise HTTPException(
+                    422,
+                    "node_id: name the node this address is for (a VPN address belongs to a "
+                    "registered node; a node's own certificate names it)",
+                )
+            node_id = who.node_id
+        return node_row(db, node_id, who)
 
     @app.post(
         "/v1/vpn/peers",
         response_model=models.PeerOut,
-        responses={409: {"description": "pool full, or key held by another owner"}},
+        responses={409: {"description": "pool full, wallet at its cap, or key in use"}},
     )
     def add_peer(body: models.PeerIn, who: Who) -> models.PeerOut:
-        owner = peer_owner(who)
+        """One address per node: a new key for a node moves the node's address to it.
+
+        Addresses are a shared, small pool (253 by default): tying each to a registered node
+        and capping the nodes with an address per wallet keeps one wallet from taking it.
+        """
         first, last = (int(a) for a in config.vpn_pool)
+        cap = config.vpn_peers_per_wallet
         with store.transaction() as db:
-            row = db.execute(
-                "SELECT address, owner FROM vpn_peers WHERE public_key = ?", (body.public_key,)
+            node = peer_node(db, body.node_id, who)
+            node_id = node["node_id"]
+            holder = db.execute(
+                "SELECT p.node_id, n.owner FROM vpn_peers p JOIN nodes n "
+                "ON n.node_id = p.node_id WHERE p.public_key = ?",
+                (body.public_key,),
             ).fetchone()
-            if row is not None and row["owner"] != owner:
-                raise HTTPException(409, "this public key is registered to another owner")
-            if row is not None:
-                address = row["address"]
+            if holder is not None and holder["owner"] != node["owner"]:
+                raise HTTPException(409, "this public key is registered to another wallet")
+            if holder is not None and holder["node_id"] != node_id:
+                raise HTTPException(
+                    409,
+                    f"this public key is the VPN key of node {holder['node_id']}: "
+                    "use a key per node",
+                )
+            mine = db.execute(
+                "SELECT address FROM vpn_peers WHERE node_id = ?", (node_id,)
+            ).fetchone()
+            if mine is not None:
+                address = mine["address"]
+                db.execute(
+                    "UPDATE vpn_peers SET public_key = ? WHERE node_id = ?",
+                    (body.public_key, node_id),
+                )
             else:
+                held = db.execute(
+                    "SELECT count(*) FROM vpn_peers p JOIN nodes n ON n.node_id = p.node_id "
+                    "WHERE n.owner = ?",
+                    (node["owner"],),
+                ).fetchone()[0]
+                if held >= cap:
+                    raise HTTPException(
+                        409,
+                        f"wallet {node['owner']} has VPN addresses for {held} nodes, at most "
+                        f"{cap} per wallet: deregister a node it no longer uses "
+                        "(DELETE /v1/nodes/{id})",
+                    )
                 used = {
                     int(ipaddress.IPv4Address(r["address"]))
                     for r in db.execute("SELECT address FROM vpn_peers")
@@ -500,12 +670,13 @@ def create_app(config: HubConfig) -> FastAPI:
                     )
                 address = str(ipaddress.IPv4Address(free))
                 db.execute(
-                    "INSERT INTO vpn_peers (public_key, address, owner, created_at) "
+                    "INSERT INTO vpn_peers (node_id, public_key, address, created_at) "
                     "VALUES (?, ?, ?, ?)",
-                    (body.public_key, address, owner, time.time()),
+                    (node_id, body.public_key, address, time.time()),
                 )
         return models.PeerOut(
             public_key=body.public_key,
+            node_id=node_id,
             address=address,
             server_public_key=hub.vpn_server_public_key,
             endpoint=hub.vpn_endpoint,
@@ -515,10 +686,14 @@ def create_app(config: HubConfig) -> FastAPI:
 
     @app.delete("/v1/vpn/peers", status_code=204, response_class=Response)
     def delete_peer(public_key: Annotated[models.WgKey, Query()], who: Who) -> Response:
-        owner = peer_owner(who)
+        """Release an address: by the node holding the key, or by that node's owner."""
+        if who.address is None and who.node_id is None:
+            raise HTTPException(401, "authenticate with the node's client certificate or a token")
         with store.transaction() as db:
             gone = db.execute(
-                "DELETE FROM vpn_peers WHERE public_key = ? AND owner = ?", (public_key, owner)
+                "DELETE FROM vpn_peers WHERE public_key = ? AND (node_id = ? OR node_id IN "
+                "(SELECT node_id FROM nodes WHERE owner = ?))",
+                (public_key, who.node_id, who.address),
             )
             if gone.rowcount != 1:
                 raise HTTPException(404, "no such peer for this caller")
@@ -526,17 +701,38 @@ def create_app(config: HubConfig) -> FastAPI:
 
     @app.post("/v1/admin/pods", response_model=models.PodCreated, status_code=201)
     def register_pod(body: models.PodIn, _: Admin, response: Response) -> models.PodCreated:
+        """Record or update a pod. A new renter ends the previous renter's open codes for it.
+
+        ``node_id`` places the pod on a node, which is what lets that node bill for it.
+        """
         with store.transaction() as db:
-            existed = db.execute("SELECT 1 FROM pods WHERE pod_id = ?", (body.pod_id,)).fetchone()
+            if body.node_id is not None:
+                node = db.execute(
+                    "SELECT 1 FROM nodes WHERE node_id = ? AND deregistered_at IS NULL",
+                    (body.node_id,),
+                ).fetchone()
+                if node is None:
+                    raise HTTPException(
+                        422, f"node_id: node {body.node_id} is not a registered node"
+                    )
+            existed = db.execute(
+                "SELECT renter FROM pods WHERE pod_id = ?", (body.pod_id,)
+            ).fetchone()
+            if existed is not None and existed["renter"] != body.renter_address:
+                db.execute(
+                    "DELETE FROM transfers WHERE pod_id = ? AND used_at IS NULL", (body.pod_id,)
+                )
             db.execute(
-                "INSERT INTO pods (pod_id, renter, ssh_host, ssh_port, ssh_user, host_key, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pod_id) DO UPDATE SET "
-                "renter = excluded.renter, ssh_host = excluded.ssh_host, "
-                "ssh_port = excluded.ssh_port, ssh_user = excluded.ssh_user, "
-                "host_key = excluded.host_key, updated_at = excluded.updated_at",
+                "INSERT INTO pods (pod_id, renter, node_id, ssh_host, ssh_port, ssh_user, "
+                "host_key, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pod_id) DO "
+                "UPDATE SET renter = excluded.renter, node_id = excluded.node_id, "
+                "ssh_host = excluded.ssh_host, ssh_port = excluded.ssh_port, "
+                "ssh_user = excluded.ssh_user, host_key = excluded.host_key, "
+                "updated_at = excluded.updated_at",
                 (
                     body.pod_id,
                     body.renter_address,
+                    body.node_id,
                     body.ssh_host,
                     body.ssh_port,
                     body.ssh_user,
@@ -576,28 +772,35 @@ def create_app(config: HubConfig) -> FastAPI:
         "/v1/transfers",
         response_model=models.TransferCreated,
         status_code=201,
-        responses={409: {"description": "the chosen code is taken"}},
+        responses={409: {"description": "no free code found (retry)"}},
     )
     def create_transfer(body: models.TransferIn, who: Who) -> models.TransferCreated:
+        """Register a file under a fresh code; expired codes are deleted in the same step.
+
+        Only the code's hash is stored. Purging here (and on claims) keeps expired codes
+        from accumulating without a background task.
+        """
         address = person(who)
         now = time.time()
         expires = now + config.transfer_ttl.total_seconds()
         with store.transaction() as db:
             renter_pod(db, body.pod_id, address)
+            db.execute("DELETE FROM transfers WHERE expires_at <= ?", (now,))
             for _ in range(20):
-                code = body.code or new_code()
-                taken = db.execute("SELECT 1 FROM transfers WHERE code = ?", (code,)).fetchone()
+                code = codes.new_code()
+                digest = codes.code_hash(code)
+                taken = db.execute(
+                    "SELECT 1 FROM transfers WHERE code_hash = ?", (digest,)
+                ).fetchone()
                 if not taken:
                     break
-                if body.code:
-                    raise HTTPException(409, f"code {code} is taken: choose another")
             else:
                 raise HTTPException(409, "could not find a free code; try again")
             db.execute(
-                "INSERT INTO transfers (code, pod_id, creator, path, name, size, sha256, "
+                "INSERT INTO transfers (code_hash, pod_id, creator, path, name, size, sha256, "
                 "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    code,
+                    digest,
                     body.pod_id,
                     address,
                     body.path,
@@ -616,26 +819,42 @@ def create_app(config: HubConfig) -> FastAPI:
         responses={410: {"description": "used or expired"}},
     )
     def claim_transfer(code: models.CodePath, who: Who) -> models.TransferOut:
+        """Spend a code once, by its hash; expired codes go, this one with a 410 that says so.
+
+        A code is the sender's offer of a file in *their* pod: if the pod has changed
+        renter since, the code is withdrawn rather than handing the new renter's pod out.
+        """
         address = person(who)
         now = time.time()
+        digest = codes.code_hash(code)
+        refusal: HTTPException | None = None
         with store.transaction() as db:
             row = db.execute(
-                "SELECT t.*, p.ssh_host, p.ssh_port, p.ssh_user, p.host_key FROM transfers t "
-                "JOIN pods p ON p.pod_id = t.pod_id WHERE t.code = ?",
-                (code,),
+                "SELECT t.*, p.renter, p.ssh_host, p.ssh_port, p.ssh_user, p.host_key "
+                "FROM transfers t JOIN pods p ON p.pod_id = t.pod_id WHERE t.code_hash = ?",
+                (digest,),
             ).fetchone()
+            db.execute("DELETE FROM transfers WHERE expires_at <= ?", (now,))
             if row is None:
-                raise HTTPException(404, f"unknown code {code}")
-            if row["used_at"] is not None:
-                raise HTTPException(410, "code already used")
-            if row["expires_at"] <= now:
-                raise HTTPException(410, "code expired: ask the sender for a new one")
-            db.execute(
-                "UPDATE transfers SET used_at = ?, used_by = ? WHERE code = ?",
-                (now, address, code),
-            )
+                refusal = HTTPException(404, f"unknown code {code}")
+            elif row["used_at"] is not None:
+                refusal = HTTPException(410, "code already used")
+            elif row["expires_at"] <= now:
+                refusal = HTTPException(410, "code expired: ask the sender for a new one")
+            elif row["renter"] != row["creator"]:
+                # What POST /v1/admin/pods does on a renter change, should a code have been
+                # missed: the code goes, and the answer is the one a deleted code gets.
+                db.execute("DELETE FROM transfers WHERE code_hash = ?", (digest,))
+                refusal = HTTPException(404, f"unknown code {code}")
+            else:
+                db.execute(
+                    "UPDATE transfers SET used_at = ?, used_by = ? WHERE code_hash = ?",
+                    (now, address, digest),
+                )
+        if refusal is not None:  # raised after the commit, so the deletions are kept
+            raise refusal
         return models.TransferOut(
-            code=row["code"],
+            code=code,
             pod_id=row["pod_id"],
             path=row["path"],
             name=row["name"],
@@ -644,15 +863,62 @@ def create_app(config: HubConfig) -> FastAPI:
             ssh=ssh_of(row),
         )
 
+    def billable(db: sqlite3.Connection, event: models.UsageEvent, node: sqlite3.Row) -> None:
+        """Refuse an event the hub cannot vouch for (see :func:`post_usage`)."""
+        name, pod_id = event.event_id, event.pod_id
+        pod = db.execute("SELECT node_id FROM pods WHERE pod_id = ?", (pod_id,)).fetchone()
+        if pod is None:
+            raise HTTPException(422, f"event {name}: pod {pod_id} is unknown to the hub")
+        if pod["node_id"] is None:
+            raise HTTPException(
+                422, f"event {name}: pod {pod_id} is not placed on a node, so it cannot be billed"
+            )
+        if pod["node_id"] != event.node_id:
+            raise HTTPException(
+                422, f"event {name}: pod {pod_id} does not run on node {event.node_id}"
+            )
+        price = int(node["price_per_sec_wei"])
+        if int(event.price_per_sec_wei) != price:
+            raise HTTPException(
+                422,
+                f"event {name}: price {event.price_per_sec_wei} wei/s is not node "
+                f"{event.node_id}'s registered price {price} wei/s",
+            )
+        gpus = len(json.loads(node["gpus"]))
+        if event.gpu_count > gpus:
+            raise HTTPException(
+                422,
+                f"event {name}: gpu_count {event.gpu_count} is more than the "
+                f"{gpus} GPU{'s' if gpus != 1 else ''} node {event.node_id} registered",
+            )
+        other = db.execute(
+            'SELECT event_id FROM usage_events WHERE pod_id = ? AND start < ? AND "end" > ? '
+            "LIMIT 1",
+            (pod_id, event.end.timestamp(), event.start.timestamp()),
+        ).fetchone()
+        if other is not None:
+            raise HTTPException(
+                409,
+                f"event {name} overlaps event {other['event_id']} of pod {pod_id}: a pod's GPU "
+                "time is billed once",
+            )
+
     @app.post(
         "/v1/usage",
         response_model=models.UsageAccepted,
-        responses={409: {"description": "an event_id was recorded with other values"}},
+        responses={409: {"description": "an event_id recorded with other values, or an overlap"}},
     )
     def post_usage(
         events: Annotated[list[models.UsageEvent], Field(min_length=1, max_length=MAX_USAGE_BATCH)],
         who: Who,
     ) -> models.UsageAccepted:
+        """Record GPU time for the ledger: only what the hub can vouch for is billable.
+
+        The pod must be one the operator placed on that node, the price the node's
+        registered one, the GPU count within the node's GPUs, and the interval must not
+        overlap one already recorded for the pod: otherwise a node could bill for pods it
+        never ran, at any price, or for the same second twice.
+        """
         accepted = duplicates = 0
         now = time.time()
         # Metering reports time already used; an interval ending ahead of the hub's clock
@@ -665,7 +931,7 @@ def create_app(config: HubConfig) -> FastAPI:
                 )
         with store.transaction() as db:
             for event in events:
-                node_row(db, event.node_id, who)
+                node = node_row(db, event.node_id, who)
                 seconds = int((event.end - event.start).total_seconds())
                 wei = str(seconds * event.gpu_count * int(event.price_per_sec_wei))
                 values = (
@@ -688,6 +954,7 @@ def create_app(config: HubConfig) -> FastAPI:
                         )
                     duplicates += 1
                     continue
+                billable(db, event, node)
                 db.execute(
                     'INSERT INTO usage_events (event_id, node_id, pod_id, gpu_count, start, "end", '
                     "seconds, price_per_sec_wei, wei, received_at) "
@@ -701,7 +968,7 @@ def create_app(config: HubConfig) -> FastAPI:
     def get_usage(node_id: Annotated[models.NodeId, Query()], who: Who) -> models.UsageSummary:
         address = person(who)
         with store.read() as db:
-            node_row(db, node_id, Caller(address, None))
+            node_row(db, node_id, Caller(address, None), deregistered_ok=True)
             rows = db.execute(
                 "SELECT seconds, wei FROM usage_events WHERE node_id = ?", (node_id,)
             ).fetchall()
@@ -729,9 +996,3 @@ def create_app(config: HubConfig) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-def new_code() -> str:
-    """A runpodctl-style code: four digits and three words (``8338-galileo-collect-fidel``)."""
-    words = "-".join(secrets.choice(WORDS) for _ in range(3))
-    return f"{secrets.randbelow(10_000):04d}-{words}"

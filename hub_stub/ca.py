@@ -32,7 +32,7 @@ class CsrRejected(ValueError):
 
 def write_private(path: Path, data: bytes) -> None:
     """Write a secret file 0600 from the first byte (temp file + fsync + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -44,8 +44,11 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def write_public(path: Path, data: bytes) -> None:
-    """Write a non-secret file atomically (temp file + fsync + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a non-secret file atomically (temp file + fsync + rename).
+
+    A new parent directory is 0700 all the same: it may hold secrets written next.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as handle:
         handle.write(data)

@@ -44,6 +44,8 @@ class HubConfig:
     # Unspent, unexpired nonces the hub holds at most (a flood from many addresses).
     max_pending_nonces: int = 100_000
     vpn_pool: tuple[ipaddress.IPv4Address, ipaddress.IPv4Address] = DEFAULT_VPN_POOL
+    # Nodes with a VPN address per wallet: enough for a rack of GPU boxes, far from the pool.
+    vpn_peers_per_wallet: int = 16
     vpn_server_public_key: str | None = None
     vpn_endpoint: str | None = None
     kube_api_server: str | None = None

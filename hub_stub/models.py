@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
+import unicodedata
 import uuid
 from typing import Annotated
 
 from fastapi import Path
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,6 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 MAX_WEI = 2**256 - 1
 _HEX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
@@ -58,10 +61,47 @@ def _node_id(value: object) -> str:
         raise ValueError("node_id must be a UUID string") from None
 
 
+# Format characters that reorder or hide text (Trojan Source, CVE-2021-42574). All are in
+# category Cf, which is refused as a whole; naming them gives a more useful message.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+
+
+def _printable(value: str) -> str:
+    """Refuse characters that make stored text display as something other than it is.
+
+    Names, labels and paths are stored and shown back to providers, operators and renters,
+    in terminals and web pages. A control character (C0, DEL, C1) can move the cursor or
+    start an escape sequence; a bidi control reverses what follows; other format characters
+    (zero-width space, BOM, soft hyphen...) and line/paragraph separators are invisible or
+    break lines. Ordinary letters in any script are kept.
+    """
+    for char in value:
+        category = unicodedata.category(char)
+        if char in _BIDI:
+            kind = "a bidirectional control character"
+        elif category == "Cc":
+            kind = "a control character"
+        elif category == "Cf":
+            kind = "an invisible format character"
+        elif category in ("Zl", "Zp"):
+            kind = "a line or paragraph separator"
+        else:
+            continue
+        name = unicodedata.name(char, "")
+        shown = f"U+{ord(char):04X}" + (f" {name}" if name else "")
+        raise PydanticCustomError(
+            "unprintable_character",
+            "contains {char} ({kind}): remove it",
+            {"char": shown, "kind": kind},
+        )
+    return value
+
+
+Printable = AfterValidator(_printable)
 Wei = Annotated[str, BeforeValidator(_wei), Field(examples=["1000000000"])]
 Address = Annotated[str, BeforeValidator(_address)]
 NodeId = Annotated[str, BeforeValidator(_node_id)]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f]+$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=255), Printable]
 Ident = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 ]
@@ -139,10 +179,18 @@ class NodeRegistered(BaseModel):
     created: bool
 
 
+class GpuOut(BaseModel):
+    """A stored GPU as served: not re-validated, so rows an older hub accepted still list."""
+
+    name: str
+    memory_mib: int
+    uuid: str
+
+
 class NodeOut(BaseModel):
     node_id: str
     host: str
-    gpus: list[Gpu]
+    gpus: list[GpuOut]
     price_per_sec_wei: str
     labels: dict[str, str]
     registered_at: str
@@ -199,10 +247,13 @@ WgKey = Annotated[str, BeforeValidator(_wg_key), Field(examples=["x" * 43 + "="]
 
 class PeerIn(Strict):
     public_key: WgKey
+    # Optional only for a node calling with its own certificate, which names the node.
+    node_id: NodeId | None = None
 
 
 class PeerOut(BaseModel):
     public_key: str
+    node_id: str
     address: str
     server_public_key: str
     endpoint: str
@@ -213,6 +264,8 @@ class PeerOut(BaseModel):
 class PodIn(Strict):
     pod_id: Ident
     renter_address: Address
+    # The node the pod runs on; without one, no usage can be billed for the pod.
+    node_id: NodeId | None = None
     ssh_host: Hostname
     ssh_port: Annotated[int, Field(ge=1, le=65535)]
     ssh_user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
@@ -239,16 +292,23 @@ class SshOut(BaseModel):
 
 class TransferIn(Strict):
     pod_id: Ident
-    path: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^/[^\x00]*$")]
-    name: Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^/\x00]+$")]
+    path: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^/"), Printable]
+    name: Annotated[
+        str, StringConstraints(min_length=1, max_length=255, pattern=r"^[^/]+$"), Printable
+    ]
     size: Annotated[int, Field(ge=0, le=2**62)]
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-    code: (
-        Annotated[
-            str, StringConstraints(min_length=6, max_length=64, pattern=r"^[a-z0-9]+(-[a-z0-9]+)+$")
-        ]
-        | None
-    ) = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def no_chosen_code(cls, data: object) -> object:
+        """A ``code`` field gets its own message: clients that chose codes must learn why."""
+        if isinstance(data, dict) and "code" in data:
+            raise PydanticCustomError(
+                "chosen_code",
+                "the hub makes transfer codes: leave out 'code' and use the one in the answer",
+            )
+        return data
 
     @field_validator("name")
     @classmethod

@@ -9,13 +9,15 @@ so a request that fails half way never leaves a half-written row.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry migrates from version index to index + 1; append, never edit a shipped one.
 MIGRATIONS: tuple[str, ...] = (
@@ -114,8 +116,86 @@ MIGRATIONS: tuple[str, ...] = (
     DROP TABLE usage_events;
     ALTER TABLE usage_events_v2 RENAME TO usage_events;
     """,
+    # 2 -> 3: transfer codes are kept as their SHA-256 only (sha256_hex is registered by
+    # Store), so a copy of the database hands out no live code; expired codes are purged by
+    # expiry and a pod's codes found by pod, hence the indexes. A certificate is revoked
+    # (revoked_at) when another is issued for its node. node_gpus says which nodes name a
+    # GPU UUID (lower case), so one wallet cannot register another's GPUs. A node can be
+    # deregistered (its row stays for the ledger). A VPN address belongs to a node, one
+    # each: a node's newest peer keeps its address, its other keys and the peers a wallet
+    # took without naming a node are released (they fit no node, and one wallet could have
+    # taken the pool that way). A pod names the node it runs on (none for older pods, which
+    # cannot be billed), and usage is looked up by pod to refuse overlapping intervals.
+    """
+    CREATE TABLE transfers_v3 (
+        code_hash TEXT PRIMARY KEY,
+        pod_id TEXT NOT NULL REFERENCES pods (pod_id),
+        creator TEXT NOT NULL,
+        path TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL,
+        used_at REAL,
+        used_by TEXT
+    );
+    INSERT INTO transfers_v3 (code_hash, pod_id, creator, path, name, size, sha256, created_at,
+        expires_at, used_at, used_by)
+        SELECT sha256_hex(code), pod_id, creator, path, name, size, sha256, created_at,
+        expires_at, used_at, used_by FROM transfers;
+    DROP TABLE transfers;
+    ALTER TABLE transfers_v3 RENAME TO transfers;
+    CREATE INDEX transfers_expiry ON transfers (expires_at);
+    CREATE INDEX transfers_pod ON transfers (pod_id);
+    ALTER TABLE certs ADD COLUMN revoked_at REAL;
+    CREATE INDEX certs_node ON certs (node_id);
+    CREATE TABLE node_gpus (
+        uuid TEXT NOT NULL,
+        node_id TEXT NOT NULL REFERENCES nodes (node_id),
+        PRIMARY KEY (uuid, node_id)
+    );
+    INSERT INTO node_gpus (uuid, node_id)
+        SELECT DISTINCT lower(json_extract(g.value, '$.uuid')), n.node_id
+        FROM nodes n, json_each(n.gpus) g;
+    ALTER TABLE nodes ADD COLUMN deregistered_at REAL;
+    CREATE TABLE vpn_peers_v3 (
+        node_id TEXT PRIMARY KEY REFERENCES nodes (node_id),
+        public_key TEXT NOT NULL UNIQUE,
+        address TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL
+    );
+    INSERT INTO vpn_peers_v3 (node_id, public_key, address, created_at)
+        SELECT n.node_id, p.public_key, p.address, p.created_at
+        FROM vpn_peers p JOIN nodes n ON p.owner = 'node:' || n.node_id
+        WHERE p.rowid = (SELECT q.rowid FROM vpn_peers q WHERE q.owner = p.owner
+                         ORDER BY q.created_at DESC, q.rowid DESC LIMIT 1);
+    DROP TABLE vpn_peers;
+    ALTER TABLE vpn_peers_v3 RENAME TO vpn_peers;
+    ALTER TABLE pods ADD COLUMN node_id TEXT REFERENCES nodes (node_id);
+    CREATE INDEX pods_node ON pods (node_id);
+    CREATE INDEX usage_pod ON usage_events (pod_id, start);
+    """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def sha256_hex(text: str) -> str:
+    """Hex SHA-256 of ``text``'s UTF-8: how transfer codes are stored and looked up."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _private_files(path: Path) -> None:
+    """Create the database 0600 before SQLite opens it; close up files an older hub left open.
+
+    The database holds the ledger, token hashes and transfer data. SQLite creates ``-wal``
+    and ``-shm`` with the database file's own mode, so a 0600 database keeps all three
+    private whatever the umask; files from a hub that made them 0644 are tightened here.
+    """
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-shm")):
+        if name.exists():
+            name.chmod(0o600)
 
 
 class Store:
@@ -123,6 +203,7 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        _private_files(path)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(
             path, check_same_thread=False, isolation_level=None, timeout=30
@@ -133,9 +214,18 @@ class Store:
         # the last commits), which is the trade SQLite recommends for WAL.
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows (spent and expired codes, old tokens) are overwritten, not left
+        # readable in free pages of the file.
+        self._conn.execute("PRAGMA secure_delete=ON")
+        self._conn.create_function("sha256_hex", 1, sha256_hex, deterministic=True)
         self._migrate()
 
     def _migrate(self) -> None:
+        """Run the migrations this database lacks, in one transaction.
+
+        After an upgrade the WAL is checkpointed and truncated: it would otherwise keep the
+        pages the migration replaced (codes in clear, before version 3) until overwritten.
+        """
         with self.transaction() as db:
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             row = db.execute("SELECT version FROM schema_version").fetchone()
@@ -153,6 +243,8 @@ class Store:
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             else:
                 db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        if 0 < current < SCHEMA_VERSION:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -1,8 +1,7 @@
-"""Words for runpodctl-style transfer codes (``8338-galileo-collect-fidel``).
+"""Words for runpodctl-style transfer codes (``4817-cactus-walrus-ember-quill-topaz``).
 
-Short, common, distinct English words that are easy to read aloud and type. Four digits and
-three words out of 267 give 10**4 * 267**3 (about 1.9e11) codes; a code is also one-time and
-expires, so guessing one in time is impractical.
+Short, common, distinct English words that are easy to read aloud and type; each is 8.06
+bits. :mod:`hub_stub.codes` says how many a code takes and what that gives.
 """
 
 from __future__ import annotations

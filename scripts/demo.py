@@ -63,13 +63,15 @@ def actor_env(home: Path, hub: RunningHub) -> dict[str, str]:
     return env
 
 
-def register_pod(hub: RunningHub, pod_id: str, renter: str, sshd: SshdServer) -> None:
+def register_pod(hub: RunningHub, pod_id: str, renter: str, node_id: str, sshd: SshdServer) -> None:
+    """The operator places the pod on the provider's node (so that node can bill for it)."""
     with hub.client(headers={"Authorization": f"Bearer {hub.admin_token}"}) as client:
         response = client.post(
             "/v1/admin/pods",
             json={
                 "pod_id": pod_id,
                 "renter_address": renter,
+                "node_id": node_id,
                 "ssh_host": sshd.host,
                 "ssh_port": sshd.port,
                 "ssh_user": sshd.user,
@@ -77,7 +79,10 @@ def register_pod(hub: RunningHub, pod_id: str, renter: str, sshd: SshdServer) ->
             },
         )
         response.raise_for_status()
-    print(f"hub operator: pod {pod_id} -> {sshd.user}@{sshd.host}:{sshd.port} (host key pinned)")
+    print(
+        f"hub operator: pod {pod_id} on node {node_id} -> {sshd.user}@{sshd.host}:{sshd.port} "
+        "(host key pinned)"
+    )
 
 
 def sha256(path: Path) -> str:
@@ -97,7 +102,10 @@ def round_trip(work: Path) -> None:
         sh([WORLDLAND, "wallet", "new"], provider)
         gpu_flags = ["--gpu-type", "NVIDIA H100 80GB HBM3", "--memory-gb", "80"]
         sh([WORLDLAND, "register", "--host", "127.0.0.1", *gpu_flags], provider)
-        sh([WORLDLAND, "register", "--host", "127.0.0.1", *gpu_flags, "--json"], provider)
+        registered = sh(
+            [WORLDLAND, "register", "--host", "127.0.0.1", *gpu_flags, "--json"], provider
+        )
+        node_id = json.loads(registered)["node_id"]
         sh([WORLDLAND, "certs", "status"], provider)
         sh([WORLDLAND, "whoami"], provider)
 
@@ -107,14 +115,16 @@ def round_trip(work: Path) -> None:
             return
         banner("4. A pod: a real OpenSSH sshd on loopback, registered by the hub operator")
         with start_sshd(work / "pod") as sshd:
-            renter_part(work, hub, renter, sshd)
+            renter_part(work, hub, renter, node_id, sshd)
     finally:
         hub.stop()
 
 
-def renter_part(work: Path, hub: RunningHub, renter: dict[str, str], sshd: SshdServer) -> None:
+def renter_part(
+    work: Path, hub: RunningHub, renter: dict[str, str], node_id: str, sshd: SshdServer
+) -> None:
     renter_address = json.loads(sh([WORLDLAND, "wallet", "new", "--json"], renter))["address"]
-    register_pod(hub, "pod-demo-1", renter_address, sshd)
+    register_pod(hub, "pod-demo-1", renter_address, node_id, sshd)
 
     banner("5. Renter: login, send a file to the pod, receive it back, verified")
     sh([WORLDLAND, "login"], renter)

@@ -161,6 +161,7 @@ class JoinParams:
 @dataclass(frozen=True)
 class VpnPeer:
     public_key: str
+    node_id: str
     address: str
     server_public_key: str
     endpoint: str
@@ -596,6 +597,11 @@ class HubClient:
             serial=str(doc["serial"]),
         )
 
+    def delete_node(self, node_id: str) -> None:
+        """Deregister a node (owner's token): the hub releases its VPN address, revokes its
+        certificates and frees its GPUs. Safe to retry: a deregistered node stays so."""
+        self.request("DELETE", f"/v1/nodes/{_seg(node_id)}")
+
     def join(self, node_id: str) -> JoinParams:
         doc = self.request("POST", f"/v1/nodes/{_seg(node_id)}/join")
         return JoinParams(
@@ -606,12 +612,21 @@ class HubClient:
 
     # ------------------------------------------------------------------------------- vpn
 
-    def add_vpn_peer(self, public_key: str) -> VpnPeer:
-        doc = self.request(  # the same key always gets the same address
-            "POST", "/v1/vpn/peers", json={"public_key": public_key}, idempotent=True
+    def add_vpn_peer(self, public_key: str, node_id: str | None = None) -> VpnPeer:
+        """The node's VPN address, now for ``public_key`` (a node has one address).
+
+        ``node_id`` names the node; it may be left out only over mTLS with the node's own
+        certificate, which names it.
+        """
+        body = {"public_key": public_key}
+        if node_id is not None:
+            body["node_id"] = node_id
+        doc = self.request(  # the same node and key always get the same address
+            "POST", "/v1/vpn/peers", json=body, idempotent=True
         )
         return VpnPeer(
             public_key=str(doc["public_key"]),
+            node_id=str(doc["node_id"]),
             address=str(doc["address"]),
             server_public_key=str(doc["server_public_key"]),
             endpoint=str(doc["endpoint"]),
@@ -624,19 +639,28 @@ class HubClient:
 
     # ------------------------------------------------------------------ pods, transfers
 
-    def admin_register_pod(self, admin_token: str, pod: PodSsh, renter_address: str) -> str:
-        """Operator call: record (or update) a pod's SSH endpoint for its renter."""
+    def admin_register_pod(
+        self, admin_token: str, pod: PodSsh, renter_address: str, node_id: str | None = None
+    ) -> str:
+        """Operator call: record (or update) a pod's SSH endpoint for its renter.
+
+        ``node_id`` places the pod on the node it runs on: only then can that node bill
+        usage for it.
+        """
+        body: dict[str, Any] = {
+            "pod_id": pod.pod_id,
+            "renter_address": renter_address,
+            "ssh_host": pod.host,
+            "ssh_port": pod.port,
+            "ssh_user": pod.user,
+            "host_key": pod.host_key,
+        }
+        if node_id is not None:
+            body["node_id"] = node_id
         doc = self.request(
             "POST",
             "/v1/admin/pods",
-            json={
-                "pod_id": pod.pod_id,
-                "renter_address": renter_address,
-                "ssh_host": pod.host,
-                "ssh_port": pod.port,
-                "ssh_user": pod.user,
-                "host_key": pod.host_key,
-            },
+            json=body,
             auth="admin",
             admin_token=admin_token,
         )
@@ -646,23 +670,10 @@ class HubClient:
         return _pod_ssh(self.request("GET", f"/v1/pods/{_seg(pod_id)}/ssh"), pod_id)
 
     def create_transfer(
-        self,
-        pod_id: str,
-        path: str,
-        name: str,
-        size: int,
-        sha256: str,
-        code: str | None = None,
+        self, pod_id: str, path: str, name: str, size: int, sha256: str
     ) -> TransferCode:
-        body: dict[str, Any] = {
-            "pod_id": pod_id,
-            "path": path,
-            "name": name,
-            "size": size,
-            "sha256": sha256,
-        }
-        if code is not None:
-            body["code"] = code
+        """Register a file in a pod; the hub makes the code (a client cannot choose one)."""
+        body = {"pod_id": pod_id, "path": path, "name": name, "size": size, "sha256": sha256}
         doc = self.request("POST", "/v1/transfers", json=body)
         return TransferCode(code=str(doc["code"]), expires_at=parse_time(doc["expires_at"]))
 

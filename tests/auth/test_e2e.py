@@ -71,8 +71,9 @@ def self_made_cert(directory: Path, common_name: str) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-@pytest.mark.usefixtures("nvml_t4")
-def test_wallet_login_register_certs_whoami(any_hub: RunningHub, worldland_home: Path) -> None:
+def test_wallet_login_register_certs_whoami(
+    any_hub: RunningHub, worldland_home: Path, nvml_t4: str
+) -> None:
     hub = any_hub
     created = cli("wallet", "new", "--json")
     assert created.exit_code == 0, created.output
@@ -101,7 +102,7 @@ def test_wallet_login_register_certs_whoami(any_hub: RunningHub, worldland_home:
     assert doc["node_id"] == node_id.group(1) and doc["created"] is False
     assert doc["certificates"]["action"] == "kept"
     assert doc["price_per_sec_wei"] == "1000000000"
-    assert doc["gpus"] == [{"name": "Tesla T4", "memory_mib": 15360, "uuid": "GPU-5c5b3f2a-t4"}]
+    assert doc["gpus"] == [{"name": "Tesla T4", "memory_mib": 15360, "uuid": nvml_t4}]
 
     status = cli("certs", "status", "--json")
     assert status.exit_code == 0, status.output

@@ -41,7 +41,7 @@ def by_id(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["id"]: c for c in doc["checks"]}
 
 
-def test_ready_host_exits_0_and_lists_every_check(ready: Path, nvml_t4: None) -> None:
+def test_ready_host_exits_0_and_lists_every_check(ready: Path, nvml_t4: str) -> None:
     code, doc = doctor("--root", str(ready))
     checks = by_id(doc)
     assert code == 0, [(c["id"], c["observed"]) for c in doc["checks"] if c["status"] == "fail"]
@@ -57,7 +57,7 @@ def test_ready_host_exits_0_and_lists_every_check(ready: Path, nvml_t4: None) ->
     assert sum(doc["summary"].values()) == len(ALL_IDS)
 
 
-def test_a_failure_exits_1_with_its_remedy(ready: Path, nvml_t4: None, fakebin: FakeBin) -> None:
+def test_a_failure_exits_1_with_its_remedy(ready: Path, nvml_t4: str, fakebin: FakeBin) -> None:
     fakebin.systemctl(kubelet="disabled")
     code, doc = doctor("--root", str(ready))
     assert code == 1
@@ -67,9 +67,7 @@ def test_a_failure_exits_1_with_its_remedy(ready: Path, nvml_t4: None, fakebin: 
     assert failed[0]["remedy"] == "sudo systemctl enable kubelet"
 
 
-def test_ignore_turns_a_failure_into_a_warning(
-    ready: Path, nvml_t4: None, fakebin: FakeBin
-) -> None:
+def test_ignore_turns_a_failure_into_a_warning(ready: Path, nvml_t4: str, fakebin: FakeBin) -> None:
     fakebin.systemctl(kubelet="disabled")
     code, doc = doctor("--root", str(ready), "--ignore", "kube.kubelet-enabled")
     assert code == 0
@@ -78,7 +76,7 @@ def test_ignore_turns_a_failure_into_a_warning(
     assert check["ignored"] is True
 
 
-def test_only_runs_the_named_checks_and_areas(ready: Path, nvml_t4: None) -> None:
+def test_only_runs_the_named_checks_and_areas(ready: Path, nvml_t4: str) -> None:
     code, doc = doctor("--root", str(ready), "--only", "gpu,system.swap")
     assert code == 0
     assert [c["id"] for c in doc["checks"]] == ["gpu.driver", "gpu.nvidia-smi", "system.swap"]
@@ -90,7 +88,7 @@ def test_unknown_check_is_a_usage_error(ready: Path) -> None:
     assert "unknown check 'gpu.nope'" in result.output
 
 
-def test_table_output_groups_and_prints_fixes(ready: Path, nvml_t4: None, fakebin: FakeBin) -> None:
+def test_table_output_groups_and_prints_fixes(ready: Path, nvml_t4: str, fakebin: FakeBin) -> None:
     fakebin.remove("nvidia-ctk")
     result = CliRunner().invoke(app, ["doctor", "--root", str(ready)])
     assert result.exit_code == 1

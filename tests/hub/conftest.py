@@ -7,6 +7,7 @@ because starting one costs about two seconds.
 from __future__ import annotations
 
 import datetime as dt
+import ssl
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.support.hub import RunningHub, hub, module_hub, start_hub
 
 __all__ = ["hub", "module_hub"]
 
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ0ZXN0a2V5Zm9ydGVzdHM"
 STUB_JOIN = [
     "--kube-api-server", "10.0.0.1:6443",
     "--kube-token", "abcdef.0123456789abcdef",
@@ -89,15 +91,44 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def register_node(client: httpx.Client, token: str, host: str | None = None) -> str:
+def register_node(client: httpx.Client, token: str, host: str | None = None, gpus: int = 1) -> str:
+    """A node with ``gpus`` fresh Tesla T4s at 1000 wei per GPU-second."""
     body = {
         "host": host or f"gpu-{uuid.uuid4().hex[:8]}",
-        "gpus": [{"name": "Tesla T4", "memory_mib": 15360, "uuid": f"GPU-{uuid.uuid4()}"}],
+        "gpus": [
+            {"name": "Tesla T4", "memory_mib": 15360, "uuid": f"GPU-{uuid.uuid4()}"}
+            for _ in range(gpus)
+        ],
         "price_per_sec_wei": "1000",
     }
     response = client.post("/v1/nodes", json=body, headers=bearer(token))
     assert response.status_code == 201, response.text
     return str(response.json()["node_id"])
+
+
+def register_pod(
+    client: httpx.Client,
+    hub: RunningHub,
+    renter: str,
+    node_id: str | None = None,
+    **changes: object,
+) -> str:
+    """The operator records a pod rented by ``renter`` (on ``node_id`` when given)."""
+    pod_id = f"pod-{uuid.uuid4().hex[:8]}"
+    body: dict[str, object] = {
+        "pod_id": pod_id,
+        "renter_address": renter,
+        "ssh_host": "127.0.0.1",
+        "ssh_port": 2222,
+        "ssh_user": "root",
+        "host_key": HOST_KEY,
+        **changes,
+    }
+    if node_id is not None:
+        body["node_id"] = node_id
+    response = client.post("/v1/admin/pods", json=body, headers=bearer(hub.admin_token))
+    assert response.status_code in (200, 201), response.text
+    return str(body["pod_id"])
 
 
 def make_csr(key: Any = None, cn: str = "ignored") -> tuple[Any, str]:
@@ -109,6 +140,27 @@ def make_csr(key: Any = None, cn: str = "ignored") -> tuple[Any, str]:
         .sign(key, hashes.SHA256())
     )
     return key, csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def write_identity(directory: Path, name: str, key: Any, cert_pem: str) -> tuple[str, str]:
+    """Write a client certificate and its key where an SSL context can load them."""
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_path.write_text(cert_pem)
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def mtls_client(hub: RunningHub, identity: tuple[str, str]) -> httpx.Client:
+    """A client of the TLS hub that presents ``identity`` (cert, key) as a node."""
+    context = ssl.create_default_context(cafile=str(hub.ca_cert))
+    context.load_cert_chain(*identity)
+    return httpx.Client(base_url=hub.url, verify=context, timeout=10.0)
 
 
 @pytest.fixture

@@ -2,38 +2,25 @@
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from eth_account import Account
 
 from hub_stub.ca import CertificateAuthority
-from tests.hub.conftest import bearer, login, make_csr, register_node
+from tests.hub.conftest import (
+    bearer,
+    login,
+    make_csr,
+    mtls_client,
+    register_node,
+    register_pod,
+    write_identity,
+)
 from tests.support.hub import RunningHub
-
-
-def write_identity(directory: Path, name: str, key: object, cert_pem: str) -> tuple[str, str]:
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_path.write_text(cert_pem)
-    key_path.write_bytes(
-        key.private_bytes(  # type: ignore[attr-defined]
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_path), str(key_path)
-
-
-def mtls_client(hub: RunningHub, identity: tuple[str, str]) -> httpx.Client:
-    context = ssl.create_default_context(cafile=str(hub.ca_cert))
-    context.load_cert_chain(*identity)
-    return httpx.Client(base_url=hub.url, verify=context, timeout=10.0)
 
 
 @pytest.fixture
@@ -116,23 +103,25 @@ def test_a_node_cert_posts_its_own_usage_and_vpn_peer(
     token, node_id, identity = node
     with tls_hub.client() as client:
         other = register_node(client, token)
+        pod_id = register_pod(client, tls_hub, Account.create().address, node_id=node_id)
     usage = {
         "event_id": f"ev-{node_id}",
         "node_id": node_id,
-        "pod_id": "pod-1",
+        "pod_id": pod_id,
         "gpu_count": 1,
         "start": "2026-01-01T00:00:00Z",
         "end": "2026-01-01T00:00:10Z",
-        "price_per_sec_wei": 5,
+        "price_per_sec_wei": 1000,
     }
     with mtls_client(tls_hub, identity) as client:
         assert client.post("/v1/usage", json=[usage]).json() == {"accepted": 1, "duplicates": 0}
         foreign = dict(usage, event_id=f"ev-{other}", node_id=other)
         assert client.post("/v1/usage", json=[foreign]).status_code == 403
-        peer = client.post(
+        peer = client.post(  # the certificate names the node: no node_id needed
             "/v1/vpn/peers", json={"public_key": base64.b64encode(os.urandom(32)).decode()}
         )
         assert peer.status_code == 200
+        assert peer.json()["node_id"] == node_id
     with tls_hub.client() as client:
         total = client.get("/v1/usage", params={"node_id": node_id}, headers=bearer(token))
-    assert total.json()["wei"] == "50"
+    assert total.json()["wei"] == "10000"

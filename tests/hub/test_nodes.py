@@ -23,15 +23,24 @@ NODE = {
 }
 
 
+def fresh_node() -> dict[str, object]:
+    """NODE with GPU UUIDs of its own: a GPU can be registered by one wallet only."""
+    gpus = [
+        {"name": "Tesla T4", "memory_mib": 15360, "uuid": f"GPU-{uuid.uuid4()}"} for _ in range(2)
+    ]
+    return dict(NODE, gpus=gpus)
+
+
 def test_reregistering_the_same_host_and_gpus_updates(
     client: httpx.Client, stub_hub: RunningHub, wallet: LocalAccount
 ) -> None:
     token = login(client, wallet, stub_hub.siwe_domain)
-    first = client.post("/v1/nodes", json=NODE, headers=bearer(token))
+    node = fresh_node()
+    first = client.post("/v1/nodes", json=node, headers=bearer(token))
     assert first.status_code == 201
     assert first.json()["created"] is True
     # Same GPUs in another order and a new price: the same node, updated.
-    again = dict(NODE, gpus=list(reversed(NODE["gpus"])), price_per_sec_wei=7)  # type: ignore[call-overload]
+    again = dict(node, gpus=list(reversed(node["gpus"])), price_per_sec_wei=7)  # type: ignore[call-overload]
     second = client.post("/v1/nodes", json=again, headers=bearer(token))
     assert second.status_code == 200
     assert second.json() == {"node_id": first.json()["node_id"], "created": False}
@@ -39,9 +48,10 @@ def test_reregistering_the_same_host_and_gpus_updates(
     assert len(nodes) == 1
     assert nodes[0]["price_per_sec_wei"] == "7"
     assert nodes[0]["labels"] == {"zone": "us-central1-a"}
-    # Another wallet registering the same host gets its own node.
+    # Another wallet registering the same host with GPUs of its own gets its own node; with
+    # the first wallet's GPUs it gets a 409 (tests/security/test_hub_nodes.py).
     other = login(client, Account.create(), stub_hub.siwe_domain)
-    third = client.post("/v1/nodes", json=NODE, headers=bearer(other))
+    third = client.post("/v1/nodes", json=fresh_node(), headers=bearer(other))
     assert third.status_code == 201
     assert third.json()["node_id"] != first.json()["node_id"]
 
@@ -138,7 +148,7 @@ def test_wei_as_integer_is_accepted_and_returned_as_string(
     client: httpx.Client, stub_hub: RunningHub, wallet: LocalAccount
 ) -> None:
     token = login(client, wallet, stub_hub.siwe_domain)
-    body = dict(NODE, price_per_sec_wei=2**70)
+    body = dict(fresh_node(), price_per_sec_wei=2**70)
     assert client.post("/v1/nodes", json=body, headers=bearer(token)).status_code == 201
     nodes = client.get("/v1/nodes", headers=bearer(token)).json()["nodes"]
     assert nodes[0]["price_per_sec_wei"] == str(2**70)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from tests.hub.conftest import bearer, login, register_node
+from tests.hub.conftest import bearer, login, register_node, register_pod
 from tests.support.hub import RunningHub
 
 
@@ -19,23 +20,37 @@ def rfc3339(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Each event gets an hour of its own: intervals of one pod may not overlap.
+HOURS = itertools.count()
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
 def event(node_id: str, seconds: int = 60, gpus: int = 2, **changes: Any) -> dict[str, Any]:
+    """An event of ``node_id``'s pod (the pod id is the node id, see ``place_pod``)."""
+    start = START + dt.timedelta(hours=next(HOURS))
     return {
         "event_id": str(uuid.uuid4()),
         "node_id": node_id,
-        "pod_id": "pod-1",
+        "pod_id": f"pod-{node_id}",
         "gpu_count": gpus,
-        "start": "2026-01-01T00:00:00Z",
-        "end": f"2026-01-01T00:{seconds // 60:02d}:{seconds % 60:02d}Z",
+        "start": rfc3339(start),
+        "end": rfc3339(start + dt.timedelta(seconds=seconds)),
         "price_per_sec_wei": "1000",
         **changes,
     }
 
 
+def place_pod(client: httpx.Client, hub: RunningHub, token: str) -> str:
+    """A two-GPU node of the wallet behind ``token``, with someone's pod placed on it."""
+    node_id = register_node(client, token, gpus=2)
+    register_pod(client, hub, Account.create().address, node_id=node_id, pod_id=f"pod-{node_id}")
+    return node_id
+
+
 @pytest.fixture
 def owned(client: httpx.Client, stub_hub: RunningHub, wallet: LocalAccount) -> tuple[str, str]:
     token = login(client, wallet, stub_hub.siwe_domain)
-    return token, register_node(client, token)
+    return token, place_pod(client, stub_hub, token)
 
 
 def summary(client: httpx.Client, token: str, node_id: str) -> dict[str, Any]:
@@ -66,7 +81,7 @@ def test_a_bad_event_rejects_the_whole_batch(
     client: httpx.Client, stub_hub: RunningHub, owned: tuple[str, str]
 ) -> None:
     token, node_id = owned
-    foreign = register_node(client, login(client, Account.create(), stub_hub.siwe_domain))
+    foreign = place_pod(client, stub_hub, login(client, Account.create(), stub_hub.siwe_domain))
     batch = [event(node_id), event(foreign)]
     assert client.post("/v1/usage", json=batch, headers=bearer(token)).status_code == 403
     backwards = event(node_id, start="2026-01-02T00:00:00Z")
@@ -94,7 +109,7 @@ def test_event_ids_of_one_node_do_not_collide_with_anothers(
     # wallet's node could post an id first and get this node's event refused with a 409.
     token, node_id = owned
     stranger = login(client, Account.create(), stub_hub.siwe_domain)
-    theirs = register_node(client, stranger)
+    theirs = place_pod(client, stub_hub, stranger)
     early = [event(theirs, event_id="ev-1")]
     first = client.post("/v1/usage", json=early, headers=bearer(stranger))
     assert first.json() == {"accepted": 1, "duplicates": 0}

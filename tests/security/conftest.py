@@ -1,8 +1,9 @@
-"""Fixtures for the attack tests: a real hub and a real sshd on loopback, a CLI runner.
+"""Fixtures for the attack tests: real hubs and a real sshd on loopback, a CLI runner.
 
-The hostile side is built in each test's own module: a relaying fake hub
-(:mod:`tests.security.relay`) and a lying pod (:mod:`tests.security.hostile_sftp`), which
-the honest sshd here is compared with.
+Each test here failed before its fix. The hostile side is built in the tests' own modules:
+a relaying fake hub (:mod:`tests.security.relay`) and a lying pod
+(:mod:`tests.security.hostile_sftp`), which the honest sshd here is compared with. The hub
+tests use the fixtures of ``tests/hub/conftest.py`` too (real SIWE logins, certificates).
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.hub.conftest import client, stub_hub, tls_hub, wallet
 from tests.support.hub import RunningHub, start_hub
 from tests.support.sshd import SshdServer, sshd_missing_reason, start_sshd
 from worldland_cli.main import app
+
+__all__ = ["client", "stub_hub", "tls_hub", "wallet"]
 
 
 @pytest.fixture(scope="module")

@@ -7,18 +7,22 @@ Import the fixtures into an area's conftest or test module::
 
 from __future__ import annotations
 
+import uuid
 from types import SimpleNamespace
 
 import pynvml
 import pytest
 from pytest_mock import MockerFixture
 
-T4_UUID = "GPU-5c5b3f2a-t4"
-
 
 @pytest.fixture
-def nvml_t4(mocker: MockerFixture) -> None:
-    """One Tesla T4 (15 GiB) on driver 535 / CUDA 12.2, the seed's GCP node."""
+def nvml_t4(mocker: MockerFixture) -> str:
+    """One Tesla T4 (15 GiB) on driver 535 / CUDA 12.2, the seed's GCP node; its UUID.
+
+    Each test gets a GPU of its own, as each real machine has: the hub refuses a GPU UUID
+    that another wallet registered, and tests share hubs.
+    """
+    gpu_uuid = f"GPU-{uuid.uuid4()}"
     mocker.patch("pynvml.nvmlInit")
     mocker.patch("pynvml.nvmlShutdown")
     mocker.patch("pynvml.nvmlSystemGetDriverVersion", return_value="535.183.01")
@@ -28,7 +32,8 @@ def nvml_t4(mocker: MockerFixture) -> None:
     mocker.patch("pynvml.nvmlDeviceGetMemoryInfo", return_value=SimpleNamespace(total=15 << 30))
     mocker.patch("pynvml.nvmlDeviceGetPciInfo", return_value=SimpleNamespace(busId="0:4.0"))
     mocker.patch("pynvml.nvmlDeviceGetName", return_value="Tesla T4")
-    mocker.patch("pynvml.nvmlDeviceGetUUID", return_value=T4_UUID)
+    mocker.patch("pynvml.nvmlDeviceGetUUID", return_value=gpu_uuid)
+    return gpu_uuid
 
 
 @pytest.fixture

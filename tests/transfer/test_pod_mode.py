@@ -110,13 +110,16 @@ def test_send_arguments_pod_ssh_code_mode_and_local_paths(tmp_path: Path) -> Non
 
 
 def test_receive_sources_code_pod_and_ssh() -> None:
-    assert parse_source("8338-galileo-collect-fidel", "me") == "8338-galileo-collect-fidel"
+    code = "4817-cactus-walrus-ember-quill-topaz"
+    assert parse_source(code, "me") == code
     assert parse_source("pod-1:/w/m.pt", "me") == PodLocation("pod-1", "/w/m.pt")
     assert parse_source("ssh://u@h:2/x", "me").path == "/x"  # type: ignore[union-attr]
     with pytest.raises(TargetError, match="say which file"):
         parse_source("pod-1:", "me")
     with pytest.raises(TargetError, match="neither a code"):
         parse_source("8338-galileo", "me")  # a mistyped code is not taken for a pod
+    with pytest.raises(TargetError, match="neither a code"):
+        parse_source("8338-galileo-collect-fidel", "me")  # the old, short shape
 
 
 # -------------------------------------------------------------------------- pod targets
@@ -201,7 +204,8 @@ def test_not_logged_in_says_run_login_and_exits_4(pod_hub: RunningHub, tmp_path:
 def test_an_unreachable_hub_exits_3_with_the_hubs_hint(tmp_path: Path) -> None:
     assert cli("wallet", "new").exit_code == 0  # a key file: the CLI tries to log in silently
     dead = "http://127.0.0.1:9"  # discard port: nothing listens there
-    result = cli("receive", "8338-galileo-collect-fidel", str(tmp_path), "--hub", dead, "--json")
+    code = "4817-cactus-walrus-ember-quill-topaz"
+    result = cli("receive", code, str(tmp_path), "--hub", dead, "--json")
     assert result.exit_code == 3
     doc = json.loads(result.stdout)
     assert dead in doc["error"] and "worldland diag network" in doc["hint"]
@@ -220,7 +224,7 @@ def test_code_mode_end_to_end_then_the_spent_code_is_refused(
     sent = cli("send", str(src), "--hub", pod_hub.url)
     assert sent.exit_code == 0, sent.output
     code = CODE_LINE.search(sent.stdout)
-    assert code and re.fullmatch(r"[0-9]{4}(-[a-z]+){3}", code.group(1)), sent.stdout
+    assert code and re.fullmatch(r"[0-9]{4}(-[a-z]+){5}", code.group(1)), sent.stdout
     command = sent.stdout.strip().splitlines()[-1]
     assert command == f"worldland receive {code.group(1)} --hub {pod_hub.url}"
     assert sha256_of(src) in sent.stdout
@@ -241,28 +245,25 @@ def test_code_mode_end_to_end_then_the_spent_code_is_refused(
     assert not (tmp_path / "again").exists()
 
 
-def test_a_chosen_code_json_and_a_changed_file_fails_the_registered_sha256(
+def test_code_mode_json_and_a_changed_file_fails_the_registered_sha256(
     pod_hub: RunningHub, pod_sshd: SshdServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pod_id = register_pod(pod_hub, pod_sshd, renter(tmp_path / "sender", pod_hub, monkeypatch))
     src = random_file(tmp_path / "model.bin", 4096)
-    chosen = f"{uuid.uuid4().int % 10000:04d}-alpha-bravo-charlie"
-    sent = cli("send", str(src), "--pod", pod_id, "--code", chosen, "--hub", pod_hub.url, "--json")
+    sent = cli("send", str(src), "--pod", pod_id, "--hub", pod_hub.url, "--json")
     assert sent.exit_code == 0, sent.output
     doc = json.loads(sent.stdout)
-    assert doc["code"] == chosen and doc["size"] == 4096 and doc["sha256"] == sha256_of(src)
+    code = doc["code"]
+    assert doc["size"] == 4096 and doc["sha256"] == sha256_of(src)
     assert doc["path"] == str(src) and doc["receive_command"].startswith(
-        f"worldland receive {chosen}"
+        f"worldland receive {code}"
     )
-
-    taken = cli("send", str(src), "--pod", pod_id, "--code", chosen, "--hub", pod_hub.url)
-    assert taken.exit_code == 1 and "already taken" in taken.output
 
     # The file changes after it was registered: same size, same far-side hash as what is
     # read, but not the bytes the sender announced.
     random_file(src, 4096)
     dest = tmp_path / "dest"
-    got = cli("receive", chosen, str(dest), "--hub", pod_hub.url, *ssh_args(pod_sshd))
+    got = cli("receive", code, str(dest), "--hub", pod_hub.url, *ssh_args(pod_sshd))
     assert got.exit_code == 1, got.output
     assert "checksum mismatch" in got.output and "is now used" in got.output
     assert not (dest / "model.bin").exists() and not (dest / "model.bin.part").exists()
@@ -272,14 +273,16 @@ def test_unknown_code_and_code_mode_usage(
     pod_hub: RunningHub, pod_sshd: SshdServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pod_id = register_pod(pod_hub, pod_sshd, renter(tmp_path / "home", pod_hub, monkeypatch))
-    unknown = cli("receive", "0000-no-such-code", str(tmp_path), "--hub", pod_hub.url)
-    assert unknown.exit_code == 1 and "unknown code 0000-no-such-code" in unknown.output
+    never_made = "0000-acid-acid-acid-acid-acid"
+    unknown = cli("receive", never_made, str(tmp_path), "--hub", pod_hub.url)
+    assert unknown.exit_code == 1 and f"unknown code {never_made}" in unknown.output
 
     src = random_file(tmp_path / "f.bin", 10)
     no_pod = cli("send", str(src), "--hub", pod_hub.url)
     assert no_pod.exit_code == 2 and "WORLDLAND_POD_ID" in no_pod.output
-    bad_code = cli("send", str(src), "--pod", pod_id, "--code", "mine", "--hub", pod_hub.url)
-    assert bad_code.exit_code == 2
+    # Only the hub makes codes: there is no option to choose one.
+    chosen = cli("send", str(src), "--pod", pod_id, "--code", "mine", "--hub", pod_hub.url)
+    assert chosen.exit_code == 2 and "No such option" in chosen.output
     directory = cli("send", str(tmp_path), "--pod", pod_id, "--hub", pod_hub.url)
     assert directory.exit_code == 1 and "is a directory" in directory.output
 

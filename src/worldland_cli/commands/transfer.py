@@ -96,15 +96,6 @@ def _pod_option() -> Any:
     )
 
 
-def _code_option() -> Any:
-    return typer.Option(
-        None,
-        "--code",
-        metavar="CODE",
-        help="Code mode: use this code (NNNN-word-word-word) instead of a random one.",
-    )
-
-
 def _credentials(identity: Path | None, known_hosts: Path | None) -> Credentials:
     from worldland_cli.transfer.session import Credentials
 
@@ -198,12 +189,11 @@ def _send_code(
     as_json: bool,
     source: Path,
     pod: str | None,
-    code: str | None,
     hub: str | None,
     hub_ca: str | None,
 ) -> None:
     """Code mode: register ``source`` (inside this pod) with the hub and print its code."""
-    from worldland_cli.transfer.targets import CODE_SHAPE, is_code, is_pod_id
+    from worldland_cli.transfer.targets import is_pod_id
 
     if not pod:
         raise typer.BadParameter(
@@ -213,8 +203,6 @@ def _send_code(
         )
     if not is_pod_id(pod):
         raise typer.BadParameter(f"{pod!r} is not a pod id", param_hint="--pod")
-    if code is not None and not is_code(code):
-        raise typer.BadParameter(f"{code!r}: a code is {CODE_SHAPE}", param_hint="--code")
     with handled(as_json):
         from worldland_cli import config
         from worldland_cli.output import console, print_json
@@ -222,7 +210,7 @@ def _send_code(
 
         cfg = config.load()
         with _hub(cfg, hub, hub_ca) as (client, renter):
-            offer = offer_file(client, pod, source, renter, code)
+            offer = offer_file(client, pod, source, renter)
         # The receiver needs the same hub; say so when it is not everyone's default.
         hub_setting = cfg.resolve("hub", hub)
         command = f"worldland receive {offer.code}"
@@ -252,7 +240,6 @@ def send(
         "ssh://USER@HOST:PORT/REMOTE_DIR. One PATH and no TARGET: code mode.",
     ),
     pod: str | None = _pod_option(),
-    code: str | None = _code_option(),
     hub: str | None = hub_option(),
     hub_ca: str | None = hub_ca_option(),
     identity: Path | None = _identity_option(),
@@ -288,12 +275,8 @@ def send(
     except TargetError as e:
         raise typer.BadParameter(str(e), param_hint="PATH... [TARGET]") from e
     if target is None:
-        _send_code(as_json, Path(sources[0]), pod, code, hub, hub_ca)
+        _send_code(as_json, Path(sources[0]), pod, hub, hub_ca)
         return
-    if code is not None:
-        raise typer.BadParameter(
-            "--code is for code mode (one PATH and no TARGET)", param_hint="--code"
-        )
     try:
         where: SshLocation | PodLocation = (
             parse_ssh_url(target, getpass.getuser())
@@ -323,7 +306,7 @@ def receive(
         ...,
         metavar="SOURCE",
         help="POD_ID:REMOTE_PATH, ssh://USER@HOST:PORT/REMOTE_PATH (a file or a directory), "
-        "or a code from `worldland send` (NNNN-word-word-word).",
+        "or a code from `worldland send` (NNNN-word-word-word-word-word).",
     ),
     local_dir: Path = typer.Argument(
         Path("."), metavar="[LOCAL_DIR]", help="Where to put it (default: here)."

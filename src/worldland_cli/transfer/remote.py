@@ -95,9 +95,7 @@ def _digest(path: Path) -> tuple[int, str]:
         raise TransferError(f"cannot read {path}: permission denied") from None
 
 
-def offer_file(
-    client: HubClient, pod_id: str, source: Path, renter: str, code: str | None = None
-) -> Offer:
+def offer_file(client: HubClient, pod_id: str, source: Path, renter: str) -> Offer:
     """Register ``source`` (a file inside the pod ``pod_id``) with the hub for a code.
 
     The pod is looked up first so a wrong id fails before a large file is hashed. The path
@@ -109,14 +107,7 @@ def offer_file(
     typed = Path(os.path.abspath(source))
     path = Path(os.path.realpath(typed))
     size, sha256 = _digest(path)
-    try:
-        made = client.create_transfer(pod_id, str(path), typed.name, size, sha256, code)
-    except HubRejected as e:
-        if e.status == 409:
-            raise TransferError(
-                f"code {code} is already taken", "choose another --code, or leave --code out"
-            ) from None
-        raise
+    made = client.create_transfer(pod_id, str(path), typed.name, size, sha256)
     return Offer(
         code=made.code,
         expires_at=made.expires_at,

@@ -6,8 +6,8 @@ asyncssh's import.
 How an argument is read (docs/transfer.md, "Which argument is what"):
 
 * ``ssh://...`` is always an ssh URL.
-* A code is four digits and three lowercase words, ``8338-galileo-collect-fidel``; it never
-  holds ``:`` or ``/``, so it cannot be mistaken for ``POD_ID:PATH`` or a path.
+* A code is four digits and five lowercase words, ``4817-cactus-walrus-ember-quill-topaz``;
+  it never holds ``:`` or ``/``, so it cannot be mistaken for ``POD_ID:PATH`` or a path.
 * ``POD_ID:PATH`` is text with a ``:`` and no ``/`` before it (scp's rule): a local file
   whose name holds a colon is written ``./name:x``.
 * For ``send`` only, the last argument may be a bare ``POD_ID`` (meaning ``/workspace``)
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 DEFAULT_POD_DIR = "/workspace"
-_CODE = re.compile(r"^[0-9]{4}(-[a-z]+){3}$")
-CODE_SHAPE = "four digits and three lowercase words, e.g. 8338-galileo-collect-fidel"
+_CODE = re.compile(r"^[0-9]{4}(-[a-z]+){5}$")
+CODE_SHAPE = "four digits and five lowercase words, e.g. 4817-cactus-walrus-ember-quill-topaz"
 _POD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -59,7 +59,10 @@ def is_ssh_url(text: str) -> bool:
 
 
 def is_code(text: str) -> bool:
-    """runpodctl-style one-time codes: ``NNNN-word-word-word``, as the hub makes them."""
+    """runpodctl-style one-time codes, ``NNNN-word-word-word-word-word``: the hub's shape.
+
+    Only the hub makes codes (53.6 bits each), so this is the one shape a code can have.
+    """
     return bool(_CODE.match(text))
 
 
