@@ -96,6 +96,8 @@ class Hub:
         self.limits = {
             "open": RateLimiter(config.open_rate),
             "auth": RateLimiter(config.auth_rate),
+            "claim": RateLimiter(config.claim_rate),
+            "claim-wallet": RateLimiter(config.claim_rate),
         }
         self.verifier = ThreadPoolExecutor(LOGIN_WORKERS, thread_name_prefix="hub-login")
         self.vpn_server_public_key = config.vpn_server_public_key or vpn_server_key(config)
@@ -238,21 +240,26 @@ def limited(bucket: str) -> Callable[[Request], Awaitable[None]]:
 
     async def spend(request: Request) -> None:
         hub: Hub = request.app.state.hub
-        key = client_key(request.client.host if request.client else None)
-        wait = hub.limits[bucket].take(key)
-        if wait > 0:
-            seconds = math.ceil(wait)
-            raise HTTPException(
-                429,
-                f"too many requests from {key}: try again in {seconds} s",
-                headers={"Retry-After": str(seconds)},
-            )
+        spend_token(hub, bucket, client_key(request.client.host if request.client else None))
 
     return spend
 
 
+def spend_token(hub: Hub, bucket: str, key: str) -> None:
+    """Spend one of ``key``'s tokens in ``bucket``, or refuse with 429 and Retry-After."""
+    wait = hub.limits[bucket].take(key)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        raise HTTPException(
+            429,
+            f"too many requests from {key}: try again in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
 OPEN = [Depends(limited("open"))]
 AUTH = [Depends(limited("auth"))]
+CLAIM = [Depends(limited("claim"))]
 
 
 def create_app(config: HubConfig) -> FastAPI:
@@ -816,6 +823,7 @@ def create_app(config: HubConfig) -> FastAPI:
     @app.get(
         "/v1/transfers/{code}",
         response_model=models.TransferOut,
+        dependencies=CLAIM,
         responses={410: {"description": "used or expired"}},
     )
     def claim_transfer(code: models.CodePath, who: Who) -> models.TransferOut:
@@ -823,8 +831,11 @@ def create_app(config: HubConfig) -> FastAPI:
 
         A code is the sender's offer of a file in *their* pod: if the pod has changed
         renter since, the code is withdrawn rather than handing the new renter's pod out.
+        Claims are rate-limited per client address and per wallet: a guesser gets about a
+        try a second from each, against a code space of 2**53.
         """
         address = person(who)
+        spend_token(hub, "claim-wallet", address)
         now = time.time()
         digest = codes.code_hash(code)
         refusal: HTTPException | None = None

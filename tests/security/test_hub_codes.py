@@ -11,6 +11,7 @@ import hashlib
 import math
 import re
 import sqlite3
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 from hub_stub import codes
 from hub_stub.words import WORDS
 from tests.hub.conftest import bearer, login, path_of, register_pod
-from tests.support.hub import RunningHub
+from tests.support.hub import RunningHub, start_hub
 
 SHAPE = re.compile(r"^([0-9]{4})((?:-[a-z]+){5})$")
 
@@ -146,3 +147,24 @@ def test_a_claim_checks_the_pods_renter_is_still_the_codes_creator(
     response = client.get(f"/v1/transfers/{code}", headers=bearer(token))
     assert response.status_code == 404
     assert rows_of_pod(stub_hub, pod_id) == 0
+
+
+def test_claims_are_rate_limited_per_address_and_per_wallet(tmp_path: Path) -> None:
+    """Guessing gets about one try a second per address and per wallet (here: 3 at once)."""
+    hub = start_hub(tmp_path / "hub", extra_args=["--claim-rate", "1/s:3"])
+    guess = "/v1/transfers/0000-" + "-".join(WORDS[:5])
+
+    def claims(wallet: LocalAccount, source: str, times: int) -> list[int]:
+        transport = httpx.HTTPTransport(local_address=source)
+        with httpx.Client(base_url=hub.url, transport=transport) as c:
+            token = login(c, wallet, hub.siwe_domain)
+            return [c.get(guess, headers=bearer(token)).status_code for _ in range(times)]
+
+    first, second = Account.create(), Account.create()
+    try:
+        assert claims(first, "127.0.0.1", 4) == [404, 404, 404, 429]
+        assert claims(first, "127.0.0.2", 1) == [429]  # the wallet's bucket is empty
+        assert claims(second, "127.0.0.1", 1) == [429]  # and so is the address's
+        assert claims(second, "127.0.0.3", 1) == [404]  # a fresh pair of buckets
+    finally:
+        hub.stop()
