@@ -8,7 +8,10 @@ One place decides timeouts, retries and what a failure tells the person:
 - 401 carries the hub's reason plus "run worldland login", 403 the ownership problem;
   both exit with ``ExitCode.DENIED``, an unreachable hub with ``ExitCode.UNREACHABLE``;
 - a TLS hub is verified against ``--hub-ca`` (or the system store), and a node can present
-  its client certificate for the calls the hub accepts from nodes (heartbeat, renewal, usage).
+  its client certificate for the calls the hub accepts from nodes (heartbeat, renewal, usage);
+- an answer that is not what a Worldland hub sends (a field missing, of the wrong type, a
+  time that does not parse) is a HubRejected naming the call, never a traceback: whatever is
+  at the URL is not trusted to be a hub until its answers check out.
 
 httpx is imported when a client is built, never when this module is imported, so commands
 that only need the types stay fast to start.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 import time
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -301,6 +305,37 @@ def _describe(exc: BaseException, timeout: float) -> str:
     return text or type(exc).__name__
 
 
+def _checked(call: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a malformed answer into a HubRejected that names the call.
+
+    Applied by :func:`_answers_checked` when the class is made, so the methods keep their
+    own signatures for type checkers.
+    """
+
+    @functools.wraps(call)
+    def checked(self: HubClient, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(self, *args, **kwargs)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            what = f"missing {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__
+            raise HubRejected(
+                f"the server at {self.shown_url} answered {call.__name__} with something a "
+                f"Worldland hub does not send ({what[:200]})",
+                "is --hub pointing at a Worldland hub that speaks API v1?",
+            ) from None
+
+    return checked
+
+
+def _answers_checked(cls: type[HubClient]) -> type[HubClient]:
+    """Apply :func:`_checked` to every public call that reads an answer."""
+    for name, member in list(vars(cls).items()):
+        if callable(member) and not name.startswith("_") and name not in ("request", "close"):
+            setattr(cls, name, _checked(member))
+    return cls
+
+
+@_answers_checked
 class HubClient:
     """Typed calls to one hub; use as a context manager (it holds a connection pool).
 
