@@ -20,9 +20,9 @@ that only need the types stay fast to start.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ssl
 import time
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any

@@ -73,6 +73,9 @@ def start_hub(
     """Start ``python -m hub_stub`` on 127.0.0.1 and return once ``/health`` answers.
 
     ``tls=True`` serves HTTPS with a certificate from the hub's own CA (``--tls-self``).
+    Logins and code claims are limited far above the hub's defaults unless ``extra_args``
+    sets ``--auth-rate``/``--claim-rate``: a module of tests logs in dozens of wallets from
+    one address within seconds, which the defaults rightly refuse.
     The admin token is written to ``data_dir/admin-token`` (0600) unless ``extra_args``
     names another ``--admin-token-file``; starting twice on one ``data_dir`` keeps it.
     """
@@ -93,6 +96,9 @@ def start_hub(
     ]  # fmt: skip
     if "--admin-token-file" not in extra_args:
         args += ["--admin-token-file", str(token_file)]
+    for flag in ("--auth-rate", "--claim-rate"):
+        if flag not in extra_args:
+            args += [flag, "1000/s:10000"]
     if tls:
         args.append("--tls-self")
     args += list(extra_args)
