@@ -22,7 +22,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from hub_stub.ca import CertificateAuthority
-from tests.hub.conftest import bearer, login, make_csr, register_node
+from tests.hub.conftest import bearer, login, make_csr, register_node, write_identity
 from tests.support.hub import RunningHub
 
 
@@ -160,16 +160,8 @@ def node_credentials(
     token, node_id = owner
     key, csr = make_csr()
     cert_pem = issue(client, token, node_id, csr).json()["certificate"]
-    cert_path, key_path = tmp_path / "node.pem", tmp_path / "node.key"
-    cert_path.write_text(cert_pem)
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    yield cert_path, key_path
+    cert_path, key_path = write_identity(tmp_path, "node", key, cert_pem)
+    yield Path(cert_path), Path(key_path)
 
 
 @pytest.mark.parametrize("server_trusts_hub_ca", [True, False])

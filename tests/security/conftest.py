@@ -9,17 +9,16 @@ tests use the fixtures of ``tests/hub/conftest.py`` too (real SIWE logins, certi
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from tests.hub.conftest import client, stub_hub, tls_hub, wallet
 from tests.support.hub import RunningHub, start_hub
-from tests.support.sshd import SshdServer, sshd_missing_reason, start_sshd
+from tests.transfer.conftest import sshd
 from worldland_cli.main import app
 
-__all__ = ["client", "stub_hub", "tls_hub", "wallet"]
+__all__ = ["client", "sshd", "stub_hub", "tls_hub", "wallet"]
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +27,6 @@ def real_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
     running = start_hub(tmp_path_factory.mktemp("realhub"))
     yield running
     running.stop()
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[SshdServer]:
-    reason = sshd_missing_reason()
-    if reason:
-        pytest.skip(reason)
-    with start_sshd(tmp_path / "sshd") as server:
-        yield server
 
 
 def cli(*args: str) -> Result:
