@@ -5,7 +5,8 @@ a pod that lies. This server serves a directory on disk through asyncssh's SFTP 
 of the engine's data paths read the same files (its asyncssh channel, and the OpenSSH lane,
 whose ``ssh -s sftp`` reaches the same port with the same pinned host key and client key), and
 applies the lies a test asks for in :class:`Lies`: other modes or file types, more bytes than
-asked for on READ, extra names in a listing (odd ones, or one name twice).
+asked for on READ, extra names in a listing (odd ones, or one name twice), and answers
+whose frame announces a length that is not theirs.
 
 Exec requests are refused, as on an sftp-only account, so the engine checks what it received
 by re-reading it over SFTP: the lies reach every path the engine takes.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import struct
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -39,12 +41,17 @@ class Lies:
     and in listings. ``extra_read``: bytes added to every READ answer that has data.
     ``extra_names``: entries added to a directory's listing, each a name and the st_mode
     announced for it. ``refusals``: opening the path fails with this text as the reason.
+    ``frame_lengths``: for "open" or "read", the length the frame of every answer to such a
+    request announces (the SFTP length field, 0 to 2**32 - 1). The answer is a STATUS, which
+    either request may get, so a client cannot tell its size from its type; its bytes never
+    follow, the server hangs up instead.
     """
 
     modes: dict[str, int] = field(default_factory=dict)
     extra_read: int = 0
     extra_names: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     refusals: dict[str, str] = field(default_factory=dict)
+    frame_lengths: dict[str, int] = field(default_factory=dict)
 
 
 class _LyingSFTPServer(asyncssh.SFTPServer):
@@ -65,14 +72,26 @@ class _LyingSFTPServer(asyncssh.SFTPServer):
     def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
         return self._attrs(path, os.stat(path))
 
+    def _lying_frame(self, request: str) -> None:
+        """Start an answer whose frame announces ``frame_lengths[request]`` bytes, then hang up.
+
+        The frame goes out ahead of the real answer, which the closed channel then drops.
+        """
+        length = self.lies.frame_lengths.get(request)
+        if length is not None:
+            self.channel.write(struct.pack(">IB", length, asyncssh.FXP_STATUS))
+            self.channel.close()
+
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         refusal = self.lies.refusals.get(os.fsdecode(path))
         if refusal is not None:
             raise asyncssh.SFTPPermissionDenied(refusal)
+        self._lying_frame("open")
         return super().open(path, pflags, attrs)
 
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
         data: bytes = super().read(file_obj, offset, size)  # type: ignore[assignment]
+        self._lying_frame("read")
         return data + b"\xee" * self.lies.extra_read if data else data
 
     async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
