@@ -54,3 +54,13 @@ def test_the_lane_refuses_a_frame_length_before_allocating_it(
     message, port, peak = _receive(tmp_path, LANE_MIN + 1000, lies, openssh=True)
     assert peak < ALLOWED
     assert f"127.0.0.1:{port} announced an SFTP packet of {length} bytes" in message
+
+
+@pytest.mark.parametrize("request_kind", ["read", "open"])
+def test_asyncssh_refuses_a_huge_frame_before_allocating_it(
+    tmp_path: Path, request_kind: str
+) -> None:
+    lies = Lies(frame_lengths={request_kind: GIB})
+    message, port, peak = _receive(tmp_path, 100_000, lies, openssh=False)
+    assert peak < ALLOWED
+    assert f"127.0.0.1:{port} broke the SFTP protocol: Max packet size exceeded" in message

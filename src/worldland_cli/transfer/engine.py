@@ -182,11 +182,18 @@ def _is_drop(exc: BaseException) -> bool:
     return isinstance(exc, (_DROPS, ConnectionDropped))
 
 
-def _actionable(exc: BaseException) -> BaseException:
+def _actionable(exc: BaseException, loc: SshLocation) -> BaseException:
     """An SFTP error the far side answered with, as a TransferError a person can read.
 
-    Its reason is the far side's text: it is shown escaped, and never as a traceback.
+    Its reason is the far side's text: it is shown escaped, and never as a traceback. A bad
+    message is asyncssh refusing what the far side sent (a packet over its 4 MiB limit, one
+    cut short), not a refusal by the far side, and is named as such.
     """
+    if isinstance(exc, asyncssh.SFTPBadMessage):
+        return TransferError(
+            f"the remote {loc.host}:{loc.port} broke the SFTP protocol: {shown(exc.reason)}",
+            "the pod's SFTP server is broken or hostile; do not trust what it sends",
+        )
     if isinstance(exc, asyncssh.SFTPError):
         return TransferError(f"the remote refused a request: {shown(exc.reason)}")
     return exc
@@ -270,7 +277,7 @@ class _Engine:
                 errors = list(_flatten(exc))
                 fatal = [e for e in errors if not _is_drop(e)]
                 if fatal:
-                    raise _actionable(fatal[0]) from None
+                    raise _actionable(fatal[0], self.loc) from None
                 if self.retries >= self.opts.retries:
                     raise UnreachableError(
                         f"the connection to {self.loc.host}:{self.loc.port} kept dropping "
