@@ -72,7 +72,7 @@ from worldland_cli.transfer.safety import (
     local_destination,
 )
 from worldland_cli.transfer.sendplan import plan_send
-from worldland_cli.transfer.session import Credentials, connect, remote_sha256
+from worldland_cli.transfer.session import MAX_BLOCK, Credentials, connect, remote_sha256
 from worldland_cli.transfer.targets import SshLocation
 
 LOCAL_READ = 1 << 20
@@ -112,7 +112,7 @@ class Options:
     backoff: float = 0.5
     files_in_flight: int = 4
     requests_in_flight: int = 64
-    block_size: int = 0  # 0: the largest the server accepts (255 KiB for OpenSSH)
+    block_size: int = 0  # 0: the largest the server accepts, up to MAX_BLOCK (255 KiB)
     fsync: bool = True
     registered: Registered | None = None  # receiving a code: the one file it names
     openssh: bool = True  # large files through the OpenSSH client when it is installed
@@ -708,7 +708,7 @@ class _Uploader(_Engine):
         The worker thread reads and hashes ahead of the writes; the loop only issues writes.
         """
         loop = asyncio.get_running_loop()
-        block = self.opts.block_size or sftp.limits.max_write_len
+        block = self.opts.block_size or min(sftp.limits.max_write_len, MAX_BLOCK)
         at_end = False
 
         def read_next(lf: Any) -> bytes:
@@ -1039,7 +1039,7 @@ class _Downloader(_Engine):
         runs ahead of what a resume would find on disk.
         """
         loop = asyncio.get_running_loop()
-        block = self.opts.block_size or sftp.limits.max_read_len
+        block = self.opts.block_size or min(sftp.limits.max_read_len, MAX_BLOCK)
         inflight: deque[tuple[asyncio.Future[bytes], int, int]] = deque()
         written: deque[tuple[asyncio.Future[None], int, int]] = deque()
         try:

@@ -41,7 +41,12 @@ from worldland_cli.transfer.errors import (
     sent_more_than_asked,
 )
 from worldland_cli.transfer.overlap import ReadAhead, WriteBehind
-from worldland_cli.transfer.session import CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, Credentials
+from worldland_cli.transfer.session import (
+    CONNECT_TIMEOUT,
+    KEEPALIVE_INTERVAL,
+    MAX_BLOCK,
+    Credentials,
+)
 from worldland_cli.transfer.targets import SshLocation
 
 if TYPE_CHECKING:
@@ -56,11 +61,10 @@ _FX_OK, _FX_EOF = 0, 1
 _FX_NAMES = {2: "no such file", 3: "permission denied", 4: "failure", 8: "unsupported"}
 
 # The SFTP draft guarantees 32 KiB requests; OpenSSH's sftp-server announces its real limits
-# (255 KiB) through limits@openssh.com.
+# (255 KiB) through limits@openssh.com, and no more than MAX_BLOCK is asked for in any case.
 _SAFE_BLOCK = 32 * 1024
-_MAX_BLOCK = 255 * 1024
 # The longest answer the lane reads, as OpenSSH's sftp client (its SFTP_MAX_MSG_LENGTH): the
-# longest it asks for is a READ answer of _MAX_BLOCK bytes after 9 of header (type, request
+# longest it asks for is a READ answer of MAX_BLOCK bytes after 9 of header (type, request
 # id, data length), so 1015 bytes to spare. The length is the far side's word, up to 4 GiB.
 _MAX_PACKET = 256 * 1024
 _PIPE_SIZE = 1 << 20
@@ -157,7 +161,7 @@ class OpenSshLane:
         self._out = process.stdin.fileno()
         self._in = process.stdout.fileno()
         self._next_id = 0
-        self._buffer = bytearray(_MAX_BLOCK)
+        self._buffer = bytearray(MAX_BLOCK)
         # kill() may come from another thread while a push or fetch still uses the pipes: their
         # fds are closed only once no call uses them, or a file opened meanwhile could get one
         # of those numbers and receive the lane's SFTP packets.
@@ -222,7 +226,7 @@ class OpenSshLane:
             kind, body = self._call(_EXTENDED, _string(b"limits@openssh.com"))
             if kind == _EXTENDED_REPLY and len(body) >= 36:
                 _, max_read, max_write, _ = struct.unpack(">QQQQ", body[4:36])
-                self.block = max(_SAFE_BLOCK, min(_MAX_BLOCK, max_read, max_write))
+                self.block = max(_SAFE_BLOCK, min(MAX_BLOCK, max_read, max_write))
 
     def _startup_failure(self) -> Exception:
         """Why ``ssh`` ended before the SFTP session began, from what it printed."""
