@@ -774,6 +774,14 @@ class _Downloader(_Engine):
         if registered is not None:
             check_name(registered.name)
         try:
+            root.encode()  # typed (or registered) with bytes that are not UTF-8
+        except UnicodeEncodeError:
+            raise TransferError(
+                f"the remote path {shown(root)} is not valid UTF-8, and SFTP names are "
+                "asked for in UTF-8",
+                "rename it on the pod",
+            ) from None
+        try:
             top = await (sftp.stat(root) if registered is None else sftp.lstat(root))
         except asyncssh.SFTPNoSuchFile as e:
             raise TransferError(f"{shown(root)} does not exist on the remote") from e
@@ -786,28 +794,60 @@ class _Downloader(_Engine):
         stack = [(root, name)]
         while stack:
             remote_dir, rel_dir = stack.pop()
-            for item in sorted(await sftp.readdir(remote_dir), key=lambda n: str(n.filename)):
-                child = str(item.filename)
-                if child in (".", ".."):
+            # Names come as bytes (asyncssh would fail the whole listing on one it cannot
+            # decode, and decodes each entry's longname, which we never use, as well).
+            listed = await sftp.readdir(remote_dir.encode())
+            for item in sorted(listed, key=lambda n: cast(bytes, n.filename)):
+                raw = cast(bytes, item.filename)
+                if raw in (b".", b".."):
+                    continue
+                mode = item.attrs.permissions or 0
+                child = self.decoded(raw, f"{rel_dir}/", stat.S_ISDIR(mode))
+                if child is None:
                     continue
                 rel = f"{rel_dir}/{check_name(child)}"
                 path = f"{remote_dir}/{child}"
                 if child.endswith(MARK_SUFFIX):  # never ours to take from a pod
                     self.skip(Skipped(rel, "a resume mark of worldland's"))
                     continue
-                mode = item.attrs.permissions or 0
                 if stat.S_ISDIR(mode):
                     entries.append(self.entry(rel, "dir", item.attrs, path))
                     stack.append((path, rel))
                 elif stat.S_ISREG(mode):
                     entries.append(self.entry(rel, "file", item.attrs, path))
                 elif stat.S_ISLNK(mode):
-                    target = str(await sftp.readlink(path))
-                    entries.append(Entry(rel=rel, kind="link", source=path, link_target=target))
+                    target = await sftp.readlink(path.encode())
+                    try:
+                        text = target.decode()
+                    except UnicodeDecodeError:
+                        self.skip(Skipped(rel, "a symlink whose target is not valid UTF-8"))
+                        continue
+                    entries.append(Entry(rel=rel, kind="link", source=path, link_target=text))
                 else:
                     self.skip(Skipped(rel, "not a file, directory or symlink"))
         self.check_tree(entries)
         return entries
+
+    def decoded(self, raw: bytes, where: str, is_dir: bool) -> str | None:
+        r"""A listed name as text, or None once it is skipped for not being UTF-8.
+
+        SFTP v3 names are bytes, and one that is not UTF-8 cannot be written as it is on
+        every renter's disk (macOS and Windows refuse it), while a substitute could collide:
+        ``a\xfe`` and ``a\xff`` both decode to ``a\ufffd`` with replacement, a real UTF-8
+        name too. So it is skipped, as special files are, and the rest of the tree arrives;
+        the note and --json keep its bytes as Python does (``a\udcfe``).
+        """
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            rel = where + raw.decode(errors="surrogateescape")
+            why = (
+                "a directory whose name is not valid UTF-8, with all it holds"
+                if is_dir
+                else "a name that is not valid UTF-8"
+            )
+            self.skip(Skipped(rel, why, "rename it on the pod"))
+            return None
 
     def registered_file(self, root: str, attrs: asyncssh.SFTPAttrs, code: Registered) -> Entry:
         """The one file a code names, if the pod holds what its sender registered.
