@@ -199,6 +199,19 @@ def _actionable(exc: BaseException, loc: SshLocation) -> BaseException:
     return exc
 
 
+def _kind_of(mode: int) -> str:
+    """What a remote st_mode that is not a regular file names, for a refusal."""
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((what for test, what in kinds if test(mode)), "not a regular file")
+
+
 def _flatten(group: BaseException) -> Iterator[BaseException]:
     if isinstance(group, BaseExceptionGroup):
         for inner in group.exceptions:
@@ -788,8 +801,16 @@ class _Downloader(_Engine):
         if registered is not None:
             return [self.registered_file(root, top, registered)]
         name = check_name(posixpath.basename(root.rstrip("/")))
-        if not stat.S_ISDIR(top.permissions or 0):
+        mode = top.permissions or 0
+        if stat.S_ISREG(mode):
             return [self.entry(name, "file", top, root)]
+        if not stat.S_ISDIR(mode):  # stat followed a link: this is what it leads to
+            raise TransferError(
+                f"{shown(root)} is {_kind_of(mode)} on the remote, not a regular file or a "
+                "directory; nothing was received",
+                "name a regular file or a directory (inside a directory, FIFOs, devices and "
+                "sockets are skipped with a note)",
+            )
         entries = [self.entry(name, "dir", top, root)]
         stack = [(root, name)]
         while stack:
@@ -857,16 +878,9 @@ class _Downloader(_Engine):
         """
         mode = attrs.permissions or 0
         if not stat.S_ISREG(mode):
-            what = (
-                "a directory"
-                if stat.S_ISDIR(mode)
-                else "a symlink"
-                if stat.S_ISLNK(mode)
-                else "not a regular file"
-            )
             raise TransferError(
-                f"the code names {shown(root)}, which is {what} on the pod; a code carries "
-                "one regular file",
+                f"the code names {shown(root)}, which is {_kind_of(mode)} on the pod; a code "
+                "carries one regular file",
                 "ask the sender for a new code (`worldland send FILE` inside the pod)",
             )
         if attrs.size != code.size:
