@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import os
 import posixpath
+import secrets
 import stat
 import time
 from collections import deque
@@ -942,11 +943,19 @@ class _Downloader(_Engine):
         self.dest.mkdir(parents=True, exist_ok=True)
         taken, foreign = [], []
         for e in entries:
-            target = local_destination(self.dest, e.rel)
+            # A file or link replaces the name itself (never what a link there points to),
+            # so a link at that name is a name taken like any other.
+            target = local_destination(self.dest, e.rel, replacing=e.kind != "dir")
             if e.kind != "dir" and os.path.lexists(target) and not self.opts.overwrite:
                 taken.append(e.rel)
             if e.kind == "file" and not self.opts.overwrite and foreign_local(self.part(target)):
                 foreign.append(e.rel + PART_SUFFIX)
+            if e.kind != "dir" and target.is_dir() and not target.is_symlink():
+                what = "a symlink" if e.kind == "link" else "a file"
+                raise DestinationExistsError(
+                    f"{shown(target)} is a directory; the remote has {what} there",
+                    "move it away, then run the command again",
+                )
         if taken:
             raise DestinationExistsError(
                 f"already in {shown(self.dest)}: {', '.join(shown(t) for t in taken[:5])}"
@@ -991,20 +1000,46 @@ class _Downloader(_Engine):
     def finish_tree(self, entries: list[Entry]) -> None:
         for e in entries:
             if e.kind == "link":
-                target = local_destination(self.dest, e.rel)
-                if os.path.lexists(target):
-                    target.unlink()
-                target.symlink_to(e.link_target)
+                self.place_link(e)
         for e in sorted(entries, key=lambda e: e.rel.count("/"), reverse=True):
             if e.kind == "dir" and e.rel in self.created:
                 target = local_destination(self.dest, e.rel)
                 target.chmod(received_mode(e.mode, self.umask))
                 os.utime(target, (e.atime, e.mtime))
 
+    def place_link(self, link: Entry) -> None:
+        """Make a received (and checked) symlink; with --overwrite it replaces the name.
+
+        It is made under a temporary name beside its own and renamed onto the name, which
+        replaces a file or an older link there itself, never what that link points to, and
+        leaves no moment without one. Without --overwrite a name taken since the checks
+        is left as it is.
+        """
+        target = local_destination(self.dest, link.rel, replacing=True)
+        if not self.opts.overwrite:
+            try:
+                os.symlink(link.link_target, target)
+            except FileExistsError as e:
+                raise DestinationExistsError(
+                    f"{shown(target)} appeared during the transfer",
+                    "pass --overwrite to replace it",
+                ) from e
+            return
+        fresh = target.with_name(f".{target.name}.worldland-{secrets.token_hex(8)}")
+        os.symlink(link.link_target, fresh)
+        try:
+            os.replace(fresh, target)
+        except OSError as e:
+            fresh.unlink()
+            raise DestinationExistsError(
+                f"cannot put the symlink {shown(target)} in place: {shown(e.strerror)}",
+                "move what is there away, then run the command again",
+            ) from e
+
     async def download_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: Entry) -> None:
         sftp = slot.sftp
         result = self.start_attempt(f)
-        final = local_destination(self.dest, f.rel)
+        final = local_destination(self.dest, f.rel, replacing=True)
         part = self.part(final)
         if part.is_symlink():
             raise TransferError(f"refusing to write through the symlink {shown(part)}")
