@@ -5,7 +5,9 @@ a pod that lies. This server serves a directory on disk through asyncssh's SFTP 
 of the engine's data paths read the same files (its asyncssh channel, and the OpenSSH lane,
 whose ``ssh -s sftp`` reaches the same port with the same pinned host key and client key), and
 applies the lies a test asks for in :class:`Lies`: other modes or file types, more bytes than
-asked for on READ, extra names in a listing (odd ones, or one name twice).
+asked for on READ, extra names in a listing (odd ones, or one name twice), answers whose
+frame announces a length that is not theirs, and limits it does not have. It also notes the
+size of every READ and WRITE it is asked for, so a test can see what a client dared to ask.
 
 Exec requests are refused, as on an sftp-only account, so the engine checks what it received
 by re-reading it over SFTP: the lies reach every path the engine takes.
@@ -19,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import struct
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import asyncssh
 
@@ -39,18 +43,34 @@ class Lies:
     and in listings. ``extra_read``: bytes added to every READ answer that has data.
     ``extra_names``: entries added to a directory's listing, each a name and the st_mode
     announced for it. ``refusals``: opening the path fails with this text as the reason.
+    ``frame_lengths``: for "open" or "read", the length the frame of every answer to such a
+    request announces (the SFTP length field, 0 to 2**32 - 1). The answer is a STATUS, which
+    either request may get, so a client cannot tell its size from its type; its bytes never
+    follow, the server hangs up instead. ``limits``: the largest READ and WRITE announced
+    by ``limits@openssh.com``, instead of asyncssh's own 4 MiB.
     """
 
     modes: dict[str, int] = field(default_factory=dict)
     extra_read: int = 0
     extra_names: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     refusals: dict[str, str] = field(default_factory=dict)
+    frame_lengths: dict[str, int] = field(default_factory=dict)
+    limits: tuple[int, int] | None = None
+
+
+@dataclass
+class Asked:
+    """The size of each READ and WRITE request the server received, in order."""
+
+    reads: list[int] = field(default_factory=list)
+    writes: list[int] = field(default_factory=list)
 
 
 class _LyingSFTPServer(asyncssh.SFTPServer):
     """asyncssh's file-system SFTP server with the lies of :class:`Lies` applied."""
 
     lies: Lies
+    asked: Asked
 
     def _attrs(self, path: bytes, found: os.stat_result) -> asyncssh.SFTPAttrs:
         attrs = asyncssh.SFTPAttrs.from_local(found)
@@ -65,15 +85,32 @@ class _LyingSFTPServer(asyncssh.SFTPServer):
     def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
         return self._attrs(path, os.stat(path))
 
+    def _lying_frame(self, request: str) -> None:
+        """Start an answer whose frame announces ``frame_lengths[request]`` bytes, then hang up.
+
+        The frame goes out ahead of the real answer, which the closed channel then drops.
+        """
+        length = self.lies.frame_lengths.get(request)
+        if length is not None:
+            self.channel.write(struct.pack(">IB", length, asyncssh.FXP_STATUS))
+            self.channel.close()
+
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         refusal = self.lies.refusals.get(os.fsdecode(path))
         if refusal is not None:
             raise asyncssh.SFTPPermissionDenied(refusal)
+        self._lying_frame("open")
         return super().open(path, pflags, attrs)
 
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        self.asked.reads.append(size)
         data: bytes = super().read(file_obj, offset, size)  # type: ignore[assignment]
+        self._lying_frame("read")
         return data + b"\xee" * self.lies.extra_read if data else data
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> int:
+        self.asked.writes.append(len(data))
+        return super().write(file_obj, offset, data)  # type: ignore[return-value]
 
     async def scandir(self, path: bytes) -> AsyncIterator[asyncssh.SFTPName]:
         async for name in super().scandir(path):
@@ -84,6 +121,23 @@ class _LyingSFTPServer(asyncssh.SFTPServer):
         for extra, mode in self.lies.extra_names.get(os.fsdecode(path), []):
             attrs = asyncssh.SFTPAttrs(type=None, size=0, permissions=mode, mtime=0, atime=0)
             yield asyncssh.SFTPName(extra.encode(), attrs=attrs)
+
+
+_HANDLERS = asyncssh.sftp.SFTPServerHandler._packet_handlers
+_TRUE_LIMITS: Any = _HANDLERS[b"limits@openssh.com"]
+
+
+async def _lying_limits(handler: Any, packet: Any) -> asyncssh.sftp.SFTPLimits:
+    """asyncssh's answer to ``limits@openssh.com``, with the limits a hostile pod lies about.
+
+    The handler, not the SFTPServer, answers this request, so the lie goes into asyncssh's
+    table of handlers while a hostile pod runs; a server that is not one is answered truly.
+    """
+    limits: asyncssh.sftp.SFTPLimits = await _TRUE_LIMITS(handler, packet)
+    server = handler._server
+    if isinstance(server, _LyingSFTPServer) and server.lies.limits is not None:
+        limits.max_read_len, limits.max_write_len = server.lies.limits
+    return limits
 
 
 def _key_files(directory: Path) -> tuple[asyncssh.SSHKey, Path]:
@@ -106,6 +160,7 @@ class HostileServer:
     client_key: Path
     known_hosts: Path
     lies: Lies
+    asked: Asked
 
     @property
     def creds(self) -> Credentials:
@@ -129,12 +184,14 @@ def hostile_server(directory: Path, lies: Lies | None = None) -> Iterator[Hostil
     """
     directory.mkdir(parents=True, exist_ok=True)
     told = lies or Lies()
+    asked = Asked()
     host_key, client_file = _key_files(directory)
     authorized = asyncssh.import_authorized_keys(Path(f"{client_file}.pub").read_text())
 
     def sftp_factory(chan: Any) -> asyncssh.SFTPServer:
         server = _LyingSFTPServer(chan)
         server.lies = told
+        server.asked = asked
         return server
 
     loop = asyncio.new_event_loop()
@@ -157,14 +214,16 @@ def hostile_server(directory: Path, lies: Lies | None = None) -> Iterator[Hostil
     known_hosts = directory / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {public[0]} {public[1]}\n")
     try:
-        yield HostileServer(
-            host="127.0.0.1",
-            port=port,
-            host_public_key=f"{public[0]} {public[1]}",
-            client_key=client_file,
-            known_hosts=known_hosts,
-            lies=told,
-        )
+        with mock.patch.dict(_HANDLERS, {b"limits@openssh.com": _lying_limits}):
+            yield HostileServer(
+                host="127.0.0.1",
+                port=port,
+                host_public_key=f"{public[0]} {public[1]}",
+                client_key=client_file,
+                known_hosts=known_hosts,
+                lies=told,
+                asked=asked,
+            )
     finally:
 
         async def stop() -> None:

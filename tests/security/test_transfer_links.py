@@ -5,6 +5,10 @@ Each link alone looks as if it stayed inside ``ckpt``; together they point at th
 SSH key, and a later ``send`` of ``ckpt`` uploaded the key. Received links are now resolved
 step by step through the tree as it will exist on disk, and ``send`` recreates links instead
 of following them unless asked to (``--follow-links``).
+
+Receiving a tree again: a name already here is taken, a link as much as a file, unless
+--overwrite, which replaces the name itself (never what a link there points to); a
+directory on the way that is a symlink out of LOCAL_DIR still stops the receive.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from tests.security.hostile_sftp import Lies, hostile_server
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import random_file, sha256_of
 from worldland_cli.main import app
-from worldland_cli.transfer.engine import download, upload
-from worldland_cli.transfer.errors import UnsafePathError
+from worldland_cli.transfer.engine import Options, download, upload
+from worldland_cli.transfer.errors import DestinationExistsError, UnsafePathError
 from worldland_cli.transfer.session import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 
@@ -126,6 +130,106 @@ def test_a_name_listed_twice_is_refused(tmp_path: Path, kind: int) -> None:
     ):
         asyncio.run(download(pod.location(tree), back, pod.creds))
     assert not back.exists() or list(back.rglob("*")) == []
+
+
+def _versions(tree: Path) -> Path:
+    """A checkpoint whose ``latest`` link a later step moves on to the next version."""
+    random_file(tree / "data" / "v1.bin", 1000)
+    random_file(tree / "data" / "v2.bin", 1000)
+    os.symlink("data/v1.bin", tree / "latest")
+    return tree
+
+
+def test_receiving_links_again_with_overwrite_replaces_the_links(tmp_path: Path) -> None:
+    tree = _versions(tmp_path / "pod" / "ckpt")
+    back = tmp_path / "back"
+    with hostile_server(tmp_path / "keys") as pod:
+        asyncio.run(download(pod.location(tree), back, pod.creds))
+        os.unlink(tree / "latest")
+        os.symlink("data/v2.bin", tree / "latest")
+        asyncio.run(download(pod.location(tree), back, pod.creds, Options(overwrite=True)))
+    assert os.readlink(back / "ckpt" / "latest") == "data/v2.bin"
+    assert sha256_of(back / "ckpt" / "latest") == sha256_of(tree / "data" / "v2.bin")
+    assert not [p for p in (back / "ckpt").iterdir() if p.name.startswith(".")]
+
+
+def test_receiving_links_again_without_overwrite_says_the_name_is_taken(tmp_path: Path) -> None:
+    tree = _versions(tmp_path / "pod" / "ckpt")
+    back = tmp_path / "back"
+    with hostile_server(tmp_path / "keys") as pod:
+        asyncio.run(download(pod.location(tree), back, pod.creds))
+        with pytest.raises(DestinationExistsError, match=r"already in .*ckpt/latest") as info:
+            asyncio.run(download(pod.location(tree), back, pod.creds))
+    assert info.value.hint == "pass --overwrite to replace them"
+    assert os.readlink(back / "ckpt" / "latest") == "data/v1.bin"
+
+
+def test_overwrite_replaces_a_link_itself_never_what_it_points_to(tmp_path: Path) -> None:
+    tree = _versions(tmp_path / "pod" / "ckpt")
+    key = _home_with_a_key(tmp_path / "home")
+    back = tmp_path / "back"
+    (back / "ckpt").mkdir(parents=True)
+    os.symlink(key, back / "ckpt" / "latest")  # the renter's own link, out of LOCAL_DIR
+    with hostile_server(tmp_path / "keys") as pod:
+        asyncio.run(download(pod.location(tree), back, pod.creds, Options(overwrite=True)))
+    assert os.readlink(back / "ckpt" / "latest") == "data/v1.bin"
+    assert key.read_bytes() == SECRET and not key.is_symlink()
+
+
+def test_overwrite_puts_a_received_file_where_a_link_was(tmp_path: Path) -> None:
+    tree = _versions(tmp_path / "pod" / "ckpt")
+    back = tmp_path / "back"
+    key = _home_with_a_key(tmp_path / "home")
+    with hostile_server(tmp_path / "keys") as pod:
+        asyncio.run(download(pod.location(tree), back, pod.creds))
+        os.unlink(back / "ckpt" / "latest")
+        os.symlink(key, back / "ckpt" / "latest")
+        os.unlink(tree / "latest")
+        random_file(tree / "latest", 500)  # now a file of its own on the pod
+        asyncio.run(download(pod.location(tree), back, pod.creds, Options(overwrite=True)))
+    assert not (back / "ckpt" / "latest").is_symlink()
+    assert sha256_of(back / "ckpt" / "latest") == sha256_of(tree / "latest")
+    assert key.read_bytes() == SECRET
+
+
+@pytest.mark.parametrize(
+    ("name", "what"), [("latest", "a symlink"), ("weights.bin", "a file")], ids=["link", "file"]
+)
+def test_overwrite_leaves_a_directory_where_the_pod_has_a_link_or_file(
+    tmp_path: Path, name: str, what: str
+) -> None:
+    tree = _versions(tmp_path / "pod" / "ckpt")
+    random_file(tree / "weights.bin", 100)
+    back = tmp_path / "back"
+    random_file(back / "ckpt" / name / "mine.bin", 10)  # the renter's own directory
+    with (
+        hostile_server(tmp_path / "keys") as pod,
+        pytest.raises(DestinationExistsError, match=f"is a directory; the remote has {what}"),
+    ):
+        asyncio.run(download(pod.location(tree), back, pod.creds, Options(overwrite=True)))
+    assert sorted(p.name for p in (back / "ckpt").iterdir()) == [name]
+    assert (back / "ckpt" / name / "mine.bin").stat().st_size == 10
+
+
+def test_overwrite_never_follows_a_linked_directory_out_of_local_dir(tmp_path: Path) -> None:
+    # Replacing links must not open a way out: a local directory on the way that is a
+    # symlink out of LOCAL_DIR still stops the receive, whatever --overwrite says.
+    tree = tmp_path / "pod" / "ckpt"
+    random_file(tree / "sub" / "weights.bin", 10)
+    os.symlink("weights.bin", tree / "sub" / "latest")
+    elsewhere = tmp_path / "elsewhere"
+    random_file(elsewhere / "weights.bin", 10)
+    os.symlink("weights.bin", elsewhere / "latest")
+    before = {p.name: (p.is_symlink(), p.lstat().st_mtime_ns) for p in elsewhere.iterdir()}
+    back = tmp_path / "back"
+    (back / "ckpt").mkdir(parents=True)
+    os.symlink(elsewhere, back / "ckpt" / "sub")
+    with (
+        hostile_server(tmp_path / "keys") as pod,
+        pytest.raises(UnsafePathError, match="symlink"),
+    ):
+        asyncio.run(download(pod.location(tree), back, pod.creds, Options(overwrite=True)))
+    assert {p.name: (p.is_symlink(), p.lstat().st_mtime_ns) for p in elsewhere.iterdir()} == before
 
 
 # -------------------------------------------------------------------------------- sending

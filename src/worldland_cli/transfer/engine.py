@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import os
 import posixpath
+import secrets
 import stat
 import time
 from collections import deque
@@ -72,7 +73,7 @@ from worldland_cli.transfer.safety import (
     local_destination,
 )
 from worldland_cli.transfer.sendplan import plan_send
-from worldland_cli.transfer.session import Credentials, connect, remote_sha256
+from worldland_cli.transfer.session import MAX_BLOCK, Credentials, connect, remote_sha256
 from worldland_cli.transfer.targets import SshLocation
 
 LOCAL_READ = 1 << 20
@@ -112,7 +113,7 @@ class Options:
     backoff: float = 0.5
     files_in_flight: int = 4
     requests_in_flight: int = 64
-    block_size: int = 0  # 0: the largest the server accepts (255 KiB for OpenSSH)
+    block_size: int = 0  # 0: the largest the server accepts, up to MAX_BLOCK (255 KiB)
     fsync: bool = True
     registered: Registered | None = None  # receiving a code: the one file it names
     openssh: bool = True  # large files through the OpenSSH client when it is installed
@@ -182,14 +183,34 @@ def _is_drop(exc: BaseException) -> bool:
     return isinstance(exc, (_DROPS, ConnectionDropped))
 
 
-def _actionable(exc: BaseException) -> BaseException:
+def _actionable(exc: BaseException, loc: SshLocation) -> BaseException:
     """An SFTP error the far side answered with, as a TransferError a person can read.
 
-    Its reason is the far side's text: it is shown escaped, and never as a traceback.
+    Its reason is the far side's text: it is shown escaped, and never as a traceback. A bad
+    message is asyncssh refusing what the far side sent (a packet over its 4 MiB limit, one
+    cut short), not a refusal by the far side, and is named as such.
     """
+    if isinstance(exc, asyncssh.SFTPBadMessage):
+        return TransferError(
+            f"the remote {loc.host}:{loc.port} broke the SFTP protocol: {shown(exc.reason)}",
+            "the pod's SFTP server is broken or hostile; do not trust what it sends",
+        )
     if isinstance(exc, asyncssh.SFTPError):
         return TransferError(f"the remote refused a request: {shown(exc.reason)}")
     return exc
+
+
+def _kind_of(mode: int) -> str:
+    """What a remote st_mode that is not a regular file names, for a refusal."""
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((what for test, what in kinds if test(mode)), "not a regular file")
 
 
 def _flatten(group: BaseException) -> Iterator[BaseException]:
@@ -270,7 +291,7 @@ class _Engine:
                 errors = list(_flatten(exc))
                 fatal = [e for e in errors if not _is_drop(e)]
                 if fatal:
-                    raise _actionable(fatal[0]) from None
+                    raise _actionable(fatal[0], self.loc) from None
                 if self.retries >= self.opts.retries:
                     raise UnreachableError(
                         f"the connection to {self.loc.host}:{self.loc.port} kept dropping "
@@ -701,7 +722,7 @@ class _Uploader(_Engine):
         The worker thread reads and hashes ahead of the writes; the loop only issues writes.
         """
         loop = asyncio.get_running_loop()
-        block = self.opts.block_size or sftp.limits.max_write_len
+        block = self.opts.block_size or min(sftp.limits.max_write_len, MAX_BLOCK)
         at_end = False
 
         def read_next(lf: Any) -> bytes:
@@ -767,40 +788,88 @@ class _Downloader(_Engine):
         if registered is not None:
             check_name(registered.name)
         try:
+            root.encode()  # typed (or registered) with bytes that are not UTF-8
+        except UnicodeEncodeError:
+            raise TransferError(
+                f"the remote path {shown(root)} is not valid UTF-8, and SFTP names are "
+                "asked for in UTF-8",
+                "rename it on the pod",
+            ) from None
+        try:
             top = await (sftp.stat(root) if registered is None else sftp.lstat(root))
         except asyncssh.SFTPNoSuchFile as e:
             raise TransferError(f"{shown(root)} does not exist on the remote") from e
         if registered is not None:
             return [self.registered_file(root, top, registered)]
         name = check_name(posixpath.basename(root.rstrip("/")))
-        if not stat.S_ISDIR(top.permissions or 0):
+        mode = top.permissions or 0
+        if stat.S_ISREG(mode):
             return [self.entry(name, "file", top, root)]
+        if not stat.S_ISDIR(mode):  # stat followed a link: this is what it leads to
+            raise TransferError(
+                f"{shown(root)} is {_kind_of(mode)} on the remote, not a regular file or a "
+                "directory; nothing was received",
+                "name a regular file or a directory (inside a directory, FIFOs, devices and "
+                "sockets are skipped with a note)",
+            )
         entries = [self.entry(name, "dir", top, root)]
         stack = [(root, name)]
         while stack:
             remote_dir, rel_dir = stack.pop()
-            for item in sorted(await sftp.readdir(remote_dir), key=lambda n: str(n.filename)):
-                child = str(item.filename)
-                if child in (".", ".."):
+            # Names come as bytes (asyncssh would fail the whole listing on one it cannot
+            # decode, and decodes each entry's longname, which we never use, as well).
+            listed = await sftp.readdir(remote_dir.encode())
+            for item in sorted(listed, key=lambda n: cast(bytes, n.filename)):
+                raw = cast(bytes, item.filename)
+                if raw in (b".", b".."):
+                    continue
+                mode = item.attrs.permissions or 0
+                child = self.decoded(raw, f"{rel_dir}/", stat.S_ISDIR(mode))
+                if child is None:
                     continue
                 rel = f"{rel_dir}/{check_name(child)}"
                 path = f"{remote_dir}/{child}"
                 if child.endswith(MARK_SUFFIX):  # never ours to take from a pod
                     self.skip(Skipped(rel, "a resume mark of worldland's"))
                     continue
-                mode = item.attrs.permissions or 0
                 if stat.S_ISDIR(mode):
                     entries.append(self.entry(rel, "dir", item.attrs, path))
                     stack.append((path, rel))
                 elif stat.S_ISREG(mode):
                     entries.append(self.entry(rel, "file", item.attrs, path))
                 elif stat.S_ISLNK(mode):
-                    target = str(await sftp.readlink(path))
-                    entries.append(Entry(rel=rel, kind="link", source=path, link_target=target))
+                    target = await sftp.readlink(path.encode())
+                    try:
+                        text = target.decode()
+                    except UnicodeDecodeError:
+                        self.skip(Skipped(rel, "a symlink whose target is not valid UTF-8"))
+                        continue
+                    entries.append(Entry(rel=rel, kind="link", source=path, link_target=text))
                 else:
                     self.skip(Skipped(rel, "not a file, directory or symlink"))
         self.check_tree(entries)
         return entries
+
+    def decoded(self, raw: bytes, where: str, is_dir: bool) -> str | None:
+        r"""A listed name as text, or None once it is skipped for not being UTF-8.
+
+        SFTP v3 names are bytes, and one that is not UTF-8 cannot be written as it is on
+        every renter's disk (macOS and Windows refuse it), while a substitute could collide:
+        ``a\xfe`` and ``a\xff`` both decode to ``a\ufffd`` with replacement, a real UTF-8
+        name too. So it is skipped, as special files are, and the rest of the tree arrives;
+        the note and --json keep its bytes as Python does (``a\udcfe``).
+        """
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            rel = where + raw.decode(errors="surrogateescape")
+            why = (
+                "a directory whose name is not valid UTF-8, with all it holds"
+                if is_dir
+                else "a name that is not valid UTF-8"
+            )
+            self.skip(Skipped(rel, why, "rename it on the pod"))
+            return None
 
     def registered_file(self, root: str, attrs: asyncssh.SFTPAttrs, code: Registered) -> Entry:
         """The one file a code names, if the pod holds what its sender registered.
@@ -810,16 +879,9 @@ class _Downloader(_Engine):
         """
         mode = attrs.permissions or 0
         if not stat.S_ISREG(mode):
-            what = (
-                "a directory"
-                if stat.S_ISDIR(mode)
-                else "a symlink"
-                if stat.S_ISLNK(mode)
-                else "not a regular file"
-            )
             raise TransferError(
-                f"the code names {shown(root)}, which is {what} on the pod; a code carries "
-                "one regular file",
+                f"the code names {shown(root)}, which is {_kind_of(mode)} on the pod; a code "
+                "carries one regular file",
                 "ask the sender for a new code (`worldland send FILE` inside the pod)",
             )
         if attrs.size != code.size:
@@ -881,11 +943,19 @@ class _Downloader(_Engine):
         self.dest.mkdir(parents=True, exist_ok=True)
         taken, foreign = [], []
         for e in entries:
-            target = local_destination(self.dest, e.rel)
+            # A file or link replaces the name itself (never what a link there points to),
+            # so a link at that name is a name taken like any other.
+            target = local_destination(self.dest, e.rel, replacing=e.kind != "dir")
             if e.kind != "dir" and os.path.lexists(target) and not self.opts.overwrite:
                 taken.append(e.rel)
             if e.kind == "file" and not self.opts.overwrite and foreign_local(self.part(target)):
                 foreign.append(e.rel + PART_SUFFIX)
+            if e.kind != "dir" and target.is_dir() and not target.is_symlink():
+                what = "a symlink" if e.kind == "link" else "a file"
+                raise DestinationExistsError(
+                    f"{shown(target)} is a directory; the remote has {what} there",
+                    "move it away, then run the command again",
+                )
         if taken:
             raise DestinationExistsError(
                 f"already in {shown(self.dest)}: {', '.join(shown(t) for t in taken[:5])}"
@@ -930,20 +1000,46 @@ class _Downloader(_Engine):
     def finish_tree(self, entries: list[Entry]) -> None:
         for e in entries:
             if e.kind == "link":
-                target = local_destination(self.dest, e.rel)
-                if os.path.lexists(target):
-                    target.unlink()
-                target.symlink_to(e.link_target)
+                self.place_link(e)
         for e in sorted(entries, key=lambda e: e.rel.count("/"), reverse=True):
             if e.kind == "dir" and e.rel in self.created:
                 target = local_destination(self.dest, e.rel)
                 target.chmod(received_mode(e.mode, self.umask))
                 os.utime(target, (e.atime, e.mtime))
 
+    def place_link(self, link: Entry) -> None:
+        """Make a received (and checked) symlink; with --overwrite it replaces the name.
+
+        It is made under a temporary name beside its own and renamed onto the name, which
+        replaces a file or an older link there itself, never what that link points to, and
+        leaves no moment without one. Without --overwrite a name taken since the checks
+        is left as it is.
+        """
+        target = local_destination(self.dest, link.rel, replacing=True)
+        if not self.opts.overwrite:
+            try:
+                os.symlink(link.link_target, target)
+            except FileExistsError as e:
+                raise DestinationExistsError(
+                    f"{shown(target)} appeared during the transfer",
+                    "pass --overwrite to replace it",
+                ) from e
+            return
+        fresh = target.with_name(f".{target.name}.worldland-{secrets.token_hex(8)}")
+        os.symlink(link.link_target, fresh)
+        try:
+            os.replace(fresh, target)
+        except OSError as e:
+            fresh.unlink()
+            raise DestinationExistsError(
+                f"cannot put the symlink {shown(target)} in place: {shown(e.strerror)}",
+                "move what is there away, then run the command again",
+            ) from e
+
     async def download_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: Entry) -> None:
         sftp = slot.sftp
         result = self.start_attempt(f)
-        final = local_destination(self.dest, f.rel)
+        final = local_destination(self.dest, f.rel, replacing=True)
         part = self.part(final)
         if part.is_symlink():
             raise TransferError(f"refusing to write through the symlink {shown(part)}")
@@ -1032,7 +1128,7 @@ class _Downloader(_Engine):
         runs ahead of what a resume would find on disk.
         """
         loop = asyncio.get_running_loop()
-        block = self.opts.block_size or sftp.limits.max_read_len
+        block = self.opts.block_size or min(sftp.limits.max_read_len, MAX_BLOCK)
         inflight: deque[tuple[asyncio.Future[bytes], int, int]] = deque()
         written: deque[tuple[asyncio.Future[None], int, int]] = deque()
         try:

@@ -41,7 +41,12 @@ from worldland_cli.transfer.errors import (
     sent_more_than_asked,
 )
 from worldland_cli.transfer.overlap import ReadAhead, WriteBehind
-from worldland_cli.transfer.session import CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, Credentials
+from worldland_cli.transfer.session import (
+    CONNECT_TIMEOUT,
+    KEEPALIVE_INTERVAL,
+    MAX_BLOCK,
+    Credentials,
+)
 from worldland_cli.transfer.targets import SshLocation
 
 if TYPE_CHECKING:
@@ -56,9 +61,12 @@ _FX_OK, _FX_EOF = 0, 1
 _FX_NAMES = {2: "no such file", 3: "permission denied", 4: "failure", 8: "unsupported"}
 
 # The SFTP draft guarantees 32 KiB requests; OpenSSH's sftp-server announces its real limits
-# (255 KiB) through limits@openssh.com.
+# (255 KiB) through limits@openssh.com, and no more than MAX_BLOCK is asked for in any case.
 _SAFE_BLOCK = 32 * 1024
-_MAX_BLOCK = 255 * 1024
+# The longest answer the lane reads, as OpenSSH's sftp client (its SFTP_MAX_MSG_LENGTH): the
+# longest it asks for is a READ answer of MAX_BLOCK bytes after 9 of header (type, request
+# id, data length), so 1015 bytes to spare. The length is the far side's word, up to 4 GiB.
+_MAX_PACKET = 256 * 1024
 _PIPE_SIZE = 1 << 20
 _STDERR_KEPT = 64 * 1024  # the tail of ssh's stderr kept to explain a failed start
 _ALIAS = "worldland-pinned-peer"
@@ -142,15 +150,18 @@ def _holding_pipes(
 class OpenSshLane:
     """One ``ssh -s sftp`` process and the SFTP session on its pipes; see the module doc."""
 
-    def __init__(self, process: subprocess.Popen[bytes], workdir: Path, host: Host) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], workdir: Path, host: Host, peer: str
+    ) -> None:
         self._process = process
+        self._peer = peer  # "host:port", to name the far side in errors
         self._host = host
         self._workdir = workdir
         assert process.stdin is not None and process.stdout is not None
         self._out = process.stdin.fileno()
         self._in = process.stdout.fileno()
         self._next_id = 0
-        self._buffer = bytearray(_MAX_BLOCK)
+        self._buffer = bytearray(MAX_BLOCK)
         # kill() may come from another thread while a push or fetch still uses the pipes: their
         # fds are closed only once no call uses them, or a file opened meanwhile could get one
         # of those numbers and receive the lane's SFTP packets.
@@ -188,7 +199,7 @@ class OpenSshLane:
         if process is None:
             shutil.rmtree(workdir, ignore_errors=True)
             raise LaneUnavailable("the OpenSSH client (ssh) is not installed")
-        lane = cls(process, workdir, host)
+        lane = cls(process, workdir, host, f"{loc.host}:{loc.port}")
         try:
             lane._handshake()
         except BaseException:
@@ -215,7 +226,7 @@ class OpenSshLane:
             kind, body = self._call(_EXTENDED, _string(b"limits@openssh.com"))
             if kind == _EXTENDED_REPLY and len(body) >= 36:
                 _, max_read, max_write, _ = struct.unpack(">QQQQ", body[4:36])
-                self.block = max(_SAFE_BLOCK, min(_MAX_BLOCK, max_read, max_write))
+                self.block = max(_SAFE_BLOCK, min(MAX_BLOCK, max_read, max_write))
 
     def _startup_failure(self) -> Exception:
         """Why ``ssh`` ended before the SFTP session began, from what it printed."""
@@ -337,8 +348,27 @@ class OpenSshLane:
         self._read_into(memoryview(out))
         return bytes(out)
 
-    def _receive(self) -> tuple[int, bytes]:
+    def _header(self) -> tuple[int, int]:
+        """The length and type of the next answer, once its length is one worth reading.
+
+        The length is checked before a byte more is read or room for it allocated: a pod
+        announcing 4 GiB would otherwise have us allocate 4 GiB for it. A DATA answer is
+        read into the buffer of the READ it answers, never one of its own length, and one
+        longer than that buffer is refused in :meth:`_receive_data` as more than asked for.
+        """
         length, kind = struct.unpack(">IB", self._read_exact(5))
+        shortest = 9 if kind in (_STATUS, _HANDLE, _DATA) else 5  # type, id, then a uint32
+        if length < shortest or (length > _MAX_PACKET and kind != _DATA):
+            raise TransferError(
+                f"the remote {self._peer} announced an SFTP packet of {length} bytes, where "
+                f"an answer of type {kind} holds {shortest} to {_MAX_PACKET} (a protocol "
+                "violation); none of it was read",
+                "the pod's SFTP server is broken or hostile; do not trust what it sends",
+            )
+        return length, kind
+
+    def _receive(self) -> tuple[int, bytes]:
+        length, kind = self._header()
         return kind, self._read_exact(length - 1)
 
     def _call(self, kind: int, payload: bytes) -> tuple[int, bytes]:
@@ -503,7 +533,7 @@ class OpenSshLane:
 
     def _receive_data(self, into: memoryview, remote: str) -> int:
         """One reply to a READ: its bytes land in ``into``; 0 at end of file."""
-        length, kind = struct.unpack(">IB", self._read_exact(5))
+        length, kind = self._header()
         if kind != _DATA:
             body = self._read_exact(length - 1)
             if kind == _STATUS and struct.unpack(">I", body[4:8])[0] == _FX_EOF:

@@ -111,8 +111,14 @@ def links_on_disk(root: Path) -> LinkAt:
     return link_at
 
 
-def local_destination(root: Path, rel: str) -> Path:
-    """Where ``rel`` lands under ``root``, refusing local symlinks that lead out of it."""
+def local_destination(root: Path, rel: str, *, replacing: bool = False) -> Path:
+    """Where ``rel`` lands under ``root``, refusing local symlinks that lead out of it.
+
+    Every directory on the way is resolved, links and all, and must stay inside ``root``.
+    A symlink at ``rel`` itself is refused too, unless ``replacing``: the caller then only
+    ever puts something else at that name (a rename onto it, or a link or hard link that
+    fails if the name is taken), and none of those follows a link there.
+    """
     check_relative(rel)
     real_root = Path(os.path.realpath(root))
     dest = real_root.joinpath(*rel.split("/"))
@@ -122,6 +128,6 @@ def local_destination(root: Path, rel: str) -> Path:
             f"refusing to write {rel!r}: {shown(dest.parent)} leads outside {shown(real_root)} "
             "(a symlink)"
         )
-    if dest.is_symlink():
+    if dest.is_symlink() and not replacing:
         raise UnsafePathError(f"refusing to write through the existing symlink {shown(dest)}")
     return dest

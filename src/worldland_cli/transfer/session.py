@@ -38,6 +38,11 @@ HASH_BLOCK = 1 << 20
 # (receive 105-143 -> 150-266 MB/s side by side under the same load, docs/transfer.md).
 WINDOW = 16 << 20
 MAX_PACKET = 256 << 10
+# The largest SFTP READ or WRITE asked for, on every path, whatever limits the far side
+# announces: what OpenSSH's sftp client asks for at most (SFTP_MAX_MSG_LENGTH less 1 KiB). A pod
+# announcing 1 TiB had us ask for a whole file in one READ (and hold it all), or read a whole
+# local file into memory for one WRITE.
+MAX_BLOCK = 255 << 10
 
 # AES-GCM first: with AES-NI it is the cheapest authenticated cipher for both ends, and on a
 # CPU-bound link that is the transfer rate (docs/transfer.md). The rest keep asyncssh's order.
@@ -220,7 +225,8 @@ async def remote_sha256(
 async def _reread_sha256(sftp: asyncssh.SFTPClient, path: str, length: int) -> str:
     digest = hashlib.sha256()
     try:
-        async with sftp.open(path, "rb") as f:
+        request = min(sftp.limits.max_read_len, MAX_BLOCK)
+        async with sftp.open(path, "rb", block_size=request) as f:
             offset = 0
             while offset < length:
                 block = cast(bytes, await f.read(min(HASH_BLOCK * 8, length - offset), offset))
