@@ -5,9 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # Debian packages the tests drive for real: sshd for transfers, containerd for config
-# validation, WireGuard tools and the userspace wireguard-go for tunnels, iproute2 for netns.
-DEBS := openssh-server openssh-client containerd wireguard-tools wireguard-go iproute2 procps
-DEB_BINS := /usr/sbin/sshd /usr/bin/ssh-keygen /usr/bin/sftp /usr/bin/containerd /usr/bin/wg /usr/bin/wireguard-go /usr/sbin/ip
+# validation, WireGuard tools and the userspace wireguard-go for tunnels, iproute2 for netns,
+# shellcheck for installers/install.sh.
+DEBS := openssh-server openssh-client containerd wireguard-tools wireguard-go iproute2 procps \
+	shellcheck
+DEB_BINS := /usr/sbin/sshd /usr/bin/ssh-keygen /usr/bin/sftp /usr/bin/containerd /usr/bin/wg \
+	/usr/bin/wireguard-go /usr/sbin/ip /usr/bin/shellcheck
 
 .PHONY: all demo test unit lint typecheck sysdeps venv clean
 
