@@ -78,7 +78,11 @@ def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str], str]:
 
 def parser() -> argparse.ArgumentParser:
     """The command line (argparse: the hub must not depend on the CLI's Typer app)."""
-    p = argparse.ArgumentParser(prog="worldland-hub", description="Run the Worldland hub stub.")
+    p = argparse.ArgumentParser(
+        prog="worldland-hub",
+        description="Run the Worldland hub stub.",
+        epilog="also: worldland-hub vpn server-config --help (the VPN server's wg-quick config)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to bind, 0 = any (default 8080)")
     p.add_argument("--data-dir", type=Path, required=True, help="database, CA and secrets")
@@ -220,9 +224,58 @@ def config_from_args(args: argparse.Namespace) -> HubConfig:
     )
 
 
+def vpn_parser() -> argparse.ArgumentParser:
+    """``worldland-hub vpn server-config``: the VPN server's wg-quick config."""
+    p = argparse.ArgumentParser(
+        prog="worldland-hub vpn server-config",
+        description="Print (or write, 0600) the WireGuard server's wg-quick config with a "
+        "[Peer] for every address the hub gave out. The private key is not in it: PostUp "
+        "loads it from the key file.",
+        epilog="example: worldland-hub vpn server-config --data-dir /var/lib/worldland-hub "
+        "--output /etc/wireguard/wg0.conf && sudo wg syncconf wg0 <(wg-quick strip wg0)",
+    )
+    p.add_argument("--data-dir", type=Path, required=True, help="the hub's data directory")
+    p.add_argument("--key-file", type=Path, help="server private key (default DATA/vpn/server.key)")
+    p.add_argument("--listen-port", type=int, default=41820, help="UDP port (default 41820)")
+    p.add_argument("--output", type=Path, help="write here (0600) instead of printing")
+    return p
+
+
+def vpn_server_config(argv: Sequence[str]) -> None:
+    """Render the server config from the hub's database (the hub may be running)."""
+    from hub_stub.ca import write_private
+    from hub_stub.store import Store
+    from hub_stub.vpn_config import render_server_config, server_peers
+
+    args = vpn_parser().parse_args(argv)
+    data_dir = args.data_dir.resolve()
+    database = data_dir / "hub.sqlite3"
+    if not database.exists():
+        raise SystemExit(f"worldland-hub: no hub database in {data_dir} (start the hub once)")
+    key_file = (args.key_file or data_dir / "vpn" / "server.key").resolve()
+    if not key_file.exists():
+        raise SystemExit(
+            f"worldland-hub: no server key at {key_file}: the hub makes one on its first start "
+            "unless --vpn-server-public-key names a key kept elsewhere (then pass --key-file)"
+        )
+    store = Store(database)
+    try:
+        text = render_server_config(server_peers(store), key_file, args.listen_port)
+    finally:
+        store.close()
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        write_private(args.output, text.encode())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``worldland-hub``: flags first, so --help and usage errors stay instant."""
-    args = parser().parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:2] == ["vpn", "server-config"]:
+        vpn_server_config(given[2:])
+        return
+    args = parser().parse_args(given)
     config = config_from_args(args)
 
     import uvicorn
