@@ -44,7 +44,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not root"
 
-test: sysdeps $(STAMP) lint typecheck
+test: sysdeps tools $(STAMP) lint typecheck
 	$(BIN)/pytest -q -n 2
 
 demo: $(STAMP)
@@ -52,3 +52,25 @@ demo: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The chain toolchain, pinned in tools/package-lock.json: solc-js compiles the contracts offline
+# and anvil is the local EVM the contract tests run on. Installed into tools/node_modules
+# (ignored by git); Debian's nodejs and npm first when npm is missing and we are root, else the
+# contract tests skip with the reason.
+TOOLS_STAMP := tools/node_modules/.installed
+
+$(TOOLS_STAMP): tools/package.json tools/package-lock.json
+	@if ! command -v npm >/dev/null; then \
+		if [ "$$(id -u)" != 0 ]; then echo "not root and no npm: skipping the chain tools"; exit 0; fi; \
+		echo "installing Debian packages nodejs npm"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends nodejs npm >/dev/null; \
+	fi; \
+	cd tools && npm ci --no-audit --no-fund --loglevel=error && touch $(CURDIR)/$@
+
+.PHONY: tools contracts
+tools: $(TOOLS_STAMP)
+
+# Rebuilds the committed contracts/build/*.json; tests/contracts checks they match the sources.
+contracts: $(TOOLS_STAMP)
+	node tools/compile.js contracts/build
