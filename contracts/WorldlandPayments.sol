@@ -223,7 +223,7 @@ contract WorldlandPayments {
         bytes32 gpuType,
         uint256 settlementId
     ) external onlySettler {
-        Refusal reason = _settle(Payment(user, provider, durationSeconds, gpuType, settlementId));
+        Refusal reason = _settle(user, provider, durationSeconds, gpuType, settlementId);
         if (reason != Refusal.None) revert Refused(settlementId, reason);
     }
 
@@ -232,7 +232,13 @@ contract WorldlandPayments {
     function payments(Payment[] calldata items) external onlySettler {
         for (uint256 i = 0; i < items.length; ++i) {
             Payment calldata item = items[i];
-            Refusal reason = _settle(item);
+            Refusal reason = _settle(
+                item.user,
+                item.provider,
+                item.durationSeconds,
+                item.gpuType,
+                item.settlementId
+            );
             if (reason != Refusal.None) {
                 emit PaymentRefused(item.settlementId, item.user, item.provider, reason);
             }
@@ -246,28 +252,27 @@ contract WorldlandPayments {
 
     /// @dev Checks, then records the id and moves the amount, then emits `Paid`. No external
     /// call, so nothing can re-enter between the balance updates.
-    function _settle(Payment memory item) private returns (Refusal) {
-        if (item.provider == address(0)) return Refusal.ZeroProvider;
-        uint256 word = item.settlementId >> 8;
+    function _settle(
+        address user,
+        address provider,
+        uint64 durationSeconds,
+        bytes32 gpuType,
+        uint256 settlementId
+    ) private returns (Refusal) {
+        if (provider == address(0)) return Refusal.ZeroProvider;
+        uint256 word = settlementId >> 8;
         uint256 bits = settledWords[word];
-        uint256 bit = 1 << (item.settlementId & 0xff);
+        uint256 bit = 1 << (settlementId & 0xff);
         if (bits & bit != 0) return Refusal.AlreadySettled;
-        uint256 rate = ratePerSecond[item.gpuType];
+        uint256 rate = ratePerSecond[gpuType];
         if (rate == 0) return Refusal.UnknownGpuType;
-        uint256 amount = uint256(item.durationSeconds) * rate;
-        uint256 available = deposits[item.user];
+        uint256 amount = uint256(durationSeconds) * rate;
+        uint256 available = deposits[user];
         if (available < amount) return Refusal.InsufficientDeposit;
         settledWords[word] = bits | bit;
-        deposits[item.user] = available - amount;
-        earnings[item.provider] += amount;
-        emit Paid(
-            item.settlementId,
-            item.user,
-            item.provider,
-            item.gpuType,
-            item.durationSeconds,
-            amount
-        );
+        deposits[user] = available - amount;
+        earnings[provider] += amount;
+        emit Paid(settlementId, user, provider, gpuType, durationSeconds, amount);
         return Refusal.None;
     }
 
