@@ -14,24 +14,19 @@ login), a node by the client certificate the TLS layer verified against the hub 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import hmac
 import ipaddress
 import json
 import math
-import secrets
 import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import x25519
 from cryptography.x509.oid import NameOID
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -39,19 +34,18 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from hub_stub import __version__, auth, codes, models
-from hub_stub.ca import CertificateAuthority, CsrRejected, write_private
+from hub_stub.ca import CsrRejected
 from hub_stub.config import HubConfig
-from hub_stub.kube import JoinSource, JoinUnavailable, KubeconfigJoin, NotConfigured, StaticJoin
-from hub_stub.limits import BodyLimit, RateLimiter, client_key
-from hub_stub.store import Store
+from hub_stub.kube import JoinUnavailable
+from hub_stub.limits import BodyLimit, client_key
+from hub_stub.state import Hub
+from hub_stub.timefmt import rfc3339
 
 ALLOWED_IPS = "10.100.0.0/16"
 PERSISTENT_KEEPALIVE = 25
 MAX_USAGE_BATCH = 1000
-# Logins are verified on this many threads at most, so a burst of them (each a signature
-# recovery in pure Python) cannot take the interpreter from the event loop; a login that
-# has not been verified within LOGIN_DEADLINE seconds gets a 503 and may be retried.
-LOGIN_WORKERS = 2
+# A login that has not been verified (on the hub's LOGIN_WORKERS threads) within this many
+# seconds gets a 503 and may be retried: a burst of logins queues, it does not pile up.
 LOGIN_DEADLINE = 10.0
 HEARTBEAT_BODY: dict[str, Any] = {
     "required": False,
@@ -65,11 +59,6 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
-def rfc3339(epoch: float) -> str:
-    """Seconds since the epoch as ``2026-11-23T04:48:39Z``."""
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass(frozen=True)
 class Caller:
     """Who sent the request: a wallet (bearer), a node (client cert), or neither.
@@ -81,82 +70,6 @@ class Caller:
     address: str | None
     node_id: str | None
     cert_serial: str | None = None
-
-
-class Hub:
-    """The app's state: configuration, store, CA, secrets and the join source."""
-
-    def __init__(self, config: HubConfig) -> None:
-        private_data_dir(config.data_dir)
-        self.config = config
-        self.store = Store(config.data_dir / "hub.sqlite3")
-        self.ca = CertificateAuthority(config.data_dir / "ca")
-        self.admin_token = load_admin_token(config)
-        self.tokens = auth.TokenCache()
-        self.limits = {
-            "open": RateLimiter(config.open_rate),
-            "auth": RateLimiter(config.auth_rate),
-            "claim": RateLimiter(config.claim_rate),
-            "claim-wallet": RateLimiter(config.claim_rate),
-        }
-        self.verifier = ThreadPoolExecutor(LOGIN_WORKERS, thread_name_prefix="hub-login")
-        self.vpn_server_public_key = config.vpn_server_public_key or vpn_server_key(config)
-        self.vpn_endpoint = config.vpn_endpoint or f"{config.host}:41820"
-        self.join: JoinSource
-        if config.kubeconfig is not None:
-            self.join = KubeconfigJoin(config.kubeconfig, config.bootstrap_token_ttl)
-        elif config.kube_api_server and config.kube_token and config.kube_ca_hashes:
-            self.join = StaticJoin(config.kube_api_server, config.kube_token, config.kube_ca_hashes)
-        else:
-            self.join = NotConfigured()
-
-
-def private_data_dir(path: Path) -> None:
-    """Make the data directory and its subdirectories 0700, whoever made them first.
-
-    Everything in it is the hub's alone: the database, the CA key, the admin token, the
-    WireGuard and TLS keys. Directories an older hub (or a launcher) made 0755 are closed
-    at start, so even the public certificates inside cannot be reached by other users.
-    """
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.chmod(0o700)
-    for sub in ("ca", "vpn", "tls"):
-        if (path / sub).is_dir():
-            (path / sub).chmod(0o700)
-
-
-def load_admin_token(config: HubConfig) -> str:
-    """Read the operator token, creating one (0600) on first start; refuse a readable file."""
-    path = config.admin_token_file or config.data_dir / "admin-token"
-    if not path.exists():
-        write_private(path, (secrets.token_urlsafe(32) + "\n").encode())
-    if path.stat().st_mode & 0o077:
-        raise SystemExit(f"{path} is readable by group or others: chmod 600 {path}")
-    token = path.read_text().strip()
-    if len(token) < 16:
-        raise SystemExit(f"{path}: the admin token must be at least 16 characters")
-    return token
-
-
-def vpn_server_key(config: HubConfig) -> str:
-    """The WireGuard server public key: made once (private half 0600) when none is given."""
-    import base64
-
-    from cryptography.hazmat.primitives import serialization
-
-    path = config.data_dir / "vpn" / "server.key"
-    if not path.exists():
-        raw = x25519.X25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        write_private(path, base64.b64encode(raw) + b"\n")
-    private = x25519.X25519PrivateKey.from_private_bytes(base64.b64decode(path.read_text()))
-    public = private.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    return base64.b64encode(public).decode()
 
 
 @functools.lru_cache(maxsize=1024)
