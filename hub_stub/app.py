@@ -6,29 +6,22 @@ which the tests fuzz with schemathesis. Endpoints are plain ``def`` functions: F
 them in its threadpool, and the store's lock + IMMEDIATE transactions keep concurrent
 requests from interleaving inside a transaction.
 
-Who is calling is decided once per request by :func:`caller`: a person by bearer token (SIWE
-login), a node by the client certificate the TLS layer verified against the hub CA (exposed by
-``hub_stub.tls`` through the ASGI ``tls`` extension), an operator by the admin token.
+Who is calling is decided once per request by :func:`hub_stub.deps.caller`; the row lookups
+that check who may read or change a row are in :mod:`hub_stub.rows`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import hmac
 import ipaddress
 import json
-import math
 import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Annotated, Any
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import Field
@@ -36,8 +29,10 @@ from pydantic import Field
 from hub_stub import __version__, auth, codes, models
 from hub_stub.ca import CsrRejected
 from hub_stub.config import HubConfig
+from hub_stub.deps import AUTH, CLAIM, OPEN, Admin, Caller, Who, person, spend_token
 from hub_stub.kube import JoinUnavailable
-from hub_stub.limits import BodyLimit, client_key
+from hub_stub.limits import BodyLimit
+from hub_stub.rows import node_row, renter_pod, ssh_of
 from hub_stub.state import Hub
 from hub_stub.timefmt import rfc3339
 
@@ -59,29 +54,6 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who sent the request: a wallet (bearer), a node (client cert), or neither.
-
-    ``cert_serial`` is the serial of the node's certificate, so a renewal can check, inside
-    its transaction, that the certificate it replaces has not been replaced meanwhile.
-    """
-
-    address: str | None
-    node_id: str | None
-    cert_serial: str | None = None
-
-
-@functools.lru_cache(maxsize=1024)
-def _cert_identity(pem: str) -> tuple[str, str] | None:
-    """(node id, serial hex) of a client cert the handshake already verified."""
-    cert = x509.load_pem_x509_certificate(pem.encode())
-    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if not names:
-        return None
-    return str(names[0].value), format(cert.serial_number, "x")
-
-
 def _validation_message(errors: Sequence[Any]) -> str:
     """pydantic's error list as one line a person can read."""
     parts = []
@@ -89,90 +61,6 @@ def _validation_message(errors: Sequence[Any]) -> str:
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(parts)
-
-
-async def caller(request: Request) -> Caller:
-    """Resolve the bearer token and the verified client certificate, if any.
-
-    ``async`` on purpose: the lookups are short indexed reads (usually a cache hit), so
-    running them on the event loop beats a threadpool hop on every request.
-    """
-    hub: Hub = request.app.state.hub
-    store = hub.store
-    address = None
-    header = request.headers.get("authorization")
-    if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise HTTPException(401, "Authorization must be 'Bearer <token>'")
-        address = auth.address_for_token(store, token.strip(), hub.tokens)
-        if address is None:
-            raise HTTPException(401, "token unknown or expired: log in again")
-    node_id = serial = None
-    tls = request.scope.get("extensions", {}).get("tls") or {}
-    chain = tls.get("client_cert_chain") or []
-    if chain:
-        identity = _cert_identity(chain[0])
-        if identity is not None:
-            # A certificate the handshake accepted may have been replaced since: the hub's
-            # own record, checked on every request, decides (a revoked one names no node).
-            with store.read() as db:
-                row = db.execute(
-                    "SELECT node_id FROM certs WHERE serial = ? AND node_id = ? "
-                    "AND revoked_at IS NULL",
-                    (identity[1], identity[0]),
-                ).fetchone()
-            if row is not None:
-                node_id, serial = identity
-    return Caller(address, node_id, serial)
-
-
-Who = Annotated[Caller, Depends(caller)]
-
-
-def admin(request: Request) -> None:
-    """Require the operator token (compared in constant time)."""
-    hub = request.app.state.hub
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        token.strip().encode(), hub.admin_token.encode()
-    ):
-        raise HTTPException(401, "admin token required (the hub's --admin-token-file)")
-
-
-Admin = Annotated[None, Depends(admin)]
-
-
-def limited(bucket: str) -> Callable[[Request], Awaitable[None]]:
-    """A dependency that spends one of the client address's tokens in ``bucket`` (else 429).
-
-    ``async`` so that the check runs on the event loop: a sync dependency would cost every
-    limited request a threadpool hop for a few dictionary operations.
-    """
-
-    async def spend(request: Request) -> None:
-        hub: Hub = request.app.state.hub
-        spend_token(hub, bucket, client_key(request.client.host if request.client else None))
-
-    return spend
-
-
-def spend_token(hub: Hub, bucket: str, key: str) -> None:
-    """Spend one of ``key``'s tokens in ``bucket``, or refuse with 429 and Retry-After."""
-    wait = hub.limits[bucket].take(key)
-    if wait > 0:
-        seconds = math.ceil(wait)
-        raise HTTPException(
-            429,
-            f"too many requests from {key}: try again in {seconds} s",
-            headers={"Retry-After": str(seconds)},
-        )
-
-
-OPEN = [Depends(limited("open"))]
-AUTH = [Depends(limited("auth"))]
-CLAIM = [Depends(limited("claim"))]
 
 
 def create_app(config: HubConfig) -> FastAPI:
@@ -191,36 +79,6 @@ def create_app(config: HubConfig) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def readable_422(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": _validation_message(exc.errors())})
-
-    def person(who: Caller) -> str:
-        if who.address is None:
-            raise HTTPException(
-                401, "log in first: send 'Authorization: Bearer <token>' from /v1/auth/login"
-            )
-        return who.address
-
-    def node_row(
-        db: sqlite3.Connection, node_id: str, who: Caller, *, deregistered_ok: bool = False
-    ) -> sqlite3.Row:
-        """The node, if the caller is that node (cert) or its owner (bearer).
-
-        A deregistered node is gone for every purpose but reading its ledger
-        (``deregistered_ok``): its row stays only because recorded usage refers to it.
-        """
-        if who.address is None and who.node_id is None:
-            raise HTTPException(401, "authenticate with the node's client certificate or a token")
-        row: sqlite3.Row | None = db.execute(
-            "SELECT * FROM nodes WHERE node_id = ?", (node_id,)
-        ).fetchone()
-        if row is None:
-            raise HTTPException(404, f"node {node_id} not found")
-        if who.node_id != node_id and row["owner"] != who.address:
-            raise HTTPException(403, f"node {node_id} belongs to another wallet")
-        if row["deregistered_at"] is not None and not deregistered_ok:
-            raise HTTPException(
-                404, f"node {node_id} was deregistered: register the host again (POST /v1/nodes)"
-            )
-        return row
 
     @app.get("/health", response_model=models.Health, dependencies=OPEN)
     def health() -> models.Health:
@@ -663,24 +521,6 @@ def create_app(config: HubConfig) -> FastAPI:
         if existed:
             response.status_code = 200
         return models.PodCreated(pod_id=body.pod_id)
-
-    def renter_pod(db: sqlite3.Connection, pod_id: str, address: str) -> sqlite3.Row:
-        row: sqlite3.Row | None = db.execute(
-            "SELECT * FROM pods WHERE pod_id = ? AND renter = ?", (pod_id, address)
-        ).fetchone()
-        if row is None:
-            # Same answer for "no such pod" and "someone else's pod": ids are not leaked.
-            raise HTTPException(404, f"pod {pod_id} not found among your pods")
-        return row
-
-    def ssh_of(row: sqlite3.Row) -> models.SshOut:
-        return models.SshOut(
-            pod_id=row["pod_id"],
-            host=row["ssh_host"],
-            port=row["ssh_port"],
-            user=row["ssh_user"],
-            host_key=row["host_key"],
-        )
 
     @app.get("/v1/pods/{pod_id}/ssh", response_model=models.SshOut)
     def pod_ssh(pod_id: models.IdentPath, who: Who) -> models.SshOut:
