@@ -1,8 +1,8 @@
 """The hub's state, built once per app: configuration, store, CA, secrets, limiters, join source.
 
 One object, kept on ``app.state.hub``, so that every endpoint reaches the same store, token
-cache and rate limiters through the request rather than through module globals: two apps in
-one process (tests, a restart) never share a database.
+cache and rate limiters through the request (:data:`hub_stub.deps.TheHub`) rather than through
+module globals: two apps in one process (tests, a restart) never share a database.
 Building it creates what a first start needs: the private data directory, the database, the
 CA, the admin token and the WireGuard server key.
 """
