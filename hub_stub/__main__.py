@@ -245,14 +245,14 @@ def vpn_server_config(argv: Sequence[str]) -> None:
     """Render the server config from the hub's database (the hub may be running)."""
     from hub_stub.ca import write_private
     from hub_stub.store import Store
-    from hub_stub.vpn_config import render_server_config, server_peers
+    from hub_stub.vpn_config import render_server_config, server_key_path, server_peers
 
     args = vpn_parser().parse_args(argv)
     data_dir = args.data_dir.resolve()
     database = data_dir / "hub.sqlite3"
     if not database.exists():
         raise SystemExit(f"worldland-hub: no hub database in {data_dir} (start the hub once)")
-    key_file = (args.key_file or data_dir / "vpn" / "server.key").resolve()
+    key_file = (args.key_file or server_key_path(data_dir)).resolve()
     if not key_file.exists():
         raise SystemExit(
             f"worldland-hub: no server key at {key_file}: the hub makes one on its first start "

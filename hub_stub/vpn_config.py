@@ -24,6 +24,11 @@ SERVER_ADDRESS = "10.100.0.1/16"
 LISTEN_PORT = 41820
 
 
+def server_key_path(data_dir: Path) -> Path:
+    """Where the hub keeps the VPN server's private key (made 0600 on first start)."""
+    return data_dir / "vpn" / "server.key"
+
+
 @dataclass(frozen=True)
 class ServerPeer:
     """One node's WireGuard key and the one address the hub gave it."""
