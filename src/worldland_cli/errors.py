@@ -7,6 +7,22 @@ a hint, or one JSON document, and an exit code scripts can rely on.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes scripts can rely on (CONTRIBUTING.md); every error below carries one.
+
+    They live with the errors rather than with the renderer: the auth, hub-client and
+    transfer modules raise errors with these codes without depending on how they are shown.
+    """
+
+    OK = 0
+    FAILED = 1  # the command ran and found or hit a problem
+    USAGE = 2  # bad flags or arguments (click's own convention)
+    UNREACHABLE = 3  # a remote (hub, pod) could not be reached
+    DENIED = 4  # authentication or authorisation refused
+
 
 class ActionableError(Exception):
     """A failure a person can fix: the message says what happened, the hint what to run.
@@ -15,7 +31,7 @@ class ActionableError(Exception):
     render any of them the same way (``output.error(message, hint)`` and ``exit_code``).
     """
 
-    exit_code: int = 1
+    exit_code: int = ExitCode.FAILED
 
     def __init__(self, message: str, hint: str | None = None, *, exit_code: int | None = None):
         super().__init__(message)

@@ -30,8 +30,7 @@ from urllib.parse import quote
 
 from worldland_cli import __version__
 from worldland_cli.config import mask_url
-from worldland_cli.errors import ActionableError
-from worldland_cli.output import ExitCode
+from worldland_cli.errors import ActionableError, ExitCode
 
 if TYPE_CHECKING:
     import httpx

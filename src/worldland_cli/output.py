@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -13,16 +12,6 @@ if TYPE_CHECKING:
 
     from worldland_cli.requirements.base import Finding
     from worldland_cli.requirements.runner import Report
-
-
-class ExitCode(IntEnum):
-    """Exit codes scripts can rely on; documented in docs/exit-codes.md."""
-
-    OK = 0
-    FAILED = 1  # the command ran and found or hit a problem
-    USAGE = 2  # bad flags or arguments (click's own convention)
-    UNREACHABLE = 3  # a remote (hub, pod) could not be reached
-    DENIED = 4  # authentication or authorisation refused
 
 
 STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}

@@ -26,9 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from worldland_cli import config as config_mod
 from worldland_cli.auth.wallet import check_private_file
-from worldland_cli.errors import ActionableError
+from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.host import Host
-from worldland_cli.output import ExitCode
 
 if TYPE_CHECKING:
     from cryptography import x509

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING
 
 from worldland_cli.auth.origin import origin
 from worldland_cli.auth.session import Session, save_session
-from worldland_cli.errors import ActionableError
-from worldland_cli.output import ExitCode
+from worldland_cli.errors import ActionableError, ExitCode
 
 if TYPE_CHECKING:
     from worldland_cli.auth.wallet import Wallet

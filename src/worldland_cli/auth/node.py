@@ -19,10 +19,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from worldland_cli import config as config_mod
-from worldland_cli.errors import ActionableError
+from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.host import Host, NvmlUnavailable
 from worldland_cli.hubclient import Gpu, HubClient
-from worldland_cli.output import ExitCode
 
 MIB_PER_GB = 1024
 

@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any
 from worldland_cli import config as config_mod
 from worldland_cli.auth.origin import origin
 from worldland_cli.config import Config
-from worldland_cli.errors import ActionableError
+from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.host import Host
-from worldland_cli.output import ExitCode
 
 if TYPE_CHECKING:
     from worldland_cli.hubclient import HubClient, HubEndpoint

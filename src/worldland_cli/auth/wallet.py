@@ -13,9 +13,8 @@ import os
 import string
 from pathlib import Path
 
-from worldland_cli.errors import ActionableError
+from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.host import Host, HostError
-from worldland_cli.output import ExitCode
 
 _HEX = frozenset(string.hexdigits)
 

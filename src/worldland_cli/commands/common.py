@@ -85,9 +85,8 @@ def handled(as_json: bool, note: str | None = None) -> Iterator[None]:
     ``note`` is added to the hint: after a transfer code was claimed, a failure must say the
     code is spent, or the person retries it and is told "already used" without knowing why.
     """
-    from worldland_cli.errors import ActionableError
+    from worldland_cli.errors import ActionableError, ExitCode
     from worldland_cli.host import HostError
-    from worldland_cli.output import ExitCode
 
     try:
         yield

@@ -70,7 +70,7 @@ def _render(report: DiagReport) -> None:
 
 
 def _failed_code(report: DiagReport) -> int:
-    from worldland_cli.output import ExitCode
+    from worldland_cli.errors import ExitCode
 
     return int(ExitCode.FAILED if report.failed else ExitCode.OK)
 
@@ -117,7 +117,7 @@ def network(
     from worldland_cli import config
     from worldland_cli.diag.base import Status
     from worldland_cli.diag.network import probe_network
-    from worldland_cli.output import ExitCode
+    from worldland_cli.errors import ExitCode
 
     host = _host(root, timeout)
     endpoint = config.load().hub_endpoint(hub, hub_ca)
@@ -185,8 +185,9 @@ def bundle(
     from rich.markup import escape
 
     from worldland_cli.diag.bundle import build_bundle
+    from worldland_cli.errors import ExitCode
     from worldland_cli.host import Host, HostError
-    from worldland_cli.output import ExitCode, console, error, print_json
+    from worldland_cli.output import console, error, print_json
 
     host = _host(root, timeout)
     result = build_bundle(host, _home(), timeout=timeout)
@@ -230,7 +231,8 @@ def fix_cni(
     from rich.markup import escape
 
     from worldland_cli.diag.fix import StepResult, apply_cni_fix, cni_fix_plan
-    from worldland_cli.output import ExitCode, console, error, print_json
+    from worldland_cli.errors import ExitCode
+    from worldland_cli.output import console, error, print_json
 
     as_json = wants_json(ctx, json_output)
     if as_json and not yes:

@@ -41,8 +41,9 @@ def doctor(
 
     Exit status: 0 when nothing fails, 1 when a check fails, 2 for usage errors.
     """
+    from worldland_cli.errors import ExitCode
     from worldland_cli.host import Host
-    from worldland_cli.output import ExitCode, print_json, render_report
+    from worldland_cli.output import print_json, render_report
     from worldland_cli.requirements import all_requirements
     from worldland_cli.requirements.runner import UnknownCheckError, run_checks
 
