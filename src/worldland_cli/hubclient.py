@@ -31,6 +31,7 @@ from urllib.parse import quote
 from worldland_cli import __version__
 from worldland_cli.config import mask_url
 from worldland_cli.errors import ActionableError, ExitCode
+from worldland_cli.times import format_time, parse_time
 
 if TYPE_CHECKING:
     import httpx
@@ -80,16 +81,6 @@ class HubRejected(HubError):
     """Any other 4xx, or a 5xx that persisted through the retries."""
 
     exit_code = ExitCode.FAILED
-
-
-def parse_time(text: str) -> dt.datetime:
-    """An RFC 3339 time from the hub as an aware UTC datetime."""
-    value = dt.datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def format_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ----------------------------------------------------------------------------- result types

@@ -28,6 +28,7 @@ from worldland_cli import config as config_mod
 from worldland_cli.auth.wallet import check_private_file
 from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.host import Host
+from worldland_cli.times import format_time
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -92,7 +93,7 @@ class CertStatus:
 
     def to_json(self) -> dict[str, Any]:
         def t(value: dt.datetime | None) -> str | None:
-            return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+            return format_time(value) if value else None
 
         return {
             "cert_dir": self.cert_dir,

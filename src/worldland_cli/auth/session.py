@@ -26,6 +26,7 @@ from worldland_cli.auth.origin import origin
 from worldland_cli.config import Config
 from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.host import Host
+from worldland_cli.times import format_time, parse_time
 
 if TYPE_CHECKING:
     from worldland_cli.hubclient import HubClient, HubEndpoint
@@ -53,8 +54,6 @@ class Session:
         return self.expires_at - EXPIRY_MARGIN <= current
 
     def to_json(self) -> dict[str, Any]:
-        from worldland_cli.hubclient import format_time
-
         return {
             "token": self.token,
             "address": self.address,
@@ -83,8 +82,6 @@ def session_key(hub: str) -> str:
 
 
 def _parse(doc: Any) -> Session | None:
-    from worldland_cli.hubclient import parse_time
-
     try:
         return Session(
             token=str(doc["token"]),
@@ -155,7 +152,7 @@ def end_session(
     already refuses (expired, revoked) counts as revoked. Returns the session ended, or None
     when there was none for this hub.
     """
-    from worldland_cli.hubclient import HubDenied, HubError, format_time
+    from worldland_cli.hubclient import HubDenied, HubError
 
     session = load_session(endpoint.url, host)
     if session is None:
@@ -200,8 +197,6 @@ def current_session(endpoint: HubEndpoint, host: Host | None = None) -> Session:
             f"run `worldland login --hub {endpoint.url}`",
         )
     if session.expired():
-        from worldland_cli.hubclient import format_time
-
         raise NotLoggedIn(
             f"the login session expired at {format_time(session.expires_at)}",
             "run `worldland login`",

@@ -31,7 +31,7 @@ app = typer.Typer(
 
 
 def _status_lines(st: CertStatus) -> list[str]:
-    from worldland_cli.hubclient import format_time
+    from worldland_cli.times import format_time
 
     if not st.present:
         return [f"no certificate in {st.cert_dir}: run `worldland register`"]
@@ -88,7 +88,7 @@ def _ensure(
     from worldland_cli.auth.certs import ensure_certificate
     from worldland_cli.auth.node import RegisterError, load_node
     from worldland_cli.auth.session import live_session
-    from worldland_cli.hubclient import format_time
+    from worldland_cli.times import format_time
 
     cfg = config.load()
     node = load_node()

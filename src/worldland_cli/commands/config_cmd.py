@@ -27,7 +27,7 @@ def show(ctx: typer.Context, json_output: bool = json_option()) -> None:
     with handled(as_json):
         from worldland_cli import config
         from worldland_cli.auth.session import load_session
-        from worldland_cli.hubclient import format_time
+        from worldland_cli.times import format_time
 
         cfg = config.load()
         settings: dict[str, Any] = {}

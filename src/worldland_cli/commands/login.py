@@ -41,7 +41,7 @@ def login(
         from worldland_cli import config
         from worldland_cli.auth.login import login as do_login
         from worldland_cli.auth.wallet import load_wallet
-        from worldland_cli.hubclient import format_time
+        from worldland_cli.times import format_time
 
         cfg = config.load()
         key_file = cfg.get("private_key_file", private_key_file) or ""
@@ -109,7 +109,7 @@ def whoami(
     with handled(as_json):
         from worldland_cli import config
         from worldland_cli.auth.session import NotLoggedIn, load_sessions, session_key
-        from worldland_cli.hubclient import format_time
+        from worldland_cli.times import format_time
 
         url = config.load().hub_endpoint(hub).url
         sessions = load_sessions()
