@@ -17,7 +17,6 @@ import io
 import json
 import platform
 import tarfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from worldland_cli import __version__
+from worldland_cli.deadline import Outcome, run_all, run_one
 from worldland_cli.diag.base import DiagReport
 from worldland_cli.diag.gpu import nvidia_kernel_lines
 from worldland_cli.diag.k8s import journal
@@ -97,25 +97,13 @@ class Bundle:
         }
 
 
-def _bounded_call(fn: Callable[[], Any], limit: float) -> tuple[Any, str | None]:
-    """A probe's result, or the reason there is none (it raised, or ran past ``limit``)."""
-    box: list[Any] = []
-    errors: list[str] = []
-
-    def target() -> None:
-        try:
-            box.append(fn())
-        except Exception as e:  # the bundle must be produced whatever one probe does
-            errors.append(f"{type(e).__name__}: {e}")
-
-    t = threading.Thread(target=target, daemon=True, name="bundle-probe")
-    t.start()
-    t.join(limit)
-    if box:
-        return box[0], None
-    if errors:
-        return None, errors[0]
-    return None, f"no answer within {limit:g}s (timed out); abandoned"
+def _problem(outcome: Outcome[Any], limit: float) -> str | None:
+    """Why a probe has no result (it raised, or ran past ``limit``), or None when it has one."""
+    if not outcome.finished:
+        return f"no answer within {limit:g}s (timed out); abandoned"
+    if outcome.error is not None:
+        return f"{type(outcome.error).__name__}: {outcome.error}"
+    return None
 
 
 def _tokens(doc: Any) -> Iterator[str]:
@@ -239,30 +227,22 @@ def build_bundle(
         chosen = probes if probes is not None else _default_probes(host, home, timeout)
         for name, probe in chosen.items():
             jobs[f"diag/{name}.json"] = probe
-        results: dict[str, tuple[Any, str | None]] = {}
-
-        def run(member: str, fn: Callable[[], Any]) -> None:
-            results[member] = _bounded_call(fn, probe_limit)
-
-        threads = [threading.Thread(target=run, args=job, daemon=True) for job in jobs.items()]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(probe_limit + 1)
-        for member in jobs:
-            value, problem = results.get(member, (None, "abandoned"))
+        for member, outcome in run_all(jobs, probe_limit, name="bundle").items():
+            problem = _problem(outcome, probe_limit)
             if problem is not None:
                 bundle.problems[member] = problem
                 w.json(member, {"error": problem})
             else:
+                value = outcome.value
                 w.json(member, value.to_dict() if isinstance(value, DiagReport) else value)
 
         w.text("versions.txt", _versions(host, timeout))
         for unit in LOG_UNITS:
-            lines, problem = _bounded_call(partial(journal, host, unit, timeout, 5000), timeout + 1)
+            read = run_one(partial(journal, host, unit, timeout, 5000), timeout + 1, name=unit)
+            problem = _problem(read, timeout + 1)
             if problem:
                 bundle.problems[f"logs/{unit}.log"] = problem
-            w.text(f"logs/{unit}.log", "\n".join(lines or []) + "\n")
+            w.text(f"logs/{unit}.log", "\n".join(read.value or []) + "\n")
         kernel, why = nvidia_kernel_lines(host, timeout)
         w.text("dmesg-nvidia.txt", "\n".join(kernel) + "\n" if not why else f"({why})\n")
 
