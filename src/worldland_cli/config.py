@@ -23,7 +23,6 @@ from worldland_cli.errors import ActionableError
 
 if TYPE_CHECKING:
     from worldland_cli.host import Host
-    from worldland_cli.hubclient import HubEndpoint
 
 DEFAULT_HUB = "http://127.0.0.1:8080"
 DEFAULT_PRICE_PER_SEC_WEI = 1_000_000_000
@@ -192,14 +191,6 @@ class Config:
         value = self.get(name, flag)
         return None if value is None else int(value)
 
-    def hub_endpoint(self, hub: str | None = None, hub_ca: str | Path | None = None) -> HubEndpoint:
-        """Where the hub is and which CA to trust for it, after flags, env and file."""
-        from worldland_cli.hubclient import HubEndpoint
-
-        url = self.get("hub", hub) or DEFAULT_HUB
-        ca = self.get("hub_ca", hub_ca)
-        return HubEndpoint(url=url, ca_file=ca)
-
 
 def _file_host() -> Host:
     from worldland_cli.host import Host
@@ -254,14 +245,3 @@ def set_value(name: str, value: str, host: Host | None = None) -> str:
     document[name] = int(stored) if KEYS[name].kind == "int" else stored
     h.write_atomic(str(path), toml.dumps(document), mode=0o644)
     return stored
-
-
-def mask_url(url: str) -> str:
-    """A URL with any password replaced, so `config show` can be pasted into a ticket."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:****@{parts.hostname}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -26,10 +26,11 @@ from worldland_cli.auth.origin import origin
 from worldland_cli.config import Config
 from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.host import Host
+from worldland_cli.hubclient import HubEndpoint
 from worldland_cli.times import format_time, parse_time
 
 if TYPE_CHECKING:
-    from worldland_cli.hubclient import HubClient, HubEndpoint
+    from worldland_cli.hubclient import HubClient
 
 # A token this close to its expiry is treated as expired: the request it is for might land
 # after the hub has stopped accepting it.
@@ -226,7 +227,7 @@ def live_session(
     message, say). ``on_login`` is told about it afterwards (commands print the seed's "SIWE
     authentication successful").
     """
-    endpoint = cfg.hub_endpoint(hub, hub_ca)
+    endpoint = HubEndpoint.from_config(cfg, hub, hub_ca)
     try:
         return current_session(endpoint, host)
     except NotLoggedIn:
@@ -286,4 +287,6 @@ def authenticated_client(
         on_login=on_login,
         **client_kwargs,
     )
-    return cfg.hub_endpoint(hub, hub_ca).client(token=session.token, **client_kwargs), session
+    return HubEndpoint.from_config(cfg, hub, hub_ca).client(
+        token=session.token, **client_kwargs
+    ), session

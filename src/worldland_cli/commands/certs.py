@@ -88,6 +88,7 @@ def _ensure(
     from worldland_cli.auth.certs import ensure_certificate
     from worldland_cli.auth.node import RegisterError, load_node
     from worldland_cli.auth.session import live_session
+    from worldland_cli.hubclient import HubEndpoint
     from worldland_cli.times import format_time
 
     cfg = config.load()
@@ -108,7 +109,11 @@ def _ensure(
         ).token
 
     outcome = ensure_certificate(
-        cfg.hub_endpoint(hub, hub_ca), node.node_id, cert_dir=directory, token=token, force=force
+        HubEndpoint.from_config(cfg, hub, hub_ca),
+        node.node_id,
+        cert_dir=directory,
+        token=token,
+        force=force,
     )
     st = outcome.status
     until = format_time(st.not_after) if st.not_after else "?"

@@ -27,7 +27,9 @@ def show(ctx: typer.Context, json_output: bool = json_option()) -> None:
     with handled(as_json):
         from worldland_cli import config
         from worldland_cli.auth.session import load_session
+        from worldland_cli.hubclient import HubEndpoint
         from worldland_cli.times import format_time
+        from worldland_cli.urls import mask_url
 
         cfg = config.load()
         settings: dict[str, Any] = {}
@@ -36,11 +38,11 @@ def show(ctx: typer.Context, json_output: bool = json_option()) -> None:
             setting = cfg.resolve(name)
             value = setting.value
             if value is not None and key.kind == "url":
-                value = config.mask_url(value)
+                value = mask_url(value)
             settings[name] = {"value": value, "source": setting.source, "env": key.env}
             shown = "(unset)" if value is None else value
             lines.append(f"{name:<17} {shown}  [{setting.source}]")
-        session = load_session(cfg.hub_endpoint().url)
+        session = load_session(HubEndpoint.from_config(cfg).url)
         session_doc = None
         if session is None:
             lines.append(f"{'session':<17} (not logged in)")
@@ -74,9 +76,10 @@ def set_(
     as_json = wants_json(ctx, json_output)
     with handled(as_json):
         from worldland_cli import config
+        from worldland_cli.urls import mask_url
 
         stored = config.set_value(key, value)
-        shown = config.mask_url(stored) if config.KEYS[key].kind == "url" else stored
+        shown = mask_url(stored) if config.KEYS[key].kind == "url" else stored
         done(
             as_json,
             {"key": key, "value": shown, "config_file": str(config.config_file())},

@@ -118,9 +118,10 @@ def network(
     from worldland_cli.diag.base import Status
     from worldland_cli.diag.network import probe_network
     from worldland_cli.errors import ExitCode
+    from worldland_cli.hubclient import HubEndpoint
 
     host = _host(root, timeout)
-    endpoint = config.load().hub_endpoint(hub, hub_ca)
+    endpoint = HubEndpoint.from_config(config.load(), hub, hub_ca)
     report = probe_network(
         host, _home(), endpoint.url.rstrip("/"), timeout, hub_ca=endpoint.ca_file
     )

@@ -41,12 +41,13 @@ def login(
         from worldland_cli import config
         from worldland_cli.auth.login import login as do_login
         from worldland_cli.auth.wallet import load_wallet
+        from worldland_cli.hubclient import HubEndpoint
         from worldland_cli.times import format_time
 
         cfg = config.load()
         key_file = cfg.get("private_key_file", private_key_file) or ""
         wallet = load_wallet(key_file)
-        endpoint = cfg.hub_endpoint(hub, hub_ca)
+        endpoint = HubEndpoint.from_config(cfg, hub, hub_ca)
         progress(as_json, f"Authenticating with wallet to Hub {endpoint.url}...")
         with endpoint.client() as client:
             session = do_login(
@@ -82,8 +83,9 @@ def logout(
     with handled(as_json):
         from worldland_cli import config
         from worldland_cli.auth.session import end_session
+        from worldland_cli.hubclient import HubEndpoint
 
-        endpoint = config.load().hub_endpoint(hub, hub_ca)
+        endpoint = HubEndpoint.from_config(config.load(), hub, hub_ca)
         ended = end_session(endpoint)
         done(
             as_json,
@@ -109,9 +111,10 @@ def whoami(
     with handled(as_json):
         from worldland_cli import config
         from worldland_cli.auth.session import NotLoggedIn, load_sessions, session_key
+        from worldland_cli.hubclient import HubEndpoint
         from worldland_cli.times import format_time
 
-        url = config.load().hub_endpoint(hub).url
+        url = HubEndpoint.from_config(config.load(), hub).url
         sessions = load_sessions()
         session = sessions.get(session_key(url))
         if session is None:

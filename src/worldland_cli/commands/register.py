@@ -70,9 +70,10 @@ def register(
         from worldland_cli.auth.node import default_node_host, detect_gpus, register_node
         from worldland_cli.auth.session import Session, authenticated_client
         from worldland_cli.host import Host
+        from worldland_cli.hubclient import HubEndpoint
 
         cfg = config.load()
-        endpoint = cfg.hub_endpoint(hub, hub_ca)
+        endpoint = HubEndpoint.from_config(cfg, hub, hub_ca)
         chosen_host = cfg.get("host", node_host) or default_node_host(endpoint.url)
         gpus = detect_gpus(
             Host(root=Path("/")),

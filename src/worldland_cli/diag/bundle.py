@@ -276,10 +276,11 @@ def _default_probes(host: Host, home: str, timeout: float) -> dict[str, Callable
     from worldland_cli.diag.gpu import probe_gpu
     from worldland_cli.diag.k8s import probe_k8s
     from worldland_cli.diag.network import probe_network
+    from worldland_cli.hubclient import HubEndpoint
 
     def network() -> Any:
         # Inside the probe, so a broken config.toml is recorded as this probe's failure.
-        endpoint = config.load().hub_endpoint()
+        endpoint = HubEndpoint.from_config(config.load())
         return probe_network(host, home, endpoint.url.rstrip("/"), timeout, hub_ca=endpoint.ca_file)
 
     return {
