@@ -22,7 +22,7 @@ from tests.support.sshd import SshdServer
 from tests.transfer.conftest import random_file, sha256_of
 from tests.transfer.test_pod_mode import cli, register_pod, renter
 from worldland_cli import config
-from worldland_cli.auth.session import authenticated_client
+from worldland_cli.auth.relogin import authenticated_client
 from worldland_cli.transfer.engine import Options, download
 from worldland_cli.transfer.entries import Registered
 from worldland_cli.transfer.errors import UnsafePathError

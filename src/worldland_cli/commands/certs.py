@@ -87,7 +87,7 @@ def _ensure(
     from worldland_cli import config
     from worldland_cli.auth.certs import ensure_certificate
     from worldland_cli.auth.node import RegisterError, load_node
-    from worldland_cli.auth.session import live_session
+    from worldland_cli.auth.relogin import live_session
     from worldland_cli.hubclient import HubEndpoint
     from worldland_cli.times import format_time
 

@@ -39,7 +39,7 @@ def login(
     as_json = wants_json(ctx, json_output)
     with handled(as_json):
         from worldland_cli import config
-        from worldland_cli.auth.login import login as do_login
+        from worldland_cli.auth.siwe import login as do_login
         from worldland_cli.auth.wallet import load_wallet
         from worldland_cli.hubclient import HubEndpoint
         from worldland_cli.times import format_time

@@ -68,7 +68,8 @@ def register(
         from worldland_cli import config
         from worldland_cli.auth.certs import ensure_certificate
         from worldland_cli.auth.node import default_node_host, detect_gpus, register_node
-        from worldland_cli.auth.session import Session, authenticated_client
+        from worldland_cli.auth.relogin import authenticated_client
+        from worldland_cli.auth.session import Session
         from worldland_cli.host import Host
         from worldland_cli.hubclient import HubEndpoint
 
