@@ -27,13 +27,15 @@ if TYPE_CHECKING:
     from worldland_cli.hubclient import HubClient
 
 
-def key_file_for_relogin(cfg: Config, flag: str | None = None) -> str | None:
+def key_file_for_relogin(
+    cfg: Config, flag: str | None = None, host: Host | None = None
+) -> str | None:
     """The wallet key file to log in with without asking: a configured one, or the default
     ``private-key.txt`` when it exists."""
     setting = cfg.resolve("private_key_file", flag)
     if setting.value is None:
         return None
-    if setting.source != "default" or Path(setting.value).exists():
+    if setting.source != "default" or (host or Host(root=Path("/"))).exists(setting.value):
         return setting.value
     return None
 
@@ -64,7 +66,7 @@ def live_session(
     try:
         return current_session(endpoint, host)
     except NotLoggedIn:
-        key_file = key_file_for_relogin(cfg, private_key_file)
+        key_file = key_file_for_relogin(cfg, private_key_file, host)
         if key_file is None:
             raise
     wallet = load_wallet(key_file, host)
