@@ -191,6 +191,12 @@ class Config:
         value = self.get(name, flag)
         return None if value is None else int(value)
 
+    def cert_dir(self, flag: str | None = None) -> str:
+        """Where node.key, node.crt and ca.crt are: ``--cert-dir``, WORLDLAND_CERT_DIR,
+        config.toml, else ~/.worldland/certs. Everything that reads or writes them (certs,
+        register, doctor, diag) asks here, so none of them looks in another place."""
+        return self.get("cert_dir", flag) or str(default_cert_dir())
+
 
 def _file_host() -> Host:
     from worldland_cli.host import Host

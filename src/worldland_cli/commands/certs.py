@@ -65,7 +65,7 @@ def status(
         from worldland_cli import config
         from worldland_cli.auth.certs import cert_status
 
-        st = cert_status(config.load().get("cert_dir", cert_dir))
+        st = cert_status(config.load().cert_dir(cert_dir))
         usable = (
             st.present and not st.expired and st.key_matches is True and st.issued_by_ca is True
         )
@@ -97,7 +97,7 @@ def _ensure(
         raise RegisterError(
             "this machine is not registered yet (no node.json)", "run `worldland register`"
         )
-    directory = cfg.get("cert_dir", cert_dir)
+    directory = cfg.cert_dir(cert_dir)
 
     def token() -> str:
         return live_session(

@@ -121,9 +121,10 @@ def network(
     from worldland_cli.hubclient import HubEndpoint
 
     host = _host(root, timeout)
-    endpoint = HubEndpoint.from_config(config.load(), hub, hub_ca)
+    cfg = config.load()
+    endpoint = HubEndpoint.from_config(cfg, hub, hub_ca)
     report = probe_network(
-        host, _home(), endpoint.url.rstrip("/"), timeout, hub_ca=endpoint.ca_file
+        host, cfg.cert_dir(), endpoint.url.rstrip("/"), timeout, hub_ca=endpoint.ca_file
     )
     unreachable = any(c.id in REACH_CHECKS and c.status is Status.FAIL for c in report.checks)
     code = int(ExitCode.UNREACHABLE) if unreachable else _failed_code(report)
@@ -156,9 +157,10 @@ def certs(
     root: Path = _root(),
 ) -> None:
     """The node's mTLS certificate: chain to the hub CA, SANs, expiry, key match, key mode."""
+    from worldland_cli import config
     from worldland_cli.diag.certs import probe_certs
 
-    report = probe_certs(_host(root, 5.0), _home())
+    report = probe_certs(_host(root, 5.0), config.load().cert_dir())
     _emit(ctx, json_output, report, _failed_code(report))
 
 

@@ -41,6 +41,7 @@ def doctor(
 
     Exit status: 0 when nothing fails, 1 when a check fails, 2 for usage errors.
     """
+    from worldland_cli import config
     from worldland_cli.errors import ExitCode
     from worldland_cli.host import Host
     from worldland_cli.output import print_json, render_report
@@ -51,7 +52,7 @@ def doctor(
     try:
         report = run_checks(
             host,
-            all_requirements(),
+            all_requirements(cert_dir=config.load().cert_dir()),
             only=split_ids(only),
             ignore=split_ids(ignore),
             timeout=timeout,

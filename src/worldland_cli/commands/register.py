@@ -102,7 +102,7 @@ def register(
             )
         lines.append(f"Node registered: {record.node_id}")
         outcome = ensure_certificate(
-            endpoint, record.node_id, cert_dir=cfg.get("cert_dir", cert_dir), token=session.token
+            endpoint, record.node_id, cert_dir=cfg.cert_dir(cert_dir), token=session.token
         )
         if outcome.action == "kept":
             lines.append(f"Certificates in {outcome.status.cert_dir} are valid; kept")

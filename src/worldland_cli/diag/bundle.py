@@ -217,14 +217,16 @@ def build_bundle(
         w = _Writer(tar, redactor, bundle, max_member, max_total)
 
         def doctor() -> dict[str, Any]:
+            from worldland_cli import config
             from worldland_cli.requirements import all_requirements
             from worldland_cli.requirements.runner import run_checks
 
-            return run_checks(host, all_requirements(), timeout=timeout).to_dict()
+            checks = all_requirements(cert_dir=config.load().cert_dir())
+            return run_checks(host, checks, timeout=timeout).to_dict()
 
         # Every probe runs at once so the bundle takes as long as the slowest, not the sum.
         jobs: dict[str, Callable[[], Any]] = {"doctor.json": doctor}
-        chosen = probes if probes is not None else _default_probes(host, home, timeout)
+        chosen = probes if probes is not None else _default_probes(host, timeout)
         for name, probe in chosen.items():
             jobs[f"diag/{name}.json"] = probe
         for member, outcome in run_all(jobs, probe_limit, name="bundle").items():
@@ -270,7 +272,7 @@ def build_bundle(
     return bundle
 
 
-def _default_probes(host: Host, home: str, timeout: float) -> dict[str, Callable[[], Any]]:
+def _default_probes(host: Host, timeout: float) -> dict[str, Callable[[], Any]]:
     from worldland_cli import config
     from worldland_cli.diag.certs import probe_certs
     from worldland_cli.diag.gpu import probe_gpu
@@ -278,16 +280,20 @@ def _default_probes(host: Host, home: str, timeout: float) -> dict[str, Callable
     from worldland_cli.diag.network import probe_network
     from worldland_cli.hubclient import HubEndpoint
 
+    # Settings are read inside each probe, so a broken config.toml is recorded as that
+    # probe's failure instead of stopping the bundle.
     def network() -> Any:
-        # Inside the probe, so a broken config.toml is recorded as this probe's failure.
-        endpoint = HubEndpoint.from_config(config.load())
-        return probe_network(host, home, endpoint.url.rstrip("/"), timeout, hub_ca=endpoint.ca_file)
+        cfg = config.load()
+        endpoint = HubEndpoint.from_config(cfg)
+        return probe_network(
+            host, cfg.cert_dir(), endpoint.url.rstrip("/"), timeout, hub_ca=endpoint.ca_file
+        )
 
     return {
         "gpu": lambda: probe_gpu(host, timeout),
         "network": network,
         "k8s": lambda: probe_k8s(host, timeout),
-        "certs": lambda: probe_certs(host, home),
+        "certs": lambda: probe_certs(host, config.load().cert_dir()),
     }
 
 
