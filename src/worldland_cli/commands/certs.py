@@ -11,16 +11,11 @@ from typing import TYPE_CHECKING
 import typer
 
 from worldland_cli.commands.common import (
-    cert_dir_option,
     done,
     handled,
-    hub_ca_option,
-    hub_option,
-    json_option,
-    key_file_option,
-    siwe_domain_option,
     wants_json,
 )
+from worldland_cli.commands.options import CertDir, HubCa, HubUrl, JsonFlag, KeyFile, SiweDomain
 
 if TYPE_CHECKING:
     from worldland_cli.auth.certs import CertStatus
@@ -53,8 +48,8 @@ def _status_lines(st: CertStatus) -> list[str]:
 @app.command("status")
 def status(
     ctx: typer.Context,
-    cert_dir: str | None = cert_dir_option(),
-    json_output: bool = json_option(),
+    cert_dir: CertDir = None,
+    json_output: JsonFlag = False,
 ) -> None:
     """Subject, expiry, renewal time and whether node.key matches node.crt.
 
@@ -128,12 +123,12 @@ def _ensure(
 @app.command("bootstrap")
 def bootstrap(
     ctx: typer.Context,
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    cert_dir: str | None = cert_dir_option(),
-    private_key_file: str | None = key_file_option(),
-    siwe_domain: str | None = siwe_domain_option(),
-    json_output: bool = json_option(),
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    cert_dir: CertDir = None,
+    private_key_file: KeyFile = None,
+    siwe_domain: SiweDomain = None,
+    json_output: JsonFlag = False,
 ) -> None:
     """Get a certificate for the registered node, or renew it when a third of its life is
     left; the private key is made here (0600) and never sent."""
@@ -153,12 +148,12 @@ def bootstrap(
 @app.command("renew")
 def renew(
     ctx: typer.Context,
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    cert_dir: str | None = cert_dir_option(),
-    private_key_file: str | None = key_file_option(),
-    siwe_domain: str | None = siwe_domain_option(),
-    json_output: bool = json_option(),
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    cert_dir: CertDir = None,
+    private_key_file: KeyFile = None,
+    siwe_domain: SiweDomain = None,
+    json_output: JsonFlag = False,
 ) -> None:
     """Renew now, whatever the remaining lifetime (over mTLS when the hub speaks TLS)."""
     as_json = wants_json(ctx, json_output)

@@ -27,46 +27,6 @@ def split_ids(values: list[str] | None) -> list[str]:
     return out
 
 
-def json_option() -> Any:
-    return typer.Option(False, "--json", help="Print one JSON document instead of a table.")
-
-
-def hub_option() -> Any:
-    return typer.Option(
-        None, "--hub", metavar="URL", help="Hub URL (default: WORLDLAND_HUB, config, :8080)."
-    )
-
-
-def hub_ca_option() -> Any:
-    return typer.Option(
-        None, "--hub-ca", metavar="FILE", help="CA bundle for a TLS hub (WORLDLAND_HUB_CA)."
-    )
-
-
-def key_file_option() -> Any:
-    return typer.Option(
-        None,
-        "--private-key-file",
-        metavar="FILE",
-        help="Wallet key file, mode 0600 (default ~/.worldland/private-key.txt).",
-    )
-
-
-def siwe_domain_option() -> Any:
-    return typer.Option(
-        None,
-        "--siwe-domain",
-        metavar="DOMAIN",
-        help="The hub's SIWE domain (host:port of --hub); refuse to sign in elsewhere.",
-    )
-
-
-def cert_dir_option() -> Any:
-    return typer.Option(
-        None, "--cert-dir", metavar="DIR", help="node.key/node.crt/ca.crt (~/.worldland/certs)."
-    )
-
-
 def fail(as_json: bool, exit_code: int, message: str, hint: str | None) -> NoReturn:
     from worldland_cli.output import error, print_json
 

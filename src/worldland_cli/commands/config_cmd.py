@@ -11,7 +11,8 @@ from typing import Any
 
 import typer
 
-from worldland_cli.commands.common import done, handled, json_option, wants_json
+from worldland_cli.commands.common import done, handled, wants_json
+from worldland_cli.commands.options import JsonFlag
 
 app = typer.Typer(
     help="Show or change settings (~/.worldland/config.toml).",
@@ -21,7 +22,7 @@ app = typer.Typer(
 
 
 @app.command("show")
-def show(ctx: typer.Context, json_output: bool = json_option()) -> None:
+def show(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Every setting, its value and where it came from; secrets masked."""
     as_json = wants_json(ctx, json_output)
     with handled(as_json):
@@ -70,7 +71,7 @@ def set_(
     ctx: typer.Context,
     key: str = typer.Argument(..., metavar="KEY", help="A setting name (see `config show`)."),
     value: str = typer.Argument(..., metavar="VALUE"),
-    json_output: bool = json_option(),
+    json_output: JsonFlag = False,
 ) -> None:
     """Store one setting in config.toml (validated; other settings are kept)."""
     as_json = wants_json(ctx, json_output)

@@ -7,11 +7,12 @@ takes ``--json`` (one document on stdout) and ``--timeout`` (seconds per probe s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from worldland_cli.commands.common import hub_ca_option, hub_option, json_option, wants_json
+from worldland_cli.commands.common import wants_json
+from worldland_cli.commands.options import HubCa, HubUrl, JsonFlag, Root, StepTimeout
 
 if TYPE_CHECKING:
     from worldland_cli.diag.base import DiagReport
@@ -26,23 +27,6 @@ app.add_typer(fix_app, name="fix")
 
 # Failing any of these means the hub itself cannot be reached (exit 3), not a local fault.
 REACH_CHECKS = ("network.dns", "network.tcp", "network.tls", "network.http")
-
-
-def _timeout() -> Any:
-    return typer.Option(
-        5.0, "--timeout", min=0.1, metavar="SECONDS", help="Seconds each probe step may take."
-    )
-
-
-def _root() -> Any:
-    return typer.Option(
-        Path("/"),
-        "--root",
-        metavar="DIR",
-        file_okay=False,
-        exists=True,
-        help="Inspect another root file system, like dpkg --root.",
-    )
 
 
 def _host(root: Path, timeout: float) -> Host:
@@ -84,9 +68,9 @@ def _home() -> str:
 @app.command("gpu")
 def gpu(
     ctx: typer.Context,
-    json_output: bool = json_option(),
-    timeout: float = _timeout(),
-    root: Path = _root(),
+    json_output: JsonFlag = False,
+    timeout: StepTimeout = 5.0,
+    root: Root = Path("/"),
 ) -> None:
     """Per-GPU health: NVML counters, Xid events, the nvidia-smi -q summary.
 
@@ -102,11 +86,11 @@ def gpu(
 @app.command("network")
 def network(
     ctx: typer.Context,
-    json_output: bool = json_option(),
-    timeout: float = _timeout(),
-    root: Path = _root(),
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
+    json_output: JsonFlag = False,
+    timeout: StepTimeout = 5.0,
+    root: Root = Path("/"),
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
 ) -> None:
     """The path to the hub step by step, the tunnel, the node API and the MTU.
 
@@ -134,9 +118,9 @@ def network(
 @app.command("k8s")
 def k8s(
     ctx: typer.Context,
-    json_output: bool = json_option(),
-    timeout: float = _timeout(),
-    root: Path = _root(),
+    json_output: JsonFlag = False,
+    timeout: StepTimeout = 5.0,
+    root: Root = Path("/"),
     node: str = typer.Option(None, "--node", help="Node name (default: this host's name)."),
 ) -> None:
     """kubelet, node conditions, allocatable GPUs, the device plugin, the CNI failure.
@@ -153,8 +137,8 @@ def k8s(
 @app.command("certs")
 def certs(
     ctx: typer.Context,
-    json_output: bool = json_option(),
-    root: Path = _root(),
+    json_output: JsonFlag = False,
+    root: Root = Path("/"),
 ) -> None:
     """The node's mTLS certificate: chain to the hub CA, SANs, expiry, key match, key mode."""
     from worldland_cli import config
@@ -174,9 +158,9 @@ def bundle(
         metavar="FILE",
         help="Archive path (default: worldland-bundle-HOST-TIME.tar.gz).",
     ),
-    json_output: bool = json_option(),
-    timeout: float = _timeout(),
-    root: Path = _root(),
+    json_output: JsonFlag = False,
+    timeout: StepTimeout = 5.0,
+    root: Root = Path("/"),
 ) -> None:
     """A redacted tar.gz to attach to a support ticket.
 
@@ -224,8 +208,8 @@ def bundle(
 def fix_cni(
     ctx: typer.Context,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    json_output: bool = json_option(),
-    root: Path = _root(),
+    json_output: JsonFlag = False,
+    root: Root = Path("/"),
 ) -> None:
     """Fix 'cni0 already has an IP address' (pods stuck in ContainerCreating).
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
-from worldland_cli.commands.common import json_option, split_ids, verbosity, wants_json
+from worldland_cli.commands.common import split_ids, verbosity, wants_json
+from worldland_cli.commands.options import JsonFlag, Root
 
 
 def doctor(
     ctx: typer.Context,
-    json_output: bool = json_option(),
+    json_output: JsonFlag = False,
     only: list[str] = typer.Option(
         None, "--only", metavar="ID,...", help="Run only these checks (ids or areas like 'gpu')."
     ),
@@ -28,14 +29,7 @@ def doctor(
         metavar="SECONDS",
         help="Seconds each probe may take; bounds the whole run.",
     ),
-    root: Path = typer.Option(
-        Path("/"),
-        "--root",
-        metavar="DIR",
-        file_okay=False,
-        exists=True,
-        help="Inspect another root file system (an image being prepared), like dpkg --root.",
-    ),
+    root: Root = Path("/"),
 ) -> None:
     """Check every provider requirement and print the exact fix for each problem.
 

@@ -11,26 +11,22 @@ import typer
 from worldland_cli.commands.common import (
     done,
     handled,
-    hub_ca_option,
-    hub_option,
-    json_option,
-    key_file_option,
     progress,
-    siwe_domain_option,
     wants_json,
 )
+from worldland_cli.commands.options import HubCa, HubUrl, JsonFlag, KeyFile, SiweDomain
 
 
 def login(
     ctx: typer.Context,
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    siwe_domain: str | None = siwe_domain_option(),
-    private_key_file: str | None = key_file_option(),
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    siwe_domain: SiweDomain = None,
+    private_key_file: KeyFile = None,
     chain_id: int | None = typer.Option(
         None, "--chain-id", min=0, metavar="ID", help="SIWE chain id (default: the hub's first)."
     ),
-    json_output: bool = json_option(),
+    json_output: JsonFlag = False,
 ) -> None:
     """Sign in with the wallet (SIWE, EIP-4361) and keep the session token (0600).
 
@@ -69,9 +65,9 @@ def login(
 
 def logout(
     ctx: typer.Context,
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    json_output: bool = json_option(),
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    json_output: JsonFlag = False,
 ) -> None:
     """End the session with the hub: revoke its token there, then forget it here.
 
@@ -100,8 +96,8 @@ def logout(
 
 def whoami(
     ctx: typer.Context,
-    hub: str | None = hub_option(),
-    json_output: bool = json_option(),
+    hub: HubUrl = None,
+    json_output: JsonFlag = False,
 ) -> None:
     """The wallet address, hub and token expiry of the session with the hub.
 

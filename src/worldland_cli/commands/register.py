@@ -10,24 +10,19 @@ from __future__ import annotations
 import typer
 
 from worldland_cli.commands.common import (
-    cert_dir_option,
     done,
     handled,
-    hub_ca_option,
-    hub_option,
-    json_option,
-    key_file_option,
-    siwe_domain_option,
     wants_json,
 )
+from worldland_cli.commands.options import CertDir, HubCa, HubUrl, JsonFlag, KeyFile, SiweDomain
 
 
 def register(
     ctx: typer.Context,
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    siwe_domain: str | None = siwe_domain_option(),
-    private_key_file: str | None = key_file_option(),
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    siwe_domain: SiweDomain = None,
+    private_key_file: KeyFile = None,
     node_host: str | None = typer.Option(
         None,
         "--host",
@@ -54,8 +49,8 @@ def register(
         metavar="WEI",
         help="Price per GPU-second in wei (1000000000).",
     ),
-    cert_dir: str | None = cert_dir_option(),
-    json_output: bool = json_option(),
+    cert_dir: CertDir = None,
+    json_output: JsonFlag = False,
 ) -> None:
     """Register this machine's GPUs with the hub and fetch its mTLS certificate; idempotent.
 

@@ -14,16 +14,23 @@ import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from worldland_cli.commands.common import (
     handled,
-    hub_ca_option,
-    hub_option,
-    json_option,
     wants_json,
+)
+from worldland_cli.commands.options import (
+    HubCa,
+    HubUrl,
+    Identity,
+    JsonFlag,
+    KnownHosts,
+    NoOpenssh,
+    Overwrite,
+    Retries,
 )
 
 if TYPE_CHECKING:
@@ -34,66 +41,6 @@ if TYPE_CHECKING:
     from worldland_cli.transfer.progress import ProgressSink
     from worldland_cli.transfer.session import Credentials
     from worldland_cli.transfer.targets import PodLocation, SshLocation
-
-
-def _identity_option() -> Any:
-    return typer.Option(
-        None,
-        "--identity",
-        "-i",
-        metavar="KEY_FILE",
-        help="Private key to log in with (default ~/.ssh/id_ed25519, then the ssh agent).",
-    )
-
-
-def _known_hosts_option() -> Any:
-    return typer.Option(
-        None,
-        "--known-hosts",
-        metavar="FILE",
-        help="Trusted host keys for ssh:// targets (default ~/.ssh/known_hosts).",
-    )
-
-
-def _overwrite_option() -> Any:
-    return typer.Option(False, "--overwrite", help="Replace files that already exist.")
-
-
-def _retries_option() -> Any:
-    return typer.Option(
-        5, "--retries", min=0, metavar="N", help="Reconnect this many times after a dropped link."
-    )
-
-
-def _no_openssh_option() -> Any:
-    return typer.Option(
-        False,
-        "--no-openssh",
-        help="Carry every byte over the built-in SSH client instead of the system's ssh "
-        "(used for files of 8 MiB and more when installed; slower).",
-    )
-
-
-def _follow_links_option() -> Any:
-    return typer.Option(
-        False,
-        "--follow-links",
-        "-L",
-        help="Send what symlinks inside a sent directory point to (rsync's --copy-links). "
-        "Without it such a symlink is recreated as a symlink when it stays inside the "
-        "directory, and skipped with a note when it leads outside. A symlink given as a PATH "
-        "is always followed.",
-    )
-
-
-def _pod_option() -> Any:
-    return typer.Option(
-        None,
-        "--pod",
-        envvar="WORLDLAND_POD_ID",
-        metavar="POD_ID",
-        help="Code mode: the pod this runs in (default: WORLDLAND_POD_ID).",
-    )
 
 
 def _credentials(identity: Path | None, known_hosts: Path | None) -> Credentials:
@@ -239,16 +186,34 @@ def send(
         help="Files or directories, then POD_ID[:REMOTE_DIR] (default /workspace) or "
         "ssh://USER@HOST:PORT/REMOTE_DIR. One PATH and no TARGET: code mode.",
     ),
-    pod: str | None = _pod_option(),
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    identity: Path | None = _identity_option(),
-    known_hosts: Path | None = _known_hosts_option(),
-    overwrite: bool = _overwrite_option(),
-    follow_links: bool = _follow_links_option(),
-    retries: int = _retries_option(),
-    no_openssh: bool = _no_openssh_option(),
-    json_output: bool = json_option(),
+    pod: Annotated[
+        str | None,
+        typer.Option(
+            "--pod",
+            envvar="WORLDLAND_POD_ID",
+            metavar="POD_ID",
+            help="Code mode: the pod this runs in (default: WORLDLAND_POD_ID).",
+        ),
+    ] = None,
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    identity: Identity = None,
+    known_hosts: KnownHosts = None,
+    overwrite: Overwrite = False,
+    follow_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-links",
+            "-L",
+            help="Send what symlinks inside a sent directory point to (rsync's --copy-links). "
+            "Without it such a symlink is recreated as a symlink when it stays inside the "
+            "directory, and skipped with a note when it leads outside. A symlink given as a "
+            "PATH is always followed.",
+        ),
+    ] = False,
+    retries: Retries = 5,
+    no_openssh: NoOpenssh = False,
+    json_output: JsonFlag = False,
 ) -> None:
     """Upload files and directories; each is verified by sha256 before it gets its name.
 
@@ -311,14 +276,14 @@ def receive(
     local_dir: Path = typer.Argument(
         Path("."), metavar="[LOCAL_DIR]", help="Where to put it (default: here)."
     ),
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    identity: Path | None = _identity_option(),
-    known_hosts: Path | None = _known_hosts_option(),
-    overwrite: bool = _overwrite_option(),
-    retries: int = _retries_option(),
-    no_openssh: bool = _no_openssh_option(),
-    json_output: bool = json_option(),
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    identity: Identity = None,
+    known_hosts: KnownHosts = None,
+    overwrite: Overwrite = False,
+    retries: Retries = 5,
+    no_openssh: NoOpenssh = False,
+    json_output: JsonFlag = False,
 ) -> None:
     """Download a file or directory into LOCAL_DIR, verified by sha256, never outside it.
 

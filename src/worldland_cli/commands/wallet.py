@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from worldland_cli.commands.common import done, handled, json_option, key_file_option, wants_json
+from worldland_cli.commands.common import done, handled, wants_json
+from worldland_cli.commands.options import JsonFlag, KeyFile
 
 app = typer.Typer(
     help="Create a wallet key file or show its address.",
@@ -23,7 +24,7 @@ def new(
     file: str | None = typer.Argument(
         None, metavar="[FILE]", help="Where to write the key (default: the configured key file)."
     ),
-    json_output: bool = json_option(),
+    json_output: JsonFlag = False,
 ) -> None:
     """Create a new wallet key file: mode 0600 from the first byte, never over a file."""
     as_json = wants_json(ctx, json_output)
@@ -48,8 +49,8 @@ def new(
 @app.command("address")
 def address(
     ctx: typer.Context,
-    private_key_file: str | None = key_file_option(),
-    json_output: bool = json_option(),
+    private_key_file: KeyFile = None,
+    json_output: JsonFlag = False,
 ) -> None:
     """Print the address of the wallet key file."""
     as_json = wants_json(ctx, json_output)
