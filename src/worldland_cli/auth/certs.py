@@ -91,6 +91,16 @@ class CertStatus:
     renew_after: dt.datetime | None = None
     needs_renewal: bool = False
 
+    @property
+    def usable(self) -> bool:
+        """Present, in date, matching node.key and signed by ca.crt: what the hub accepts."""
+        return (
+            self.present
+            and not self.expired
+            and self.key_matches is True
+            and self.issued_by_ca is True
+        )
+
     def to_json(self) -> dict[str, Any]:
         def t(value: dt.datetime | None) -> str | None:
             return format_time(value) if value else None

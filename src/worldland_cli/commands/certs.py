@@ -1,7 +1,8 @@
 """`worldland certs status`, `certs bootstrap` and `certs renew`: the node's mTLS certificate.
 
-`bootstrap` and `renew` call auth.certs.ensure_certificate, the same function the daemon
-runs, so what a person sees here is what happens unattended.
+Parsing and rendering only: `bootstrap` and `renew` run
+:func:`worldland_cli.auth.provider.ensure_node_certificate`, which calls the same
+``ensure_certificate`` the daemon runs, so what a person sees here is what happens unattended.
 """
 
 from __future__ import annotations
@@ -61,11 +62,8 @@ def status(
         from worldland_cli.auth.certs import cert_status
 
         st = cert_status(config.load().cert_dir(cert_dir))
-        usable = (
-            st.present and not st.expired and st.key_matches is True and st.issued_by_ca is True
-        )
-        done(as_json, {"usable": usable, **st.to_json()}, _status_lines(st))
-        if not usable:
+        done(as_json, {"usable": st.usable, **st.to_json()}, _status_lines(st))
+        if not st.usable:
             raise typer.Exit(1)
 
 
@@ -80,35 +78,17 @@ def _ensure(
     siwe_domain: str | None,
 ) -> None:
     from worldland_cli import config
-    from worldland_cli.auth.certs import ensure_certificate
-    from worldland_cli.auth.node import RegisterError, load_node
-    from worldland_cli.auth.relogin import live_session
-    from worldland_cli.hubclient import HubEndpoint
+    from worldland_cli.auth.provider import ensure_node_certificate
     from worldland_cli.times import format_time
 
-    cfg = config.load()
-    node = load_node()
-    if node is None:
-        raise RegisterError(
-            "this machine is not registered yet (no node.json)", "run `worldland register`"
-        )
-    directory = cfg.cert_dir(cert_dir)
-
-    def token() -> str:
-        return live_session(
-            cfg,
-            hub=hub,
-            hub_ca=hub_ca,
-            private_key_file=private_key_file,
-            siwe_domain=siwe_domain,
-        ).token
-
-    outcome = ensure_certificate(
-        HubEndpoint.from_config(cfg, hub, hub_ca),
-        node.node_id,
-        cert_dir=directory,
-        token=token,
+    node, outcome = ensure_node_certificate(
+        config.load(),
         force=force,
+        hub=hub,
+        hub_ca=hub_ca,
+        private_key_file=private_key_file,
+        siwe_domain=siwe_domain,
+        cert_dir=cert_dir,
     )
     st = outcome.status
     until = format_time(st.not_after) if st.not_after else "?"

@@ -1,8 +1,8 @@
 """`worldland register`: log in if needed, register this GPU node, bootstrap its certificate.
 
+Parsing and rendering only; the workflow is :func:`worldland_cli.auth.provider.register_this_node`.
 Its output mirrors the seed node's log ("GPU detected: ...", "SIWE authentication
-successful", "Node registered: ...", "Bootstrap certificates saved to ..."). The hub needs
-the node id before it signs a certificate, so registration comes first.
+successful", "Node registered: ...", "Bootstrap certificates saved to ...").
 """
 
 from __future__ import annotations
@@ -58,62 +58,30 @@ def register(
     """
     as_json = wants_json(ctx, json_output)
     with handled(as_json):
-        from pathlib import Path
-
         from worldland_cli import config
-        from worldland_cli.auth.certs import ensure_certificate
-        from worldland_cli.auth.node import default_node_host, detect_gpus, register_node
-        from worldland_cli.auth.relogin import authenticated_client
-        from worldland_cli.auth.session import Session
-        from worldland_cli.host import Host
-        from worldland_cli.hubclient import HubEndpoint
+        from worldland_cli.auth.provider import register_this_node
 
-        cfg = config.load()
-        endpoint = HubEndpoint.from_config(cfg, hub, hub_ca)
-        chosen_host = cfg.get("host", node_host) or default_node_host(endpoint.url)
-        gpus = detect_gpus(
-            Host(root=Path("/")),
-            chosen_host,
-            gpu_type=cfg.get("gpu_type", gpu_type),
-            memory_gb=cfg.get_int("memory_gb", memory_gb),
-        )
-        lines = [f"GPU detected: {g.name} ({round(g.memory_mib / 1024)} GB)" for g in gpus]
-
-        def announce(_: Session) -> None:
-            lines.append("SIWE authentication successful")
-
-        price = cfg.get_int("price_per_sec", price_per_sec) or 0
-        client, session = authenticated_client(
-            cfg,
+        registration = register_this_node(
+            config.load(),
             hub=hub,
             hub_ca=hub_ca,
             private_key_file=private_key_file,
             siwe_domain=siwe_domain,
-            on_login=announce,
+            node_host=node_host,
+            gpu_type=gpu_type,
+            memory_gb=memory_gb,
+            price_per_sec=price_per_sec,
+            cert_dir=cert_dir,
         )
-        with client:
-            record, created = register_node(
-                client, node_host=chosen_host, gpus=gpus, price_per_sec_wei=price
-            )
-        lines.append(f"Node registered: {record.node_id}")
-        outcome = ensure_certificate(
-            endpoint, record.node_id, cert_dir=cfg.cert_dir(cert_dir), token=session.token
-        )
-        if outcome.action == "kept":
-            lines.append(f"Certificates in {outcome.status.cert_dir} are valid; kept")
+        lines = [
+            f"GPU detected: {g.name} ({round(g.memory_mib / 1024)} GB)" for g in registration.gpus
+        ]
+        if registration.signed_in:
+            lines.append("SIWE authentication successful")
+        lines.append(f"Node registered: {registration.node.node_id}")
+        where = registration.certificate.status.cert_dir
+        if registration.certificate.action == "kept":
+            lines.append(f"Certificates in {where} are valid; kept")
         else:
-            lines.append(f"Bootstrap certificates saved to {outcome.status.cert_dir}")
-        done(
-            as_json,
-            {
-                "node_id": record.node_id,
-                "created": created,
-                "hub": record.hub,
-                "host": chosen_host,
-                "address": session.address,
-                "gpus": [g.to_json() for g in gpus],
-                "price_per_sec_wei": str(price),
-                "certificates": {"action": outcome.action, **outcome.status.to_json()},
-            },
-            lines,
-        )
+            lines.append(f"Bootstrap certificates saved to {where}")
+        done(as_json, registration.to_json(), lines)
