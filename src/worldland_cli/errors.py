@@ -1,8 +1,9 @@
 """The one base class for failures a person can act on.
 
-Login, wallet, certificate, hub-client and transfer errors all derive from it, so every
-command renders any of them the same way (``commands.common.handled``): one error line with
-a hint, or one JSON document, and an exit code scripts can rely on.
+Login, wallet, certificate, hub-client, config and transfer errors all derive from it, so
+the one door every command goes through (:mod:`worldland_cli.commands.dispatch`) renders any
+of them the same way: one error line with a hint, or one JSON document, and an exit code
+scripts can rely on.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ class ExitCode(IntEnum):
 class ActionableError(Exception):
     """A failure a person can fix: the message says what happened, the hint what to run.
 
-    The login, wallet, certificate and hub-client errors all derive from it so a command can
-    render any of them the same way (``output.error(message, hint)`` and ``exit_code``).
+    A command raises it and does nothing else: the door prints ``message`` and ``hint``
+    (``output.render_failure``) and exits with ``exit_code``.
     """
 
     exit_code: int = ExitCode.FAILED

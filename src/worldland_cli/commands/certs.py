@@ -11,12 +11,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from worldland_cli.commands.common import (
-    done,
-    handled,
-    wants_json,
-)
 from worldland_cli.commands.options import CertDir, HubCa, HubUrl, JsonFlag, KeyFile, SiweDomain
+from worldland_cli.errors import ExitCode
+from worldland_cli.output import Result
 
 if TYPE_CHECKING:
     from worldland_cli.auth.certs import CertStatus
@@ -48,27 +45,25 @@ def _status_lines(st: CertStatus) -> list[str]:
 
 @app.command("status")
 def status(
-    ctx: typer.Context,
     cert_dir: CertDir = None,
     json_output: JsonFlag = False,
-) -> None:
+) -> Result:
     """Subject, expiry, renewal time and whether node.key matches node.crt.
 
     Exit status: 0 usable, 1 missing, expired, mismatched or not signed by ca.crt.
     """
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        from worldland_cli import config
-        from worldland_cli.auth.certs import cert_status
+    from worldland_cli import config
+    from worldland_cli.auth.certs import cert_status
 
-        st = cert_status(config.load().cert_dir(cert_dir))
-        done(as_json, {"usable": st.usable, **st.to_json()}, _status_lines(st))
-        if not st.usable:
-            raise typer.Exit(1)
+    st = cert_status(config.load().cert_dir(cert_dir))
+    return Result(
+        {"usable": st.usable, **st.to_json()},
+        _status_lines(st),
+        exit_code=ExitCode.OK if st.usable else ExitCode.FAILED,
+    )
 
 
 def _ensure(
-    as_json: bool,
     *,
     force: bool,
     hub: str | None,
@@ -76,7 +71,7 @@ def _ensure(
     cert_dir: str | None,
     private_key_file: str | None,
     siwe_domain: str | None,
-) -> None:
+) -> Result:
     from worldland_cli import config
     from worldland_cli.auth.provider import ensure_node_certificate
     from worldland_cli.times import format_time
@@ -97,53 +92,45 @@ def _ensure(
         "issued": f"Bootstrap certificates saved to {st.cert_dir}",
         "renewed": f"Certificate renewed (valid until {until}) in {st.cert_dir}",
     }[outcome.action]
-    done(as_json, {"action": outcome.action, **st.to_json()}, [line])
+    return Result({"action": outcome.action, **st.to_json()}, [line])
 
 
 @app.command("bootstrap")
 def bootstrap(
-    ctx: typer.Context,
     hub: HubUrl = None,
     hub_ca: HubCa = None,
     cert_dir: CertDir = None,
     private_key_file: KeyFile = None,
     siwe_domain: SiweDomain = None,
     json_output: JsonFlag = False,
-) -> None:
+) -> Result:
     """Get a certificate for the registered node, or renew it when a third of its life is
     left; the private key is made here (0600) and never sent."""
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        _ensure(
-            as_json,
-            force=False,
-            hub=hub,
-            hub_ca=hub_ca,
-            cert_dir=cert_dir,
-            private_key_file=private_key_file,
-            siwe_domain=siwe_domain,
-        )
+    return _ensure(
+        force=False,
+        hub=hub,
+        hub_ca=hub_ca,
+        cert_dir=cert_dir,
+        private_key_file=private_key_file,
+        siwe_domain=siwe_domain,
+    )
 
 
 @app.command("renew")
 def renew(
-    ctx: typer.Context,
     hub: HubUrl = None,
     hub_ca: HubCa = None,
     cert_dir: CertDir = None,
     private_key_file: KeyFile = None,
     siwe_domain: SiweDomain = None,
     json_output: JsonFlag = False,
-) -> None:
+) -> Result:
     """Renew now, whatever the remaining lifetime (over mTLS when the hub speaks TLS)."""
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        _ensure(
-            as_json,
-            force=True,
-            hub=hub,
-            hub_ca=hub_ca,
-            cert_dir=cert_dir,
-            private_key_file=private_key_file,
-            siwe_domain=siwe_domain,
-        )
+    return _ensure(
+        force=True,
+        hub=hub,
+        hub_ca=hub_ca,
+        cert_dir=cert_dir,
+        private_key_file=private_key_file,
+        siwe_domain=siwe_domain,
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
 
-from worldland_cli.commands.common import split_ids, verbosity, wants_json
+from worldland_cli.commands.common import split_ids, verbosity
 from worldland_cli.commands.options import JsonFlag, Root
+from worldland_cli.output import Result
 
 
 def doctor(
@@ -30,7 +32,7 @@ def doctor(
         help="Seconds each probe may take; bounds the whole run.",
     ),
     root: Root = Path("/"),
-) -> None:
+) -> Result:
     """Check every provider requirement and print the exact fix for each problem.
 
     Exit status: 0 when nothing fails, 1 when a check fails, 2 for usage errors.
@@ -38,23 +40,20 @@ def doctor(
     from worldland_cli import config
     from worldland_cli.errors import ExitCode
     from worldland_cli.host import Host
-    from worldland_cli.output import print_json, render_report
+    from worldland_cli.output import render_report
     from worldland_cli.requirements import all_requirements
     from worldland_cli.requirements.runner import UnknownCheckError, run_checks
 
+    requirements = all_requirements(cert_dir=config.load().cert_dir())
     host = Host(root, default_timeout=timeout)
     try:
         report = run_checks(
-            host,
-            all_requirements(cert_dir=config.load().cert_dir()),
-            only=split_ids(only),
-            ignore=split_ids(ignore),
-            timeout=timeout,
+            host, requirements, only=split_ids(only), ignore=split_ids(ignore), timeout=timeout
         )
     except UnknownCheckError as e:
         raise typer.BadParameter(str(e), param_hint="'--only' / '--ignore'") from e
-    if wants_json(ctx, json_output):
-        print_json(report.to_dict())
-    else:
-        render_report(report, verbose=verbosity(ctx) > 0)
-    raise typer.Exit(ExitCode.FAILED if report.failed else ExitCode.OK)
+    return Result(
+        report.to_dict(),
+        render=partial(render_report, report, verbose=verbosity(ctx) > 0),
+        exit_code=ExitCode.FAILED if report.failed else ExitCode.OK,
+    )

@@ -16,7 +16,7 @@ JsonFlag = Annotated[
     bool,
     typer.Option(
         "--json",
-        help="Print one JSON document instead of a table.",
+        help="Print one JSON document on stdout (failures too) instead of text.",
     ),
 ]
 

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import typer
 
-from worldland_cli.commands.common import (
-    done,
-    handled,
-    wants_json,
-)
 from worldland_cli.commands.options import CertDir, HubCa, HubUrl, JsonFlag, KeyFile, SiweDomain
+from worldland_cli.output import Result
 
 
 def register(
-    ctx: typer.Context,
     hub: HubUrl = None,
     hub_ca: HubCa = None,
     siwe_domain: SiweDomain = None,
@@ -51,37 +46,33 @@ def register(
     ),
     cert_dir: CertDir = None,
     json_output: JsonFlag = False,
-) -> None:
+) -> Result:
     """Register this machine's GPUs with the hub and fetch its mTLS certificate; idempotent.
 
     Exit status: 0 registered, 1 failed (e.g. no GPU), 3 hub unreachable, 4 not logged in.
     """
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        from worldland_cli import config
-        from worldland_cli.auth.provider import register_this_node
+    from worldland_cli import config
+    from worldland_cli.auth.provider import register_this_node
 
-        registration = register_this_node(
-            config.load(),
-            hub=hub,
-            hub_ca=hub_ca,
-            private_key_file=private_key_file,
-            siwe_domain=siwe_domain,
-            node_host=node_host,
-            gpu_type=gpu_type,
-            memory_gb=memory_gb,
-            price_per_sec=price_per_sec,
-            cert_dir=cert_dir,
-        )
-        lines = [
-            f"GPU detected: {g.name} ({round(g.memory_mib / 1024)} GB)" for g in registration.gpus
-        ]
-        if registration.signed_in:
-            lines.append("SIWE authentication successful")
-        lines.append(f"Node registered: {registration.node.node_id}")
-        where = registration.certificate.status.cert_dir
-        if registration.certificate.action == "kept":
-            lines.append(f"Certificates in {where} are valid; kept")
-        else:
-            lines.append(f"Bootstrap certificates saved to {where}")
-        done(as_json, registration.to_json(), lines)
+    registration = register_this_node(
+        config.load(),
+        hub=hub,
+        hub_ca=hub_ca,
+        private_key_file=private_key_file,
+        siwe_domain=siwe_domain,
+        node_host=node_host,
+        gpu_type=gpu_type,
+        memory_gb=memory_gb,
+        price_per_sec=price_per_sec,
+        cert_dir=cert_dir,
+    )
+    lines = [f"GPU detected: {g.name} ({round(g.memory_mib / 1024)} GB)" for g in registration.gpus]
+    if registration.signed_in:
+        lines.append("SIWE authentication successful")
+    lines.append(f"Node registered: {registration.node.node_id}")
+    where = registration.certificate.status.cert_dir
+    if registration.certificate.action == "kept":
+        lines.append(f"Certificates in {where} are valid; kept")
+    else:
+        lines.append(f"Bootstrap certificates saved to {where}")
+    return Result(registration.to_json(), lines)

@@ -52,6 +52,7 @@ class Report:
             "version": __version__,
             "hostname": self.hostname,
             "root": self.root,
+            "ok": not self.failed,  # what every --json document says; the same as "ready"
             "ready": not self.failed,
             "summary": self.counts(),
             "duration_ms": self.duration_ms,
