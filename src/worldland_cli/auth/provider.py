@@ -20,11 +20,11 @@ from worldland_cli.auth.node import (
     load_node,
     register_node,
 )
-from worldland_cli.auth.relogin import authenticated_client, live_session
+from worldland_cli.auth.relogin import SignIn, authenticated_client, live_session
 from worldland_cli.auth.session import Session
 from worldland_cli.config import Config
 from worldland_cli.host import Host
-from worldland_cli.hubclient import Gpu, HubEndpoint
+from worldland_cli.hubclient import Gpu
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,8 @@ class Registration:
 
 def register_this_node(
     cfg: Config,
+    sign_in: SignIn = SignIn(),
     *,
-    hub: str | None = None,
-    hub_ca: str | None = None,
-    private_key_file: str | None = None,
-    siwe_domain: str | None = None,
     node_host: str | None = None,
     gpu_type: str | None = None,
     memory_gb: int | None = None,
@@ -72,9 +69,9 @@ def register_this_node(
     """Detect the GPUs, log in if needed, register (idempotent), then keep a valid certificate.
 
     The GPUs are checked first: a machine with nothing to rent fails before anything is
-    signed or sent. Flags given as None fall back to the environment and config.toml.
+    signed or sent. Values given as None fall back to the environment and config.toml.
     """
-    endpoint = HubEndpoint.from_config(cfg, hub, hub_ca)
+    endpoint = sign_in.endpoint(cfg)
     chosen_host = cfg.get("host", node_host) or default_node_host(endpoint.url)
     gpus = detect_gpus(
         host or Host(),
@@ -83,15 +80,7 @@ def register_this_node(
         memory_gb=cfg.get_int("memory_gb", memory_gb),
     )
     logins: list[Session] = []
-    client, session = authenticated_client(
-        cfg,
-        hub=hub,
-        hub_ca=hub_ca,
-        private_key_file=private_key_file,
-        siwe_domain=siwe_domain,
-        host=host,
-        on_login=logins.append,
-    )
+    client, session = authenticated_client(cfg, sign_in, host=host, on_login=logins.append)
     price = cfg.get_int("price_per_sec", price_per_sec) or 0
     with client:
         record, created = register_node(
@@ -113,12 +102,9 @@ def register_this_node(
 
 def ensure_node_certificate(
     cfg: Config,
+    sign_in: SignIn = SignIn(),
     *,
     force: bool = False,
-    hub: str | None = None,
-    hub_ca: str | None = None,
-    private_key_file: str | None = None,
-    siwe_domain: str | None = None,
     cert_dir: str | None = None,
     host: Host | None = None,
 ) -> tuple[NodeRecord, CertOutcome]:
@@ -134,17 +120,10 @@ def ensure_node_certificate(
         )
 
     def token() -> str:
-        return live_session(
-            cfg,
-            hub=hub,
-            hub_ca=hub_ca,
-            private_key_file=private_key_file,
-            siwe_domain=siwe_domain,
-            host=host,
-        ).token
+        return live_session(cfg, sign_in, host=host).token
 
     outcome = ensure_certificate(
-        HubEndpoint.from_config(cfg, hub, hub_ca),
+        sign_in.endpoint(cfg),
         node.node_id,
         cert_dir=cfg.cert_dir(cert_dir),
         token=token,

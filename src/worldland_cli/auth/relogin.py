@@ -12,6 +12,7 @@ which therefore never import each other in a circle.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,23 @@ from worldland_cli.hubclient import HubEndpoint
 
 if TYPE_CHECKING:
     from worldland_cli.hubclient import HubClient
+
+
+@dataclass(frozen=True, kw_only=True)  # four strings: by name, never by position
+class SignIn:
+    """Which hub, and which wallet to sign in with, for a call made as a person.
+
+    The ``--hub``, ``--hub-ca``, ``--private-key-file`` and ``--siwe-domain`` flags as given;
+    each None when not given, and then the environment and config.toml decide.
+    """
+
+    hub: str | None = None
+    hub_ca: str | None = None
+    private_key_file: str | None = None
+    siwe_domain: str | None = None
+
+    def endpoint(self, cfg: Config) -> HubEndpoint:
+        return HubEndpoint.from_config(cfg, self.hub, self.hub_ca)
 
 
 def key_file_for_relogin(
@@ -42,11 +60,8 @@ def key_file_for_relogin(
 
 def live_session(
     cfg: Config,
+    sign_in: SignIn = SignIn(),
     *,
-    hub: str | None = None,
-    hub_ca: str | None = None,
-    private_key_file: str | None = None,
-    siwe_domain: str | None = None,
     host: Host | None = None,
     on_login: Callable[[Session], None] | None = None,
     notice: Callable[[str], None] | None = None,
@@ -62,11 +77,11 @@ def live_session(
     message, say). ``on_login`` is told about it afterwards (commands print the seed's "SIWE
     authentication successful").
     """
-    endpoint = HubEndpoint.from_config(cfg, hub, hub_ca)
+    endpoint = sign_in.endpoint(cfg)
     try:
         return current_session(endpoint, host)
     except NotLoggedIn:
-        key_file = key_file_for_relogin(cfg, private_key_file, host)
+        key_file = key_file_for_relogin(cfg, sign_in.private_key_file, host)
         if key_file is None:
             raise
     wallet = load_wallet(key_file, host)
@@ -79,7 +94,7 @@ def live_session(
         session = login(
             anonymous,
             wallet,
-            siwe_domain=cfg.get("siwe_domain", siwe_domain),
+            siwe_domain=cfg.get("siwe_domain", sign_in.siwe_domain),
             chain_id=cfg.get_int("chain_id"),
             host=host,
         )
@@ -96,11 +111,8 @@ def _to_stderr(line: str) -> None:
 
 def authenticated_client(
     cfg: Config,
+    sign_in: SignIn = SignIn(),
     *,
-    hub: str | None = None,
-    hub_ca: str | None = None,
-    private_key_file: str | None = None,
-    siwe_domain: str | None = None,
     host: Host | None = None,
     on_login: Callable[[Session], None] | None = None,
     **client_kwargs: Any,
@@ -109,16 +121,5 @@ def authenticated_client(
 
     The caller closes the client (it is a context manager).
     """
-    session = live_session(
-        cfg,
-        hub=hub,
-        hub_ca=hub_ca,
-        private_key_file=private_key_file,
-        siwe_domain=siwe_domain,
-        host=host,
-        on_login=on_login,
-        **client_kwargs,
-    )
-    return HubEndpoint.from_config(cfg, hub, hub_ca).client(
-        token=session.token, **client_kwargs
-    ), session
+    session = live_session(cfg, sign_in, host=host, on_login=on_login, **client_kwargs)
+    return sign_in.endpoint(cfg).client(token=session.token, **client_kwargs), session

@@ -17,6 +17,7 @@ from worldland_cli.output import Result
 
 if TYPE_CHECKING:
     from worldland_cli.auth.certs import CertStatus
+    from worldland_cli.auth.relogin import SignIn
 
 app = typer.Typer(
     help="Node certificate: status, bootstrap, renew.", no_args_is_help=True, rich_markup_mode=None
@@ -63,28 +64,12 @@ def status(
     )
 
 
-def _ensure(
-    *,
-    force: bool,
-    hub: str | None,
-    hub_ca: str | None,
-    cert_dir: str | None,
-    private_key_file: str | None,
-    siwe_domain: str | None,
-) -> Result:
+def _ensure(sign_in: SignIn, cert_dir: str | None, *, force: bool) -> Result:
     from worldland_cli import config
     from worldland_cli.auth.provider import ensure_node_certificate
     from worldland_cli.times import format_time
 
-    node, outcome = ensure_node_certificate(
-        config.load(),
-        force=force,
-        hub=hub,
-        hub_ca=hub_ca,
-        private_key_file=private_key_file,
-        siwe_domain=siwe_domain,
-        cert_dir=cert_dir,
-    )
+    node, outcome = ensure_node_certificate(config.load(), sign_in, force=force, cert_dir=cert_dir)
     st = outcome.status
     until = format_time(st.not_after) if st.not_after else "?"
     line = {
@@ -106,13 +91,12 @@ def bootstrap(
 ) -> Result:
     """Get a certificate for the registered node, or renew it when a third of its life is
     left; the private key is made here (0600) and never sent."""
+    from worldland_cli.auth.relogin import SignIn
+
     return _ensure(
+        SignIn(hub=hub, hub_ca=hub_ca, private_key_file=private_key_file, siwe_domain=siwe_domain),
+        cert_dir,
         force=False,
-        hub=hub,
-        hub_ca=hub_ca,
-        cert_dir=cert_dir,
-        private_key_file=private_key_file,
-        siwe_domain=siwe_domain,
     )
 
 
@@ -126,11 +110,10 @@ def renew(
     json_output: JsonFlag = False,
 ) -> Result:
     """Renew now, whatever the remaining lifetime (over mTLS when the hub speaks TLS)."""
+    from worldland_cli.auth.relogin import SignIn
+
     return _ensure(
+        SignIn(hub=hub, hub_ca=hub_ca, private_key_file=private_key_file, siwe_domain=siwe_domain),
+        cert_dir,
         force=True,
-        hub=hub,
-        hub_ca=hub_ca,
-        cert_dir=cert_dir,
-        private_key_file=private_key_file,
-        siwe_domain=siwe_domain,
     )

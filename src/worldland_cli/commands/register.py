@@ -53,13 +53,11 @@ def register(
     """
     from worldland_cli import config
     from worldland_cli.auth.provider import register_this_node
+    from worldland_cli.auth.relogin import SignIn
 
     registration = register_this_node(
         config.load(),
-        hub=hub,
-        hub_ca=hub_ca,
-        private_key_file=private_key_file,
-        siwe_domain=siwe_domain,
+        SignIn(hub=hub, hub_ca=hub_ca, private_key_file=private_key_file, siwe_domain=siwe_domain),
         node_host=node_host,
         gpu_type=gpu_type,
         memory_gb=memory_gb,

@@ -55,9 +55,9 @@ def _credentials(identity: Path | None, known_hosts: Path | None) -> Credentials
 @contextmanager
 def _hub(cfg: Config, hub: str | None, hub_ca: str | None) -> Iterator[tuple[HubClient, str]]:
     """A hub client with a live login, and the wallet address it acts for."""
-    from worldland_cli.auth.relogin import authenticated_client
+    from worldland_cli.auth.relogin import SignIn, authenticated_client
 
-    client, session = authenticated_client(cfg, hub=hub, hub_ca=hub_ca)
+    client, session = authenticated_client(cfg, SignIn(hub=hub, hub_ca=hub_ca))
     with client:
         yield client, session.address
 
