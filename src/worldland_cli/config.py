@@ -36,6 +36,15 @@ class ConfigError(ActionableError):
     exit_code = 2
 
 
+# The names of what lives in home(); every path to them is built from these (the support
+# bundle inspects another root's home by the same names).
+CONFIG_NAME = "config.toml"
+SESSION_NAME = "session.json"
+PRIVATE_KEY_NAME = "private-key.txt"
+CERTS_NAME = "certs"
+NODE_NAME = "node.json"
+
+
 def home() -> Path:
     """WORLDLAND_HOME, else ~/.worldland: config, session, wallet key, certs, node id."""
     raw = os.environ.get("WORLDLAND_HOME")
@@ -43,27 +52,27 @@ def home() -> Path:
 
 
 def config_file() -> Path:
-    return home() / "config.toml"
+    return home() / CONFIG_NAME
 
 
 def session_file() -> Path:
     """The bearer token, its hub, wallet address and expiry (written 0600)."""
-    return home() / "session.json"
+    return home() / SESSION_NAME
 
 
 def default_private_key_file() -> Path:
     """The seed's wallet key location (``~/.worldland/private-key.txt``)."""
-    return home() / "private-key.txt"
+    return home() / PRIVATE_KEY_NAME
 
 
 def default_cert_dir() -> Path:
     """node.key (0600), node.crt and ca.crt live here unless --cert-dir says otherwise."""
-    return home() / "certs"
+    return home() / CERTS_NAME
 
 
 def node_file() -> Path:
     """The node id (and the hub and host it was registered with) after ``worldland register``."""
-    return home() / "node.json"
+    return home() / NODE_NAME
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from worldland_cli import __version__
+from worldland_cli.config import CERTS_NAME, PRIVATE_KEY_NAME, SESSION_NAME
 from worldland_cli.deadline import Outcome, run_all, run_one
 from worldland_cli.diag.base import DiagReport
 from worldland_cli.diag.gpu import nvidia_kernel_lines
@@ -37,7 +38,7 @@ MAX_MEMBER_BYTES = 2 * 1024 * 1024
 MAX_TOTAL_BYTES = 16 * 1024 * 1024
 DAEMON_UNIT = "worldland-daemon"
 LOG_UNITS = ("kubelet", "containerd", DAEMON_UNIT, "wg-quick@wg0")
-SECRET_NAMES = frozenset({"private-key.txt", "session.json", "privatekey", "presharedkey"})
+SECRET_NAMES = frozenset({PRIVATE_KEY_NAME, SESSION_NAME, "privatekey", "presharedkey"})
 SECRET_SUFFIXES = (".key", ".pem", ".p12", ".pfx")
 SYSTEM_FILES = (
     "/etc/os-release",
@@ -49,7 +50,7 @@ SYSTEM_FILES = (
     "/etc/wireguard/wg0.conf",
     "/etc/cni/net.d/*",
 )
-HOME_FILES = ("*", "journal/*", "logs/*", "certs/*")
+HOME_FILES = ("*", "journal/*", "logs/*", f"{CERTS_NAME}/*")
 VERSION_COMMANDS = (
     ("uname", "-a"),
     ("nvidia-smi", "--version"),
@@ -121,14 +122,14 @@ def _known_secrets(host: Host, home: str, redactor: Redactor) -> None:
 
     These files are read into memory only to know what to erase; they are never archived.
     """
-    session = host.read_text(f"{home}/session.json")
+    session = host.read_text(f"{home}/{SESSION_NAME}")
     if session:
         try:
             doc = json.loads(session)
         except ValueError:
             doc = {}
         redactor.add_known("session-token", list(_tokens(doc)))
-    wallet = host.read_text(f"{home}/private-key.txt")
+    wallet = host.read_text(f"{home}/{PRIVATE_KEY_NAME}")
     if wallet:
         redactor.add_known("wallet-key", [wallet, wallet.strip().removeprefix("0x")])
     wg = host.read_text("/etc/wireguard/wg0.conf") or ""
