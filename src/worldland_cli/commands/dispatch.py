@@ -30,7 +30,7 @@ from worldland_cli.output import Result, render_failure, render_result
 class Dispatch(TyperGroup):
     """The top-level command group; see the module docstring."""
 
-    def main(  # type: ignore[override]
+    def main(
         self,
         args: Sequence[str] | None = None,
         prog_name: str | None = None,
