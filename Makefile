@@ -1,4 +1,5 @@
 # Two entry points for a fresh machine: `make demo` and `make test` (see README.md).
+# While working: `make check` before a commit, `make fmt` to format, `make clean` to start over.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -12,7 +13,7 @@ DEBS := openssh-server openssh-client containerd wireguard-tools wireguard-go ip
 DEB_BINS := /usr/sbin/sshd /usr/bin/ssh-keygen /usr/bin/sftp /usr/bin/containerd /usr/bin/wg \
 	/usr/bin/wireguard-go /usr/sbin/ip /usr/bin/shellcheck
 
-.PHONY: all demo test unit lint typecheck sysdeps venv clean
+.PHONY: all demo test check unit lint typecheck fmt sysdeps venv clean
 
 all: test
 
@@ -41,8 +42,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Rewrites files: import order (ruff's I rules) and layout, the two things `lint` checks
+# that a tool can fix without judgment.
+fmt: $(STAMP)
+	$(BIN)/ruff check --select I --fix src hub_stub tests bench scripts
+	$(BIN)/ruff format src hub_stub tests bench scripts
+
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not root"
+
+# Before a commit: lint, types and the tests that need neither root nor seconds by design.
+check: lint typecheck
+	$(BIN)/pytest -q -n 2 -m "not root and not slow"
 
 test: sysdeps tools $(STAMP) lint typecheck
 	$(BIN)/pytest -q -n 2
@@ -50,8 +61,11 @@ test: sysdeps tools $(STAMP) lint typecheck
 demo: $(STAMP)
 	@$(BIN)/python scripts/demo.py
 
+# Everything the targets above and the tools they run leave behind, and nothing else.
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist demo-out \
+		*.egg-info src/*.egg-info tools/node_modules
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
 
 # The chain toolchain, pinned in tools/package-lock.json: solc-js compiles the contracts offline
 # and anvil is the local EVM the contract tests run on. Installed into tools/node_modules

@@ -23,7 +23,6 @@ from worldland_cli.errors import ActionableError
 
 if TYPE_CHECKING:
     from worldland_cli.host import Host
-    from worldland_cli.hubclient import HubEndpoint
 
 DEFAULT_HUB = "http://127.0.0.1:8080"
 DEFAULT_PRICE_PER_SEC_WEI = 1_000_000_000
@@ -37,6 +36,15 @@ class ConfigError(ActionableError):
     exit_code = 2
 
 
+# The names of what lives in home(); every path to them is built from these (the support
+# bundle inspects another root's home by the same names).
+CONFIG_NAME = "config.toml"
+SESSION_NAME = "session.json"
+PRIVATE_KEY_NAME = "private-key.txt"
+CERTS_NAME = "certs"
+NODE_NAME = "node.json"
+
+
 def home() -> Path:
     """WORLDLAND_HOME, else ~/.worldland: config, session, wallet key, certs, node id."""
     raw = os.environ.get("WORLDLAND_HOME")
@@ -44,27 +52,27 @@ def home() -> Path:
 
 
 def config_file() -> Path:
-    return home() / "config.toml"
+    return home() / CONFIG_NAME
 
 
 def session_file() -> Path:
     """The bearer token, its hub, wallet address and expiry (written 0600)."""
-    return home() / "session.json"
+    return home() / SESSION_NAME
 
 
 def default_private_key_file() -> Path:
     """The seed's wallet key location (``~/.worldland/private-key.txt``)."""
-    return home() / "private-key.txt"
+    return home() / PRIVATE_KEY_NAME
 
 
 def default_cert_dir() -> Path:
     """node.key (0600), node.crt and ca.crt live here unless --cert-dir says otherwise."""
-    return home() / "certs"
+    return home() / CERTS_NAME
 
 
 def node_file() -> Path:
     """The node id (and the hub and host it was registered with) after ``worldland register``."""
-    return home() / "node.json"
+    return home() / NODE_NAME
 
 
 @dataclass(frozen=True)
@@ -192,13 +200,11 @@ class Config:
         value = self.get(name, flag)
         return None if value is None else int(value)
 
-    def hub_endpoint(self, hub: str | None = None, hub_ca: str | Path | None = None) -> HubEndpoint:
-        """Where the hub is and which CA to trust for it, after flags, env and file."""
-        from worldland_cli.hubclient import HubEndpoint
-
-        url = self.get("hub", hub) or DEFAULT_HUB
-        ca = self.get("hub_ca", hub_ca)
-        return HubEndpoint(url=url, ca_file=ca)
+    def cert_dir(self, flag: str | None = None) -> str:
+        """Where node.key, node.crt and ca.crt are: ``--cert-dir``, WORLDLAND_CERT_DIR,
+        config.toml, else ~/.worldland/certs. Everything that reads or writes them (certs,
+        register, doctor, diag) asks here, so none of them looks in another place."""
+        return self.get("cert_dir", flag) or str(default_cert_dir())
 
 
 def _file_host() -> Host:
@@ -254,14 +260,3 @@ def set_value(name: str, value: str, host: Host | None = None) -> str:
     document[name] = int(stored) if KEYS[name].kind == "int" else stored
     h.write_atomic(str(path), toml.dumps(document), mode=0o644)
     return stored
-
-
-def mask_url(url: str) -> str:
-    """A URL with any password replaced, so `config show` can be pasted into a ticket."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:****@{parts.hostname}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -29,12 +29,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from worldland_cli import __version__
-from worldland_cli.config import mask_url
-from worldland_cli.errors import ActionableError
-from worldland_cli.output import ExitCode
+from worldland_cli.config import DEFAULT_HUB
+from worldland_cli.errors import ActionableError, ExitCode
+from worldland_cli.times import format_time, parse_time
+from worldland_cli.urls import mask_url
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import httpx
+
+    from worldland_cli.config import Config
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
@@ -81,16 +86,6 @@ class HubRejected(HubError):
     """Any other 4xx, or a 5xx that persisted through the retries."""
 
     exit_code = ExitCode.FAILED
-
-
-def parse_time(text: str) -> dt.datetime:
-    """An RFC 3339 time from the hub as an aware UTC datetime."""
-    value = dt.datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def format_time(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ----------------------------------------------------------------------------- result types
@@ -260,6 +255,13 @@ class HubEndpoint:
 
     url: str
     ca_file: str | None = None
+
+    @classmethod
+    def from_config(
+        cls, cfg: Config, hub: str | None = None, hub_ca: str | Path | None = None
+    ) -> HubEndpoint:
+        """Where the hub is and which CA to trust for it, after flags, env and file."""
+        return cls(url=cfg.get("hub", hub) or DEFAULT_HUB, ca_file=cfg.get("hub_ca", hub_ca))
 
     def client(
         self,

@@ -7,8 +7,6 @@ time; kubernetes, asyncssh, eth_account, httpx and friends are imported inside t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import typer
 
 from worldland_cli import __version__
@@ -20,10 +18,14 @@ from worldland_cli.commands import login as login_cmd
 from worldland_cli.commands import register as register_cmd
 from worldland_cli.commands import transfer as transfer_cmd
 from worldland_cli.commands import wallet as wallet_cmd
+from worldland_cli.commands.common import GlobalOptions
+from worldland_cli.commands.dispatch import Dispatch
+from worldland_cli.commands.options import JsonFlag
 
 app = typer.Typer(
     name="worldland",
     help="Rent out an NVIDIA GPU box on the Worldland marketplace, move data to pods, diagnose.",
+    cls=Dispatch,  # the one door: every command's errors and results are rendered there
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -31,14 +33,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-@dataclass
-class GlobalOptions:
-    """Options given before the command name; each command may also take its own --json."""
-
-    json: bool = False
-    verbose: int = 0
 
 
 def _print_version(value: bool) -> None:
@@ -53,12 +47,10 @@ def main(
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version."
     ),
-    json_output: bool = typer.Option(
-        False, "--json", help="Machine-readable output for every command."
-    ),
+    json_output: JsonFlag = False,
     verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More detail (-vv: more)."),
 ) -> None:
-    ctx.obj = GlobalOptions(json=json_output, verbose=verbose)
+    ctx.ensure_object(GlobalOptions).verbose = verbose
 
 
 app.command("doctor")(doctor.doctor)

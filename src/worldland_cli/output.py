@@ -1,28 +1,26 @@
-"""Rendering shared by every command: rich tables for people, one JSON document for scripts."""
+"""Rendering shared by every command: rich tables for people, one JSON document for scripts.
+
+Commands return a :class:`Result`; the door (:mod:`worldland_cli.commands.dispatch`) hands it,
+or the error a command raised, to :func:`render_result` or :func:`render_failure`, so every
+command's output follows one shape: ``{"ok": true, ...}`` or ``{"ok": false, "error": ...,
+"hint": ...}`` with ``--json``, else lines for people.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
-from enum import IntEnum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from worldland_cli.errors import ExitCode
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from worldland_cli.requirements.base import Finding
     from worldland_cli.requirements.runner import Report
-
-
-class ExitCode(IntEnum):
-    """Exit codes scripts can rely on; documented in docs/exit-codes.md."""
-
-    OK = 0
-    FAILED = 1  # the command ran and found or hit a problem
-    USAGE = 2  # bad flags or arguments (click's own convention)
-    UNREACHABLE = 3  # a remote (hub, pod) could not be reached
-    DENIED = 4  # authentication or authorisation refused
 
 
 STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
@@ -54,6 +52,45 @@ def print_json(document: Any) -> None:
     """One document on stdout, nothing else, so `| jq` always works."""
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a command hands back: its JSON document, what people see, and the exit code.
+
+    ``render`` draws what ``lines`` cannot (doctor's table); ``ok`` in the JSON document is
+    always the exit code's verdict, so a script can trust either.
+    """
+
+    document: Mapping[str, Any] = field(default_factory=dict)
+    lines: Sequence[str] = ()
+    render: Callable[[], None] | None = None
+    exit_code: int = ExitCode.OK
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == ExitCode.OK
+
+
+def render_result(result: Result, *, as_json: bool) -> int:
+    """Print a command's result; return its exit code."""
+    if as_json:
+        print_json({"ok": result.ok, **{k: v for k, v in result.document.items() if k != "ok"}})
+    else:
+        if result.render is not None:
+            result.render()
+        for line in result.lines:
+            console().print(line, markup=False, highlight=False, soft_wrap=True)
+    return int(result.exit_code)
+
+
+def render_failure(message: str, hint: str | None, exit_code: int, *, as_json: bool) -> int:
+    """Print a failure (the one JSON envelope, or an error line with its hint); return the code."""
+    if as_json:
+        print_json({"ok": False, "error": message, "hint": hint})
+    else:
+        error(message, hint)
+    return int(exit_code)
 
 
 def error(message: str, hint: str | None = None) -> None:

@@ -25,6 +25,7 @@ from worldland_cli.auth.session import NotLoggedIn, load_session
 from worldland_cli.auth.wallet import WalletError
 from worldland_cli.config import load
 from worldland_cli.host import Host
+from worldland_cli.hubclient import HubEndpoint
 
 START = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
@@ -138,7 +139,7 @@ def test_interrupted_bootstrap_leaves_no_half_file_and_reuses_the_key(
 ) -> None:
     session = load_session(plain_hub.url)
     assert session is not None
-    endpoint = load().hub_endpoint(plain_hub.url)
+    endpoint = HubEndpoint.from_config(load(), plain_hub.url)
     cert_dir = tmp_path / "fresh-certs"
     real_write = Host.write_atomic
 
@@ -182,11 +183,11 @@ def test_interrupted_bootstrap_leaves_no_half_file_and_reuses_the_key(
 def test_bootstrap_without_login_or_hub_writes_nothing(
     plain_hub: RunningHub, registered: str, tmp_path: Path
 ) -> None:
-    endpoint = load().hub_endpoint(plain_hub.url)
+    endpoint = HubEndpoint.from_config(load(), plain_hub.url)
     with pytest.raises(NotLoggedIn, match="needs a login"):
         ensure_certificate(endpoint, registered, cert_dir=tmp_path / "a")
     assert files_under(tmp_path / "a") == []
-    dead = load().hub_endpoint("http://127.0.0.1:9")
+    dead = HubEndpoint.from_config(load(), "http://127.0.0.1:9")
     from worldland_cli.hubclient import HubUnreachable
 
     with pytest.raises(HubUnreachable):

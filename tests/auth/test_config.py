@@ -9,6 +9,7 @@ import pytest
 
 from tests.auth.conftest import PLANTED_KEY, cli
 from worldland_cli import config
+from worldland_cli.hubclient import HubEndpoint
 
 
 def test_precedence_flag_over_env_over_file_over_default(
@@ -34,7 +35,7 @@ def test_paths_follow_worldland_home(worldland_home: Path) -> None:
 
 def test_hub_endpoint_carries_the_ca(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("WORLDLAND_HUB_CA", str(tmp_path / "ca.pem"))
-    endpoint = config.load().hub_endpoint("hub.example:8443")
+    endpoint = HubEndpoint.from_config(config.load(), "hub.example:8443")
     assert endpoint.url == "http://hub.example:8443"
     assert endpoint.ca_file == str(tmp_path / "ca.pem")
 

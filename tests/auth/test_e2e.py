@@ -33,6 +33,7 @@ from tests.auth.conftest import (
 )
 from tests.support.hub import RunningHub
 from worldland_cli.auth.session import load_session
+from worldland_cli.hubclient import HubEndpoint
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
@@ -152,7 +153,7 @@ def test_certificate_renewal_over_mtls_needs_no_login(
     before = cert_status()
     key_bytes = (worldland_home / "certs" / "node.key").read_bytes()
     assert clear_session(tls_hub.url) is not None
-    endpoint = load().hub_endpoint(tls_hub.url, str(tls_hub.ca_cert))
+    endpoint = HubEndpoint.from_config(load(), tls_hub.url, str(tls_hub.ca_cert))
     assert before.renew_after is not None
     kept = ensure_certificate(endpoint, node_id, now=before.renew_after - dt.timedelta(seconds=5))
     assert kept.action == "kept" and kept.status.serial == before.serial

@@ -9,13 +9,13 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from worldland_cli.errors import ExitCode
 from worldland_cli.hubclient import (
     HubClient,
     HubDenied,
     HubRejected,
     HubUnreachable,
 )
-from worldland_cli.output import ExitCode
 
 URL = "http://hub.test:8080"
 

@@ -11,7 +11,7 @@ from eth_account.messages import encode_defunct
 from siwe import InvalidSignature, SiweMessage
 
 from tests.auth.conftest import PLANTED_ADDRESS, PLANTED_KEY, write_key
-from worldland_cli.auth.login import _remedy, build_message
+from worldland_cli.auth.siwe import _remedy, build_message
 from worldland_cli.auth.wallet import load_wallet
 
 ISSUED = dt.datetime(2026, 11, 23, 4, 48, 39, tzinfo=dt.UTC)

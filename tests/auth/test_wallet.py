@@ -14,6 +14,7 @@ from eth_account.messages import encode_defunct
 
 from tests.auth.conftest import PLANTED_ADDRESS, PLANTED_KEY, cli, write_key
 from worldland_cli.auth.wallet import WalletError, load_wallet, new_wallet
+from worldland_cli.host import Host
 
 
 @pytest.mark.parametrize(
@@ -104,6 +105,17 @@ def test_new_wallet_is_0600_even_with_umask_0_and_never_overwrites(tmp_path: Pat
         new_wallet(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["key.txt"]
+
+
+def test_new_wallet_makes_its_directory_under_the_hosts_root(tmp_path: Path) -> None:
+    """Every look at the disk goes through the Host: /etc exists here, but not under root,
+    so the wallet makes it there, private (0700) like every directory it makes."""
+    root = tmp_path / "root"
+    root.mkdir()
+    wallet = new_wallet("/etc/worldland-key.txt", Host(root=root))
+    key_file = root / "etc" / "worldland-key.txt"
+    assert load_wallet(key_file).address == wallet.address
+    assert key_file.parent.stat().st_mode & 0o777 == 0o700
 
 
 def test_wallet_new_and_address_cli(worldland_home: Path) -> None:

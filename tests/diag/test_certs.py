@@ -10,21 +10,23 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.pki import Pki, issue
+from worldland_cli import config
 from worldland_cli.diag.base import Status
 from worldland_cli.diag.certs import probe_certs
 from worldland_cli.host import Host
 from worldland_cli.main import app
 
 HOME = "/home/p/.worldland"
+CERTS = f"{HOME}/certs"  # the default cert_dir under that home
 
 
 def statuses(host: Host) -> dict[str, Status]:
-    return {c.id: c.status for c in probe_certs(host, HOME).checks}
+    return {c.id: c.status for c in probe_certs(host, CERTS).checks}
 
 
 def test_good_identity_passes_and_reports_sans(root: Path, host: Host, pki: Pki) -> None:
-    pki.write_node_certs(root / HOME.lstrip("/") / "certs")
-    report = probe_certs(host, HOME)
+    pki.write_node_certs(root / CERTS.lstrip("/"))
+    report = probe_certs(host, CERTS)
     by_id = {c.id: c for c in report.checks}
     assert {k: c.status for k, c in by_id.items()} == {
         "certs.node": Status.OK,
@@ -42,10 +44,10 @@ def test_foreign_ca_wrong_key_and_open_mode_are_each_named(
 ) -> None:
     other_key, other_ca = issue("other-hub-ca", None, pki.ca.subject, ca=True)
     _, foreign = issue("gpu-node-1", other_key, other_ca.subject)
-    certs = root / HOME.lstrip("/") / "certs"
+    certs = root / CERTS.lstrip("/")
     pki.write_node_certs(certs, node=foreign)  # the key is the original node key: no match
     (certs / "node.key").chmod(0o644)
-    report = probe_certs(host, HOME)
+    report = probe_certs(host, CERTS)
     by_id = {c.id: c for c in report.checks}
     assert by_id["certs.chain"].status is Status.FAIL
     assert by_id["certs.key"].status is Status.FAIL
@@ -67,8 +69,8 @@ def test_expiry_and_not_yet_valid(
     _, node = issue(
         "gpu-node-1", pki.ca_key, pki.ca.subject, not_before=datetime.now(UTC) + start, days=days
     )
-    pki.write_node_certs(root / HOME.lstrip("/") / "certs", node=node, node_key=pki.node_key)
-    check = next(c for c in probe_certs(host, HOME).checks if c.id == "certs.node")
+    pki.write_node_certs(root / CERTS.lstrip("/"), node=node, node_key=pki.node_key)
+    check = next(c for c in probe_certs(host, CERTS).checks if c.id == "certs.node")
     assert check.status is status and words in check.observed
 
 
@@ -80,7 +82,19 @@ def test_not_joined_is_skipped_and_cli_exit_codes(
     assert res.exit_code == 0
     assert json.loads(res.stdout)["checks"][0]["status"] == "skip"
     _, foreign = issue("gpu-node-1", pki.node_key, pki.node.subject)
-    pki.write_node_certs(root / HOME.lstrip("/") / "certs", node=foreign)
+    pki.write_node_certs(root / CERTS.lstrip("/"), node=foreign)
     res = CliRunner().invoke(app, ["diag", "certs", "--root", str(root)])
     assert res.exit_code == 1
     assert "certs.chain" in res.stdout
+
+
+def test_cli_reads_the_configured_cert_dir(root: Path, pki: Pki) -> None:
+    """`certs status` honours cert_dir (flag, env, config.toml); `diag certs` must look there
+    too, not in ~/.worldland/certs."""
+    config.set_value("cert_dir", "/srv/node-certs")
+    pki.write_node_certs(root / "srv" / "node-certs")
+    res = CliRunner().invoke(app, ["diag", "certs", "--root", str(root), "--json"])
+    assert res.exit_code == 0, res.output
+    checks = {c["id"]: c for c in json.loads(res.stdout)["checks"]}
+    assert checks["certs.node"]["status"] == "ok", checks["certs.node"]
+    assert checks["certs.key-mode"]["observed"].startswith("/srv/node-certs/node.key")

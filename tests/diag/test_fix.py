@@ -101,10 +101,19 @@ def test_cli_asks_first_and_changes_nothing_when_declined(
     assert (root / "etc/cni/net.d/10-flannel.conflist").exists()
     assert not stale_cni.exists()
 
+    # --json cannot prompt: it says what it would run and that --yes is needed, exit 2.
     res = CliRunner().invoke(app, ["diag", "fix", "cni", "--root", str(root), "--json"])
-    assert res.exit_code == 2  # --json cannot prompt
+    assert res.exit_code == 2
+    doc = json.loads(res.stdout)
+    assert doc["ok"] is False and doc["confirmation_needed"] is True
+    assert doc["would_run"][0] == "ip link delete cni0"
+    assert "--yes" in doc["hint"]
+    assert (root / "etc/cni/net.d/10-flannel.conflist").exists()
+    assert not stale_cni.exists()
 
     res = CliRunner().invoke(app, ["diag", "fix", "cni", "--root", str(root), "--yes", "--json"])
     assert res.exit_code == 0, res.output
-    assert [s["ok"] for s in json.loads(res.stdout)["steps"]] == [True, True, True]
+    doc = json.loads(res.stdout)
+    assert doc["ok"] is True
+    assert [s["ok"] for s in doc["steps"]] == [True, True, True]
     assert not (root / "etc/cni/net.d/10-flannel.conflist").exists()

@@ -20,6 +20,7 @@ from worldland_cli.host import Host
 from worldland_cli.main import app
 
 HOME = "/home/p/.worldland"
+CERTS = f"{HOME}/certs"  # the default cert_dir under that home
 WG_PRIVATE = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="
 PEER = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="
 
@@ -34,7 +35,7 @@ def wg_dump(handshake: int) -> str:
 
 @pytest.fixture
 def joined(root: Path, pki: Pki, tmp_path: Path, tool: ToolMaker) -> Path:
-    pki.write_node_certs(root / HOME.lstrip("/") / "certs")
+    pki.write_node_certs(root / CERTS.lstrip("/"))
     tool("wg", f"printf '{wg_dump(int(time.time()) - 30)}'")
     tool(
         "ip",
@@ -59,7 +60,7 @@ def test_every_layer_against_a_real_mtls_hub(host: Host, pki: Pki, joined: Path)
         https_server(d / "server.crt", d / "server.key", d / "ca.crt") as (api_port, api_seen),
     ):
         report = probe_network(
-            host, HOME, f"https://localhost:{hub_port}", 3.0, node_api=("127.0.0.1", api_port)
+            host, CERTS, f"https://localhost:{hub_port}", 3.0, node_api=("127.0.0.1", api_port)
         )
     c = by_id(report.checks)
     for step in ("dns", "tcp", "tls", "http", "clock", "mtls", "wireguard", "node-api"):
@@ -77,7 +78,7 @@ def test_every_layer_against_a_real_mtls_hub(host: Host, pki: Pki, joined: Path)
 def test_clock_skew_against_the_hub_date_header(host: Host, joined: Path) -> None:
     d = joined
     with https_server(d / "server.crt", d / "server.key", skew_s=-600) as (port, _):
-        report = probe_network(host, HOME, f"https://localhost:{port}", 3.0, ("127.0.0.1", 1))
+        report = probe_network(host, CERTS, f"https://localhost:{port}", 3.0, ("127.0.0.1", 1))
     clock = by_id(report.checks)["network.clock"]
     # The Date header has one-second resolution, so the measured skew is 600 s give or take 1.
     assert clock.status is Status.FAIL and "local clock ahead of the hub by" in clock.observed
@@ -86,10 +87,10 @@ def test_clock_skew_against_the_hub_date_header(host: Host, joined: Path) -> Non
 
 
 def test_untrusted_hub_certificate_is_named(host: Host, root: Path, joined: Path) -> None:
-    (root / HOME.lstrip("/") / "certs" / "ca.crt").unlink()  # trust only the system CAs now
+    (root / CERTS.lstrip("/") / "ca.crt").unlink()  # trust only the system CAs now
     d = joined
     with https_server(d / "server.crt", d / "server.key") as (port, _):
-        report = probe_network(host, HOME, f"https://localhost:{port}", 3.0, ("127.0.0.1", 1))
+        report = probe_network(host, CERTS, f"https://localhost:{port}", 3.0, ("127.0.0.1", 1))
     c = by_id(report.checks)
     assert c["network.tls"].status is Status.FAIL and "not trusted" in c["network.tls"].observed
     assert c["network.http"].status is Status.SKIP
@@ -106,7 +107,7 @@ def black_hole() -> Iterator[int]:
 
 
 def test_a_hanging_hub_is_cut_by_the_timeout(host: Host, black_hole: int) -> None:
-    report = probe_network(host, HOME, f"https://127.0.0.1:{black_hole}", 0.5, ("127.0.0.1", 1))
+    report = probe_network(host, CERTS, f"https://127.0.0.1:{black_hole}", 0.5, ("127.0.0.1", 1))
     tls = by_id(report.checks)["network.tls"]
     assert tls.status is Status.FAIL and "timed out" in tls.observed
 

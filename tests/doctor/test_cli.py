@@ -47,6 +47,7 @@ def test_ready_host_exits_0_and_lists_every_check(ready: Path, nvml_t4: str) -> 
     assert code == 0, [(c["id"], c["observed"]) for c in doc["checks"] if c["status"] == "fail"]
     assert doc["schema"] == "worldland.doctor/v1"
     assert doc["ready"] is True
+    assert doc["ok"] is True  # every --json document says ok, doctor's too
     assert [c["id"] for c in doc["checks"]] == ALL_IDS
     for check in doc["checks"]:
         assert {"id", "area", "status", "observed", "remedy", "doc", "details"} <= set(check)
@@ -62,6 +63,7 @@ def test_a_failure_exits_1_with_its_remedy(ready: Path, nvml_t4: str, fakebin: F
     code, doc = doctor("--root", str(ready))
     assert code == 1
     assert doc["ready"] is False
+    assert doc["ok"] is False
     failed = [c for c in doc["checks"] if c["status"] == "fail"]
     assert [c["id"] for c in failed] == ["kube.kubelet-enabled"]
     assert failed[0]["remedy"] == "sudo systemctl enable kubelet"

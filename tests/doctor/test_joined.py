@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.doctor.hosts import HOSTNAME, write
 from tests.support.fakekube import Cluster, start_fake_kube
 from tests.support.pki import Pki, PkiFiles
+from worldland_cli import config
 from worldland_cli.host import Host
+from worldland_cli.main import app
 from worldland_cli.requirements.base import Status
 from worldland_cli.requirements.daemon import DaemonHealth
 from worldland_cli.requirements.kube import GPU_REMEDY, KUBELET_CONF, GpuAllocatable
@@ -217,3 +220,16 @@ def test_daemon_health_without_client_cert_is_refused(
     with mtls_health_server(pki) as url:
         finding = DaemonHealth(url=url, cert_dir=cert_dir).check(host)
     assert finding.status is Status.FAIL
+
+
+def test_doctor_reads_the_configured_cert_dir(root: Path, pki: PkiFiles) -> None:
+    """With cert_dir configured, doctor's daemon check finds the node's certificate there
+    instead of saying "not joined yet" about ~/.worldland/certs."""
+    config.set_value("cert_dir", "/srv/node-certs")
+    target = root / "srv" / "node-certs"
+    target.mkdir(parents=True)
+    shutil.copy(pki.client_cert, target / "node.crt")
+    res = CliRunner().invoke(app, ["doctor", "--json", "--only", "daemon", "--root", str(root)])
+    daemon = json.loads(res.stdout)["checks"][0]
+    assert daemon["id"] == "daemon.health"
+    assert daemon["status"] != "skip", daemon["observed"]

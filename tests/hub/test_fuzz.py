@@ -53,6 +53,7 @@ def fuzzer(operation: Any, headers: dict[str, str]) -> Any:
     return fuzz
 
 
+@pytest.mark.slow
 def test_no_server_errors(fuzz_hub: RunningHub, person_token: str) -> None:
     # Loaded in the test (not via schemathesis.pytest.from_fixture, which breaks on pytest 9)
     # because the schema only exists once the hub runs.

@@ -100,6 +100,7 @@ def test_nonces_die_with_their_lifetime_and_are_capped(tmp_path: Path) -> None:
     assert left == 1  # the expired three are gone at once, not an hour later
 
 
+@pytest.mark.slow
 def test_the_cli_waits_out_a_short_rate_limit(strict_hub: RunningHub) -> None:
     assert cli("wallet", "new").exit_code == 0
     for _ in range(3):  # three logins spend six tokens of a bucket of three at 1/s

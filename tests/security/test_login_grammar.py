@@ -197,6 +197,7 @@ def reference_accepts(text: str) -> bool:
     return True
 
 
+@pytest.mark.slow
 @settings(
     max_examples=300,
     deadline=None,

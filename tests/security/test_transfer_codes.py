@@ -22,7 +22,7 @@ from tests.support.sshd import SshdServer
 from tests.transfer.conftest import random_file, sha256_of
 from tests.transfer.test_pod_mode import cli, register_pod, renter
 from worldland_cli import config
-from worldland_cli.auth.session import authenticated_client
+from worldland_cli.auth.relogin import SignIn, authenticated_client
 from worldland_cli.transfer.engine import Options, download
 from worldland_cli.transfer.entries import Registered
 from worldland_cli.transfer.errors import UnsafePathError
@@ -49,7 +49,7 @@ def _register(
 ) -> str:
     """A pod's renter registers whatever it likes for a code, as a hostile sender could."""
     pod_id = register_pod(hub, sshd, renter(home, hub, monkeypatch))
-    client, _ = authenticated_client(config.load(), hub=hub.url)
+    client, _ = authenticated_client(config.load(), SignIn(hub=hub.url))
     with client:
         return client.create_transfer(pod_id, str(path), name, size, sha256).code
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.support.sshd import SSH_KEYGEN, SshdServer
@@ -20,6 +21,7 @@ def _auth(sshd: SshdServer) -> list[str]:
     return ["--identity", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts)]
 
 
+@pytest.mark.slow
 def test_200_mb_round_trip_through_the_cli_over_both_engines(
     sshd: SshdServer, tmp_path: Path
 ) -> None:

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from worldland_cli import config as config_mod
 from worldland_cli.auth.wallet import check_private_file
-from worldland_cli.errors import ActionableError
+from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.host import Host
-from worldland_cli.output import ExitCode
+from worldland_cli.times import format_time
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -91,9 +91,19 @@ class CertStatus:
     renew_after: dt.datetime | None = None
     needs_renewal: bool = False
 
+    @property
+    def usable(self) -> bool:
+        """Present, in date, matching node.key and signed by ca.crt: what the hub accepts."""
+        return (
+            self.present
+            and not self.expired
+            and self.key_matches is True
+            and self.issued_by_ca is True
+        )
+
     def to_json(self) -> dict[str, Any]:
         def t(value: dt.datetime | None) -> str | None:
-            return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+            return format_time(value) if value else None
 
         return {
             "cert_dir": self.cert_dir,

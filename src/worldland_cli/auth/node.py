@@ -19,10 +19,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from worldland_cli import config as config_mod
-from worldland_cli.errors import ActionableError
+from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.host import Host, NvmlUnavailable
 from worldland_cli.hubclient import Gpu, HubClient
-from worldland_cli.output import ExitCode
+from worldland_cli.times import format_time
 
 MIB_PER_GB = 1024
 
@@ -136,7 +136,7 @@ def register_node(
         node_id=result.node_id,
         hub=client.url,
         host=node_host,
-        registered_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        registered_at=format_time(dt.datetime.now(dt.UTC)),
     )
     save_node(record, host)
     return record, result.created

@@ -5,31 +5,27 @@ expires) and is the only place tokens live. It holds one session per hub, keyed 
 normal URL (:mod:`worldland_cli.auth.origin`): a token is only ever sent to the hub that
 issued it, and logging in to a second hub does not end the session with the first.
 
-:func:`authenticated_client` is what every command that talks to the hub as a person
-(register, send/receive codes, join) should call: it hands back a client with a live token,
-logs in again silently when a wallet key file is configured (saying so on stderr, and naming
-the configured hub when another one is used), and otherwise says "run worldland login"
-instead of letting the hub answer 401.
+This module is the store only: :mod:`worldland_cli.auth.siwe` makes a session (the login
+protocol) and :mod:`worldland_cli.auth.relogin` decides when to make one without asking.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worldland_cli import config as config_mod
 from worldland_cli.auth.origin import origin
-from worldland_cli.config import Config
-from worldland_cli.errors import ActionableError
+from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.host import Host
-from worldland_cli.output import ExitCode
+from worldland_cli.hubclient import HubEndpoint
+from worldland_cli.times import format_time, parse_time
 
 if TYPE_CHECKING:
-    from worldland_cli.hubclient import HubClient, HubEndpoint
+    pass
 
 # A token this close to its expiry is treated as expired: the request it is for might land
 # after the hub has stopped accepting it.
@@ -54,8 +50,6 @@ class Session:
         return self.expires_at - EXPIRY_MARGIN <= current
 
     def to_json(self) -> dict[str, Any]:
-        from worldland_cli.hubclient import format_time
-
         return {
             "token": self.token,
             "address": self.address,
@@ -84,8 +78,6 @@ def session_key(hub: str) -> str:
 
 
 def _parse(doc: Any) -> Session | None:
-    from worldland_cli.hubclient import parse_time
-
     try:
         return Session(
             token=str(doc["token"]),
@@ -156,7 +148,7 @@ def end_session(
     already refuses (expired, revoked) counts as revoked. Returns the session ended, or None
     when there was none for this hub.
     """
-    from worldland_cli.hubclient import HubDenied, HubError, format_time
+    from worldland_cli.hubclient import HubDenied, HubError
 
     session = load_session(endpoint.url, host)
     if session is None:
@@ -181,17 +173,6 @@ def end_session(
     return session
 
 
-def key_file_for_relogin(cfg: Config, flag: str | None = None) -> str | None:
-    """The wallet key file to log in with without asking: a configured one, or the default
-    ``private-key.txt`` when it exists."""
-    setting = cfg.resolve("private_key_file", flag)
-    if setting.value is None:
-        return None
-    if setting.source != "default" or Path(setting.value).exists():
-        return setting.value
-    return None
-
-
 def current_session(endpoint: HubEndpoint, host: Host | None = None) -> Session:
     """The saved session for this hub if it is still live, else NotLoggedIn."""
     session = load_session(endpoint.url, host)
@@ -201,95 +182,8 @@ def current_session(endpoint: HubEndpoint, host: Host | None = None) -> Session:
             f"run `worldland login --hub {endpoint.url}`",
         )
     if session.expired():
-        from worldland_cli.hubclient import format_time
-
         raise NotLoggedIn(
             f"the login session expired at {format_time(session.expires_at)}",
             "run `worldland login`",
         )
     return session
-
-
-def live_session(
-    cfg: Config,
-    *,
-    hub: str | None = None,
-    hub_ca: str | None = None,
-    private_key_file: str | None = None,
-    siwe_domain: str | None = None,
-    host: Host | None = None,
-    on_login: Callable[[Session], None] | None = None,
-    notice: Callable[[str], None] | None = None,
-    **client_kwargs: Any,
-) -> Session:
-    """The saved session for this hub, or a fresh one from a silent login.
-
-    When the saved session is missing or expired and a wallet key file is configured, logs
-    in again without asking (the way the seed's node daemon does on every start); otherwise
-    raises NotLoggedIn with "run worldland login". A silent login is never silent about
-    where it signs: ``notice`` (default: a line on stderr) names the hub and the wallet, and
-    says so when the hub is not the configured one (a ``--hub`` pasted from someone else's
-    message, say). ``on_login`` is told about it afterwards (commands print the seed's "SIWE
-    authentication successful").
-    """
-    endpoint = cfg.hub_endpoint(hub, hub_ca)
-    try:
-        return current_session(endpoint, host)
-    except NotLoggedIn:
-        key_file = key_file_for_relogin(cfg, private_key_file)
-        if key_file is None:
-            raise
-    from worldland_cli.auth.login import login
-    from worldland_cli.auth.wallet import load_wallet
-
-    wallet = load_wallet(key_file, host)
-    line = f"Signing in to the hub at {endpoint.url} as {wallet.address} (wallet key {key_file})"
-    configured = cfg.get("hub") or config_mod.DEFAULT_HUB
-    if session_key(configured) != session_key(endpoint.url):
-        line += f"; this is not your configured hub {configured}"
-    (notice or _to_stderr)(line)
-    with endpoint.client(**client_kwargs) as anonymous:
-        session = login(
-            anonymous,
-            wallet,
-            siwe_domain=cfg.get("siwe_domain", siwe_domain),
-            chain_id=cfg.get_int("chain_id"),
-            host=host,
-        )
-    if on_login is not None:
-        on_login(session)
-    return session
-
-
-def _to_stderr(line: str) -> None:
-    from worldland_cli.output import err_console
-
-    err_console().print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def authenticated_client(
-    cfg: Config,
-    *,
-    hub: str | None = None,
-    hub_ca: str | None = None,
-    private_key_file: str | None = None,
-    siwe_domain: str | None = None,
-    host: Host | None = None,
-    on_login: Callable[[Session], None] | None = None,
-    **client_kwargs: Any,
-) -> tuple[HubClient, Session]:
-    """A hub client carrying a live bearer token (see :func:`live_session`), and its session.
-
-    The caller closes the client (it is a context manager).
-    """
-    session = live_session(
-        cfg,
-        hub=hub,
-        hub_ca=hub_ca,
-        private_key_file=private_key_file,
-        siwe_domain=siwe_domain,
-        host=host,
-        on_login=on_login,
-        **client_kwargs,
-    )
-    return cfg.hub_endpoint(hub, hub_ca).client(token=session.token, **client_kwargs), session

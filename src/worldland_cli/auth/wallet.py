@@ -13,9 +13,8 @@ import os
 import string
 from pathlib import Path
 
-from worldland_cli.errors import ActionableError
+from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.host import Host, HostError
-from worldland_cli.output import ExitCode
 
 _HEX = frozenset(string.hexdigits)
 
@@ -134,7 +133,7 @@ def new_wallet(path: str | Path, host: Host | None = None) -> Wallet:
 
     h = host or Host(root=Path("/"))
     target = Path(path).expanduser().absolute()
-    if not target.parent.exists():
+    if not h.exists(str(target.parent)):
         h.makedirs(str(target.parent), mode=0o700)
     key = bytes(Account.create().key)
     wallet = Wallet(key)

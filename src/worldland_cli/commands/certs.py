@@ -1,7 +1,8 @@
 """`worldland certs status`, `certs bootstrap` and `certs renew`: the node's mTLS certificate.
 
-`bootstrap` and `renew` call auth.certs.ensure_certificate, the same function the daemon
-runs, so what a person sees here is what happens unattended.
+Parsing and rendering only: `bootstrap` and `renew` run
+:func:`worldland_cli.auth.provider.ensure_node_certificate`, which calls the same
+``ensure_certificate`` the daemon runs, so what a person sees here is what happens unattended.
 """
 
 from __future__ import annotations
@@ -10,20 +11,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from worldland_cli.commands.common import (
-    cert_dir_option,
-    done,
-    handled,
-    hub_ca_option,
-    hub_option,
-    json_option,
-    key_file_option,
-    siwe_domain_option,
-    wants_json,
-)
+from worldland_cli.commands.options import CertDir, HubCa, HubUrl, JsonFlag, KeyFile, SiweDomain
+from worldland_cli.errors import ExitCode
+from worldland_cli.output import Result
 
 if TYPE_CHECKING:
     from worldland_cli.auth.certs import CertStatus
+    from worldland_cli.auth.relogin import SignIn
 
 app = typer.Typer(
     help="Node certificate: status, bootstrap, renew.", no_args_is_help=True, rich_markup_mode=None
@@ -31,7 +25,7 @@ app = typer.Typer(
 
 
 def _status_lines(st: CertStatus) -> list[str]:
-    from worldland_cli.hubclient import format_time
+    from worldland_cli.times import format_time
 
     if not st.present:
         return [f"no certificate in {st.cert_dir}: run `worldland register`"]
@@ -52,64 +46,30 @@ def _status_lines(st: CertStatus) -> list[str]:
 
 @app.command("status")
 def status(
-    ctx: typer.Context,
-    cert_dir: str | None = cert_dir_option(),
-    json_output: bool = json_option(),
-) -> None:
+    cert_dir: CertDir = None,
+    json_output: JsonFlag = False,
+) -> Result:
     """Subject, expiry, renewal time and whether node.key matches node.crt.
 
     Exit status: 0 usable, 1 missing, expired, mismatched or not signed by ca.crt.
     """
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        from worldland_cli import config
-        from worldland_cli.auth.certs import cert_status
-
-        st = cert_status(config.load().get("cert_dir", cert_dir))
-        usable = (
-            st.present and not st.expired and st.key_matches is True and st.issued_by_ca is True
-        )
-        done(as_json, {"usable": usable, **st.to_json()}, _status_lines(st))
-        if not usable:
-            raise typer.Exit(1)
-
-
-def _ensure(
-    as_json: bool,
-    *,
-    force: bool,
-    hub: str | None,
-    hub_ca: str | None,
-    cert_dir: str | None,
-    private_key_file: str | None,
-    siwe_domain: str | None,
-) -> None:
     from worldland_cli import config
-    from worldland_cli.auth.certs import ensure_certificate
-    from worldland_cli.auth.node import RegisterError, load_node
-    from worldland_cli.auth.session import live_session
-    from worldland_cli.hubclient import format_time
+    from worldland_cli.auth.certs import cert_status
 
-    cfg = config.load()
-    node = load_node()
-    if node is None:
-        raise RegisterError(
-            "this machine is not registered yet (no node.json)", "run `worldland register`"
-        )
-    directory = cfg.get("cert_dir", cert_dir)
-
-    def token() -> str:
-        return live_session(
-            cfg,
-            hub=hub,
-            hub_ca=hub_ca,
-            private_key_file=private_key_file,
-            siwe_domain=siwe_domain,
-        ).token
-
-    outcome = ensure_certificate(
-        cfg.hub_endpoint(hub, hub_ca), node.node_id, cert_dir=directory, token=token, force=force
+    st = cert_status(config.load().cert_dir(cert_dir))
+    return Result(
+        {"usable": st.usable, **st.to_json()},
+        _status_lines(st),
+        exit_code=ExitCode.OK if st.usable else ExitCode.FAILED,
     )
+
+
+def _ensure(sign_in: SignIn, cert_dir: str | None, *, force: bool) -> Result:
+    from worldland_cli import config
+    from worldland_cli.auth.provider import ensure_node_certificate
+    from worldland_cli.times import format_time
+
+    node, outcome = ensure_node_certificate(config.load(), sign_in, force=force, cert_dir=cert_dir)
     st = outcome.status
     until = format_time(st.not_after) if st.not_after else "?"
     line = {
@@ -117,53 +77,43 @@ def _ensure(
         "issued": f"Bootstrap certificates saved to {st.cert_dir}",
         "renewed": f"Certificate renewed (valid until {until}) in {st.cert_dir}",
     }[outcome.action]
-    done(as_json, {"action": outcome.action, **st.to_json()}, [line])
+    return Result({"action": outcome.action, **st.to_json()}, [line])
 
 
 @app.command("bootstrap")
 def bootstrap(
-    ctx: typer.Context,
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    cert_dir: str | None = cert_dir_option(),
-    private_key_file: str | None = key_file_option(),
-    siwe_domain: str | None = siwe_domain_option(),
-    json_output: bool = json_option(),
-) -> None:
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    cert_dir: CertDir = None,
+    private_key_file: KeyFile = None,
+    siwe_domain: SiweDomain = None,
+    json_output: JsonFlag = False,
+) -> Result:
     """Get a certificate for the registered node, or renew it when a third of its life is
     left; the private key is made here (0600) and never sent."""
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        _ensure(
-            as_json,
-            force=False,
-            hub=hub,
-            hub_ca=hub_ca,
-            cert_dir=cert_dir,
-            private_key_file=private_key_file,
-            siwe_domain=siwe_domain,
-        )
+    from worldland_cli.auth.relogin import SignIn
+
+    return _ensure(
+        SignIn(hub=hub, hub_ca=hub_ca, private_key_file=private_key_file, siwe_domain=siwe_domain),
+        cert_dir,
+        force=False,
+    )
 
 
 @app.command("renew")
 def renew(
-    ctx: typer.Context,
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    cert_dir: str | None = cert_dir_option(),
-    private_key_file: str | None = key_file_option(),
-    siwe_domain: str | None = siwe_domain_option(),
-    json_output: bool = json_option(),
-) -> None:
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    cert_dir: CertDir = None,
+    private_key_file: KeyFile = None,
+    siwe_domain: SiweDomain = None,
+    json_output: JsonFlag = False,
+) -> Result:
     """Renew now, whatever the remaining lifetime (over mTLS when the hub speaks TLS)."""
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        _ensure(
-            as_json,
-            force=True,
-            hub=hub,
-            hub_ca=hub_ca,
-            cert_dir=cert_dir,
-            private_key_file=private_key_file,
-            siwe_domain=siwe_domain,
-        )
+    from worldland_cli.auth.relogin import SignIn
+
+    return _ensure(
+        SignIn(hub=hub, hub_ca=hub_ca, private_key_file=private_key_file, siwe_domain=siwe_domain),
+        cert_dir,
+        force=True,
+    )

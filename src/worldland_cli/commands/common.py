@@ -1,22 +1,45 @@
-"""What every command shares: the global options, the hub options, and how results and
-errors are rendered (one JSON document with --json, else lines for people)."""
+"""What every command shares: the invocation's global options and small parsing helpers.
+
+Errors and results are not rendered here: a command raises or returns, and the door
+(:mod:`worldland_cli.commands.dispatch`) renders.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from dataclasses import dataclass
 
 import typer
 
 
-def wants_json(ctx: typer.Context, local_flag: bool) -> bool:
-    """`worldland --json doctor` and `worldland doctor --json` mean the same."""
-    return local_flag or bool(getattr(ctx.obj, "json", False))
+@dataclass
+class GlobalOptions:
+    """What holds for the whole invocation; commands reach it through their context."""
+
+    json: bool = False
+    verbose: int = 0
 
 
-def verbosity(ctx: typer.Context, local: int = 0) -> int:
-    return max(local, int(getattr(ctx.obj, "verbose", 0)))
+def json_requested(args: Sequence[str]) -> bool:
+    """``--json`` anywhere before ``--``: ``worldland --json doctor`` = ``doctor --json``."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
+
+
+def wants_json(ctx: typer.Context) -> bool:
+    """Whether this invocation prints one JSON document (the door decided it, from argv)."""
+    options = ctx.find_object(GlobalOptions)
+    return options is not None and options.json
+
+
+def verbosity(ctx: typer.Context) -> int:
+    options = ctx.find_object(GlobalOptions)
+    return options.verbose if options is not None else 0
 
 
 def split_ids(values: list[str] | None) -> list[str]:
@@ -27,85 +50,23 @@ def split_ids(values: list[str] | None) -> list[str]:
     return out
 
 
-def json_option() -> Any:
-    return typer.Option(False, "--json", help="Print one JSON document instead of a table.")
-
-
-def hub_option() -> Any:
-    return typer.Option(
-        None, "--hub", metavar="URL", help="Hub URL (default: WORLDLAND_HUB, config, :8080)."
-    )
-
-
-def hub_ca_option() -> Any:
-    return typer.Option(
-        None, "--hub-ca", metavar="FILE", help="CA bundle for a TLS hub (WORLDLAND_HUB_CA)."
-    )
-
-
-def key_file_option() -> Any:
-    return typer.Option(
-        None,
-        "--private-key-file",
-        metavar="FILE",
-        help="Wallet key file, mode 0600 (default ~/.worldland/private-key.txt).",
-    )
-
-
-def siwe_domain_option() -> Any:
-    return typer.Option(
-        None,
-        "--siwe-domain",
-        metavar="DOMAIN",
-        help="The hub's SIWE domain (host:port of --hub); refuse to sign in elsewhere.",
-    )
-
-
-def cert_dir_option() -> Any:
-    return typer.Option(
-        None, "--cert-dir", metavar="DIR", help="node.key/node.crt/ca.crt (~/.worldland/certs)."
-    )
-
-
-def fail(as_json: bool, exit_code: int, message: str, hint: str | None) -> NoReturn:
-    from worldland_cli.output import error, print_json
-
-    if as_json:
-        print_json({"ok": False, "error": message, "hint": hint})
-    else:
-        error(message, hint)
-    raise typer.Exit(exit_code)
-
-
 @contextmanager
-def handled(as_json: bool, note: str | None = None) -> Iterator[None]:
-    """Turn any ActionableError (or host error) into one error line or JSON document and its
-    exit code.
+def noted(note: str | None) -> Iterator[None]:
+    """Add ``note`` to the hint of any failure a person can act on raised inside.
 
-    ``note`` is added to the hint: after a transfer code was claimed, a failure must say the
-    code is spent, or the person retries it and is told "already used" without knowing why.
+    After a transfer code was claimed, a failure must say the code is spent, or the person
+    retries it and is told "already used" without knowing why.
     """
     from worldland_cli.errors import ActionableError
     from worldland_cli.host import HostError
-    from worldland_cli.output import ExitCode
 
     try:
         yield
     except ActionableError as e:
-        fail(as_json, int(e.exit_code), e.message, " ".join(filter(None, (e.hint, note))) or None)
+        e.hint = " ".join(filter(None, (e.hint, note))) or None
+        raise
     except HostError as e:
-        fail(as_json, int(ExitCode.FAILED), str(e), note)
-
-
-def done(as_json: bool, document: dict[str, Any], lines: Sequence[str]) -> None:
-    """Success: one JSON document, or the seed-style log lines for people."""
-    from worldland_cli.output import console, print_json
-
-    if as_json:
-        print_json({"ok": True, **document})
-        return
-    for line in lines:
-        console().print(line, markup=False, highlight=False, soft_wrap=True)
+        raise ActionableError(str(e), note) from e
 
 
 def progress(as_json: bool, line: str) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 
 import typer
 
-from worldland_cli.commands.common import done, handled, json_option, wants_json
+from worldland_cli.commands.options import JsonFlag
+from worldland_cli.output import Result
 
 app = typer.Typer(
     help="Show or change settings (~/.worldland/config.toml).",
@@ -21,64 +22,60 @@ app = typer.Typer(
 
 
 @app.command("show")
-def show(ctx: typer.Context, json_output: bool = json_option()) -> None:
+def show(json_output: JsonFlag = False) -> Result:
     """Every setting, its value and where it came from; secrets masked."""
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        from worldland_cli import config
-        from worldland_cli.auth.session import load_session
-        from worldland_cli.hubclient import format_time
+    from worldland_cli import config
+    from worldland_cli.auth.session import load_session
+    from worldland_cli.hubclient import HubEndpoint
+    from worldland_cli.times import format_time
+    from worldland_cli.urls import mask_url
 
-        cfg = config.load()
-        settings: dict[str, Any] = {}
-        lines = [f"config file: {config.config_file()}"]
-        for name, key in config.KEYS.items():
-            setting = cfg.resolve(name)
-            value = setting.value
-            if value is not None and key.kind == "url":
-                value = config.mask_url(value)
-            settings[name] = {"value": value, "source": setting.source, "env": key.env}
-            shown = "(unset)" if value is None else value
-            lines.append(f"{name:<17} {shown}  [{setting.source}]")
-        session = load_session(cfg.hub_endpoint().url)
-        session_doc = None
-        if session is None:
-            lines.append(f"{'session':<17} (not logged in)")
-        else:
-            session_doc = {"token": "****", **session.public()}
-            state = "expired" if session.expired() else "valid"
-            lines.append(
-                f"{'session':<17} token **** for {session.address} at {session.hub}, "
-                f"{state} until {format_time(session.expires_at)}"
-            )
-        done(
-            as_json,
-            {
-                "config_file": str(config.config_file()),
-                "home": str(config.home()),
-                "settings": settings,
-                "session": session_doc,
-            },
-            lines,
+    cfg = config.load()
+    settings: dict[str, Any] = {}
+    lines = [f"config file: {config.config_file()}"]
+    for name, key in config.KEYS.items():
+        setting = cfg.resolve(name)
+        value = setting.value
+        if value is not None and key.kind == "url":
+            value = mask_url(value)
+        settings[name] = {"value": value, "source": setting.source, "env": key.env}
+        shown = "(unset)" if value is None else value
+        lines.append(f"{name:<17} {shown}  [{setting.source}]")
+    session = load_session(HubEndpoint.from_config(cfg).url)
+    session_doc = None
+    if session is None:
+        lines.append(f"{'session':<17} (not logged in)")
+    else:
+        session_doc = {"token": "****", **session.public()}
+        state = "expired" if session.expired() else "valid"
+        lines.append(
+            f"{'session':<17} token **** for {session.address} at {session.hub}, "
+            f"{state} until {format_time(session.expires_at)}"
         )
+    return Result(
+        {
+            "config_file": str(config.config_file()),
+            "home": str(config.home()),
+            "settings": settings,
+            "session": session_doc,
+        },
+        lines,
+    )
 
 
 @app.command("set")
 def set_(
-    ctx: typer.Context,
     key: str = typer.Argument(..., metavar="KEY", help="A setting name (see `config show`)."),
     value: str = typer.Argument(..., metavar="VALUE"),
-    json_output: bool = json_option(),
-) -> None:
+    json_output: JsonFlag = False,
+) -> Result:
     """Store one setting in config.toml (validated; other settings are kept)."""
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        from worldland_cli import config
+    from worldland_cli import config
+    from worldland_cli.urls import mask_url
 
-        stored = config.set_value(key, value)
-        shown = config.mask_url(stored) if config.KEYS[key].kind == "url" else stored
-        done(
-            as_json,
-            {"key": key, "value": shown, "config_file": str(config.config_file())},
-            [f"{key} = {shown} (saved to {config.config_file()})"],
-        )
+    stored = config.set_value(key, value)
+    shown = mask_url(stored) if config.KEYS[key].kind == "url" else stored
+    return Result(
+        {"key": key, "value": shown, "config_file": str(config.config_file())},
+        [f"{key} = {shown} (saved to {config.config_file()})"],
+    )

@@ -6,15 +6,20 @@ takes ``--json`` (one document on stdout) and ``--timeout`` (seconds per probe s
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
-from worldland_cli.commands.common import hub_ca_option, hub_option, json_option, wants_json
+from worldland_cli.commands.common import wants_json
+from worldland_cli.commands.options import HubCa, HubUrl, JsonFlag, Root, StepTimeout
+from worldland_cli.errors import ExitCode
+from worldland_cli.output import Result
 
 if TYPE_CHECKING:
     from worldland_cli.diag.base import DiagReport
+    from worldland_cli.diag.bundle import Bundle
     from worldland_cli.host import Host
 
 app = typer.Typer(
@@ -28,37 +33,17 @@ app.add_typer(fix_app, name="fix")
 REACH_CHECKS = ("network.dns", "network.tcp", "network.tls", "network.http")
 
 
-def _timeout() -> Any:
-    return typer.Option(
-        5.0, "--timeout", min=0.1, metavar="SECONDS", help="Seconds each probe step may take."
-    )
-
-
-def _root() -> Any:
-    return typer.Option(
-        Path("/"),
-        "--root",
-        metavar="DIR",
-        file_okay=False,
-        exists=True,
-        help="Inspect another root file system, like dpkg --root.",
-    )
-
-
 def _host(root: Path, timeout: float) -> Host:
     from worldland_cli.host import Host
 
     return Host(root, default_timeout=timeout)
 
 
-def _emit(ctx: typer.Context, json_output: bool, report: DiagReport, exit_code: int) -> None:
-    from worldland_cli.output import print_json
-
-    if wants_json(ctx, json_output):
-        print_json(report.to_dict())
-    else:
-        _render(report)
-    raise typer.Exit(exit_code)
+def _result(report: DiagReport, exit_code: int | None = None) -> Result:
+    """A probe's report as the command's result: exit 1 when a check failed, unless told."""
+    if exit_code is None:
+        exit_code = ExitCode.FAILED if report.failed else ExitCode.OK
+    return Result(report.to_dict(), render=partial(_render, report), exit_code=exit_code)
 
 
 def _render(report: DiagReport) -> None:
@@ -69,25 +54,12 @@ def _render(report: DiagReport) -> None:
     render_findings(report.checks, summary, failed=report.failed, show_ms=True)
 
 
-def _failed_code(report: DiagReport) -> int:
-    from worldland_cli.output import ExitCode
-
-    return int(ExitCode.FAILED if report.failed else ExitCode.OK)
-
-
-def _home() -> str:
-    from worldland_cli.config import home
-
-    return str(home())
-
-
 @app.command("gpu")
 def gpu(
-    ctx: typer.Context,
-    json_output: bool = json_option(),
-    timeout: float = _timeout(),
-    root: Path = _root(),
-) -> None:
+    json_output: JsonFlag = False,
+    timeout: StepTimeout = 5.0,
+    root: Root = Path("/"),
+) -> Result:
     """Per-GPU health: NVML counters, Xid events, the nvidia-smi -q summary.
 
     NVML gives ECC, retired/remapped pages, clocks, power, temperature and PCIe link per GPU.
@@ -95,19 +67,17 @@ def gpu(
     """
     from worldland_cli.diag.gpu import probe_gpu
 
-    report = probe_gpu(_host(root, timeout), timeout)
-    _emit(ctx, json_output, report, _failed_code(report))
+    return _result(probe_gpu(_host(root, timeout), timeout))
 
 
 @app.command("network")
 def network(
-    ctx: typer.Context,
-    json_output: bool = json_option(),
-    timeout: float = _timeout(),
-    root: Path = _root(),
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-) -> None:
+    json_output: JsonFlag = False,
+    timeout: StepTimeout = 5.0,
+    root: Root = Path("/"),
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+) -> Result:
     """The path to the hub step by step, the tunnel, the node API and the MTU.
 
     DNS, TCP, TLS and HTTP with timings, mTLS with the node certificate, clock skew against
@@ -117,26 +87,28 @@ def network(
     from worldland_cli import config
     from worldland_cli.diag.base import Status
     from worldland_cli.diag.network import probe_network
-    from worldland_cli.output import ExitCode
+    from worldland_cli.hubclient import HubEndpoint
 
-    host = _host(root, timeout)
-    endpoint = config.load().hub_endpoint(hub, hub_ca)
+    cfg = config.load()
+    endpoint = HubEndpoint.from_config(cfg, hub, hub_ca)
     report = probe_network(
-        host, _home(), endpoint.url.rstrip("/"), timeout, hub_ca=endpoint.ca_file
+        _host(root, timeout),
+        cfg.cert_dir(),
+        endpoint.url.rstrip("/"),
+        timeout,
+        hub_ca=endpoint.ca_file,
     )
     unreachable = any(c.id in REACH_CHECKS and c.status is Status.FAIL for c in report.checks)
-    code = int(ExitCode.UNREACHABLE) if unreachable else _failed_code(report)
-    _emit(ctx, json_output, report, code)
+    return _result(report, ExitCode.UNREACHABLE if unreachable else None)
 
 
 @app.command("k8s")
 def k8s(
-    ctx: typer.Context,
-    json_output: bool = json_option(),
-    timeout: float = _timeout(),
-    root: Path = _root(),
+    json_output: JsonFlag = False,
+    timeout: StepTimeout = 5.0,
+    root: Root = Path("/"),
     node: str = typer.Option(None, "--node", help="Node name (default: this host's name)."),
-) -> None:
+) -> Result:
     """kubelet, node conditions, allocatable GPUs, the device plugin, the CNI failure.
 
     Reads the kubelet journal and, with the kubelet's own kubeconfig, the API server; finds
@@ -144,26 +116,26 @@ def k8s(
     """
     from worldland_cli.diag.k8s import probe_k8s
 
-    report = probe_k8s(_host(root, timeout), timeout, node)
-    _emit(ctx, json_output, report, _failed_code(report))
+    return _result(probe_k8s(_host(root, timeout), timeout, node))
 
 
 @app.command("certs")
 def certs(
-    ctx: typer.Context,
-    json_output: bool = json_option(),
-    root: Path = _root(),
-) -> None:
-    """The node's mTLS certificate: chain to the hub CA, SANs, expiry, key match, key mode."""
+    json_output: JsonFlag = False,
+    root: Root = Path("/"),
+) -> Result:
+    """The node's mTLS certificate: chain to the hub CA, SANs, expiry, key match, key mode.
+
+    Looks in the configured cert_dir (WORLDLAND_CERT_DIR, config.toml; ~/.worldland/certs).
+    """
+    from worldland_cli import config
     from worldland_cli.diag.certs import probe_certs
 
-    report = probe_certs(_host(root, 5.0), _home())
-    _emit(ctx, json_output, report, _failed_code(report))
+    return _result(probe_certs(_host(root, 5.0), config.load().cert_dir()))
 
 
 @app.command("bundle")
 def bundle(
-    ctx: typer.Context,
     output: Path = typer.Option(
         None,
         "-o",
@@ -171,10 +143,10 @@ def bundle(
         metavar="FILE",
         help="Archive path (default: worldland-bundle-HOST-TIME.tar.gz).",
     ),
-    json_output: bool = json_option(),
-    timeout: float = _timeout(),
-    root: Path = _root(),
-) -> None:
+    json_output: JsonFlag = False,
+    timeout: StepTimeout = 5.0,
+    root: Root = Path("/"),
+) -> Result:
     """A redacted tar.gz to attach to a support ticket.
 
     Holds doctor, every diag probe, versions, logs, configs and NVIDIA kernel lines, with
@@ -182,14 +154,13 @@ def bundle(
     """
     import time
 
-    from rich.markup import escape
-
+    from worldland_cli.config import home
     from worldland_cli.diag.bundle import build_bundle
+    from worldland_cli.errors import ActionableError
     from worldland_cli.host import Host, HostError
-    from worldland_cli.output import ExitCode, console, error, print_json
 
     host = _host(root, timeout)
-    result = build_bundle(host, _home(), timeout=timeout)
+    result = build_bundle(host, str(home()), timeout=timeout)
     if output is None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         output = Path(f"worldland-bundle-{host.hostname()}-{stamp}.tar.gz")
@@ -198,11 +169,17 @@ def bundle(
         # The archive is the user's file, not the inspected system's, hence a host at "/".
         Host(Path("/")).write_atomic(str(target), result.data, mode=0o600)
     except (HostError, OSError) as e:
-        error(f"cannot write {target}: {e}", "choose another path with -o")
-        raise typer.Exit(ExitCode.FAILED) from e
-    if wants_json(ctx, json_output):
-        print_json({"path": str(target), **result.to_dict()})
-        raise typer.Exit(ExitCode.OK)
+        raise ActionableError(f"cannot write {target}: {e}", "choose another path with -o") from e
+    return Result(
+        {"path": str(target), **result.to_dict()}, render=partial(_render_bundle, target, result)
+    )
+
+
+def _render_bundle(target: Path, result: Bundle) -> None:
+    from rich.markup import escape
+
+    from worldland_cli.output import console
+
     out = console()
     total = sum(int(str(r["count"])) for r in result.redactions)
     out.print(
@@ -213,37 +190,44 @@ def bundle(
         out.print(f"  [yellow]note[/] {escape(member)}: {escape(why)}")
     for member in result.truncated + result.omitted:
         out.print(f"  [yellow]size cap[/] {escape(member)} was cut to fit")
-    raise typer.Exit(ExitCode.OK)
 
 
 @fix_app.command("cni")
 def fix_cni(
     ctx: typer.Context,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    json_output: bool = json_option(),
-    root: Path = _root(),
-) -> None:
+    json_output: JsonFlag = False,
+    root: Root = Path("/"),
+) -> Result:
     """Fix 'cni0 already has an IP address' (pods stuck in ContainerCreating).
 
     Deletes cni0, removes /etc/cni/net.d/*, restarts containerd and kubelet.
+    With --json and without --yes nothing is changed: the document lists the steps under
+    "would_run" and says "confirmation_needed", and the exit status is 2 (add --yes).
     """
     from rich.markup import escape
 
     from worldland_cli.diag.fix import StepResult, apply_cni_fix, cni_fix_plan
-    from worldland_cli.output import ExitCode, console, error, print_json
+    from worldland_cli.output import console
 
-    as_json = wants_json(ctx, json_output)
-    if as_json and not yes:
-        error("--json cannot ask for confirmation", "add --yes to apply the fix")
-        raise typer.Exit(ExitCode.USAGE)
+    as_json = wants_json(ctx)
+    if not yes and as_json:
+        return Result(
+            {
+                "error": "--json cannot ask for confirmation; nothing was changed",
+                "hint": "add --yes to apply the fix",
+                "confirmation_needed": True,
+                "would_run": cni_fix_plan(),
+            },
+            exit_code=ExitCode.USAGE,
+        )
     if not yes:
         out = console()
         out.print("[bold]This will run:[/]")
         for step in cni_fix_plan():
             out.print(f"  {escape(step)}")
         if not typer.confirm("Apply the CNI fix?", default=False):
-            out.print("nothing changed")
-            raise typer.Exit(ExitCode.FAILED)
+            return Result({"applied": False}, ["nothing changed"], exit_code=ExitCode.FAILED)
 
     def show(r: StepResult) -> None:
         if not as_json:
@@ -252,6 +236,7 @@ def fix_cni(
 
     results = apply_cni_fix(_host(root, 30.0), on_step=show)
     failed = not all(r.ok for r in results)
-    if as_json:
-        print_json({"ok": not failed, "steps": [r.to_dict() for r in results]})
-    raise typer.Exit(ExitCode.FAILED if failed else ExitCode.OK)
+    return Result(
+        {"steps": [r.to_dict() for r in results]},
+        exit_code=ExitCode.FAILED if failed else ExitCode.OK,
+    )

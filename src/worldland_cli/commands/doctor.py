@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import typer
 
-from worldland_cli.commands.common import json_option, split_ids, verbosity, wants_json
+from worldland_cli.commands.common import split_ids, verbosity
+from worldland_cli.commands.options import JsonFlag, Root
+from worldland_cli.output import Result
 
 
 def doctor(
     ctx: typer.Context,
-    json_output: bool = json_option(),
+    json_output: JsonFlag = False,
     only: list[str] = typer.Option(
         None, "--only", metavar="ID,...", help="Run only these checks (ids or areas like 'gpu')."
     ),
@@ -28,37 +31,29 @@ def doctor(
         metavar="SECONDS",
         help="Seconds each probe may take; bounds the whole run.",
     ),
-    root: Path = typer.Option(
-        Path("/"),
-        "--root",
-        metavar="DIR",
-        file_okay=False,
-        exists=True,
-        help="Inspect another root file system (an image being prepared), like dpkg --root.",
-    ),
-) -> None:
+    root: Root = Path("/"),
+) -> Result:
     """Check every provider requirement and print the exact fix for each problem.
 
     Exit status: 0 when nothing fails, 1 when a check fails, 2 for usage errors.
     """
+    from worldland_cli import config
+    from worldland_cli.errors import ExitCode
     from worldland_cli.host import Host
-    from worldland_cli.output import ExitCode, print_json, render_report
+    from worldland_cli.output import render_report
     from worldland_cli.requirements import all_requirements
     from worldland_cli.requirements.runner import UnknownCheckError, run_checks
 
+    requirements = all_requirements(cert_dir=config.load().cert_dir())
     host = Host(root, default_timeout=timeout)
     try:
         report = run_checks(
-            host,
-            all_requirements(),
-            only=split_ids(only),
-            ignore=split_ids(ignore),
-            timeout=timeout,
+            host, requirements, only=split_ids(only), ignore=split_ids(ignore), timeout=timeout
         )
     except UnknownCheckError as e:
         raise typer.BadParameter(str(e), param_hint="'--only' / '--ignore'") from e
-    if wants_json(ctx, json_output):
-        print_json(report.to_dict())
-    else:
-        render_report(report, verbose=verbosity(ctx) > 0)
-    raise typer.Exit(ExitCode.FAILED if report.failed else ExitCode.OK)
+    return Result(
+        report.to_dict(),
+        render=partial(render_report, report, verbose=verbosity(ctx) > 0),
+        exit_code=ExitCode.FAILED if report.failed else ExitCode.OK,
+    )

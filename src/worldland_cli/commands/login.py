@@ -8,133 +8,117 @@ from __future__ import annotations
 
 import typer
 
-from worldland_cli.commands.common import (
-    done,
-    handled,
-    hub_ca_option,
-    hub_option,
-    json_option,
-    key_file_option,
-    progress,
-    siwe_domain_option,
-    wants_json,
-)
+from worldland_cli.commands.common import progress, wants_json
+from worldland_cli.commands.options import HubCa, HubUrl, JsonFlag, KeyFile, SiweDomain
+from worldland_cli.output import Result
 
 
 def login(
     ctx: typer.Context,
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    siwe_domain: str | None = siwe_domain_option(),
-    private_key_file: str | None = key_file_option(),
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    siwe_domain: SiweDomain = None,
+    private_key_file: KeyFile = None,
     chain_id: int | None = typer.Option(
         None, "--chain-id", min=0, metavar="ID", help="SIWE chain id (default: the hub's first)."
     ),
-    json_output: bool = json_option(),
-) -> None:
+    json_output: JsonFlag = False,
+) -> Result:
     """Sign in with the wallet (SIWE, EIP-4361) and keep the session token (0600).
 
     Exit status: 0 logged in, 1 failed, 3 hub unreachable, 4 refused (key file or hub).
     """
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        from worldland_cli import config
-        from worldland_cli.auth.login import login as do_login
-        from worldland_cli.auth.wallet import load_wallet
-        from worldland_cli.hubclient import format_time
+    as_json = wants_json(ctx)
+    from worldland_cli import config
+    from worldland_cli.auth.siwe import login as do_login
+    from worldland_cli.auth.wallet import load_wallet
+    from worldland_cli.hubclient import HubEndpoint
+    from worldland_cli.times import format_time
 
-        cfg = config.load()
-        key_file = cfg.get("private_key_file", private_key_file) or ""
-        wallet = load_wallet(key_file)
-        endpoint = cfg.hub_endpoint(hub, hub_ca)
-        progress(as_json, f"Authenticating with wallet to Hub {endpoint.url}...")
-        with endpoint.client() as client:
-            session = do_login(
-                client,
-                wallet,
-                siwe_domain=cfg.get("siwe_domain", siwe_domain),
-                chain_id=cfg.get_int("chain_id", chain_id),
-            )
-        done(
-            as_json,
-            session.public(),
-            [
-                "SIWE authentication successful",
-                f"Logged in as {session.address} to {session.hub} "
-                f"until {format_time(session.expires_at)}",
-            ],
+    cfg = config.load()
+    key_file = cfg.get("private_key_file", private_key_file) or ""
+    wallet = load_wallet(key_file)
+    endpoint = HubEndpoint.from_config(cfg, hub, hub_ca)
+    progress(as_json, f"Authenticating with wallet to Hub {endpoint.url}...")
+    with endpoint.client() as client:
+        session = do_login(
+            client,
+            wallet,
+            siwe_domain=cfg.get("siwe_domain", siwe_domain),
+            chain_id=cfg.get_int("chain_id", chain_id),
         )
+    return Result(
+        session.public(),
+        [
+            "SIWE authentication successful",
+            f"Logged in as {session.address} to {session.hub} "
+            f"until {format_time(session.expires_at)}",
+        ],
+    )
 
 
 def logout(
-    ctx: typer.Context,
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    json_output: bool = json_option(),
-) -> None:
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    json_output: JsonFlag = False,
+) -> Result:
     """End the session with the hub: revoke its token there, then forget it here.
 
     The wallet key file is left alone; sessions with other hubs stay.
     Exit status: 0 logged out (or not logged in), 1 or 3 forgotten here but the hub could not
     be told (the token stays valid there until it expires).
     """
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        from worldland_cli import config
-        from worldland_cli.auth.session import end_session
+    from worldland_cli import config
+    from worldland_cli.auth.session import end_session
+    from worldland_cli.hubclient import HubEndpoint
 
-        endpoint = config.load().hub_endpoint(hub, hub_ca)
-        ended = end_session(endpoint)
-        done(
-            as_json,
-            {"logged_out": ended is not None, "hub": endpoint.url},
-            [
-                f"Logged out of {endpoint.url}; the session token is revoked"
-                if ended is not None
-                else f"Not logged in to {endpoint.url}; nothing to do"
-            ],
-        )
+    endpoint = HubEndpoint.from_config(config.load(), hub, hub_ca)
+    ended = end_session(endpoint)
+    return Result(
+        {"logged_out": ended is not None, "hub": endpoint.url},
+        [
+            f"Logged out of {endpoint.url}; the session token is revoked"
+            if ended is not None
+            else f"Not logged in to {endpoint.url}; nothing to do"
+        ],
+    )
 
 
 def whoami(
-    ctx: typer.Context,
-    hub: str | None = hub_option(),
-    json_output: bool = json_option(),
-) -> None:
+    hub: HubUrl = None,
+    json_output: JsonFlag = False,
+) -> Result:
     """The wallet address, hub and token expiry of the session with the hub.
 
     Exit status: 0 logged in, 4 not logged in or the session expired.
     """
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        from worldland_cli import config
-        from worldland_cli.auth.session import NotLoggedIn, load_sessions, session_key
-        from worldland_cli.hubclient import format_time
+    from worldland_cli import config
+    from worldland_cli.auth.session import NotLoggedIn, load_sessions, session_key
+    from worldland_cli.hubclient import HubEndpoint
+    from worldland_cli.times import format_time
 
-        url = config.load().hub_endpoint(hub).url
-        sessions = load_sessions()
-        session = sessions.get(session_key(url))
-        if session is None:
-            others = sorted(s.hub for s in sessions.values())
-            raise NotLoggedIn(
-                f"not logged in to {url}"
-                + (f" (logged in to: {', '.join(others)})" if others else ""),
-                f"run `worldland whoami --hub {others[0]}`"
-                if len(others) == 1
-                else f"run `worldland login --hub {url}`",
-            )
-        if session.expired():
-            raise NotLoggedIn(
-                f"the session for {session.address} at {session.hub} expired at "
-                f"{format_time(session.expires_at)}",
-                "run `worldland login`",
-            )
-        done(
-            as_json,
-            session.public(),
-            [
-                f"address: {session.address}",
-                f"hub:     {session.hub}",
-                f"expires: {format_time(session.expires_at)}",
-            ],
+    url = HubEndpoint.from_config(config.load(), hub).url
+    sessions = load_sessions()
+    session = sessions.get(session_key(url))
+    if session is None:
+        others = sorted(s.hub for s in sessions.values())
+        raise NotLoggedIn(
+            f"not logged in to {url}" + (f" (logged in to: {', '.join(others)})" if others else ""),
+            f"run `worldland whoami --hub {others[0]}`"
+            if len(others) == 1
+            else f"run `worldland login --hub {url}`",
         )
+    if session.expired():
+        raise NotLoggedIn(
+            f"the session for {session.address} at {session.hub} expired at "
+            f"{format_time(session.expires_at)}",
+            "run `worldland login`",
+        )
+    return Result(
+        session.public(),
+        [
+            f"address: {session.address}",
+            f"hub:     {session.hub}",
+            f"expires: {format_time(session.expires_at)}",
+        ],
+    )

@@ -14,17 +14,22 @@ import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from worldland_cli.commands.common import (
-    handled,
-    hub_ca_option,
-    hub_option,
-    json_option,
-    wants_json,
+from worldland_cli.commands.common import noted
+from worldland_cli.commands.options import (
+    HubCa,
+    HubUrl,
+    Identity,
+    JsonFlag,
+    KnownHosts,
+    NoOpenssh,
+    Overwrite,
+    Retries,
 )
+from worldland_cli.output import Result
 
 if TYPE_CHECKING:
     from worldland_cli.config import Config
@@ -34,66 +39,6 @@ if TYPE_CHECKING:
     from worldland_cli.transfer.progress import ProgressSink
     from worldland_cli.transfer.session import Credentials
     from worldland_cli.transfer.targets import PodLocation, SshLocation
-
-
-def _identity_option() -> Any:
-    return typer.Option(
-        None,
-        "--identity",
-        "-i",
-        metavar="KEY_FILE",
-        help="Private key to log in with (default ~/.ssh/id_ed25519, then the ssh agent).",
-    )
-
-
-def _known_hosts_option() -> Any:
-    return typer.Option(
-        None,
-        "--known-hosts",
-        metavar="FILE",
-        help="Trusted host keys for ssh:// targets (default ~/.ssh/known_hosts).",
-    )
-
-
-def _overwrite_option() -> Any:
-    return typer.Option(False, "--overwrite", help="Replace files that already exist.")
-
-
-def _retries_option() -> Any:
-    return typer.Option(
-        5, "--retries", min=0, metavar="N", help="Reconnect this many times after a dropped link."
-    )
-
-
-def _no_openssh_option() -> Any:
-    return typer.Option(
-        False,
-        "--no-openssh",
-        help="Carry every byte over the built-in SSH client instead of the system's ssh "
-        "(used for files of 8 MiB and more when installed; slower).",
-    )
-
-
-def _follow_links_option() -> Any:
-    return typer.Option(
-        False,
-        "--follow-links",
-        "-L",
-        help="Send what symlinks inside a sent directory point to (rsync's --copy-links). "
-        "Without it such a symlink is recreated as a symlink when it stays inside the "
-        "directory, and skipped with a note when it leads outside. A symlink given as a PATH "
-        "is always followed.",
-    )
-
-
-def _pod_option() -> Any:
-    return typer.Option(
-        None,
-        "--pod",
-        envvar="WORLDLAND_POD_ID",
-        metavar="POD_ID",
-        help="Code mode: the pod this runs in (default: WORLDLAND_POD_ID).",
-    )
 
 
 def _credentials(identity: Path | None, known_hosts: Path | None) -> Credentials:
@@ -110,9 +55,9 @@ def _credentials(identity: Path | None, known_hosts: Path | None) -> Credentials
 @contextmanager
 def _hub(cfg: Config, hub: str | None, hub_ca: str | None) -> Iterator[tuple[HubClient, str]]:
     """A hub client with a live login, and the wallet address it acts for."""
-    from worldland_cli.auth.session import authenticated_client
+    from worldland_cli.auth.relogin import SignIn, authenticated_client
 
-    client, session = authenticated_client(cfg, hub=hub, hub_ca=hub_ca)
+    client, session = authenticated_client(cfg, SignIn(hub=hub, hub_ca=hub_ca))
     with client:
         yield client, session.address
 
@@ -126,45 +71,35 @@ def _resolve_pod(pod: PodLocation, hub: str | None, hub_ca: str | None) -> SshLo
 
 
 def _run(
-    as_json: bool,
     description: str,
     job: Callable[[ProgressSink], Coroutine[Any, Any, Summary]],
     extra: dict[str, Any] | None = None,
     note: str | None = None,
-) -> None:
-    """Run one engine call with a progress bar on stderr, then print the outcome.
+) -> Result:
+    """Run one engine call with a progress bar on stderr; the outcome is the result.
 
     ``extra`` joins the --json document (the pod id, the code); ``note`` joins a failure's hint.
     """
     import asyncio
 
-    from worldland_cli.output import console, print_json
     from worldland_cli.transfer.display import shown
     from worldland_cli.transfer.progress import NullProgress, RichProgress
 
-    with handled(as_json, note):
+    with noted(note):
         if sys.stderr.isatty():
             with RichProgress(description) as bar:
                 summary = asyncio.run(job(bar))
         else:
             summary = asyncio.run(job(NullProgress()))
-    if as_json:
-        print_json({"ok": True, **summary.to_dict(), **(extra or {})})
-        return
     doc = summary.to_dict()
-    console().print(
+    lines = [
         f"{summary.direction}: {len(summary.files)} file(s), {doc['bytes']} bytes in "
         f"{doc['seconds']} s ({doc['mb_per_s']} MB/s), sha256 verified -> "
-        f"{shown(summary.destination)}",
-        soft_wrap=True,  # a wrapped destination cannot be pasted
-        markup=False,
-    )
-    for left_out in summary.skipped:  # the notes went by on stderr, if it is a terminal
-        console().print(
-            f"skipped {shown(left_out.path)}: {shown(left_out.reason)}",
-            soft_wrap=True,
-            markup=False,
-        )
+        f"{shown(summary.destination)}"
+    ]
+    # The notes went by on stderr, if it is a terminal.
+    lines += [f"skipped {shown(x.path)}: {shown(x.reason)}" for x in summary.skipped]
+    return Result({**doc, **(extra or {})}, lines)
 
 
 def _options(
@@ -186,12 +121,11 @@ def _options(
 
 
 def _send_code(
-    as_json: bool,
     source: Path,
     pod: str | None,
     hub: str | None,
     hub_ca: str | None,
-) -> None:
+) -> Result:
     """Code mode: register ``source`` (inside this pod) with the hub and print its code."""
     from worldland_cli.transfer.targets import is_pod_id
 
@@ -203,53 +137,66 @@ def _send_code(
         )
     if not is_pod_id(pod):
         raise typer.BadParameter(f"{pod!r} is not a pod id", param_hint="--pod")
-    with handled(as_json):
-        from worldland_cli import config
-        from worldland_cli.output import console, print_json
-        from worldland_cli.transfer.remote import offer_file
+    from worldland_cli import config
+    from worldland_cli.transfer.remote import offer_file
 
-        cfg = config.load()
-        with _hub(cfg, hub, hub_ca) as (client, renter):
-            offer = offer_file(client, pod, source, renter)
-        # The receiver needs the same hub; say so when it is not everyone's default.
-        hub_setting = cfg.resolve("hub", hub)
-        command = f"worldland receive {offer.code}"
-        if hub_setting.source != "default" and hub_setting.value:
-            command += f" --hub {shlex.quote(hub_setting.value)}"
+    cfg = config.load()
+    with _hub(cfg, hub, hub_ca) as (client, renter):
+        offer = offer_file(client, pod, source, renter)
+    # The receiver needs the same hub; say so when it is not everyone's default.
+    hub_setting = cfg.resolve("hub", hub)
+    command = f"worldland receive {offer.code}"
+    if hub_setting.source != "default" and hub_setting.value:
+        command += f" --hub {shlex.quote(hub_setting.value)}"
     doc = offer.to_dict()
-    if as_json:
-        print_json({"ok": True, **doc, "receive_command": command})
-        return
-    out = console()
-    for line in (
-        f"{offer.path}: {offer.size} bytes, sha256 {offer.sha256}",
-        f"Code is: {offer.code}",
-        f"On the other computer run (the code works once, until {doc['expires_at']}):",
-        "",
-        command,
-    ):
-        out.print(line, markup=False, highlight=False, soft_wrap=True)
+    return Result(
+        {**doc, "receive_command": command},
+        [
+            f"{offer.path}: {offer.size} bytes, sha256 {offer.sha256}",
+            f"Code is: {offer.code}",
+            f"On the other computer run (the code works once, until {doc['expires_at']}):",
+            "",
+            command,
+        ],
+    )
 
 
 def send(
-    ctx: typer.Context,
     args: list[str] = typer.Argument(
         ...,
         metavar="PATH... [TARGET]",
         help="Files or directories, then POD_ID[:REMOTE_DIR] (default /workspace) or "
         "ssh://USER@HOST:PORT/REMOTE_DIR. One PATH and no TARGET: code mode.",
     ),
-    pod: str | None = _pod_option(),
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    identity: Path | None = _identity_option(),
-    known_hosts: Path | None = _known_hosts_option(),
-    overwrite: bool = _overwrite_option(),
-    follow_links: bool = _follow_links_option(),
-    retries: int = _retries_option(),
-    no_openssh: bool = _no_openssh_option(),
-    json_output: bool = json_option(),
-) -> None:
+    pod: Annotated[
+        str | None,
+        typer.Option(
+            "--pod",
+            envvar="WORLDLAND_POD_ID",
+            metavar="POD_ID",
+            help="Code mode: the pod this runs in (default: WORLDLAND_POD_ID).",
+        ),
+    ] = None,
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    identity: Identity = None,
+    known_hosts: KnownHosts = None,
+    overwrite: Overwrite = False,
+    follow_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-links",
+            "-L",
+            help="Send what symlinks inside a sent directory point to (rsync's --copy-links). "
+            "Without it such a symlink is recreated as a symlink when it stays inside the "
+            "directory, and skipped with a note when it leads outside. A symlink given as a "
+            "PATH is always followed.",
+        ),
+    ] = False,
+    retries: Retries = 5,
+    no_openssh: NoOpenssh = False,
+    json_output: JsonFlag = False,
+) -> Result:
     """Upload files and directories; each is verified by sha256 before it gets its name.
 
     Data lands in NAME.part on the far side and is renamed only when the far side's sha256
@@ -269,14 +216,12 @@ def send(
         split_send_args,
     )
 
-    as_json = wants_json(ctx, json_output)
     try:
         sources, target = split_send_args(args)
     except TargetError as e:
         raise typer.BadParameter(str(e), param_hint="PATH... [TARGET]") from e
     if target is None:
-        _send_code(as_json, Path(sources[0]), pod, hub, hub_ca)
-        return
+        return _send_code(Path(sources[0]), pod, hub, hub_ca)
     try:
         where: SshLocation | PodLocation = (
             parse_ssh_url(target, getpass.getuser())
@@ -288,8 +233,7 @@ def send(
     extra: dict[str, Any] = {}
     if isinstance(where, PodLocation):
         extra["pod_id"] = where.pod_id
-        with handled(as_json):
-            where = _resolve_pod(where, hub, hub_ca)
+        where = _resolve_pod(where, hub, hub_ca)
     loc: SshLocation = where
 
     from worldland_cli.transfer.engine import upload
@@ -297,11 +241,10 @@ def send(
     creds = _credentials(identity, known_hosts)
     opts = _options(overwrite, retries, no_openssh, follow_links=follow_links)
     paths = [Path(s) for s in sources]
-    _run(as_json, "send", lambda bar: upload(paths, loc, creds, opts, bar), extra)
+    return _run("send", lambda bar: upload(paths, loc, creds, opts, bar), extra)
 
 
 def receive(
-    ctx: typer.Context,
     source: str = typer.Argument(
         ...,
         metavar="SOURCE",
@@ -311,15 +254,15 @@ def receive(
     local_dir: Path = typer.Argument(
         Path("."), metavar="[LOCAL_DIR]", help="Where to put it (default: here)."
     ),
-    hub: str | None = hub_option(),
-    hub_ca: str | None = hub_ca_option(),
-    identity: Path | None = _identity_option(),
-    known_hosts: Path | None = _known_hosts_option(),
-    overwrite: bool = _overwrite_option(),
-    retries: int = _retries_option(),
-    no_openssh: bool = _no_openssh_option(),
-    json_output: bool = json_option(),
-) -> None:
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    identity: Identity = None,
+    known_hosts: KnownHosts = None,
+    overwrite: Overwrite = False,
+    retries: Retries = 5,
+    no_openssh: NoOpenssh = False,
+    json_output: JsonFlag = False,
+) -> Result:
     """Download a file or directory into LOCAL_DIR, verified by sha256, never outside it.
 
     Data lands in NAME.part and is renamed only when its sha256 matches the source's (and,
@@ -331,7 +274,6 @@ def receive(
     """
     from worldland_cli.transfer.targets import PodLocation, TargetError, parse_source
 
-    as_json = wants_json(ctx, json_output)
     try:
         parsed = parse_source(source, getpass.getuser())
     except TargetError as e:
@@ -339,27 +281,26 @@ def receive(
     extra: dict[str, Any] = {}
     registered: Registered | None = None
     note: str | None = None
-    with handled(as_json):
-        if isinstance(parsed, str):
-            from worldland_cli import config
-            from worldland_cli.transfer.remote import claim_code
+    if isinstance(parsed, str):
+        from worldland_cli import config
+        from worldland_cli.transfer.remote import claim_code
 
-            with _hub(config.load(), hub, hub_ca) as (client, _):
-                claim = claim_code(client, parsed)
-            loc, registered = claim.location, claim.registered
-            extra = {"code": claim.code, "pod_id": claim.pod_id}
-            note = (
-                f"(code {claim.code} is now used: trying again needs a new code from the "
-                "sender; a NAME.part kept in LOCAL_DIR resumes)"
-            )
-        elif isinstance(parsed, PodLocation):
-            extra = {"pod_id": parsed.pod_id}
-            loc = _resolve_pod(parsed, hub, hub_ca)
-        else:
-            loc = parsed
+        with _hub(config.load(), hub, hub_ca) as (client, _):
+            claim = claim_code(client, parsed)
+        loc, registered = claim.location, claim.registered
+        extra = {"code": claim.code, "pod_id": claim.pod_id}
+        note = (
+            f"(code {claim.code} is now used: trying again needs a new code from the "
+            "sender; a NAME.part kept in LOCAL_DIR resumes)"
+        )
+    elif isinstance(parsed, PodLocation):
+        extra = {"pod_id": parsed.pod_id}
+        loc = _resolve_pod(parsed, hub, hub_ca)
+    else:
+        loc = parsed
 
     from worldland_cli.transfer.engine import download
 
     creds = _credentials(identity, known_hosts)
     opts = _options(overwrite, retries, no_openssh, registered)
-    _run(as_json, "receive", lambda bar: download(loc, local_dir, creds, opts, bar), extra, note)
+    return _run("receive", lambda bar: download(loc, local_dir, creds, opts, bar), extra, note)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from worldland_cli.commands.common import done, handled, json_option, key_file_option, wants_json
+from worldland_cli.commands.options import JsonFlag, KeyFile
+from worldland_cli.output import Result
 
 app = typer.Typer(
     help="Create a wallet key file or show its address.",
@@ -19,44 +20,37 @@ app = typer.Typer(
 
 @app.command("new")
 def new(
-    ctx: typer.Context,
     file: str | None = typer.Argument(
         None, metavar="[FILE]", help="Where to write the key (default: the configured key file)."
     ),
-    json_output: bool = json_option(),
-) -> None:
+    json_output: JsonFlag = False,
+) -> Result:
     """Create a new wallet key file: mode 0600 from the first byte, never over a file."""
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        from pathlib import Path
+    from pathlib import Path
 
-        from worldland_cli import config
-        from worldland_cli.auth.wallet import new_wallet
+    from worldland_cli import config
+    from worldland_cli.auth.wallet import new_wallet
 
-        target = str(Path(file or config.load().get("private_key_file") or "").absolute())
-        wallet = new_wallet(target)
-        done(
-            as_json,
-            {"address": wallet.address, "key_file": target},
-            [
-                f"Wallet created: {wallet.address}",
-                f"Private key saved to {target} (mode 0600); back it up, it is not shown again",
-            ],
-        )
+    target = str(Path(file or config.load().get("private_key_file") or "").absolute())
+    wallet = new_wallet(target)
+    return Result(
+        {"address": wallet.address, "key_file": target},
+        [
+            f"Wallet created: {wallet.address}",
+            f"Private key saved to {target} (mode 0600); back it up, it is not shown again",
+        ],
+    )
 
 
 @app.command("address")
 def address(
-    ctx: typer.Context,
-    private_key_file: str | None = key_file_option(),
-    json_output: bool = json_option(),
-) -> None:
+    private_key_file: KeyFile = None,
+    json_output: JsonFlag = False,
+) -> Result:
     """Print the address of the wallet key file."""
-    as_json = wants_json(ctx, json_output)
-    with handled(as_json):
-        from worldland_cli import config
-        from worldland_cli.auth.wallet import load_wallet
+    from worldland_cli import config
+    from worldland_cli.auth.wallet import load_wallet
 
-        key_file = config.load().get("private_key_file", private_key_file) or ""
-        wallet = load_wallet(key_file)
-        done(as_json, {"address": wallet.address, "key_file": key_file}, [wallet.address])
+    key_file = config.load().get("private_key_file", private_key_file) or ""
+    wallet = load_wallet(key_file)
+    return Result({"address": wallet.address, "key_file": key_file}, [wallet.address])

@@ -6,13 +6,12 @@ a step that does not answer in time is a failure flagged ``timed_out`` rather th
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from worldland_cli import __version__
+from worldland_cli.deadline import run_one
 from worldland_cli.host import HostError
 from worldland_cli.requirements.base import Finding, Status
 
@@ -65,35 +64,23 @@ class DiagReport:
 
 
 def bounded(check_id: str, fn: Callable[[], Finding], timeout: float) -> Finding:
-    """Run one step in a daemon thread and give up on it after ``timeout`` seconds.
+    """Run one step under :func:`worldland_cli.deadline.run_one`; give up after ``timeout``.
 
-    A daemon thread (not a pool worker) is used for the same reason as doctor's runner:
-    NVML calls and some socket paths have no timeout of their own, and an abandoned step
-    must not keep the process alive at exit.  Exceptions become a failed check so one
-    broken step never hides the others.
+    Exceptions become a failed check so one broken step never hides the others.
     """
-    box: list[Finding] = []
-
-    def target() -> None:
-        try:
-            box.append(fn())
-        except HostError as e:
-            box.append(fail(check_id, f"could not check: {e}"))
-        except Exception as e:  # a bug or surprise in one step must not hide the rest
-            box.append(fail(check_id, f"step crashed: {type(e).__name__}: {e}"))
-
-    start = time.monotonic()
-    thread = threading.Thread(target=target, name=f"diag:{check_id}", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    ms = int((time.monotonic() - start) * 1000)
-    if not box:
-        return Finding(
+    outcome = run_one(fn, timeout, name=f"diag:{check_id}")
+    e = outcome.error
+    if not outcome.finished:
+        result = Finding(
             check_id,
             Status.FAIL,
             f"no answer within {timeout:g}s (timed out); the step was abandoned",
-            duration_ms=ms,
             timed_out=True,
         )
-    result = box[0]
-    return replace(result, duration_ms=result.duration_ms or ms)
+    elif isinstance(e, HostError):
+        result = fail(check_id, f"could not check: {e}")
+    elif e is not None:  # a bug or surprise in one step must not hide the rest
+        result = fail(check_id, f"step crashed: {type(e).__name__}: {e}")
+    else:
+        result = cast(Finding, outcome.value)
+    return replace(result, duration_ms=result.duration_ms or outcome.duration_ms)

@@ -17,7 +17,6 @@ import io
 import json
 import platform
 import tarfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from worldland_cli import __version__
+from worldland_cli.config import CERTS_NAME, PRIVATE_KEY_NAME, SESSION_NAME
+from worldland_cli.deadline import Outcome, run_all, run_one
 from worldland_cli.diag.base import DiagReport
 from worldland_cli.diag.gpu import nvidia_kernel_lines
 from worldland_cli.diag.k8s import journal
@@ -37,7 +38,7 @@ MAX_MEMBER_BYTES = 2 * 1024 * 1024
 MAX_TOTAL_BYTES = 16 * 1024 * 1024
 DAEMON_UNIT = "worldland-daemon"
 LOG_UNITS = ("kubelet", "containerd", DAEMON_UNIT, "wg-quick@wg0")
-SECRET_NAMES = frozenset({"private-key.txt", "session.json", "privatekey", "presharedkey"})
+SECRET_NAMES = frozenset({PRIVATE_KEY_NAME, SESSION_NAME, "privatekey", "presharedkey"})
 SECRET_SUFFIXES = (".key", ".pem", ".p12", ".pfx")
 SYSTEM_FILES = (
     "/etc/os-release",
@@ -49,7 +50,7 @@ SYSTEM_FILES = (
     "/etc/wireguard/wg0.conf",
     "/etc/cni/net.d/*",
 )
-HOME_FILES = ("*", "journal/*", "logs/*", "certs/*")
+HOME_FILES = ("*", "journal/*", "logs/*", f"{CERTS_NAME}/*")
 VERSION_COMMANDS = (
     ("uname", "-a"),
     ("nvidia-smi", "--version"),
@@ -97,25 +98,13 @@ class Bundle:
         }
 
 
-def _bounded_call(fn: Callable[[], Any], limit: float) -> tuple[Any, str | None]:
-    """A probe's result, or the reason there is none (it raised, or ran past ``limit``)."""
-    box: list[Any] = []
-    errors: list[str] = []
-
-    def target() -> None:
-        try:
-            box.append(fn())
-        except Exception as e:  # the bundle must be produced whatever one probe does
-            errors.append(f"{type(e).__name__}: {e}")
-
-    t = threading.Thread(target=target, daemon=True, name="bundle-probe")
-    t.start()
-    t.join(limit)
-    if box:
-        return box[0], None
-    if errors:
-        return None, errors[0]
-    return None, f"no answer within {limit:g}s (timed out); abandoned"
+def _problem(outcome: Outcome[Any], limit: float) -> str | None:
+    """Why a probe has no result (it raised, or ran past ``limit``), or None when it has one."""
+    if not outcome.finished:
+        return f"no answer within {limit:g}s (timed out); abandoned"
+    if outcome.error is not None:
+        return f"{type(outcome.error).__name__}: {outcome.error}"
+    return None
 
 
 def _tokens(doc: Any) -> Iterator[str]:
@@ -133,14 +122,14 @@ def _known_secrets(host: Host, home: str, redactor: Redactor) -> None:
 
     These files are read into memory only to know what to erase; they are never archived.
     """
-    session = host.read_text(f"{home}/session.json")
+    session = host.read_text(f"{home}/{SESSION_NAME}")
     if session:
         try:
             doc = json.loads(session)
         except ValueError:
             doc = {}
         redactor.add_known("session-token", list(_tokens(doc)))
-    wallet = host.read_text(f"{home}/private-key.txt")
+    wallet = host.read_text(f"{home}/{PRIVATE_KEY_NAME}")
     if wallet:
         redactor.add_known("wallet-key", [wallet, wallet.strip().removeprefix("0x")])
     wg = host.read_text("/etc/wireguard/wg0.conf") or ""
@@ -229,40 +218,34 @@ def build_bundle(
         w = _Writer(tar, redactor, bundle, max_member, max_total)
 
         def doctor() -> dict[str, Any]:
+            from worldland_cli import config
             from worldland_cli.requirements import all_requirements
             from worldland_cli.requirements.runner import run_checks
 
-            return run_checks(host, all_requirements(), timeout=timeout).to_dict()
+            checks = all_requirements(cert_dir=config.load().cert_dir())
+            return run_checks(host, checks, timeout=timeout).to_dict()
 
         # Every probe runs at once so the bundle takes as long as the slowest, not the sum.
         jobs: dict[str, Callable[[], Any]] = {"doctor.json": doctor}
-        chosen = probes if probes is not None else _default_probes(host, home, timeout)
+        chosen = probes if probes is not None else _default_probes(host, timeout)
         for name, probe in chosen.items():
             jobs[f"diag/{name}.json"] = probe
-        results: dict[str, tuple[Any, str | None]] = {}
-
-        def run(member: str, fn: Callable[[], Any]) -> None:
-            results[member] = _bounded_call(fn, probe_limit)
-
-        threads = [threading.Thread(target=run, args=job, daemon=True) for job in jobs.items()]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(probe_limit + 1)
-        for member in jobs:
-            value, problem = results.get(member, (None, "abandoned"))
+        for member, outcome in run_all(jobs, probe_limit, name="bundle").items():
+            problem = _problem(outcome, probe_limit)
             if problem is not None:
                 bundle.problems[member] = problem
                 w.json(member, {"error": problem})
             else:
+                value = outcome.value
                 w.json(member, value.to_dict() if isinstance(value, DiagReport) else value)
 
         w.text("versions.txt", _versions(host, timeout))
         for unit in LOG_UNITS:
-            lines, problem = _bounded_call(partial(journal, host, unit, timeout, 5000), timeout + 1)
+            read = run_one(partial(journal, host, unit, timeout, 5000), timeout + 1, name=unit)
+            problem = _problem(read, timeout + 1)
             if problem:
                 bundle.problems[f"logs/{unit}.log"] = problem
-            w.text(f"logs/{unit}.log", "\n".join(lines or []) + "\n")
+            w.text(f"logs/{unit}.log", "\n".join(read.value or []) + "\n")
         kernel, why = nvidia_kernel_lines(host, timeout)
         w.text("dmesg-nvidia.txt", "\n".join(kernel) + "\n" if not why else f"({why})\n")
 
@@ -290,23 +273,28 @@ def build_bundle(
     return bundle
 
 
-def _default_probes(host: Host, home: str, timeout: float) -> dict[str, Callable[[], Any]]:
+def _default_probes(host: Host, timeout: float) -> dict[str, Callable[[], Any]]:
     from worldland_cli import config
     from worldland_cli.diag.certs import probe_certs
     from worldland_cli.diag.gpu import probe_gpu
     from worldland_cli.diag.k8s import probe_k8s
     from worldland_cli.diag.network import probe_network
+    from worldland_cli.hubclient import HubEndpoint
 
+    # Settings are read inside each probe, so a broken config.toml is recorded as that
+    # probe's failure instead of stopping the bundle.
     def network() -> Any:
-        # Inside the probe, so a broken config.toml is recorded as this probe's failure.
-        endpoint = config.load().hub_endpoint()
-        return probe_network(host, home, endpoint.url.rstrip("/"), timeout, hub_ca=endpoint.ca_file)
+        cfg = config.load()
+        endpoint = HubEndpoint.from_config(cfg)
+        return probe_network(
+            host, cfg.cert_dir(), endpoint.url.rstrip("/"), timeout, hub_ca=endpoint.ca_file
+        )
 
     return {
         "gpu": lambda: probe_gpu(host, timeout),
         "network": network,
         "k8s": lambda: probe_k8s(host, timeout),
-        "certs": lambda: probe_certs(host, home),
+        "certs": lambda: probe_certs(host, config.load().cert_dir()),
     }
 
 

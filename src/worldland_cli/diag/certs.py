@@ -72,13 +72,14 @@ def _validity(check_id: str, cert: Any, what: str, now: datetime) -> Finding:
     )
 
 
-def probe_certs(host: Host, home: str, now: datetime | None = None) -> DiagReport:
+def probe_certs(host: Host, cert_dir: str, now: datetime | None = None) -> DiagReport:
+    """``cert_dir`` is the configured one (:meth:`worldland_cli.config.Config.cert_dir`)."""
     from cryptography.hazmat.primitives import serialization
 
     start = time.monotonic()
     report = DiagReport("certs")
     clock = now or datetime.now(UTC)
-    base = f"{home}/certs"
+    base = cert_dir
     try:
         node = _load_cert(host, f"{base}/node.crt")
     except ValueError as e:

@@ -41,9 +41,9 @@ class NodeCerts:
     ca: str | None
 
 
-def node_certs(host: Host, home: str) -> NodeCerts:
+def node_certs(host: Host, cert_dir: str) -> NodeCerts:
     def real(name: str) -> str | None:
-        p = f"{home}/certs/{name}"
+        p = f"{cert_dir}/{name}"
         return str(host.path(p)) if host.exists(p) else None
 
     return NodeCerts(real("node.crt"), real("node.key"), real("ca.crt"))
@@ -193,7 +193,7 @@ def _tcp_connect(addr: str, port: int, timeout: float) -> float:
 
 def probe_network(
     host: Host,
-    home: str,
+    cert_dir: str,
     hub: str,
     timeout: float = 5.0,
     node_api: tuple[str, int] = NODE_API,
@@ -203,7 +203,8 @@ def probe_network(
     """Every layer between this node and the hub, then the local tunnel and node API.
 
     ``hub_ca`` is the configured trust anchor for a TLS hub (``--hub-ca``); without it the
-    node's certs/ca.crt is used once the node has one, else the system's CAs.
+    node's ca.crt in ``cert_dir`` (the configured one) is used once the node has one, else
+    the system's CAs.
     """
     start = time.monotonic()
     report = DiagReport("network", data={"hub": hub})
@@ -211,7 +212,7 @@ def probe_network(
     hostname = url.hostname or ""
     https = url.scheme == "https"
     port = url.port or (443 if https else 80)
-    certs = node_certs(host, home)
+    certs = node_certs(host, cert_dir)
     if hub_ca:
         certs = replace(certs, ca=hub_ca)
     state: dict[str, Any] = {}

@@ -13,7 +13,8 @@ from worldland_cli.requirements.base import Finding, Requirement, Status
 __all__ = ["Finding", "Requirement", "Status", "all_requirements"]
 
 
-def all_requirements() -> list[Requirement]:
+def all_requirements(cert_dir: str | None = None) -> list[Requirement]:
+    """Every check, in order; ``cert_dir`` is the configured node certificate directory."""
     from worldland_cli.requirements import (
         containerd,
         daemon,
@@ -40,6 +41,6 @@ def all_requirements() -> list[Requirement]:
         kube.KubeletEnabled(),
         kube.GpuAllocatable(),
         vpn.WireGuard(),
-        daemon.DaemonHealth(),
+        daemon.DaemonHealth(cert_dir=cert_dir),
         system.Iommu(),
     ]

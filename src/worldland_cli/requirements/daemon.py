@@ -9,10 +9,10 @@ the host name is not.
 from __future__ import annotations
 
 import http.client
-import os
 import ssl
 from urllib.parse import urlsplit
 
+from worldland_cli import config
 from worldland_cli.host import Host
 from worldland_cli.requirements.base import Finding, Requirement
 from worldland_cli.requirements.kube import KUBELET_CONF
@@ -22,20 +22,15 @@ DEFAULT_URL = "https://localhost:8444/health"
 RESTART_REMEDY = "sudo systemctl restart worldland-daemon && journalctl -u worldland-daemon -n 50"
 
 
-def default_cert_dir() -> str:
-    """WORLDLAND_HOME/certs (else ~/.worldland/certs): where join stores ca.crt, node.crt/key."""
-    home = os.environ.get("WORLDLAND_HOME") or os.path.expanduser("~/.worldland")
-    return f"{home}/certs"
-
-
 class DaemonHealth(Requirement):
     id = "daemon.health"
     title = "node daemon answers on its mTLS API"
 
     def __init__(self, url: str = DEFAULT_URL, cert_dir: str | None = None) -> None:
-        """``url`` and ``cert_dir`` (a path of the managed system) are injectable for tests."""
+        """``cert_dir`` is the configured one (:meth:`worldland_cli.config.Config.cert_dir`,
+        a path of the managed system); without it, the default. ``url`` is for tests."""
         self.url = url
-        self.cert_dir = cert_dir
+        self.cert_dir = cert_dir or str(config.default_cert_dir())
 
     def _context(self, host: Host, cert_dir: str) -> ssl.SSLContext:
         ca = host.read_text(f"{cert_dir}/ca.crt")
@@ -51,7 +46,7 @@ class DaemonHealth(Requirement):
         return ctx
 
     def check(self, host: Host) -> Finding:
-        cert_dir = self.cert_dir or default_cert_dir()
+        cert_dir = self.cert_dir
         if not host.exists(KUBELET_CONF) and not host.exists(f"{cert_dir}/node.crt"):
             return self.skip(
                 f"not joined yet: no {KUBELET_CONF} or {cert_dir}/node.crt "

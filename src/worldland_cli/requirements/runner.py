@@ -1,19 +1,19 @@
-"""Runs checks concurrently, bounded by one deadline.
+"""Runs checks concurrently, bounded by one deadline (:mod:`worldland_cli.deadline`).
 
-Each check gets its own daemon thread rather than a pool worker: a probe stuck inside a
-wedged driver call (NVML has no timeout of its own) can then be abandoned at the deadline
-without keeping the process alive at exit.
+A probe stuck inside a wedged driver call (NVML has no timeout of its own) is abandoned at
+the deadline and reported as a failure, without keeping the process alive at exit.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from worldland_cli import __version__
+from worldland_cli.deadline import run_all
 from worldland_cli.host import Host, HostError
 from worldland_cli.requirements.base import Finding, Requirement, Status
 
@@ -52,6 +52,7 @@ class Report:
             "version": __version__,
             "hostname": self.hostname,
             "root": self.root,
+            "ok": not self.failed,  # what every --json document says; the same as "ready"
             "ready": not self.failed,
             "summary": self.counts(),
             "duration_ms": self.duration_ms,
@@ -111,37 +112,21 @@ def run_checks(
     selected = [r for r in requirements if not only_ids or r.id in only_ids]
     limit = host.default_timeout if timeout is None else timeout
 
-    results: dict[str, Finding] = {}
-    lock = threading.Lock()
-
-    def worker(req: Requirement) -> None:
-        f = _run_one(req, host)
-        with lock:
-            results[req.id] = f
-
     start = time.monotonic()
-    threads = [
-        threading.Thread(target=worker, args=(r,), name=f"check:{r.id}", daemon=True)
-        for r in selected
-    ]
-    for t in threads:
-        t.start()
-    deadline = start + limit + DEADLINE_GRACE
-    for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
+    calls = {r.id: partial(_run_one, r, host) for r in selected}
+    outcomes = run_all(calls, limit + DEADLINE_GRACE, name="check")
 
     findings: list[Finding] = []
-    with lock:
-        for req in selected:
-            f = results.get(req.id)
-            if f is None:
-                f = replace(
-                    req.fail(f"no answer within {limit:g}s; the probe was abandoned", None),
-                    duration_ms=int(limit * 1000),
-                    timed_out=True,
-                )
-            if req.id in ignore_ids:
-                f = f.as_ignored()
-            findings.append(f)
+    for req in selected:
+        f = outcomes[req.id].value
+        if f is None:
+            f = replace(
+                req.fail(f"no answer within {limit:g}s; the probe was abandoned", None),
+                duration_ms=int(limit * 1000),
+                timed_out=True,
+            )
+        if req.id in ignore_ids:
+            f = f.as_ignored()
+        findings.append(f)
     duration_ms = int((time.monotonic() - start) * 1000)
     return Report(findings, duration_ms, limit, str(host.root), host.hostname())

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from worldland_cli.errors import ActionableError
-from worldland_cli.output import ExitCode
+from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.transfer.display import shown
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from worldland_cli.hubclient import HubRejected, PodSsh, format_time
+from worldland_cli.hubclient import HubRejected, PodSsh
+from worldland_cli.times import format_time
 from worldland_cli.transfer.entries import Registered
 from worldland_cli.transfer.errors import TransferError
 from worldland_cli.transfer.targets import CODE_SHAPE, PodLocation, SshLocation

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 from worldland_cli.auth.origin import origin
 from worldland_cli.auth.session import Session, save_session
-from worldland_cli.errors import ActionableError
-from worldland_cli.output import ExitCode
+from worldland_cli.errors import ActionableError, ExitCode
+from worldland_cli.times import format_time
 
 if TYPE_CHECKING:
     from worldland_cli.auth.wallet import Wallet
@@ -43,10 +43,6 @@ class WrongHub(ActionableError):
     """Nothing was signed: the server is not the hub its URL (or the config) names."""
 
     exit_code = ExitCode.DENIED
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_message(
@@ -71,10 +67,10 @@ def build_message(
         "Version: 1",
         f"Chain ID: {chain_id}",
         f"Nonce: {nonce}",
-        f"Issued At: {_iso(issued_at)}",
+        f"Issued At: {format_time(issued_at)}",
     ]
     if expiration_time is not None:
-        lines.append(f"Expiration Time: {_iso(expiration_time)}")
+        lines.append(f"Expiration Time: {format_time(expiration_time)}")
     return "\n".join(lines)
 
 
