@@ -21,7 +21,7 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -65,6 +65,16 @@ class CommandResult:
         detail = (self.stderr or self.stdout).strip().splitlines()
         tail = detail[-1] if detail else "no output"
         return f"{name} exited {self.returncode}: {tail}"
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What a path is and whose, as the journal records it before changing the path."""
+
+    kind: str  # "file", "dir", "link" or "other"
+    mode: int  # permission bits
+    uid: int
+    gid: int
 
 
 @dataclass(frozen=True)
@@ -173,9 +183,12 @@ class Host:
         0600 is never briefly world-readable), fsynced, then renamed over the target.
         """
         target = self.path(system_path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         payload = data.encode() if isinstance(data, str) else data
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        except OSError as e:  # a read-only /etc, a full disk: a message, not a traceback
+            raise HostError(f"cannot write {system_path}: {e.strerror or e}") from e
         try:
             os.fchmod(fd, mode)
             with os.fdopen(fd, "wb") as f:
@@ -183,9 +196,11 @@ class Host:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+            if isinstance(e, OSError):
+                raise HostError(f"cannot write {system_path}: {e.strerror or e}") from e
             raise
         self._fsync_dir(target.parent)
 
@@ -218,6 +233,110 @@ class Host:
     def remove(self, system_path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(system_path).unlink()
+
+    def remove_tree(self, system_path: str) -> None:
+        """Delete a file, a link (never what it points to) or a whole directory."""
+        target = self.path(system_path)
+        try:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as e:
+            raise HostError(f"cannot remove {system_path}: {e.strerror or e}") from e
+
+    def stat(self, system_path: str) -> FileStat | None:
+        """The path itself (a link is not followed), or None when nothing is there."""
+        try:
+            st = self.path(system_path).lstat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        kind = (
+            "link"
+            if stat.S_ISLNK(st.st_mode)
+            else "dir"
+            if stat.S_ISDIR(st.st_mode)
+            else "file"
+            if stat.S_ISREG(st.st_mode)
+            else "other"
+        )
+        return FileStat(kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+
+    def chown(self, system_path: str, uid: int, gid: int) -> None:
+        """Give a path (not a link's target) back to its owner; a no-op when already so."""
+        target = self.path(system_path)
+        try:
+            st = target.lstat()
+            if (st.st_uid, st.st_gid) != (uid, gid):
+                os.chown(target, uid, gid, follow_symlinks=False)
+        except OSError as e:
+            raise HostError(f"cannot chown {system_path}: {e.strerror or e}") from e
+
+    @contextlib.contextmanager
+    def exclusive_lock(self, system_path: str) -> Iterator[None]:
+        """Hold an exclusive lock file for the block, or fail at once when another holds it.
+
+        Two joins (or a join and a reset) on one host must not interleave their journals.
+        """
+        target = self.path(system_path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise HostError(f"cannot open {system_path}: {e.strerror or e}") from e
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise HostError(
+                    f"another worldland join or reset holds {system_path}; wait for it to end"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
+
+    def readlink(self, system_path: str) -> str:
+        try:
+            return os.readlink(self.path(system_path))
+        except OSError as e:
+            raise HostError(f"cannot read the link {system_path}: {e.strerror or e}") from e
+
+    def symlink(self, target: str, system_path: str) -> None:
+        """Make ``system_path`` a link to ``target`` (taken as it is, like ``ln -s``)."""
+        try:
+            os.symlink(target, self.path(system_path))
+        except OSError as e:
+            raise HostError(f"cannot link {system_path}: {e.strerror or e}") from e
+
+    def rename(self, source: str, target: str) -> None:
+        """Move ``source`` over ``target`` atomically (both on the managed system)."""
+        try:
+            os.replace(self.path(source), self.path(target))
+        except OSError as e:
+            raise HostError(f"cannot move {source} to {target}: {e.strerror or e}") from e
+        self._fsync_dir(self.path(target).parent)
+
+    def chmod(self, system_path: str, mode: int) -> None:
+        try:
+            self.path(system_path).chmod(mode)
+        except OSError as e:
+            raise HostError(f"cannot chmod {system_path}: {e.strerror or e}") from e
+
+    def append(self, system_path: str, data: str, mode: int = 0o600) -> None:
+        """Append and fsync: a journal line is on disk before the step it records runs."""
+        target = self.path(system_path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+            try:
+                os.write(fd, data.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise HostError(f"cannot write {system_path}: {e.strerror or e}") from e
 
     @staticmethod
     def _fsync_dir(directory: Path) -> None:

@@ -14,6 +14,7 @@ from worldland_cli.commands import certs as certs_cmd
 from worldland_cli.commands import config_cmd as config_cmd
 from worldland_cli.commands import diag as diag_cmd
 from worldland_cli.commands import doctor
+from worldland_cli.commands import join as join_cmd
 from worldland_cli.commands import login as login_cmd
 from worldland_cli.commands import register as register_cmd
 from worldland_cli.commands import transfer as transfer_cmd
@@ -54,6 +55,8 @@ def main(
 
 
 app.command("doctor")(doctor.doctor)
+app.command("join")(join_cmd.join)
+app.command("reset")(join_cmd.reset)
 app.add_typer(diag_cmd.app, name="diag")
 app.command("send")(transfer_cmd.send)
 app.command("receive")(transfer_cmd.receive)

@@ -138,3 +138,24 @@ def test_without_python_311_it_asks_apt_for_one(tmp_path: Path) -> None:
     ]
     assert "no Python 3.11 or newer with the venv module" in result.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_the_installed_copy_renders_every_template(installed: Installed) -> None:
+    """templates/ ships inside the wheel: an installed worldland renders the same files."""
+    shipped = sorted(p.name for p in (REPO / "templates").iterdir() if p.suffix != ".md")
+    probe = (
+        "import importlib.resources as r, json; "
+        "t = r.files('worldland_cli').joinpath('templates'); "
+        "print(json.dumps(sorted(p.name for p in t.iterdir() if not p.name.endswith('.md'))))"
+    )
+    python = installed.prefix / "bin" / "python"
+    listed = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == shipped
+    render = (
+        "from worldland_cli.templating import render; "
+        "print(render('sysctl-kubernetes.conf', sysctls={'net.ipv4.ip_forward': '1'}), end='')"
+    )
+    rendered = subprocess.run([str(python), "-c", render], capture_output=True, text=True)
+    assert rendered.returncode == 0, rendered.stderr
+    assert rendered.stdout.endswith("net.ipv4.ip_forward = 1\n")

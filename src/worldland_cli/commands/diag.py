@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from worldland_cli.commands.common import wants_json
-from worldland_cli.commands.options import HubCa, HubUrl, JsonFlag, Root, StepTimeout
+from worldland_cli.commands.options import AssumeYes, HubCa, HubUrl, JsonFlag, Root, StepTimeout
 from worldland_cli.errors import ExitCode
 from worldland_cli.output import Result
 
@@ -195,7 +195,7 @@ def _render_bundle(target: Path, result: Bundle) -> None:
 @fix_app.command("cni")
 def fix_cni(
     ctx: typer.Context,
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    yes: AssumeYes = False,
     json_output: JsonFlag = False,
     root: Root = Path("/"),
 ) -> Result:

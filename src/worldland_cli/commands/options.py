@@ -53,6 +53,13 @@ CertDir = Annotated[
     ),
 ]
 
+# ---------------------------------------------------------------------- changing the host
+
+AssumeYes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Print what would be done; change nothing.")
+]
+
 # ------------------------------------------------------------------------ doctor and diag
 
 Root = Annotated[

@@ -1,8 +1,10 @@
-"""The requirement model that doctor (and later join) share.
+"""The requirement model that doctor and join share.
 
 One class per requirement, with a stable dotted id (``containerd.nvidia-runtime``) that
 ``--json``, ``--only`` and ``--ignore`` use, the way kubeadm names its preflight checks.
-A check only looks; it returns a Finding and never changes the host.
+A check only looks; it returns a Finding and never changes the host. ``plan`` says what
+join would do about a finding that is not ok (:mod:`worldland_cli.join.actions`); a
+requirement join cannot meet by itself plans one :class:`Manual` step with doctor's remedy.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from worldland_cli.host import Host
+from worldland_cli.join.actions import Action, Manual
 
 
 class Status(StrEnum):
@@ -57,6 +60,14 @@ class Finding:
         return d
 
 
+@dataclass(frozen=True)
+class JoinSettings:
+    """What join's plans depend on beyond the host: versions a provider may choose."""
+
+    kube_version: str = "1.29"
+    driver: str = "535"
+
+
 class Requirement(ABC):
     """One thing a provider host must have; subclasses set ``id`` and ``title``."""
 
@@ -66,6 +77,14 @@ class Requirement(ABC):
     @abstractmethod
     def check(self, host: Host) -> Finding:
         """Look at the host and say how it stands; must not change anything."""
+
+    def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
+        """What join does about ``finding`` (not ok); reads ``host``, changes nothing.
+
+        Called just before the actions run, once the earlier steps are done, so a plan may
+        depend on them (containerd's default config needs containerd installed).
+        """
+        return [Manual(finding.remedy or f"meet {self.id} ({finding.observed})")]
 
     def finding(
         self,

@@ -7,10 +7,13 @@ without overlay, containerd's default snapshotter cannot mount images.
 from __future__ import annotations
 
 from worldland_cli.host import Host
-from worldland_cli.requirements.base import Finding, Requirement
+from worldland_cli.join.actions import Action, RunCommand, WriteFile, sha256_text
+from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 
 KERNEL_DOC = "docs/provider-guide.md#kernel"
 MODULES = ("overlay", "br_netfilter")
+MODULES_FILE = "/etc/modules-load.d/k8s.conf"
+SYSCTL_FILE = "/etc/sysctl.d/99-kubernetes.conf"
 # systemd-modules-load's search path, highest precedence first (modules-load.d(5)).
 MODULES_LOAD_DIRS = (
     "/etc/modules-load.d",
@@ -102,6 +105,20 @@ class Modules(Requirement):
         where = ", ".join(sorted({persisted[m] for m in MODULES}))
         return self.ok(f"{', '.join(MODULES)} loaded; persisted in {where}", **details)
 
+    def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
+        from worldland_cli.templating import render
+
+        actions: list[Action] = []
+        persisted = persisted_modules(host)
+        if any(m not in persisted for m in MODULES):
+            text = render("modules-load-k8s.conf")
+            before = sha256_text(host.read_text(MODULES_FILE))
+            actions.append(WriteFile(MODULES_FILE, text, before=before))
+        missing = [m for m in MODULES if m not in loaded_modules(host)]
+        if missing:
+            actions.append(RunCommand(("modprobe", "-a", *missing)))
+        return actions
+
 
 class Sysctl(Requirement):
     id = "kernel.sysctl"
@@ -125,3 +142,15 @@ class Sysctl(Requirement):
         if wrong:
             return self.fail(f"wrong: {', '.join(wrong)}", SYSCTL_REMEDY, KERNEL_DOC, values=values)
         return self.ok(", ".join(f"{k} = {v}" for k, v in values.items()), values=values)
+
+    def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
+        from worldland_cli.templating import render
+
+        current = host.read_text(SYSCTL_FILE)
+        return [
+            WriteFile(
+                SYSCTL_FILE, render("sysctl-kubernetes.conf", sysctls=SYSCTLS),
+                before=sha256_text(current),
+            ),
+            RunCommand(("sysctl", "--system"), summary="apply the sysctls (sysctl --system)"),
+        ]  # fmt: skip

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from worldland_cli.host import Host
-from worldland_cli.requirements.base import Finding, Requirement
+from worldland_cli.join.actions import Action, RunCommand, WriteFile, sha256_text
+from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 
 SWAP_DOC = "docs/provider-guide.md#swap"
 # Comments out every active fstab line whose type field is swap, whether the fields are
@@ -11,6 +14,15 @@ SWAP_DOC = "docs/provider-guide.md#swap"
 FSTAB_SWAP_SED = r"sed -i -E '/^[^#]\S*\s+\S+\s+swap\s/ s/^/#/' /etc/fstab"
 SWAP_REMEDY = f"sudo swapoff -a && sudo {FSTAB_SWAP_SED}"
 IOMMU_FLAGS = ("intel_iommu=on", "amd_iommu=on", "iommu=pt", "amd_iommu=pt")
+FSTAB = "/etc/fstab"
+_FSTAB_SWAP = re.compile(r"^[^#\s]\S*\s+\S+\s+swap(\s|$)")
+
+
+def fstab_without_swap(text: str) -> str:
+    """fstab with every active swap line commented out (what FSTAB_SWAP_SED does)."""
+    return "".join(
+        "#" + line if _FSTAB_SWAP.match(line) else line for line in text.splitlines(keepends=True)
+    )
 
 
 def active_swaps(host: Host) -> list[dict[str, str]]:
@@ -37,7 +49,25 @@ class Swap(Requirement):
             return self.fail(
                 f"active swap: {names}; kubelet will not start", SWAP_REMEDY, SWAP_DOC, swaps=swaps
             )
-        return self.ok("no active swap")
+        fstab = host.read_text(FSTAB) or ""
+        if fstab_without_swap(fstab) != fstab:
+            return self.fail(
+                "swap is off, but /etc/fstab turns it on at boot: kubelet will not start after "
+                "a reboot",
+                f"sudo {FSTAB_SWAP_SED}",
+                SWAP_DOC,
+            )
+        return self.ok("no active swap, none in /etc/fstab")
+
+    def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
+        actions: list[Action] = []
+        if active_swaps(host):
+            actions.append(RunCommand(("swapoff", "-a"), summary="turn swap off now"))
+        fstab = host.read_text(FSTAB)
+        if fstab is not None and fstab_without_swap(fstab) != fstab:
+            edited = fstab_without_swap(fstab)
+            actions.append(WriteFile(FSTAB, edited, before=sha256_text(fstab)))
+        return actions
 
 
 class Iommu(Requirement):

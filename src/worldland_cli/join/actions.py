@@ -1,0 +1,342 @@
+"""What join does to a host, one small frozen dataclass per kind of change.
+
+An action can say what it will do (``describe``, a unified ``diff`` for files, and
+``as_shell``: what a person would paste, which is also doctor's remedy), apply itself
+through :class:`~worldland_cli.host.Host`, and undo itself from what the journal recorded
+before it ran (``prepare``). Files an action touches (``touches``) are backed up by the
+journal before it runs and restored by ``reset``; ``undo`` only reverses what is not a file
+(a unit enabled, packages installed). Every action is safe to apply twice: an interrupted
+join runs the action that was in flight again.
+
+Actions are serialised into the journal as ``{"kind": ..., **fields}``, so ``reset`` can
+undo a join made by an earlier process.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import shlex
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+from worldland_cli.host import CommandResult, Host
+
+# apt and dpkg take minutes on a slow mirror; a kubeadm join waits for the API server.
+LONG = 1800.0
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+
+
+class ActionFailed(Exception):
+    """An action could not do its part; the message says what happened."""
+
+
+class Output:
+    """Where an action's commands write what they printed: the step's log file."""
+
+    def __init__(self, host: Host, log_path: str | None) -> None:
+        self.host = host
+        self.log_path = log_path
+
+    def command(self, result: CommandResult) -> None:
+        if self.log_path is None:
+            return
+        text = f"$ {shlex.join(result.argv)}\n{result.stdout}{result.stderr}"
+        text += f"[exit {result.returncode}, {result.duration:.1f} s]\n"
+        self.host.append(self.log_path, text)
+
+    def note(self, line: str) -> None:
+        if self.log_path is not None:
+            self.host.append(self.log_path, line.rstrip("\n") + "\n")
+
+
+def run_checked(
+    host: Host,
+    out: Output,
+    argv: tuple[str, ...],
+    *,
+    timeout: float = LONG,
+    env: dict[str, str] | None = None,
+) -> CommandResult:
+    """Run ``argv``, log it, and fail the action with the command's own words if it fails."""
+    result = host.run(argv, timeout=timeout, env=env)
+    out.command(result)
+    if not result.ok:
+        raise ActionFailed(f"`{shlex.join(argv)}` failed: {result.describe_failure()}")
+    return result
+
+
+def sha256_text(text: str | None) -> str:
+    """The hash a plan records of a file it was made against ("" for no file)."""
+    return "" if text is None else hashlib.sha256(text.encode()).hexdigest()
+
+
+class Action(ABC):
+    """One change to the host. Subclasses are frozen dataclasses registered by ``kind``."""
+
+    kind: ClassVar[str]
+    registry: ClassVar[dict[str, type[Action]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Action.registry[cls.kind] = cls
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for the plan."""
+
+    @abstractmethod
+    def as_shell(self) -> str:
+        """What a person would paste to do the same (doctor's remedy)."""
+
+    def diff(self, host: Host) -> str:
+        """A unified diff of what it changes in files, "" when it changes none."""
+        return ""
+
+    def touches(self) -> tuple[str, ...]:
+        """Files this action may change: the journal backs them up before it runs."""
+        return ()
+
+    def prepare(self, host: Host) -> dict[str, Any]:
+        """Facts ``undo`` needs about the host before the action (journaled with it)."""
+        return {}
+
+    @abstractmethod
+    def apply(self, host: Host, out: Output) -> None:
+        """Do it; raise :class:`ActionFailed` when it cannot be done."""
+
+    def undo(self, host: Host, before: dict[str, Any], purge: bool, out: Output) -> None:
+        """Reverse what is not a file (the journal restores files afterwards)."""
+        return None
+
+    def after_restore(self, host: Host, out: Output) -> None:
+        """Runs once files are restored (a service reloads its restored config)."""
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}  # type: ignore[call-overload]
+
+    @staticmethod
+    def from_json(doc: dict[str, Any]) -> Action:
+        cls = Action.registry[str(doc["kind"])]
+        names = {f.name: f.type for f in fields(cls)}  # type: ignore[arg-type]
+        values = {
+            name: tuple(value) if isinstance(value, list) else value
+            for name, value in doc.items()
+            if name in names
+        }
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class WriteFile(Action):
+    """Write a whole file (rendered from templates/, or a file edited in place).
+
+    ``before`` is the hash of what the plan saw there: if the file changed since, the plan
+    is stale and the action refuses rather than overwrite someone's edit. ``validate`` runs
+    on the new text at a temporary path before it takes the file's name (Ansible's
+    ``validate``); ``%s`` in it stands for that path.
+    """
+
+    kind: ClassVar[str] = "write-file"
+    path: str
+    content: str
+    mode: int | None = None  # None: keep the file's mode (0644 for a new file)
+    before: str | None = None
+    validate: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"write {self.path}" + (f" (mode {self.mode:o})" if self.mode is not None else "")
+
+    def as_shell(self) -> str:
+        body = self.content if self.content.endswith("\n") else self.content + "\n"
+        mode = f"{self.mode:o}" if self.mode is not None else "644"
+        return f"sudo install -m {mode} /dev/stdin {self.path} <<'EOF'\n{body}EOF"
+
+    def _mode(self, host: Host) -> int:
+        if self.mode is not None:
+            return self.mode
+        found = host.stat(self.path)
+        return found.mode if found is not None and found.kind == "file" else 0o644
+
+    def diff(self, host: Host) -> str:
+        old = host.read_text(self.path) or ""
+        lines = difflib.unified_diff(
+            old.splitlines(keepends=True),
+            self.content.splitlines(keepends=True),
+            fromfile=self.path,
+            tofile=self.path,
+        )
+        return "".join(lines)
+
+    def touches(self) -> tuple[str, ...]:
+        return (self.path,)
+
+    def apply(self, host: Host, out: Output) -> None:
+        current = host.read_text(self.path)
+        if current == self.content:
+            return
+        if self.before is not None and sha256_text(current) != self.before:
+            raise ActionFailed(
+                f"{self.path} changed since the plan was made; run join again to plan anew"
+            )
+        mode = self._mode(host)
+        if self.validate:
+            candidate = f"{self.path}.worldland-new"
+            host.write_atomic(candidate, self.content, mode)
+            try:
+                argv = tuple(str(host.path(candidate)) if a == "%s" else a for a in self.validate)
+                run_checked(host, out, argv, timeout=60.0)
+            except ActionFailed:
+                host.remove(candidate)
+                raise
+            host.rename(candidate, self.path)
+            return
+        host.write_atomic(self.path, self.content, mode)
+
+
+@dataclass(frozen=True)
+class RunCommand(Action):
+    """A command, with the command that undoes it when there is one."""
+
+    kind: ClassVar[str] = "run"
+    argv: tuple[str, ...]
+    undo_argv: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    summary: str = ""
+
+    def describe(self) -> str:
+        return self.summary or f"run {shlex.join(self.argv)}"
+
+    def as_shell(self) -> str:
+        return "sudo " + shlex.join(self.argv)
+
+    def touches(self) -> tuple[str, ...]:
+        return self.files
+
+    def apply(self, host: Host, out: Output) -> None:
+        run_checked(host, out, self.argv)
+
+    def undo(self, host: Host, before: dict[str, Any], purge: bool, out: Output) -> None:
+        if self.undo_argv:
+            run_checked(host, out, self.undo_argv)
+
+
+def _dpkg_installed(host: Host, package: str) -> bool:
+    result = host.run(("dpkg-query", "-W", "-f=${Status}", package))
+    return result.ok and result.stdout.strip().endswith("installed")
+
+
+@dataclass(frozen=True)
+class InstallPackages(Action):
+    """``apt-get install`` (and ``apt-mark hold`` for the Kubernetes tools).
+
+    ``reset`` unholds them; only ``reset --purge`` removes them, and only those that were
+    not installed before join.
+    """
+
+    kind: ClassVar[str] = "install-packages"
+    packages: tuple[str, ...]
+    hold: bool = False
+
+    def describe(self) -> str:
+        held = " and hold them" if self.hold else ""
+        return f"install {', '.join(self.packages)}{held}"
+
+    def as_shell(self) -> str:
+        line = "sudo apt-get install -y " + " ".join(self.packages)
+        if self.hold:
+            line += " && sudo apt-mark hold " + " ".join(self.packages)
+        return line
+
+    def prepare(self, host: Host) -> dict[str, Any]:
+        return {"installed": [p for p in self.packages if _dpkg_installed(host, p)]}
+
+    def apply(self, host: Host, out: Output) -> None:
+        install = ("apt-get", "install", "-y", "--no-install-recommends", *self.packages)
+        run_checked(host, out, install, env=APT_ENV)
+        if self.hold:
+            run_checked(host, out, ("apt-mark", "hold", *self.packages))
+
+    def undo(self, host: Host, before: dict[str, Any], purge: bool, out: Output) -> None:
+        if self.hold:
+            run_checked(host, out, ("apt-mark", "unhold", *self.packages))
+        ours = [p for p in self.packages if p not in before.get("installed", [])]
+        if purge and ours:
+            run_checked(host, out, ("apt-get", "purge", "-y", *ours), env=APT_ENV)
+
+
+def _unit_state(host: Host, verb: str, unit: str) -> str:
+    result = host.run(("systemctl", verb, unit))
+    return result.stdout.strip() or "unknown"
+
+
+@dataclass(frozen=True)
+class EnableUnit(Action):
+    """``systemctl enable [--now]``; reset disables it unless it was enabled before."""
+
+    kind: ClassVar[str] = "enable-unit"
+    unit: str
+    now: bool = True
+
+    def describe(self) -> str:
+        return f"enable{' and start' if self.now else ''} {self.unit}"
+
+    def as_shell(self) -> str:
+        return f"sudo systemctl enable {'--now ' if self.now else ''}{self.unit}"
+
+    def prepare(self, host: Host) -> dict[str, Any]:
+        return {"enabled": _unit_state(host, "is-enabled", self.unit)}
+
+    def apply(self, host: Host, out: Output) -> None:
+        argv = ("systemctl", "enable", "--now", self.unit) if self.now else (
+            "systemctl", "enable", self.unit
+        )  # fmt: skip
+        run_checked(host, out, argv)
+
+    def undo(self, host: Host, before: dict[str, Any], purge: bool, out: Output) -> None:
+        if before.get("enabled") != "enabled":
+            argv = ("systemctl", "disable", "--now", self.unit) if self.now else (
+                "systemctl", "disable", self.unit
+            )  # fmt: skip
+            run_checked(host, out, argv)
+
+
+@dataclass(frozen=True)
+class RestartUnit(Action):
+    """``systemctl restart``: a service reads the config join wrote (and, after reset, the
+    config it had before)."""
+
+    kind: ClassVar[str] = "restart-unit"
+    unit: str
+
+    def describe(self) -> str:
+        return f"restart {self.unit}"
+
+    def as_shell(self) -> str:
+        return f"sudo systemctl restart {self.unit}"
+
+    def apply(self, host: Host, out: Output) -> None:
+        run_checked(host, out, ("systemctl", "restart", self.unit))
+
+    def after_restore(self, host: Host, out: Output) -> None:
+        if _unit_state(host, "is-active", self.unit) == "active":
+            run_checked(host, out, ("systemctl", "restart", self.unit))
+
+
+@dataclass(frozen=True)
+class Manual(Action):
+    """What join will not do by itself: it stops here and says what a person must do."""
+
+    kind: ClassVar[str] = "manual"
+    instruction: str
+
+    def describe(self) -> str:
+        return f"needs a person: {self.instruction}"
+
+    def as_shell(self) -> str:
+        return self.instruction
+
+    def apply(self, host: Host, out: Output) -> None:
+        raise ActionFailed(f"this step needs a person: {self.instruction}")

@@ -1,0 +1,157 @@
+"""Applying a plan through the journal, and undoing it: ``join`` and ``reset``.
+
+join takes the steps in order. For each requirement it checks the host as the earlier steps
+left it, plans, and runs each action between a journal ``begin`` and ``done``; then it
+checks again, and a step that is still not met stops join with its log file named. Nothing
+is done twice on purpose: a second join finds the met requirements met and plans nothing,
+and a join cut short continues where it stopped.
+
+reset undoes the journal newest first: what is not a file (units, packages with --purge,
+commands with an undo), then every file back as it was before the first join, then the
+services that read them. An undo that fails is reported and the others still run; the
+journal is kept until a reset completes, so reset can be run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from worldland_cli.errors import ActionableError
+from worldland_cli.host import Host, HostError
+from worldland_cli.join.actions import Action, ActionFailed, Output
+from worldland_cli.join.journal import Journal
+from worldland_cli.join.plan import needs_work
+from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
+
+
+class JoinFailed(ActionableError):
+    """A step could not be done; the message names it, the hint its log and what next."""
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """What the renderer hears about: a step starting, done, met already, or skipped."""
+
+    kind: str  # "met" | "skipped" | "start" | "action" | "done"
+    step: str
+    title: str
+    detail: str = ""
+
+
+@dataclass
+class JoinResult:
+    done: list[str] = field(default_factory=list)
+    met: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+Listener = Callable[[StepEvent], None]
+
+
+def _quiet(_: StepEvent) -> None:
+    return None
+
+
+def join_host(
+    host: Host,
+    journal: Journal,
+    requirements: Sequence[Requirement],
+    settings: JoinSettings,
+    *,
+    skip: Sequence[str] = (),
+    listen: Listener = _quiet,
+) -> JoinResult:
+    """Meet every requirement not skipped, in order; raise JoinFailed at the first that fails."""
+    result = JoinResult()
+    with host.exclusive_lock(journal.lock_file):
+        for requirement in requirements:
+            title = requirement.title
+            if requirement.id in skip:
+                result.skipped.append(requirement.id)
+                listen(StepEvent("skipped", requirement.id, title))
+                continue
+            finding = requirement.check(host)
+            if not needs_work(finding):
+                result.met.append(requirement.id)
+                listen(StepEvent("met", requirement.id, title, finding.observed))
+                continue
+            listen(StepEvent("start", requirement.id, title, finding.observed))
+            for action in requirement.plan(host, finding, settings):
+                listen(StepEvent("action", requirement.id, title, action.describe()))
+                _apply(host, journal, requirement.id, action)
+            after = requirement.check(host)
+            if needs_work(after):
+                raise _still_failing(journal, requirement, after)
+            result.done.append(requirement.id)
+            listen(StepEvent("done", requirement.id, title, after.observed))
+    return result
+
+
+def _apply(host: Host, journal: Journal, step: str, action: Action) -> None:
+    before = action.prepare(host)
+    entry = journal.begin(step, action, before)
+    log = journal.log_path(entry)
+    try:
+        action.apply(host, Output(host, log))
+    except (ActionFailed, HostError) as e:
+        journal.finish(entry, str(e))
+        raise JoinFailed(
+            f"{step}: {e}",
+            f"what it printed is in {host.path(log)}; fix that and run `worldland join` "
+            "again (it continues here), or undo everything with `worldland reset`",
+        ) from None
+    journal.finish(entry)
+
+
+def _still_failing(journal: Journal, requirement: Requirement, after: Finding) -> JoinFailed:
+    return JoinFailed(
+        f"{requirement.id}: still not met after join's steps: {after.observed}",
+        (after.remedy + "; then " if after.remedy else "")
+        + f"run `worldland join` again (logs under {journal.directory}/logs)",
+    )
+
+
+@dataclass
+class ResetResult:
+    undone: list[str] = field(default_factory=list)  # action descriptions, newest first
+    restored: list[str] = field(default_factory=list)  # paths
+    failures: list[str] = field(default_factory=list)
+    journal_kept: str | None = None
+    journal_moved_to: str | None = None
+
+
+def reset_plan(journal: Journal) -> tuple[list[str], list[str]]:
+    """What reset would undo (newest first) and which paths it would restore."""
+    entries = journal.entries()
+    return [e.action.describe() for e in reversed(entries)], sorted(journal.originals())
+
+
+def reset_host(host: Host, journal: Journal, *, purge: bool = False) -> ResetResult:
+    """Undo every journaled action, restore every file, and move the journal aside."""
+    result = ResetResult()
+    with host.exclusive_lock(journal.lock_file):
+        entries = journal.entries()
+        for entry in reversed(entries):
+            out = Output(host, journal.log_path(entry))
+            try:
+                entry.action.undo(host, entry.before, purge, out)
+                result.undone.append(entry.action.describe())
+            except (ActionFailed, HostError) as e:
+                result.failures.append(f"{entry.step}: undo {entry.action.describe()}: {e}")
+        for path, backup in sorted(journal.originals().items()):
+            try:
+                journal.restore(backup)
+                result.restored.append(path)
+            except HostError as e:
+                result.failures.append(f"restore {path}: {e}")
+        for entry in reversed(entries):
+            try:
+                entry.action.after_restore(host, Output(host, journal.log_path(entry)))
+            except (ActionFailed, HostError) as e:
+                result.failures.append(f"{entry.step}: {e}")
+        if result.failures:
+            result.journal_kept = journal.directory
+        elif entries:
+            result.journal_moved_to = journal.close()
+    return result

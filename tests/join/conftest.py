@@ -1,0 +1,93 @@
+"""A fake provider host for join: a temporary root, stateful fake tools, real files.
+
+The root starts as a fresh Ubuntu host looks to join's kernel and swap steps: no modules
+loaded, forwarding off, one swap file active and in /etc/fstab (tab-separated, as installers
+write it). ``snapshot`` hashes every file, link and directory under the root except the
+kernel's (/proc, /sys) and join's own journal, so "reset restores the host byte for byte"
+is one comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support import fakesystem
+from worldland_cli.host import Host
+from worldland_cli.join.journal import Journal
+
+FSTAB = (
+    "# /etc/fstab: static file system information.\n"
+    "UUID=0a3407de-014b-458b-b5c1-848e92a327a3 /  ext4  errors=remount-ro 0 1\n"
+    "/swap.img\tnone\tswap\tsw\t0\t0\n"
+)
+KERNEL_STATE = ("proc", "sys")
+
+
+@dataclass
+class FakeHost:
+    root: Path
+    fakes: Path
+    host: Host
+    journal: Journal
+
+    def calls(self) -> list[str]:
+        return fakesystem.calls(self.fakes)
+
+
+def fresh_root(root: Path) -> None:
+    (root / "etc" / "sysctl.d").mkdir(parents=True)
+    (root / "etc" / "modules-load.d").mkdir(parents=True)
+    fstab = root / "etc" / "fstab"
+    fstab.write_text(FSTAB)
+    fstab.chmod(0o644)
+    (root / "proc" / "sys" / "net" / "ipv4").mkdir(parents=True)
+    (root / "proc" / "sys" / "net" / "ipv4" / "ip_forward").write_text("0\n")
+    (root / "proc" / "modules").write_text("")
+    (root / "proc" / "swaps").write_text(
+        fakesystem.SWAPS_HEADER + "/swap.img\tfile\t\t2097148\t\t0\t\t-2\n"
+    )
+    (root / "var" / "lib").mkdir(parents=True)
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHost]:
+    root = tmp_path / "root"
+    fresh_root(root)
+    fakes = fakesystem.install(tmp_path / "fakes")
+    search = f"{fakes}:/usr/bin:/bin"
+    env = {**os.environ, fakesystem.ROOT_ENV: str(root)}
+    monkeypatch.setenv(fakesystem.ROOT_ENV, str(root))
+    monkeypatch.setenv("PATH", search)
+    host = Host(root, search_path=search, env=env, default_timeout=30.0)
+    yield FakeHost(root, fakes, host, Journal(host))
+
+
+def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
+    """Every path under root (but the kernel's and the journal) with its kind, mode, owner
+    and content hash or link target."""
+    state: dict[str, tuple[object, ...]] = {}
+    for directory, dirs, files in os.walk(root):
+        rel_dir = Path(directory).relative_to(root)
+        dirs[:] = [
+            d for d in dirs
+            if not (rel_dir == Path(".") and d in KERNEL_STATE)
+            and (rel_dir / d).as_posix() != "var/lib/worldland"
+        ]  # fmt: skip
+        for name in dirs + files:
+            path = Path(directory) / name
+            st = path.lstat()
+            rel = (rel_dir / name).as_posix()
+            if path.is_symlink():
+                state[rel] = ("link", os.readlink(path), st.st_uid, st.st_gid)
+            elif path.is_dir():
+                state[rel] = ("dir", st.st_mode, st.st_uid, st.st_gid)
+            else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                state[rel] = ("file", st.st_mode, st.st_uid, st.st_gid, digest)
+    return state
