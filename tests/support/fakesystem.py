@@ -92,7 +92,7 @@ def install(directory: Path, tools: Sequence[str] = tuple(TOOLS)) -> Path:
             "#!/bin/sh\n"
             f"WORLDLAND_FAKE_LOG={shlex.quote(str(directory))} "
             f"PYTHONPATH={shlex.quote(str(REPO))} exec {shlex.quote(sys.executable)} "
-            f"-m tests.support.fakesystem {name} \"$@\"\n"
+            f'-m tests.support.fakesystem {name} "$@"\n'
         )
         wrapper.chmod(0o755)
     return directory
