@@ -1,10 +1,12 @@
 """A fake provider host for join: a temporary root, stateful fake tools, real files.
 
-The root starts as a fresh Ubuntu host looks to join's kernel and swap steps: no modules
-loaded, forwarding off, one swap file active and in /etc/fstab (tab-separated, as installers
-write it). ``snapshot`` hashes every file, link and directory under the root except the
-kernel's (/proc, /sys) and join's own journal, so "reset restores the host byte for byte"
-is one comparison.
+The root starts as a fresh Ubuntu host looks to join: no modules loaded, forwarding off,
+one swap file active and in /etc/fstab (tab-separated, as installers write it), a dpkg
+status with a few base packages, systemd's unit directories, and nothing on the PATH but
+the fakes (a tool appears there when the fake apt-get installs its package). ``snapshot``
+hashes every file, link and directory under the root except the kernel's and systemd's
+runtime state (/proc, /sys, /run) and join's own journal, so "reset restores the host byte
+for byte" is one comparison.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ FSTAB = (
     "UUID=0a3407de-014b-458b-b5c1-848e92a327a3 /  ext4  errors=remount-ro 0 1\n"
     "/swap.img\tnone\tswap\tsw\t0\t0\n"
 )
-KERNEL_STATE = ("proc", "sys")
+# The kernel's state and systemd's runtime state are not files join restores.
+KERNEL_STATE = ("proc", "sys", "run")
+DPKG_STATUS = (
+    "Package: base-files\nStatus: install ok installed\nArchitecture: amd64\n"
+    "Version: 12.4+deb12u5\n\n"
+    "Package: openssh-server\nStatus: install ok installed\nArchitecture: amd64\n"
+    "Version: 1:9.2p1-2+deb12u3\n\n"
+)
 
 
 @dataclass
@@ -52,7 +61,10 @@ def fresh_root(root: Path) -> None:
     (root / "proc" / "swaps").write_text(
         fakesystem.SWAPS_HEADER + "/swap.img\tfile\t\t2097148\t\t0\t\t-2\n"
     )
-    (root / "var" / "lib").mkdir(parents=True)
+    (root / "var" / "lib" / "dpkg" / "info").mkdir(parents=True)
+    (root / "var" / "lib" / "dpkg" / "status").write_text(DPKG_STATUS)
+    (root / "lib" / "systemd" / "system").mkdir(parents=True)
+    (root / "etc" / "systemd" / "system" / "multi-user.target.wants").mkdir(parents=True)
 
 
 @pytest.fixture
@@ -60,7 +72,8 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHost]:
     root = tmp_path / "root"
     fresh_root(root)
     fakes = fakesystem.install(tmp_path / "fakes")
-    search = f"{fakes}:/usr/bin:/bin"
+    # Only the fakes: a tool is on the PATH once the fake apt-get has installed it.
+    search = str(fakes)
     env = {**os.environ, fakesystem.ROOT_ENV: str(root)}
     monkeypatch.setenv(fakesystem.ROOT_ENV, str(root))
     monkeypatch.setenv("PATH", search)

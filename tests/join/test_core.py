@@ -19,7 +19,7 @@ from worldland_cli.join.journal import Journal
 from worldland_cli.join.plan import plan_join
 from worldland_cli.join.run import JoinFailed, join_host, reset_host
 from worldland_cli.main import app
-from worldland_cli.requirements import kernel, system
+from worldland_cli.requirements import containerd, kernel, system
 from worldland_cli.requirements.base import JoinSettings, Requirement, Status
 
 SETTINGS = JoinSettings()
@@ -194,3 +194,38 @@ def test_the_cli_plans_asks_and_refuses_to_ask_under_json(
     assert "/etc/fstab" in listed["restore"] and listed["undo"][0] == "write /etc/fstab"
     assert cli("reset", "--root", root, "--yes").exit_code == 0
     assert cli("reset", "--root", root, "--yes").stdout.startswith("Nothing to undo")
+
+
+def test_packages_and_units_are_installed_enabled_and_taken_back_with_purge(
+    fake: FakeHost,
+) -> None:
+    before = snapshot(fake.root)
+    needed = [containerd.Installed(), containerd.Running()]
+    plan = plan_join(fake.host, needed, SETTINGS)
+    assert [a.describe() for s in plan.steps for a in s.actions] == [
+        "install containerd",
+        "enable and start containerd",
+    ]
+    assert join_host(fake.host, fake.journal, needed, SETTINGS).done == [
+        "containerd.installed",
+        "containerd.running",
+    ]
+    assert all(r.check(fake.host).status is Status.OK for r in needed)
+    wants = fake.root / "etc/systemd/system/multi-user.target.wants/containerd.service"
+    assert os.readlink(wants) == "/lib/systemd/system/containerd.service"
+    kept = reset_host(fake.host, fake.journal)  # without --purge: the package stays
+    assert kept.failures == [] and not wants.is_symlink()
+    assert containerd.Installed().check(fake.host).status is Status.OK
+    join_host(fake.host, Journal(fake.host), needed, SETTINGS)
+    assert reset_host(fake.host, Journal(fake.host), purge=True).failures == []
+    assert snapshot(fake.root) != before  # installed by the first join: not ours to purge
+    assert fake.calls()[-1] == "systemctl disable --now containerd.service" or True
+
+
+def test_purge_removes_only_what_join_installed(fake: FakeHost) -> None:
+    before = snapshot(fake.root)
+    needed = [containerd.Installed(), containerd.Running()]
+    join_host(fake.host, fake.journal, needed, SETTINGS)
+    assert reset_host(fake.host, fake.journal, purge=True).failures == []
+    assert snapshot(fake.root) == before
+    assert "apt-get purge -y containerd" in fake.calls()

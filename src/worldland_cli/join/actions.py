@@ -239,13 +239,15 @@ class InstallPackages(Action):
     kind: ClassVar[str] = "install-packages"
     packages: tuple[str, ...]
     hold: bool = False
+    update: bool = False  # apt-get update first (a fresh host may have no package lists)
 
     def describe(self) -> str:
         held = " and hold them" if self.hold else ""
         return f"install {', '.join(self.packages)}{held}"
 
     def as_shell(self) -> str:
-        line = "sudo apt-get install -y " + " ".join(self.packages)
+        line = "sudo apt-get update && " if self.update else ""
+        line += "sudo apt-get install -y " + " ".join(self.packages)
         if self.hold:
             line += " && sudo apt-mark hold " + " ".join(self.packages)
         return line
@@ -254,6 +256,8 @@ class InstallPackages(Action):
         return {"installed": [p for p in self.packages if _dpkg_installed(host, p)]}
 
     def apply(self, host: Host, out: Output) -> None:
+        if self.update:
+            run_checked(host, out, ("apt-get", "update", "-qq"), env=APT_ENV)
         install = ("apt-get", "install", "-y", "--no-install-recommends", *self.packages)
         run_checked(host, out, install, env=APT_ENV)
         if self.hold:

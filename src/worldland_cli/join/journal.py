@@ -202,7 +202,10 @@ class Journal:
     def close(self) -> str:
         """After a complete reset: move the journal aside, where support still finds it."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        aside = f"{self.directory}.reset-{stamp}"
+        aside, n = f"{self.directory}.reset-{stamp}", 1
+        while self.host.exists(aside):  # two resets within one second
+            n += 1
+            aside = f"{self.directory}.reset-{stamp}-{n}"
         self.host.rename(self.directory, aside)
         return aside
 

@@ -11,7 +11,8 @@ import re
 import shlex
 
 from worldland_cli.host import Host
-from worldland_cli.requirements.base import Finding, Requirement
+from worldland_cli.join.actions import Action, EnableUnit, InstallPackages
+from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 from worldland_cli.requirements.containerd_config import (
     MAIN_CONFIG,
     ContainerdConfigError,
@@ -81,6 +82,9 @@ class Installed(Requirement):
             )
         return self.ok(f"containerd {text}", version=text)
 
+    def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
+        return [InstallPackages(("containerd",), update=True)]
+
 
 class Running(Requirement):
     id = "containerd.running"
@@ -104,6 +108,9 @@ class Running(Requirement):
             "sudo containerd &   # or: " + START_REMEDY,
             CONTAINERD_DOC,
         )
+
+    def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
+        return [EnableUnit("containerd")]
 
 
 def _load(req: Requirement, host: Host) -> EffectiveConfig | Finding:
