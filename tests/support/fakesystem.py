@@ -355,8 +355,14 @@ TOOLS: dict[str, Tool] = {
 }
 
 
-def install(directory: Path, tools: Sequence[str] = tuple(TOOLS)) -> Path:
-    """Write a wrapper for each of ``tools`` into ``directory``; return it (for PATH)."""
+BASE_TOOLS = ("modprobe", "sysctl", "swapoff", "apt-get", "apt-mark", "dpkg-query", "systemctl")
+
+
+def install(directory: Path, tools: Sequence[str] = BASE_TOOLS) -> Path:
+    """Write a wrapper for each of ``tools`` into ``directory``; return it (for PATH).
+
+    The base tools are there on any Debian host; others come with their packages.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     for name in tools:
         wrapper = directory / name
@@ -375,7 +381,25 @@ def calls(directory: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+# More fakes live in modules of their own (one per area of join); each registers its tools
+# in TOOLS and its packages with add_package when imported. A module not written yet is
+# simply absent.
+PLUGINS = ("tests.support.fakes_gpu", "tests.support.fakes_containerd", "tests.support.fakes_node")
+
+
+def load_plugins() -> None:
+    import importlib
+
+    for module in PLUGINS:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise
+
+
 def main(argv: list[str]) -> int:
+    load_plugins()
     name, args = argv[0], argv[1:]
     root = Path(os.environ[ROOT_ENV])
     with (Path(os.environ["WORLDLAND_FAKE_LOG"]) / "calls.log").open("a") as log:
