@@ -43,6 +43,7 @@ import asyncssh
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.entries import Entry, Registered, Skipped
 from worldland_cli.transfer.errors import (
+    HOSTILE_HINT,
     ChecksumError,
     ConnectionDropped,
     DestinationExistsError,
@@ -193,7 +194,7 @@ def _actionable(exc: BaseException, loc: SshLocation) -> BaseException:
     if isinstance(exc, asyncssh.SFTPBadMessage):
         return TransferError(
             f"the remote {loc.host}:{loc.port} broke the SFTP protocol: {shown(exc.reason)}",
-            "the pod's SFTP server is broken or hostile; do not trust what it sends",
+            HOSTILE_HINT,
         )
     if isinstance(exc, asyncssh.SFTPError):
         return TransferError(f"the remote refused a request: {shown(exc.reason)}")

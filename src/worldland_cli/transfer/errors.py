@@ -6,6 +6,9 @@ from worldland_cli.errors import ActionableError
 from worldland_cli.output import ExitCode
 from worldland_cli.transfer.display import shown
 
+# What to do about a far side that breaks the SFTP protocol: nothing it sends can be trusted.
+HOSTILE_HINT = "the pod's SFTP server is broken or hostile; do not trust what it sends"
+
 
 class TransferError(ActionableError):
     """A transfer could not be completed; ``hint`` says what to do about it."""
@@ -51,7 +54,7 @@ def sent_more_than_asked(remote: str) -> TransferError:
     return TransferError(
         f"reading {shown(remote)}: the server sent more bytes than it was asked for (a protocol "
         "violation); nothing past the range asked for was written",
-        "the pod's SFTP server is broken or hostile; do not trust what it sends",
+        HOSTILE_HINT,
     )
 
 

@@ -13,6 +13,9 @@ order, so a ``.part`` is always a clean prefix (resume depends on that). Plannin
 renames and far-side hashes stay on the asyncssh connection, and the engine falls back to
 asyncssh's data path where ``ssh`` is missing or the lane cannot start.
 
+This module is the ``ssh`` process and its pipes; what goes into each packet, and what an
+answer may hold, is :mod:`.sftpcodec`'s, which never touches a pipe.
+
 Trust: the lane's ``ssh`` accepts exactly the host key the asyncssh connection verified (a
 one-line known_hosts under ``HostKeyAlias``), reads no ssh_config, forwards nothing and never
 asks for a password. Blocking I/O: the engine runs a lane in a worker thread.
@@ -24,7 +27,6 @@ import contextlib
 import functools
 import os
 import shutil
-import struct
 import tempfile
 import threading
 from collections import deque
@@ -34,12 +36,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from worldland_cli.host import Host
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.errors import (
-    ConnectionDropped,
-    HostKeyError,
-    TransferError,
-    sent_more_than_asked,
-)
+from worldland_cli.transfer.errors import ConnectionDropped, HostKeyError, TransferError
 from worldland_cli.transfer.overlap import ReadAhead, WriteBehind
 from worldland_cli.transfer.session import (
     CONNECT_TIMEOUT,
@@ -47,26 +44,26 @@ from worldland_cli.transfer.session import (
     MAX_BLOCK,
     Credentials,
 )
+from worldland_cli.transfer.sftpcodec import (
+    DATA,
+    DATA_HEAD,
+    EXTENDED_REPLY,
+    PF_CREAT,
+    PF_READ,
+    PF_TRUNC,
+    PF_WRITE,
+    VERSION,
+    Codec,
+    string,
+)
 from worldland_cli.transfer.targets import SshLocation
 
 if TYPE_CHECKING:
     import subprocess
 
-# SFTP v3 packet types and flags (draft-ietf-secsh-filexfer-02, section 3 and 6.3).
-_INIT, _VERSION, _OPEN, _CLOSE, _READ, _WRITE = 1, 2, 3, 4, 5, 6
-_STATUS, _HANDLE, _DATA, _EXTENDED, _EXTENDED_REPLY = 101, 102, 103, 200, 201
-_PF_READ, _PF_WRITE, _PF_CREAT, _PF_TRUNC = 0x01, 0x02, 0x08, 0x10
-_ATTR_PERMISSIONS = 0x04
-_FX_OK, _FX_EOF = 0, 1
-_FX_NAMES = {2: "no such file", 3: "permission denied", 4: "failure", 8: "unsupported"}
-
 # The SFTP draft guarantees 32 KiB requests; OpenSSH's sftp-server announces its real limits
 # (255 KiB) through limits@openssh.com, and no more than MAX_BLOCK is asked for in any case.
 _SAFE_BLOCK = 32 * 1024
-# The longest answer the lane reads, as OpenSSH's sftp client (its SFTP_MAX_MSG_LENGTH): the
-# longest it asks for is a READ answer of MAX_BLOCK bytes after 9 of header (type, request
-# id, data length), so 1015 bytes to spare. The length is the far side's word, up to 4 GiB.
-_MAX_PACKET = 256 * 1024
 _PIPE_SIZE = 1 << 20
 _STDERR_KEPT = 64 * 1024  # the tail of ssh's stderr kept to explain a failed start
 _ALIAS = "worldland-pinned-peer"
@@ -126,10 +123,6 @@ def ssh_argv(loc: SshLocation, creds: Credentials, known_hosts: Path) -> list[st
     return [*argv, "-l", loc.user, "-s", "--", loc.host, "sftp"]
 
 
-def _string(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -154,13 +147,12 @@ class OpenSshLane:
         self, process: subprocess.Popen[bytes], workdir: Path, host: Host, peer: str
     ) -> None:
         self._process = process
-        self._peer = peer  # "host:port", to name the far side in errors
         self._host = host
         self._workdir = workdir
         assert process.stdin is not None and process.stdout is not None
         self._out = process.stdin.fileno()
         self._in = process.stdout.fileno()
-        self._next_id = 0
+        self._codec = Codec(peer)  # peer: "host:port", named in the codec's errors
         self._buffer = bytearray(MAX_BLOCK)
         # kill() may come from another thread while a push or fetch still uses the pipes: their
         # fds are closed only once no call uses them, or a file opened meanwhile could get one
@@ -209,23 +201,18 @@ class OpenSshLane:
 
     def _handshake(self) -> None:
         try:
-            self._send_raw(struct.pack(">IBI", 5, _INIT, 3))
+            self._send_raw(self._codec.init())
             kind, body = self._receive()
         except ConnectionDropped:
             raise self._startup_failure() from None
-        if kind != _VERSION:
+        if kind != VERSION:
             raise LaneUnavailable(f"the far side did not answer as an SFTP server (type {kind})")
-        extensions: dict[bytes, bytes] = {}
-        at = 4
-        while at + 4 <= len(body):
-            name, at = self._take_string(body, at)
-            value, at = self._take_string(body, at)
-            extensions[name] = value
+        extensions = self._codec.version(body)
         self.can_fsync = b"fsync@openssh.com" in extensions
         if b"limits@openssh.com" in extensions:
-            kind, body = self._call(_EXTENDED, _string(b"limits@openssh.com"))
-            if kind == _EXTENDED_REPLY and len(body) >= 36:
-                _, max_read, max_write, _ = struct.unpack(">QQQQ", body[4:36])
+            kind, body = self._call(self._codec.extended(b"limits@openssh.com"))
+            if kind == EXTENDED_REPLY:
+                max_read, max_write = self._codec.limits(body)
                 self.block = max(_SAFE_BLOCK, min(MAX_BLOCK, max_read, max_write))
 
     def _startup_failure(self) -> Exception:
@@ -321,17 +308,6 @@ class OpenSshLane:
         except (BrokenPipeError, ConnectionResetError, OSError) as e:
             raise ConnectionDropped(f"the OpenSSH client went away: {e}") from e
 
-    def _packet(self, kind: int, payload: bytes, extra: int = 0) -> bytes:
-        """A request's framing and payload; ``extra`` bytes of data follow it on the wire."""
-        self._next_id = (self._next_id + 1) & 0xFFFFFFFF
-        return struct.pack(">IBI", 5 + len(payload) + extra, kind, self._next_id) + payload
-
-    def _send(self, kind: int, payload: bytes, data: memoryview | None = None) -> None:
-        if data is None:
-            self._send_raw(self._packet(kind, payload))
-        else:
-            self._send_raw(self._packet(kind, payload, len(data)), data)
-
     def _read_into(self, view: memoryview) -> None:
         got = 0
         while got < len(view):
@@ -348,67 +324,24 @@ class OpenSshLane:
         self._read_into(memoryview(out))
         return bytes(out)
 
-    def _header(self) -> tuple[int, int]:
-        """The length and type of the next answer, once its length is one worth reading.
-
-        The length is checked before a byte more is read or room for it allocated: a pod
-        announcing 4 GiB would otherwise have us allocate 4 GiB for it. A DATA answer is
-        read into the buffer of the READ it answers, never one of its own length, and one
-        longer than that buffer is refused in :meth:`_receive_data` as more than asked for.
-        """
-        length, kind = struct.unpack(">IB", self._read_exact(5))
-        shortest = 9 if kind in (_STATUS, _HANDLE, _DATA) else 5  # type, id, then a uint32
-        if length < shortest or (length > _MAX_PACKET and kind != _DATA):
-            raise TransferError(
-                f"the remote {self._peer} announced an SFTP packet of {length} bytes, where "
-                f"an answer of type {kind} holds {shortest} to {_MAX_PACKET} (a protocol "
-                "violation); none of it was read",
-                "the pod's SFTP server is broken or hostile; do not trust what it sends",
-            )
-        return length, kind
-
     def _receive(self) -> tuple[int, bytes]:
-        length, kind = self._header()
+        """The next answer's type and body, once its frame's length is one worth reading."""
+        length, kind = self._codec.frame(self._read_exact(5))
         return kind, self._read_exact(length - 1)
 
-    def _call(self, kind: int, payload: bytes) -> tuple[int, bytes]:
-        self._send(kind, payload)
+    def _call(self, request: bytes) -> tuple[int, bytes]:
+        self._send_raw(request)
         return self._receive()
-
-    @staticmethod
-    def _take_string(body: bytes, at: int) -> tuple[bytes, int]:
-        (n,) = struct.unpack(">I", body[at : at + 4])
-        return body[at + 4 : at + 4 + n], at + 4 + n
-
-    @staticmethod
-    def _status_error(body: bytes, what: str) -> TransferError:
-        (code,) = struct.unpack(">I", body[4:8])
-        message = OpenSshLane._take_string(body, 8)[0].decode(errors="replace")
-        reason = message or _FX_NAMES.get(code, f"SFTP status {code}")
-        return TransferError(f"{what}: {shown(reason)}")
-
-    def _expect_ok(self, kind: int, body: bytes, what: str) -> None:
-        if kind != _STATUS:
-            raise TransferError(f"{what}: unexpected SFTP reply type {kind}")
-        if struct.unpack(">I", body[4:8])[0] != _FX_OK:
-            raise self._status_error(body, what)
 
     # ------------------------------------------------------------------ files
 
     def _open(self, path: str, flags: int, mode: int | None) -> bytes:
-        attrs = struct.pack(">II", _ATTR_PERMISSIONS, mode) if mode is not None else b"\0" * 4
-        kind, body = self._call(_OPEN, _string(path.encode()) + struct.pack(">I", flags) + attrs)
-        if kind == _HANDLE:
-            return self._take_string(body, 4)[0]
-        if kind == _STATUS:
-            raise self._status_error(body, f"cannot open {shown(path)} on the remote")
-        raise TransferError(
-            f"cannot open {shown(path)} on the remote: unexpected reply type {kind}"
-        )
+        kind, body = self._call(self._codec.open(path, flags, mode))
+        return self._codec.handle(kind, body, f"cannot open {shown(path)} on the remote")
 
     def _close(self, handle: bytes, path: str) -> None:
-        kind, body = self._call(_CLOSE, _string(handle))
-        self._expect_ok(kind, body, f"closing {shown(path)} on the remote")
+        kind, body = self._call(self._codec.close(handle))
+        self._codec.expect_ok(kind, body, f"closing {shown(path)} on the remote")
 
     @_holding_pipes
     def push(
@@ -427,9 +360,8 @@ class OpenSshLane:
         Hashes what it reads into ``digest``; writes are acknowledged in order, and ``moved``
         hears of each. Returns the offset reached (the local size as read).
         """
-        flags = _PF_WRITE | (_PF_READ if start else _PF_CREAT | _PF_TRUNC)
+        flags = PF_WRITE | (PF_READ if start else PF_CREAT | PF_TRUNC)
         handle = self._open(remote, flags, None if start else 0o600)
-        prefix = _string(handle)
         pending: deque[tuple[int, int]] = deque()
         offset = start
         with local.open("rb", buffering=0) as source:
@@ -446,9 +378,7 @@ class OpenSshLane:
                     buffer, n = ahead.next()
                     if not n:
                         break
-                    self._send(
-                        _WRITE, prefix + struct.pack(">QI", offset, n), memoryview(buffer)[:n]
-                    )
+                    self._send_raw(self._codec.write(handle, offset, n), memoryview(buffer)[:n])
                     ahead.recycle(buffer)  # the pipe holds a copy now
                     offset += n
                     pending.append((n, offset))
@@ -459,14 +389,14 @@ class OpenSshLane:
             finally:
                 ahead.stop()
         if fsync and self.can_fsync:
-            kind, body = self._call(_EXTENDED, _string(b"fsync@openssh.com") + prefix)
-            self._expect_ok(kind, body, f"flushing {shown(remote)} to disk on the remote")
+            kind, body = self._call(self._codec.extended(b"fsync@openssh.com", string(handle)))
+            self._codec.expect_ok(kind, body, f"flushing {shown(remote)} to disk on the remote")
         self._close(handle, remote)
         return offset
 
     def _acknowledge(self, pending: deque[tuple[int, int]], moved: Moved, remote: str) -> None:
         kind, body = self._receive()
-        self._expect_ok(kind, body, f"writing {shown(remote)} on the remote")
+        self._codec.expect_ok(kind, body, f"writing {shown(remote)} on the remote")
         size, reached = pending.popleft()
         moved(size, reached)
 
@@ -475,8 +405,7 @@ class OpenSshLane:
         self, remote: str, start: int, size: int, sink: Sink, moved: Moved, *, in_flight: int
     ) -> None:
         """Read ``remote`` from ``start`` to ``size`` into ``sink``, in order, pipelined."""
-        handle = self._open(remote, _PF_READ, None)
-        prefix = _string(handle)
+        handle = self._open(remote, PF_READ, None)
 
         def write_and_hash(view: memoryview, offset: int) -> None:
             sink.write(view)
@@ -484,7 +413,7 @@ class OpenSshLane:
 
         behind = WriteBehind(write_and_hash, self.block)
         try:
-            self._stream_reads(prefix, remote, start, size, behind, in_flight)
+            self._stream_reads(handle, remote, start, size, behind, in_flight)
         except BaseException:
             with contextlib.suppress(BaseException):
                 behind.finish()
@@ -494,7 +423,7 @@ class OpenSshLane:
 
     def _stream_reads(
         self,
-        prefix: bytes,
+        handle: bytes,
         remote: str,
         start: int,
         size: int,
@@ -512,7 +441,7 @@ class OpenSshLane:
                 batch = []
                 while wanted < size and len(asked) < in_flight:
                     n = min(self.block, size - wanted)
-                    batch.append(self._packet(_READ, prefix + struct.pack(">QI", wanted, n)))
+                    batch.append(self._codec.read(handle, wanted, n))
                     asked.append((wanted, n))
                     wanted += n
                 if batch:
@@ -533,18 +462,12 @@ class OpenSshLane:
 
     def _receive_data(self, into: memoryview, remote: str) -> int:
         """One reply to a READ: its bytes land in ``into``; 0 at end of file."""
-        length, kind = self._header()
-        if kind != _DATA:
-            body = self._read_exact(length - 1)
-            if kind == _STATUS and struct.unpack(">I", body[4:8])[0] == _FX_EOF:
-                return 0
-            if kind == _STATUS:
-                raise self._status_error(body, f"reading {shown(remote)} on the remote")
-            raise TransferError(
-                f"reading {shown(remote)} on the remote: unexpected reply type {kind}"
+        length, kind = self._codec.frame(self._read_exact(5))
+        if kind != DATA:
+            self._codec.at_end(
+                kind, self._read_exact(length - 1), f"reading {shown(remote)} on the remote"
             )
-        n: int = struct.unpack(">II", self._read_exact(8))[1]
-        if n > len(into) or n != length - 9:
-            raise sent_more_than_asked(remote)
+            return 0
+        n = self._codec.data_length(self._read_exact(DATA_HEAD), length, len(into), remote)
         self._read_into(into[:n])
         return n
