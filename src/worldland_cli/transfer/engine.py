@@ -260,6 +260,14 @@ class _Engine:
     def __init__(
         self, loc: SshLocation, creds: Credentials, opts: Options, progress: ProgressSink
     ) -> None:
+        try:
+            loc.path.encode()  # typed (or registered for a code) with bytes that are not UTF-8
+        except UnicodeEncodeError:
+            raise TransferError(
+                f"the remote path {shown(loc.path)} is not valid UTF-8, and SFTP names are "
+                "asked for in UTF-8",
+                "name a path that is valid UTF-8 (rename it on the pod)",
+            ) from None
         self.loc = loc
         self.creds = creds
         self.opts = opts
@@ -788,14 +796,6 @@ class _Downloader(_Engine):
         registered = self.opts.registered
         if registered is not None:
             check_name(registered.name)
-        try:
-            root.encode()  # typed (or registered) with bytes that are not UTF-8
-        except UnicodeEncodeError:
-            raise TransferError(
-                f"the remote path {shown(root)} is not valid UTF-8, and SFTP names are "
-                "asked for in UTF-8",
-                "rename it on the pod",
-            ) from None
         try:
             top = await (sftp.stat(root) if registered is None else sftp.lstat(root))
         except asyncssh.SFTPNoSuchFile as e:
