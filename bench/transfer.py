@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.sshd import SshdServer, start_sshd
 from worldland_cli.transfer.engine import download, upload
-from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 
 GCM = "aes128-gcm@openssh.com"

@@ -241,6 +241,30 @@ class Host:
         except FileNotFoundError:
             return None
 
+    # ------------------------------------------------------------------------- temp dirs
+
+    def private_temp_dir(self, prefix: str, files: Mapping[str, str]) -> Path:
+        """A new directory only we may enter (0700) holding ``files``, each new and 0600.
+
+        For a helper program that reads its settings from files, such as the OpenSSH lane's
+        one-line known_hosts. A real path in the system's temporary directory, not under
+        ``root``: the program reads it as it is. :meth:`remove_temp_dir` removes it.
+        """
+        directory = Path(tempfile.mkdtemp(prefix=prefix))
+        try:
+            for name, text in files.items():
+                fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(text)
+        except BaseException:
+            self.remove_temp_dir(directory)
+            raise
+        return directory
+
+    def remove_temp_dir(self, directory: Path) -> None:
+        """Remove a directory from :meth:`private_temp_dir` and all it holds; gone is fine."""
+        shutil.rmtree(directory, ignore_errors=True)
+
     # -------------------------------------------------------------------------- commands
 
     def which(self, name: str) -> str | None:

@@ -26,7 +26,7 @@ from worldland_cli.auth.session import authenticated_client
 from worldland_cli.transfer.engine import Options, download
 from worldland_cli.transfer.entries import Registered
 from worldland_cli.transfer.errors import UnsafePathError
-from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 
 

@@ -28,7 +28,7 @@ from tests.transfer.conftest import random_file, sha256_of
 from worldland_cli.main import app
 from worldland_cli.transfer.engine import Options, download, upload
 from worldland_cli.transfer.errors import DestinationExistsError, UnsafePathError
-from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 
 SECRET = b"-----BEGIN OPENSSH PRIVATE KEY----- the renter's key\n"

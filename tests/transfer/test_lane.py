@@ -21,7 +21,7 @@ from worldland_cli.transfer.errors import (
     TransferError,
 )
 from worldland_cli.transfer.lane import OpenSshLane, ssh_argv
-from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 
 

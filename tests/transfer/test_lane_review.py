@@ -21,7 +21,7 @@ from worldland_cli.transfer.engine import Options, _Engine
 from worldland_cli.transfer.errors import ConnectionDropped
 from worldland_cli.transfer.lane import OpenSshLane
 from worldland_cli.transfer.progress import NullProgress
-from worldland_cli.transfer.session import Credentials, connect
+from worldland_cli.transfer.ssh import Credentials, connect
 from worldland_cli.transfer.targets import parse_ssh_url
 
 

@@ -13,7 +13,7 @@ from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
 from worldland_cli.transfer.engine import Options, download, upload
 from worldland_cli.transfer.errors import ChecksumError, UnreachableError
-from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 
 SIZE = 24 * (1 << 20) + 123

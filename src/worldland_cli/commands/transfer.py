@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from worldland_cli.transfer.engine import Options, Summary
     from worldland_cli.transfer.entries import Registered
     from worldland_cli.transfer.progress import ProgressSink
-    from worldland_cli.transfer.session import Credentials
+    from worldland_cli.transfer.ssh import Credentials
     from worldland_cli.transfer.targets import PodLocation, SshLocation
 
 
@@ -97,7 +97,7 @@ def _pod_option() -> Any:
 
 
 def _credentials(identity: Path | None, known_hosts: Path | None) -> Credentials:
-    from worldland_cli.transfer.session import Credentials
+    from worldland_cli.transfer.ssh import Credentials
 
     default_key = Path.home() / ".ssh" / "id_ed25519"
     return Credentials(

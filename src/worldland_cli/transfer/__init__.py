@@ -2,5 +2,5 @@
 
 Importing this package is cheap on purpose: :mod:`.targets` and :mod:`.errors` need no
 network libraries, so the command can parse arguments before asyncssh is imported by
-:mod:`.engine` and :mod:`.session`.
+:mod:`.engine` and :mod:`.ssh`.
 """

@@ -74,7 +74,7 @@ from worldland_cli.transfer.safety import (
     local_destination,
 )
 from worldland_cli.transfer.sendplan import plan_send
-from worldland_cli.transfer.session import MAX_BLOCK, Credentials, connect, remote_sha256
+from worldland_cli.transfer.ssh import MAX_BLOCK, Credentials, connect, remote_sha256
 from worldland_cli.transfer.targets import SshLocation
 
 LOCAL_READ = 1 << 20

@@ -21,7 +21,7 @@ runs over an exec channel *during* the stream, in one of two modes:
   disk right after the write that put it there was acknowledged.
 
 Where python3 or exec channels are missing (an sftp-only account), :meth:`FarHash.result`
-returns ``None`` and the caller falls back to the serial check of :func:`session.remote_sha256`,
+returns ``None`` and the caller falls back to the serial check of :func:`.ssh.remote_sha256`,
 which keeps the guarantee at the old cost.
 """
 

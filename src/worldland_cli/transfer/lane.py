@@ -26,8 +26,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shutil
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -38,12 +36,6 @@ from worldland_cli.host import Host
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import ConnectionDropped, HostKeyError, TransferError
 from worldland_cli.transfer.overlap import ReadAhead, WriteBehind
-from worldland_cli.transfer.session import (
-    CONNECT_TIMEOUT,
-    KEEPALIVE_INTERVAL,
-    MAX_BLOCK,
-    Credentials,
-)
 from worldland_cli.transfer.sftpcodec import (
     DATA,
     DATA_HEAD,
@@ -55,6 +47,12 @@ from worldland_cli.transfer.sftpcodec import (
     VERSION,
     Codec,
     string,
+)
+from worldland_cli.transfer.ssh import (
+    CONNECT_TIMEOUT,
+    KEEPALIVE_INTERVAL,
+    MAX_BLOCK,
+    Credentials,
 )
 from worldland_cli.transfer.targets import SshLocation
 
@@ -181,15 +179,13 @@ class OpenSshLane:
         (never fall back then); LaneUnavailable for everything else that keeps it from
         starting; ConnectionDropped when the link is down (the engine retries).
         """
-        workdir = Path(tempfile.mkdtemp(prefix="worldland-lane-"))
-        known_hosts = workdir / "known_hosts"
-        fd = os.open(known_hosts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{_ALIAS} {host_key}\n")
         host = host or Host()
-        process = host.spawn(ssh_argv(loc, creds, known_hosts), pipe_size=_PIPE_SIZE)
+        workdir = host.private_temp_dir(
+            "worldland-lane-", {"known_hosts": f"{_ALIAS} {host_key}\n"}
+        )
+        process = host.spawn(ssh_argv(loc, creds, workdir / "known_hosts"), pipe_size=_PIPE_SIZE)
         if process is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+            host.remove_temp_dir(workdir)
             raise LaneUnavailable("the OpenSSH client (ssh) is not installed")
         lane = cls(process, workdir, host, f"{loc.host}:{loc.port}")
         try:
@@ -255,7 +251,7 @@ class OpenSshLane:
         if idle:
             self._close_pipes()
         self._drain.join(timeout=5)
-        shutil.rmtree(self._workdir, ignore_errors=True)
+        self._host.remove_temp_dir(self._workdir)
 
     def _close_pipes(self) -> None:
         # stderr is the drain thread's: it closes it at end of file (ssh has exited).
