@@ -13,7 +13,7 @@ import pytest
 from tests.support.procs import process_table
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
-from worldland_cli.transfer.engine import LANE_MIN, Options, download, upload
+from worldland_cli.transfer.engine import LANE_MIN, download, upload
 from worldland_cli.transfer.errors import (
     ChecksumError,
     DestinationExistsError,
@@ -21,6 +21,7 @@ from worldland_cli.transfer.errors import (
     TransferError,
 )
 from worldland_cli.transfer.lane import OpenSshLane, ssh_argv
+from worldland_cli.transfer.model import Options
 from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 

@@ -17,9 +17,10 @@ from tests.support.sshd import SshdServer
 from tests.transfer.conftest import random_file
 from tests.transfer.test_lane import _our_ssh_children
 from worldland_cli.host import Host
-from worldland_cli.transfer.engine import Options, _Engine
+from worldland_cli.transfer.engine import _Engine
 from worldland_cli.transfer.errors import ConnectionDropped
 from worldland_cli.transfer.lane import OpenSshLane
+from worldland_cli.transfer.model import Options
 from worldland_cli.transfer.progress import NullProgress
 from worldland_cli.transfer.ssh import Credentials, connect
 from worldland_cli.transfer.targets import parse_ssh_url

@@ -11,8 +11,9 @@ import pytest
 
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
-from worldland_cli.transfer.engine import Options, download, upload
+from worldland_cli.transfer.engine import download, upload
 from worldland_cli.transfer.errors import ChecksumError, UnreachableError
+from worldland_cli.transfer.model import Options
 from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 

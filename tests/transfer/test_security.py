@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.sshd import SSH_KEYGEN, SshdServer
 from tests.transfer.conftest import random_file, sha256_of
-from worldland_cli.transfer.engine import Options, download, upload
+from worldland_cli.transfer.engine import download, upload
 from worldland_cli.transfer.errors import (
     DeniedError,
     DestinationExistsError,
@@ -19,6 +19,7 @@ from worldland_cli.transfer.errors import (
     UnreachableError,
     UnsafePathError,
 )
+from worldland_cli.transfer.model import Options
 from worldland_cli.transfer.safety import check_name, check_relative, check_symlink
 from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import SshLocation, parse_ssh_url

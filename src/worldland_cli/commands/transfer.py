@@ -29,8 +29,7 @@ from worldland_cli.commands.common import (
 if TYPE_CHECKING:
     from worldland_cli.config import Config
     from worldland_cli.hubclient import HubClient
-    from worldland_cli.transfer.engine import Options, Summary
-    from worldland_cli.transfer.entries import Registered
+    from worldland_cli.transfer.model import Options, Registered, Summary
     from worldland_cli.transfer.progress import ProgressSink
     from worldland_cli.transfer.ssh import Credentials
     from worldland_cli.transfer.targets import PodLocation, SshLocation
@@ -174,7 +173,7 @@ def _options(
     registered: Registered | None = None,
     follow_links: bool = False,
 ) -> Options:
-    from worldland_cli.transfer.engine import Options
+    from worldland_cli.transfer.model import Options
 
     return Options(
         overwrite=overwrite,

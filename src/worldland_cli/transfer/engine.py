@@ -34,14 +34,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import asyncssh
 
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.entries import Entry, Registered, Skipped
 from worldland_cli.transfer.errors import (
     HOSTILE_HINT,
     ChecksumError,
@@ -54,6 +52,7 @@ from worldland_cli.transfer.errors import (
 )
 from worldland_cli.transfer.farhash import FarHash
 from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
+from worldland_cli.transfer.model import Entry, FileResult, Options, Registered, Skipped, Summary
 from worldland_cli.transfer.modes import current_umask, received_mode
 from worldland_cli.transfer.partmark import (
     MARK_MAX,
@@ -103,81 +102,6 @@ _DROPS: tuple[type[BaseException], ...] = (
     TimeoutError,
     BrokenPipeError,
 )
-
-
-@dataclass(frozen=True)
-class Options:
-    """Knobs with measured defaults (docs/transfer.md)."""
-
-    overwrite: bool = False
-    retries: int = 5
-    backoff: float = 0.5
-    files_in_flight: int = 4
-    requests_in_flight: int = 64
-    block_size: int = 0  # 0: the largest the server accepts, up to MAX_BLOCK (255 KiB)
-    fsync: bool = True
-    registered: Registered | None = None  # receiving a code: the one file it names
-    openssh: bool = True  # large files through the OpenSSH client when it is installed
-    follow_links: bool = False  # send what links inside a sent directory point to
-
-
-@dataclass
-class FileResult:
-    """What happened to one file; ``bytes_after_resume`` is what the last attempt moved."""
-
-    path: str
-    size: int
-    sha256: str = ""
-    verified_by: str = ""
-    resumed_from: int = 0
-    bytes_moved: int = 0
-    bytes_after_resume: int = 0
-    attempts: int = 0
-    done: bool = False
-    carried_by: str = ""  # "openssh" (the lane) or "asyncssh", for the last attempt
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "size": self.size,
-            "sha256": self.sha256,
-            "verified_by": self.verified_by,
-            "resumed_from": self.resumed_from,
-            "bytes_moved": self.bytes_moved,
-            "attempts": self.attempts,
-            "carried_by": self.carried_by,
-        }
-
-
-@dataclass
-class Summary:
-    """The --json document of a finished transfer."""
-
-    direction: str
-    source: str
-    destination: str
-    files: list[FileResult] = field(default_factory=list)
-    seconds: float = 0.0
-    retries: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(f.size for f in self.files)
-
-    def to_dict(self) -> dict[str, Any]:
-        rate = self.total_bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
-        return {
-            "direction": self.direction,
-            "source": self.source,
-            "destination": self.destination,
-            "files": [f.to_dict() for f in self.files],
-            "bytes": self.total_bytes,
-            "seconds": round(self.seconds, 3),
-            "mb_per_s": round(rate, 1),
-            "retries": self.retries,
-            "skipped": [s.to_dict() for s in self.skipped],
-        }
 
 
 def _is_drop(exc: BaseException) -> bool:
@@ -731,7 +655,7 @@ class _Uploader(_Engine):
         The worker thread reads and hashes ahead of the writes; the loop only issues writes.
         """
         loop = asyncio.get_running_loop()
-        block = self.opts.block_size or min(sftp.limits.max_write_len, MAX_BLOCK)
+        block = min(sftp.limits.max_write_len, MAX_BLOCK)
         at_end = False
 
         def read_next(lf: Any) -> bytes:
@@ -1129,7 +1053,7 @@ class _Downloader(_Engine):
         runs ahead of what a resume would find on disk.
         """
         loop = asyncio.get_running_loop()
-        block = self.opts.block_size or min(sftp.limits.max_read_len, MAX_BLOCK)
+        block = min(sftp.limits.max_read_len, MAX_BLOCK)
         inflight: deque[tuple[asyncio.Future[bytes], int, int]] = deque()
         written: deque[tuple[asyncio.Future[None], int, int]] = deque()
         try:

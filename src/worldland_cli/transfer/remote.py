@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worldland_cli.hubclient import HubRejected, PodSsh, format_time
-from worldland_cli.transfer.entries import Registered
 from worldland_cli.transfer.errors import TransferError
+from worldland_cli.transfer.model import Registered
 from worldland_cli.transfer.targets import CODE_SHAPE, PodLocation, SshLocation
 
 if TYPE_CHECKING:

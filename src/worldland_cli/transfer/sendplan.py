@@ -22,8 +22,8 @@ import stat
 from pathlib import Path
 
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.entries import Entry, Skipped
 from worldland_cli.transfer.errors import TransferError, UnsafePathError
+from worldland_cli.transfer.model import Entry, Skipped
 from worldland_cli.transfer.safety import check_symlink, links_on_disk
 
 _RENAME = "rename it to send it"
