@@ -24,8 +24,9 @@ import pytest
 
 from tests.security.hostile_sftp import Lies, hostile_server
 from tests.transfer.conftest import random_file, sha256_of
-from worldland_cli.transfer.engine import LANE_MIN, download, upload
+from worldland_cli.transfer.engine import download, upload
 from worldland_cli.transfer.errors import TransferError
+from worldland_cli.transfer.lanes import LANE_MIN
 from worldland_cli.transfer.model import Options
 
 GIB = 1 << 30

@@ -13,6 +13,7 @@ from worldland_cli.transfer.sftpcodec import (
     CLOSE,
     DATA_HEAD,
     EXTENDED_REPLY,
+    FX_EOF,
     HANDLE,
     MAX_PACKET,
     OPEN,
@@ -85,13 +86,13 @@ def test_a_string_announcing_more_than_follows_is_refused() -> None:
 def test_a_refusal_says_what_failed_in_the_pods_words_escaped() -> None:
     codec = Codec(PEER)
     with pytest.raises(TransferError, match=r"^opening: no\\x1b\[2J$"):
-        codec.expect_ok(STATUS, _u32(7, 4) + string(b"no\x1b[2J"), "opening")
+        codec.expect_status(STATUS, _u32(7, 4) + string(b"no\x1b[2J"), "opening")
     with pytest.raises(TransferError, match=r"^opening: permission denied$"):
         codec.handle(STATUS, _u32(7, 3) + string(b""), "opening")
     with pytest.raises(TransferError, match=r"^opening: unexpected SFTP reply type 103$"):
         codec.handle(103, b"", "opening")
-    codec.expect_ok(STATUS, _u32(7, 0) + string(b""), "closing")
-    codec.at_end(STATUS, _u32(7, 1) + string(b"EOF"), "reading")
+    codec.expect_status(STATUS, _u32(7, 0) + string(b""), "closing")
+    codec.expect_status(STATUS, _u32(7, 1) + string(b"EOF"), "reading", FX_EOF)
 
 
 @pytest.mark.parametrize(

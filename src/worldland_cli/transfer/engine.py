@@ -28,17 +28,16 @@ import dataclasses
 import hashlib
 import os
 import posixpath
-import secrets
 import stat
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import cast
 
 import asyncssh
 
+from worldland_cli.transfer import pipeline
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import (
     HOSTILE_HINT,
@@ -48,10 +47,22 @@ from worldland_cli.transfer.errors import (
     TransferError,
     UnreachableError,
     UnsafePathError,
-    sent_more_than_asked,
+    not_ours,
 )
 from worldland_cli.transfer.farhash import FarHash
-from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
+from worldland_cli.transfer.lanes import Lanes, Slot
+from worldland_cli.transfer.localfs import (
+    SYNC_EVERY,
+    drop_part,
+    finish_dir,
+    foreign_part,
+    make_dir,
+    place_link,
+    prefix_digest,
+    read_mark,
+    write_mark,
+    writing,
+)
 from worldland_cli.transfer.model import Entry, FileResult, Options, Registered, Skipped, Summary
 from worldland_cli.transfer.modes import current_umask, received_mode
 from worldland_cli.transfer.partmark import (
@@ -59,11 +70,7 @@ from worldland_cli.transfer.partmark import (
     MARK_SUFFIX,
     PART_SUFFIX,
     PartMark,
-    drop_local,
-    foreign_local,
     mark_of,
-    read_local,
-    write_local,
 )
 from worldland_cli.transfer.progress import NullProgress, ProgressSink
 from worldland_cli.transfer.safety import (
@@ -73,24 +80,12 @@ from worldland_cli.transfer.safety import (
     local_destination,
 )
 from worldland_cli.transfer.sendplan import plan_send
-from worldland_cli.transfer.ssh import MAX_BLOCK, Credentials, connect, remote_sha256
+from worldland_cli.transfer.ssh import Credentials, connect, remote_sha256
 from worldland_cli.transfer.targets import SshLocation
 
-LOCAL_READ = 1 << 20
-# Local disk I/O and sha256 run on one worker thread per file (both release the GIL on large
-# buffers), so the event loop only speaks SSH. These bound how far the worker may lag behind
-# or run ahead of the network, in requests of the server's block size (255 KiB for OpenSSH).
-WORKER_AHEAD = 8
-# Received data is handed to the disk's writeback every this many bytes while streaming
-# (posix_fadvise DONTNEED starts writeback without waiting), so the fsync before the rename
-# finds little left to write and the page cache does not swell: receive 290 -> 490 MB/s
-# against an fdatasync every 64 MiB, with less kernel CPU (docs/transfer.md).
-SYNC_EVERY = 32 << 20
-# Files this large travel through the OpenSSH lane; smaller ones are not worth its handshake.
-LANE_MIN = 8 << 20
+# Progress from a pipeline thread reaches the event loop in steps this large (moved_from_thread).
 REPORT_EVERY = 4 << 20
 
-T = TypeVar("T")
 
 _DROPS: tuple[type[BaseException], ...] = (
     asyncssh.ConnectionLost,
@@ -146,38 +141,6 @@ def _flatten(group: BaseException) -> Iterator[BaseException]:
         yield group
 
 
-def _local_prefix_hash(path: Path, length: int) -> Any:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        left = length
-        while left > 0:
-            block = f.read(min(LOCAL_READ, left))
-            if not block:
-                break
-            digest.update(block)
-            left -= len(block)
-    return digest
-
-
-def _kill_unclaimed(opening: asyncio.Future[OpenSshLane]) -> None:
-    """Kill a lane whose opening finished after the one waiting for it was cancelled."""
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result().kill()
-
-
-class _Slot:
-    """One file worker's channels: its SFTP client and, from its first large file, a lane."""
-
-    def __init__(self, sftp: asyncssh.SFTPClient) -> None:
-        self.sftp = sftp
-        self.lane: OpenSshLane | None = None
-
-    def drop_lane(self) -> None:
-        if self.lane is not None:
-            self.lane.kill()
-            self.lane = None
-
-
 class _Engine:
     """State shared by the retry loop and the per-file workers of one transfer."""
 
@@ -199,10 +162,9 @@ class _Engine:
         self.results: dict[str, FileResult] = {}
         self.marks: dict[str, int] = {}
         self.retries = 0
-        self.lanes_off = not opts.openssh
+        self.lanes = Lanes(loc, creds, progress, opts.openssh)
         self.followers: dict[str, FarHash] = {}  # uploads: far-side hashes told of each ack
         self.skipped: list[Skipped] = []
-        self.early_lane: asyncio.Future[OpenSshLane | None] | None = None
 
     # ------------------------------------------------------------------ retry loop
 
@@ -215,7 +177,7 @@ class _Engine:
                     try:
                         await work(conn)
                     finally:
-                        await self.end_early_lane()
+                        await self.lanes.end_early()
                 return
             except UnreachableError:
                 if self.retries >= self.opts.retries:
@@ -240,7 +202,7 @@ class _Engine:
         self,
         conn: asyncssh.SSHClientConnection,
         files: list[Entry],
-        one: Callable[[asyncssh.SSHClientConnection, _Slot, Entry], Awaitable[None]],
+        one: Callable[[asyncssh.SSHClientConnection, Slot, Entry], Awaitable[None]],
     ) -> None:
         """Move the files not yet done, several at once, one SFTP channel per worker."""
         queue = deque(f for f in files if not self.results[f.rel].done)
@@ -249,99 +211,27 @@ class _Engine:
             if not queue:
                 return
             async with await conn.start_sftp_client() as sftp:
-                slot = _Slot(sftp)
+                slot = Slot(sftp)
                 try:
                     while queue:
                         await one(conn, slot, queue.popleft())
                 except BaseException:
                     slot.drop_lane()
                     raise
-                if slot.lane is not None:
-                    await asyncio.to_thread(slot.lane.close)
+                await slot.close()
 
         async with asyncio.TaskGroup() as group:
             for _ in range(max(1, min(self.opts.files_in_flight, len(queue)))):
                 group.create_task(worker())
 
-    # ------------------------------------------------------------------ the OpenSSH lane
-
-    async def lane(
-        self, conn: asyncssh.SSHClientConnection, slot: _Slot, size: int
-    ) -> OpenSshLane | None:
-        """The slot's lane for a file of ``size`` bytes, or None to use asyncssh's data path.
-
-        The lane trusts only the host key this connection verified. A lane that cannot start
-        (no ``ssh``, a refused key, no sftp subsystem) turns lanes off for the transfer, with
-        a note; a different host key is fatal, and a dropped link is retried as usual.
-        """
-        if self.lanes_off or size < LANE_MIN:
-            return None
-        if slot.lane is None:
-            early, self.early_lane = self.early_lane, None
-            slot.lane = await (early if early is not None else self.open_lane(conn))
-        return slot.lane
-
     def start_lane_early(self, conn: asyncssh.SSHClientConnection, files: list[Entry]) -> None:
-        """Open the first lane while the checks before the first large file still run.
-
-        Its handshake (~0.15 s) would otherwise come after them. Called once the file sizes
-        are known; :meth:`end_early_lane` disposes of a lane nobody took.
-        """
-        wanted = any(f.size >= LANE_MIN and not self.results[f.rel].done for f in files)
-        if wanted and not self.lanes_off and self.early_lane is None:
-            self.early_lane = asyncio.ensure_future(self.open_lane(conn))
-
-    async def end_early_lane(self) -> None:
-        early, self.early_lane = self.early_lane, None
-        if early is None:
-            return
-        with contextlib.suppress(BaseException):
-            lane = await early
-            if lane is not None:
-                lane.kill()
-
-    async def open_lane(self, conn: asyncssh.SSHClientConnection) -> OpenSshLane | None:
-        key = conn.get_server_host_key()
-        if key is None or self.lanes_off:
-            self.lanes_off = True
-            return None
-        pinned = " ".join(key.export_public_key("openssh").decode().split()[:2])
-        # A plain future (not a task), shielded: a cancellation while the handshake's thread
-        # runs cannot lose the lane it returns, which is then killed instead of orphaned.
-        opening = asyncio.get_running_loop().run_in_executor(
-            None, OpenSshLane.open, self.loc, self.creds, pinned
-        )
-        try:
-            return await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            opening.add_done_callback(_kill_unclaimed)
-            raise
-        except LaneUnavailable as e:
-            self.lanes_off = True
-            self.progress.note(
-                f"not using the OpenSSH client ({shown(e)}); asyncssh carries the data"
-            )
-            return None
-
-    async def in_lane(self, slot: _Slot, call: Callable[[], T]) -> T:
-        """Run a blocking lane call on a thread; on failure or cancellation the lane dies.
-
-        Killing the ``ssh`` process is what wakes a thread blocked on its pipes.
-        """
-        task = asyncio.ensure_future(asyncio.to_thread(call))
-        try:
-            return await asyncio.shield(task)
-        except BaseException:
-            slot.drop_lane()
-            with contextlib.suppress(BaseException):
-                await task
-            raise
+        self.lanes.start_early(conn, [f.size for f in files if not self.results[f.rel].done])
 
     def moved_from_thread(self, result: FileResult) -> Callable[[int, int], None]:
-        """A progress callback for a lane thread: bookkeeping stays on the event loop.
+        """A progress callback for a pipeline thread: bookkeeping stays on the event loop.
 
         Reports go in steps of REPORT_EVERY: waking the loop for each 255 KiB block cost the
-        lane thread a fifth of its time in GIL hand-offs. A step never claims more than has
+        lane's thread a fifth of its time in GIL hand-offs. A step never claims more than has
         been acknowledged (or written), so resume and progress stay honest.
         """
         loop = asyncio.get_running_loop()
@@ -414,16 +304,6 @@ class _Engine:
             f"{shown(entry.rel)}: checksum mismatch ({where}: {want[:16]}..., received "
             f"{got[:16]}...); the partial file was deleted",
             "the source may have changed during the transfer; run the command again",
-        )
-
-    @staticmethod
-    def not_ours(parts: list[str], where: str) -> DestinationExistsError:
-        """Refusing ``.part`` files we did not write: they are someone's own files."""
-        return DestinationExistsError(
-            f"{where}: {', '.join(shown(p) for p in parts[:5])}"
-            + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
-            + " (not written by worldland, so not resumed from or replaced)",
-            "move them away, or pass --overwrite to replace them",
         )
 
     def changed_during(self, entry: Entry, what: str) -> ChecksumError:
@@ -517,7 +397,7 @@ class _Uploader(_Engine):
             ) from e
         self.linked.add(link.rel)
 
-    async def upload_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: Entry) -> None:
+    async def upload_one(self, conn: asyncssh.SSHClientConnection, slot: Slot, f: Entry) -> None:
         sftp = slot.sftp
         result = self.start_attempt(f)
         final = self.remote(f.rel)
@@ -528,40 +408,31 @@ class _Uploader(_Engine):
             sftp, part, PartMark(str(local.absolute()), f.size, int(f.mtime))
         )
         if 0 < held <= f.size:
-            prefix = _local_prefix_hash(local, held)
+            prefix = prefix_digest(local, held)
             theirs, _ = await remote_sha256(conn, sftp, part, held)
             if theirs == prefix.hexdigest():
                 start, digest = held, prefix
         self.resumed(result, start)
 
-        lane = await self.lane(conn, slot, f.size - start)
-        result.carried_by = "asyncssh" if lane is None else "openssh"
+        carrier = await self.lanes.carrier(conn, slot, f.size - start)
+        result.carried_by = carrier.name
         far = await FarHash.follow(conn, part, f.size)
         self.followers[result.path] = far
+        moved = self.moved_from_thread(result)
         try:
-            if lane is not None:
-                moved = self.moved_from_thread(result)
-                sent = await self.in_lane(
-                    slot,
-                    lambda: lane.push(
-                        local,
-                        part,
-                        start,
-                        digest,
-                        moved,
-                        fsync=self.opts.fsync,
-                        in_flight=self.opts.requests_in_flight,
-                    ),
-                )
-            else:
-                new_file = asyncssh.SFTPAttrs(permissions=0o600)
-                mode = "r+b" if start else "wb"
-                async with sftp.open(part, mode, new_file, block_size=0) as rf:
-                    with ThreadPoolExecutor(1, "worldland-io") as worker:
-                        sent = await self.push(sftp, rf, f, result, worker, digest, start)
-                    if self.opts.fsync and sent == f.size:
-                        with contextlib.suppress(asyncssh.SFTPOpUnsupported):
-                            await rf.fsync()
+            sent = await slot.run(
+                carrier,
+                lambda: pipeline.push(
+                    carrier,
+                    local,
+                    part,
+                    start,
+                    digest,
+                    moved,
+                    fsync=self.opts.fsync,
+                    in_flight=self.opts.requests_in_flight,
+                ),
+            )
             if sent != f.size:
                 raise TransferError(
                     f"{shown(local)} changed size while it was being sent; send it again"
@@ -615,7 +486,7 @@ class _Uploader(_Engine):
         if found == mark and held:
             return held
         if found is None and not self.opts.overwrite:
-            raise self.not_ours([part if held is not None else mark_of(part)], "on the remote")
+            raise not_ours([part if held is not None else mark_of(part)], "on the remote")
         return await self.write_remote_mark(sftp, part, mark, "wb")
 
     @staticmethod
@@ -639,61 +510,6 @@ class _Uploader(_Engine):
     async def drop_remote_mark(sftp: asyncssh.SFTPClient, part: str) -> None:
         with contextlib.suppress(asyncssh.SFTPNoSuchFile):
             await sftp.remove(mark_of(part))
-
-    async def push(
-        self,
-        sftp: asyncssh.SFTPClient,
-        rf: asyncssh.SFTPClientFile,
-        f: Entry,
-        result: FileResult,
-        worker: ThreadPoolExecutor,
-        digest: Any,
-        start: int,
-    ) -> int:
-        """Pipelined writes from ``start``, acknowledged in order; returns the bytes read.
-
-        The worker thread reads and hashes ahead of the writes; the loop only issues writes.
-        """
-        loop = asyncio.get_running_loop()
-        block = min(sftp.limits.max_write_len, MAX_BLOCK)
-        at_end = False
-
-        def read_next(lf: Any) -> bytes:
-            nonlocal at_end
-            data: bytes = b"" if at_end else lf.read(block)
-            at_end = not data
-            digest.update(data)
-            return data
-
-        inflight: deque[tuple[asyncio.Future[int], int, int]] = deque()
-        with Path(f.source).open("rb") as lf:
-            lf.seek(start)
-            reads = deque(loop.run_in_executor(worker, read_next, lf) for _ in range(WORKER_AHEAD))
-            offset = start
-            try:
-                while True:
-                    data = await reads.popleft()
-                    if not data:
-                        break
-                    reads.append(loop.run_in_executor(worker, read_next, lf))
-                    write = asyncio.ensure_future(rf.write(data, offset))
-                    offset += len(data)
-                    inflight.append((write, len(data), offset))
-                    if len(inflight) >= self.opts.requests_in_flight:
-                        task, size, end = inflight.popleft()
-                        await task
-                        self.moved(result, size, end)
-                while inflight:
-                    task, size, end = inflight.popleft()
-                    await task
-                    self.moved(result, size, end)
-            finally:
-                for task, _, _ in inflight:
-                    task.cancel()
-                for pending in reads:  # leave the file to the worker until it is done
-                    with contextlib.suppress(Exception):
-                        await pending
-        return offset
 
 
 # ============================================================================ download
@@ -873,7 +689,7 @@ class _Downloader(_Engine):
             target = local_destination(self.dest, e.rel, replacing=e.kind != "dir")
             if e.kind != "dir" and os.path.lexists(target) and not self.opts.overwrite:
                 taken.append(e.rel)
-            if e.kind == "file" and not self.opts.overwrite and foreign_local(self.part(target)):
+            if e.kind == "file" and not self.opts.overwrite and foreign_part(self.part(target)):
                 foreign.append(e.rel + PART_SUFFIX)
             if e.kind != "dir" and target.is_dir() and not target.is_symlink():
                 what = "a symlink" if e.kind == "link" else "a file"
@@ -888,19 +704,9 @@ class _Downloader(_Engine):
                 "pass --overwrite to replace them",
             )
         if foreign:
-            raise self.not_ours(foreign, f"in {shown(self.dest)}")
+            raise not_ours(foreign, f"in {shown(self.dest)}")
         for e in entries:
-            if e.kind == "dir":
-                target = local_destination(self.dest, e.rel)
-                try:
-                    target.mkdir(mode=0o700)
-                except FileExistsError:
-                    if not target.is_dir():
-                        raise DestinationExistsError(
-                            f"{shown(target)} is in the way: the remote has a directory there",
-                            "move it away, then run the command again",
-                        ) from None
-                    continue
+            if e.kind == "dir" and make_dir(local_destination(self.dest, e.rel)):
                 self.created.add(e.rel)
         for e in entries:
             if e.kind == "file":
@@ -925,92 +731,57 @@ class _Downloader(_Engine):
     def finish_tree(self, entries: list[Entry]) -> None:
         for e in entries:
             if e.kind == "link":
-                self.place_link(e)
+                target = local_destination(self.dest, e.rel, replacing=True)
+                place_link(target, e.link_target, self.opts.overwrite)
         for e in sorted(entries, key=lambda e: e.rel.count("/"), reverse=True):
             if e.kind == "dir" and e.rel in self.created:
                 target = local_destination(self.dest, e.rel)
-                target.chmod(received_mode(e.mode, self.umask))
-                os.utime(target, (e.atime, e.mtime))
+                finish_dir(target, received_mode(e.mode, self.umask), e.atime, e.mtime)
 
-    def place_link(self, link: Entry) -> None:
-        """Make a received (and checked) symlink; with --overwrite it replaces the name.
-
-        It is made under a temporary name beside its own and renamed onto the name, which
-        replaces a file or an older link there itself, never what that link points to, and
-        leaves no moment without one. Without --overwrite a name taken since the checks
-        is left as it is.
-        """
-        target = local_destination(self.dest, link.rel, replacing=True)
-        if not self.opts.overwrite:
-            try:
-                os.symlink(link.link_target, target)
-            except FileExistsError as e:
-                raise DestinationExistsError(
-                    f"{shown(target)} appeared during the transfer",
-                    "pass --overwrite to replace it",
-                ) from e
-            return
-        fresh = target.with_name(f".{target.name}.worldland-{secrets.token_hex(8)}")
-        os.symlink(link.link_target, fresh)
-        try:
-            os.replace(fresh, target)
-        except OSError as e:
-            fresh.unlink()
-            raise DestinationExistsError(
-                f"cannot put the symlink {shown(target)} in place: {shown(e.strerror)}",
-                "move what is there away, then run the command again",
-            ) from e
-
-    async def download_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: Entry) -> None:
+    async def download_one(self, conn: asyncssh.SSHClientConnection, slot: Slot, f: Entry) -> None:
         sftp = slot.sftp
         result = self.start_attempt(f)
         final = local_destination(self.dest, f.rel, replacing=True)
         part = self.part(final)
         if part.is_symlink():
             raise TransferError(f"refusing to write through the symlink {shown(part)}")
-        if not self.opts.overwrite and foreign_local(part):  # appeared since prepare()
-            raise self.not_ours([f.rel + PART_SUFFIX], f"in {shown(self.dest)}")
+        if not self.opts.overwrite and foreign_part(part):  # appeared since prepare()
+            raise not_ours([f.rel + PART_SUFFIX], f"in {shown(self.dest)}")
         source = dataclasses.replace(self.loc, path=f.source).display()
         mark = PartMark(source, f.size, int(f.mtime))
         start, digest = 0, hashlib.sha256()
-        held = part.stat().st_size if part.exists() and read_local(part) == mark else 0
+        held = part.stat().st_size if part.exists() and read_mark(part) == mark else 0
         if 0 < held <= f.size:
-            prefix = _local_prefix_hash(part, held)
+            prefix = prefix_digest(part, held)
             theirs, _ = await remote_sha256(conn, sftp, f.source, held)
             if theirs == prefix.hexdigest():
                 start, digest = held, prefix
         if not start:
-            write_local(part, mark)
+            write_mark(part, mark)
         self.resumed(result, start)
 
-        lane = await self.lane(conn, slot, f.size - start)
-        result.carried_by = "asyncssh" if lane is None else "openssh"
+        carrier = await self.lanes.carrier(conn, slot, f.size - start)
+        result.carried_by = carrier.name
         far = await FarHash.start(conn, f.source, f.size)
+        moved = self.moved_from_thread(result)
+        sync_every = SYNC_EVERY if self.opts.fsync else 0
+
+        def fetch_and_sync() -> None:
+            with writing(part, start, digest, sync_every) as sink:
+                pipeline.fetch(
+                    carrier,
+                    f.source,
+                    start,
+                    f.size,
+                    sink,
+                    moved,
+                    in_flight=self.opts.requests_in_flight,
+                )
+                if self.opts.fsync:
+                    sink.sync()
+
         try:
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb", buffering=0) as lf:
-                lf.truncate(start)
-                lf.seek(start)
-                sink = _LocalSink(lf, digest, start, SYNC_EVERY if self.opts.fsync else 0)
-                if lane is not None:
-                    moved = self.moved_from_thread(result)
-
-                    def fetch_and_sync() -> None:
-                        lane.fetch(
-                            f.source,
-                            start,
-                            f.size,
-                            sink,
-                            moved,
-                            in_flight=self.opts.requests_in_flight,
-                        )
-                        if self.opts.fsync:
-                            sink.sync()
-
-                    await self.in_lane(slot, fetch_and_sync)
-                else:
-                    with ThreadPoolExecutor(1, "worldland-io") as worker:
-                        await self.fetch(sftp, f, result, sink, worker)
+            await slot.run(carrier, fetch_and_sync)
         except BaseException:
             far.cancel()
             raise
@@ -1019,7 +790,7 @@ class _Downloader(_Engine):
         theirs, how, changed = await self.far_view(conn, sftp, far, f.source, f.size)
         want = self.opts.registered.sha256 if self.opts.registered is not None else None
         if theirs != ours or changed or (want is not None and want != ours):
-            drop_local(part)
+            drop_part(part)
             if changed:
                 raise self.changed_during(f, f"the remote {shown(f.source)}")
             raise self.checksum_failed(
@@ -1036,90 +807,8 @@ class _Downloader(_Engine):
                 raise DestinationExistsError(
                     f"{shown(final)} appeared during the transfer", "pass --overwrite to replace it"
                 ) from e
-        drop_local(part)  # the .part (unless it was renamed) and its mark
+        drop_part(part)  # the .part (unless it was renamed) and its mark
         result.sha256, result.verified_by, result.done = ours, how, True
-
-    async def fetch(
-        self,
-        sftp: asyncssh.SFTPClient,
-        f: Entry,
-        result: FileResult,
-        sink: _LocalSink,
-        worker: ThreadPoolExecutor,
-    ) -> None:
-        """Prefetched reads, written and hashed strictly in order, so the .part is a prefix.
-
-        Bytes count as moved once the worker has written them, so a progress report never
-        runs ahead of what a resume would find on disk.
-        """
-        loop = asyncio.get_running_loop()
-        block = min(sftp.limits.max_read_len, MAX_BLOCK)
-        inflight: deque[tuple[asyncio.Future[bytes], int, int]] = deque()
-        written: deque[tuple[asyncio.Future[None], int, int]] = deque()
-        try:
-            async with sftp.open(f.source, "rb", block_size=0) as rf:
-                asked = sink.offset
-                while True:
-                    while asked < f.size and len(inflight) < self.opts.requests_in_flight:
-                        size = min(block, f.size - asked)
-                        inflight.append((asyncio.ensure_future(rf.read(size, asked)), asked, size))
-                        asked += size
-                    if not inflight:
-                        break
-                    task, offset, size = inflight.popleft()
-                    data: bytes = await task
-                    while len(data) < size:  # a server may answer with fewer bytes
-                        more = await rf.read(size - len(data), offset + len(data))
-                        if not more:
-                            raise TransferError(
-                                f"{shown(f.source)} shrank during the transfer; fetch it again"
-                            )
-                        data += cast(bytes, more)
-                    if len(data) > size:
-                        raise sent_more_than_asked(f.source)
-                    written.append((loop.run_in_executor(worker, sink.write, data), size, offset))
-                    while written and (written[0][0].done() or len(written) > WORKER_AHEAD):
-                        done, size, offset = written.popleft()
-                        await done
-                        self.moved(result, size, offset + size)
-            while written:
-                done, size, offset = written.popleft()
-                await done
-                self.moved(result, size, offset + size)
-            if self.opts.fsync:
-                await loop.run_in_executor(worker, sink.sync)
-        finally:
-            for task, _, _ in inflight:
-                task.cancel()
-            for done, _, _ in written:  # leave the file to the worker until it is done
-                with contextlib.suppress(Exception):
-                    await done
-
-
-class _LocalSink:
-    """Writes and hashes received data in order, handing it to writeback as it goes."""
-
-    def __init__(self, out: Any, digest: Any, offset: int, sync_every: int) -> None:
-        self.fd: int = out.fileno()
-        self.digest = digest
-        self.offset = offset
-        self.sync_every = sync_every  # 0: never (fsync turned off)
-        self.unsynced_from = offset
-
-    def write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.pwrite(self.fd, view, self.offset + len(data) - len(view)) :]
-        self.digest.update(data)
-        self.offset += len(data)
-        if self.sync_every and self.offset - self.unsynced_from >= self.sync_every:
-            length = self.offset - self.unsynced_from
-            os.posix_fadvise(self.fd, self.unsynced_from, length, os.POSIX_FADV_DONTNEED)
-            self.unsynced_from = self.offset
-
-    def sync(self) -> None:
-        os.fdatasync(self.fd)
-        self.unsynced_from = self.offset
 
 
 # ============================================================================ entry points

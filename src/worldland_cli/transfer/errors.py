@@ -58,5 +58,15 @@ def sent_more_than_asked(remote: str) -> TransferError:
     )
 
 
+def not_ours(parts: list[str], where: str) -> DestinationExistsError:
+    """Refusing ``.part`` files we did not write (on either side): they are someone's own."""
+    return DestinationExistsError(
+        f"{where}: {', '.join(shown(p) for p in parts[:5])}"
+        + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+        + " (not written by worldland, so not resumed from or replaced)",
+        "move them away, or pass --overwrite to replace them",
+    )
+
+
 class ConnectionDropped(Exception):
     """Internal: the link went away mid-transfer; the engine reconnects and resumes."""

@@ -24,22 +24,21 @@ asks for a password. Blocking I/O: the engine runs a lane in a worker thread.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING
 
 from worldland_cli.host import Host
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.errors import ConnectionDropped, HostKeyError, TransferError
-from worldland_cli.transfer.overlap import ReadAhead, WriteBehind
+from worldland_cli.transfer.errors import ConnectionDropped, HostKeyError
+from worldland_cli.transfer.pipeline import SAFE_BLOCK, RemoteFile, request_block
 from worldland_cli.transfer.sftpcodec import (
     DATA,
     DATA_HEAD,
     EXTENDED_REPLY,
+    FX_EOF,
     PF_CREAT,
     PF_READ,
     PF_TRUNC,
@@ -48,20 +47,12 @@ from worldland_cli.transfer.sftpcodec import (
     Codec,
     string,
 )
-from worldland_cli.transfer.ssh import (
-    CONNECT_TIMEOUT,
-    KEEPALIVE_INTERVAL,
-    MAX_BLOCK,
-    Credentials,
-)
+from worldland_cli.transfer.ssh import CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, Credentials
 from worldland_cli.transfer.targets import SshLocation
 
 if TYPE_CHECKING:
     import subprocess
 
-# The SFTP draft guarantees 32 KiB requests; OpenSSH's sftp-server announces its real limits
-# (255 KiB) through limits@openssh.com, and no more than MAX_BLOCK is asked for in any case.
-_SAFE_BLOCK = 32 * 1024
 _PIPE_SIZE = 1 << 20
 _STDERR_KEPT = 64 * 1024  # the tail of ssh's stderr kept to explain a failed start
 _ALIAS = "worldland-pinned-peer"
@@ -72,17 +63,9 @@ _CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 # older than 8.4 rejects the "^" syntax; the lane then does not start and asyncssh carries.)
 _KEX = "^curve25519-sha256,curve25519-sha256@libssh.org"
 
-Moved = Callable[[int, int], None]  # (bytes acknowledged, offset reached)
-
 
 class LaneUnavailable(Exception):
     """The lane cannot start here (no ``ssh``, no sftp subsystem, ...); use asyncssh."""
-
-
-class Sink(Protocol):
-    """Where fetched bytes go, in order (the engine's .part writer and hasher)."""
-
-    def write(self, data: memoryview) -> None: ...
 
 
 def ssh_argv(loc: SshLocation, creds: Credentials, known_hosts: Path) -> list[str]:
@@ -121,25 +104,13 @@ def ssh_argv(loc: SshLocation, creds: Credentials, known_hosts: Path) -> list[st
     return [*argv, "-l", loc.user, "-s", "--", loc.host, "sftp"]
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _holding_pipes(
-    method: Callable[Concatenate[OpenSshLane, P], R],
-) -> Callable[Concatenate[OpenSshLane, P], R]:
-    """A lane call that keeps the pipes open until it returns (see ``_using_pipes``)."""
-
-    @functools.wraps(method)
-    def held(lane: OpenSshLane, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with lane._using_pipes():
-            return method(lane, *args, **kwargs)
-
-    return held
-
-
 class OpenSshLane:
-    """One ``ssh -s sftp`` process and the SFTP session on its pipes; see the module doc."""
+    """One ``ssh -s sftp`` process and the SFTP session on its pipes; see the module doc.
+
+    A :class:`.pipeline.Carrier`: the pipeline moves a file's bytes through :meth:`opened`.
+    """
+
+    name = "openssh"
 
     def __init__(
         self, process: subprocess.Popen[bytes], workdir: Path, host: Host, peer: str
@@ -151,8 +122,7 @@ class OpenSshLane:
         self._out = process.stdin.fileno()
         self._in = process.stdout.fileno()
         self._codec = Codec(peer)  # peer: "host:port", named in the codec's errors
-        self._buffer = bytearray(MAX_BLOCK)
-        # kill() may come from another thread while a push or fetch still uses the pipes: their
+        # kill() may come from another thread while a file still uses the pipes: their
         # fds are closed only once no call uses them, or a file opened meanwhile could get one
         # of those numbers and receive the lane's SFTP packets.
         self._guard = threading.Lock()
@@ -164,7 +134,7 @@ class OpenSshLane:
         self._drain = threading.Thread(target=self._drain_stderr, name="worldland-ssh-err")
         self._drain.daemon = True
         self._drain.start()
-        self.block = _SAFE_BLOCK
+        self.block = SAFE_BLOCK
         self.can_fsync = False
 
     # ------------------------------------------------------------------ life cycle
@@ -208,8 +178,7 @@ class OpenSshLane:
         if b"limits@openssh.com" in extensions:
             kind, body = self._call(self._codec.extended(b"limits@openssh.com"))
             if kind == EXTENDED_REPLY:
-                max_read, max_write = self._codec.limits(body)
-                self.block = max(_SAFE_BLOCK, min(MAX_BLOCK, max_read, max_write))
+                self.block = request_block(*self._codec.limits(body))
 
     def _startup_failure(self) -> Exception:
         """Why ``ssh`` ended before the SFTP session began, from what it printed."""
@@ -238,7 +207,7 @@ class OpenSshLane:
     def kill(self) -> None:
         """Stop at once; a thread blocked on the pipes wakes up with ConnectionDropped.
 
-        Safe from another thread than the one in :meth:`push` or :meth:`fetch`: that call
+        Safe from another thread than the one using a file it :meth:`opened`: that thread
         closes the pipes on its way out.
         """
         self._host.stop(self._process)
@@ -331,139 +300,63 @@ class OpenSshLane:
 
     # ------------------------------------------------------------------ files
 
-    def _open(self, path: str, flags: int, mode: int | None) -> bytes:
-        kind, body = self._call(self._codec.open(path, flags, mode))
-        return self._codec.handle(kind, body, f"cannot open {shown(path)} on the remote")
+    @contextlib.contextmanager
+    def opened(self, path: str, *, write: bool, start: int) -> Iterator[RemoteFile]:
+        """``path`` open for :mod:`.pipeline`; the pipes stay open until the block ends.
 
-    def _close(self, handle: bytes, path: str) -> None:
-        kind, body = self._call(self._codec.close(handle))
-        self._codec.expect_ok(kind, body, f"closing {shown(path)} on the remote")
-
-    @_holding_pipes
-    def push(
-        self,
-        local: Path,
-        remote: str,
-        start: int,
-        digest: Any,
-        moved: Moved,
-        *,
-        fsync: bool,
-        in_flight: int,
-    ) -> int:
-        """Write ``local`` from ``start`` into ``remote`` (truncated when ``start`` is 0).
-
-        Hashes what it reads into ``digest``; writes are acknowledged in order, and ``moved``
-        hears of each. Returns the offset reached (the local size as read).
+        Closed when the block ends without an error; after one, answers may still be owed,
+        so the engine kills the lane instead.
         """
-        flags = PF_WRITE | (PF_READ if start else PF_CREAT | PF_TRUNC)
-        handle = self._open(remote, flags, None if start else 0o600)
-        pending: deque[tuple[int, int]] = deque()
-        offset = start
-        with local.open("rb", buffering=0) as source:
-            source.seek(start)
+        with self._using_pipes():
+            if not write:
+                flags, mode = PF_READ, None
+            elif start:
+                flags, mode = PF_WRITE | PF_READ, None
+            else:
+                flags, mode = PF_WRITE | PF_CREAT | PF_TRUNC, 0o600
+            kind, body = self._call(self._codec.open(path, flags, mode))
+            handle = self._codec.handle(kind, body, f"cannot open {shown(path)} on the remote")
+            yield _LaneFile(self, handle, path)
+            kind, body = self._call(self._codec.close(handle))
+            self._codec.expect_status(kind, body, f"closing {shown(path)} on the remote")
 
-            def read_and_hash(view: memoryview) -> int:
-                n: int = source.readinto(view[: self.block]) or 0  # type: ignore[attr-defined]
-                digest.update(view[:n])
-                return n
 
-            ahead = ReadAhead(read_and_hash, self.block)
-            try:
-                while True:
-                    buffer, n = ahead.next()
-                    if not n:
-                        break
-                    self._send_raw(self._codec.write(handle, offset, n), memoryview(buffer)[:n])
-                    ahead.recycle(buffer)  # the pipe holds a copy now
-                    offset += n
-                    pending.append((n, offset))
-                    if len(pending) >= in_flight:
-                        self._acknowledge(pending, moved, remote)
-                while pending:
-                    self._acknowledge(pending, moved, remote)
-            finally:
-                ahead.stop()
-        if fsync and self.can_fsync:
-            kind, body = self._call(self._codec.extended(b"fsync@openssh.com", string(handle)))
-            self._codec.expect_ok(kind, body, f"flushing {shown(remote)} to disk on the remote")
-        self._close(handle, remote)
-        return offset
+class _LaneFile:
+    """A file open through the lane: requests framed by the codec, answers read off the pipe."""
 
-    def _acknowledge(self, pending: deque[tuple[int, int]], moved: Moved, remote: str) -> None:
-        kind, body = self._receive()
-        self._codec.expect_ok(kind, body, f"writing {shown(remote)} on the remote")
-        size, reached = pending.popleft()
-        moved(size, reached)
+    def __init__(self, lane: OpenSshLane, handle: bytes, path: str) -> None:
+        self._lane = lane
+        self._codec = lane._codec
+        self._handle = handle
+        self._path = path
+        self._writing = f"writing {shown(path)} on the remote"
+        self._reading = f"reading {shown(path)} on the remote"
 
-    @_holding_pipes
-    def fetch(
-        self, remote: str, start: int, size: int, sink: Sink, moved: Moved, *, in_flight: int
-    ) -> None:
-        """Read ``remote`` from ``start`` to ``size`` into ``sink``, in order, pipelined."""
-        handle = self._open(remote, PF_READ, None)
+    def ask(self, reads: list[tuple[int, int]]) -> None:
+        # One pipe write for the batch: one wake-up of ssh, sshd and sftp-server, not many.
+        self._lane._send_raw(b"".join(self._codec.read(self._handle, o, n) for o, n in reads))
 
-        def write_and_hash(view: memoryview, offset: int) -> None:
-            sink.write(view)
-            moved(len(view), offset + len(view))
-
-        behind = WriteBehind(write_and_hash, self.block)
-        try:
-            self._stream_reads(handle, remote, start, size, behind, in_flight)
-        except BaseException:
-            with contextlib.suppress(BaseException):
-                behind.finish()
-            raise
-        behind.finish()
-        self._close(handle, remote)
-
-    def _stream_reads(
-        self,
-        handle: bytes,
-        remote: str,
-        start: int,
-        size: int,
-        behind: WriteBehind,
-        in_flight: int,
-    ) -> None:
-        """Pipelined READs from ``start`` to ``size``; each answer goes to ``behind``."""
-        asked: deque[tuple[int, int]] = deque()
-        wanted = start
-        refill = max(1, in_flight // 2)
-        while True:
-            if len(asked) <= in_flight - refill:
-                # Requests go in batches: one pipe write and one SSH packet for many READs
-                # instead of a wake-up of ssh, sshd and sftp-server for each.
-                batch = []
-                while wanted < size and len(asked) < in_flight:
-                    n = min(self.block, size - wanted)
-                    batch.append(self._codec.read(handle, wanted, n))
-                    asked.append((wanted, n))
-                    wanted += n
-                if batch:
-                    self._send_raw(b"".join(batch))
-            if not asked:
-                break
-            offset, n = asked.popleft()
-            buffer = behind.take()
-            got = self._receive_data(memoryview(buffer)[:n], remote)
-            if got == 0:
-                raise TransferError(f"{shown(remote)} shrank during the transfer; fetch it again")
-            behind.give(buffer, got, offset)
-            if got < n:  # a short answer: the replies still owed overlap; ask again from here
-                for _ in asked:
-                    self._receive_data(memoryview(self._buffer), remote)
-                asked.clear()
-                wanted = offset + got
-
-    def _receive_data(self, into: memoryview, remote: str) -> int:
-        """One reply to a READ: its bytes land in ``into``; 0 at end of file."""
-        length, kind = self._codec.frame(self._read_exact(5))
-        if kind != DATA:
-            self._codec.at_end(
-                kind, self._read_exact(length - 1), f"reading {shown(remote)} on the remote"
-            )
+    def answer(self, into: memoryview) -> int:
+        length, kind = self._codec.frame(self._lane._read_exact(5))
+        if kind != DATA:  # end of file, or a refusal
+            body = self._lane._read_exact(length - 1)
+            self._codec.expect_status(kind, body, self._reading, FX_EOF)
             return 0
-        n = self._codec.data_length(self._read_exact(DATA_HEAD), length, len(into), remote)
-        self._read_into(into[:n])
+        head = self._lane._read_exact(DATA_HEAD)
+        n = self._codec.data_length(head, length, len(into), self._path)
+        self._lane._read_into(into[:n])
         return n
+
+    def write(self, offset: int, data: memoryview) -> None:
+        self._lane._send_raw(self._codec.write(self._handle, offset, len(data)), data)
+
+    def written(self) -> None:
+        kind, body = self._lane._receive()
+        self._codec.expect_status(kind, body, self._writing)
+
+    def flush(self) -> None:
+        if self._lane.can_fsync:
+            request = self._codec.extended(b"fsync@openssh.com", string(self._handle))
+            kind, body = self._lane._call(request)
+            what = f"flushing {shown(self._path)} to disk on the remote"
+            self._codec.expect_status(kind, body, what)

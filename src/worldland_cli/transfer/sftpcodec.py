@@ -144,20 +144,15 @@ class Codec:
         _, max_read, max_write, _ = _LIMITS.unpack(fields.take(_LIMITS.size, "its limits"))
         return max_read, max_write
 
-    def expect_ok(self, kind: int, body: bytes, what: str) -> None:
-        """Nothing when the answer is STATUS OK; a TransferError saying ``what`` failed else."""
-        if kind != STATUS:
-            raise self.unexpected(kind, body, what)
-        code, message = self.status(body)
-        if code != FX_OK:
-            raise self.refused(code, message, what)
+    def expect_status(self, kind: int, body: bytes, what: str, wanted: int = FX_OK) -> None:
+        """Nothing when the answer is a STATUS ``wanted`` (OK; EOF ends a READ's answers).
 
-    def at_end(self, kind: int, body: bytes, what: str) -> None:
-        """A READ answered with something other than DATA: end of file, or ``what`` failed."""
+        Else a TransferError saying ``what`` failed, and why in the far side's words.
+        """
         if kind != STATUS:
             raise self.unexpected(kind, body, what)
         code, message = self.status(body)
-        if code != FX_EOF:
+        if code != wanted:
             raise self.refused(code, message, what)
 
     def unexpected(self, kind: int, body: bytes, what: str) -> TransferError:

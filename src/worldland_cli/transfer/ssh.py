@@ -31,6 +31,7 @@ from worldland_cli.transfer.errors import (
     TransferError,
     UnreachableError,
 )
+from worldland_cli.transfer.pipeline import MAX_BLOCK
 from worldland_cli.transfer.targets import SshLocation
 
 CONNECT_TIMEOUT = 15.0
@@ -42,11 +43,6 @@ HASH_BLOCK = 1 << 20
 # (receive 105-143 -> 150-266 MB/s side by side under the same load, docs/transfer.md).
 WINDOW = 16 << 20
 MAX_PACKET = 256 << 10
-# The largest SFTP READ or WRITE asked for, on every path, whatever limits the far side
-# announces: what OpenSSH's sftp client asks for at most (SFTP_MAX_MSG_LENGTH less 1 KiB). A pod
-# announcing 1 TiB had us ask for a whole file in one READ (and hold it all), or read a whole
-# local file into memory for one WRITE.
-MAX_BLOCK = 255 << 10
 
 # AES-GCM first: with AES-NI it is the cheapest authenticated cipher for both ends, and on a
 # CPU-bound link that is the transfer rate (docs/transfer.md). The rest keep asyncssh's order.

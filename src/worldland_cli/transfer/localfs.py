@@ -1,0 +1,209 @@
+"""All local file I/O of user data: what a transfer reads, writes, renames and removes here.
+
+The only module besides ``host.py`` that opens files (CONTRIBUTING.md): ``host.py`` for the
+system's and our own (settings, keys, temp dirs), this one for the renter's: the sources we
+send, the ``.part`` files we receive into and their marks, the final names, the received
+links and directories, and a file offered for a code. So one page says everything a
+transfer may do to the renter's disk, and it is the local half of the data path, as
+asyncssh's ``LocalFS`` is beside its SFTP client. Reads of metadata that decide what to send
+or whether a name is safe (``sendplan.py``'s listing, ``safety.py``'s link checks) stay with
+their rules; they never open a file.
+
+Received names are checked before they get here (``safety.local_destination``); every open
+of a received name here refuses to follow a link (``O_NOFOLLOW``), and a name is replaced by
+a rename onto it, never written through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from worldland_cli.transfer.display import shown
+from worldland_cli.transfer.errors import DestinationExistsError
+from worldland_cli.transfer.partmark import MARK_MAX, PartMark, mark_of
+
+_PREFIX_READ = 1 << 20
+# Received data is handed to the disk's writeback every this many bytes while streaming
+# (posix_fadvise DONTNEED starts writeback without waiting), so the fsync before the rename
+# finds little left to write and the page cache does not swell: receive 290 -> 490 MB/s
+# against an fdatasync every 64 MiB, with less kernel CPU (docs/transfer.md).
+SYNC_EVERY = 32 << 20
+
+Digest = Any  # a hashlib sha256 object: hashlib exposes no type for it
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def prefix_digest(path: Path, length: int) -> Digest:
+    """The sha256 of the first ``length`` bytes of ``path``, ready to take the rest."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        left = length
+        while left > 0:
+            block = f.read(min(_PREFIX_READ, left))
+            if not block:
+                break
+            digest.update(block)
+            left -= len(block)
+    return digest
+
+
+@contextlib.contextmanager
+def reading(path: Path, start: int, digest: Digest) -> Iterator[Callable[[memoryview], int]]:
+    """A reader of ``path`` from ``start``: it fills a buffer, hashes it, says how much (0: end)."""
+    with path.open("rb", buffering=0) as source:
+        source.seek(start)
+
+        def read_and_hash(view: memoryview) -> int:
+            n: int = source.readinto(view) or 0
+            digest.update(view[:n])
+            return n
+
+        yield read_and_hash
+
+
+def offered_digest(path: Path) -> tuple[int, str] | None:
+    """Size and sha256 of one regular file from the same open handle; None if not one.
+
+    Raises what ``open`` raises (a directory, a missing file, no permission).
+    """
+    with path.open("rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return info.st_size, hashlib.file_digest(f, "sha256").hexdigest()
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+class Sink:
+    """Writes and hashes received data in order, handing it to writeback as it goes."""
+
+    def __init__(self, fd: int, digest: Digest, offset: int, sync_every: int) -> None:
+        self._fd = fd
+        self._digest = digest
+        self._offset = offset
+        self._sync_every = sync_every  # 0: never (fsync turned off)
+        self._unsynced_from = offset
+
+    def write(self, data: memoryview) -> None:
+        view = data
+        while view:
+            view = view[os.pwrite(self._fd, view, self._offset + len(data) - len(view)) :]
+        self._digest.update(data)
+        self._offset += len(data)
+        if self._sync_every and self._offset - self._unsynced_from >= self._sync_every:
+            length = self._offset - self._unsynced_from
+            os.posix_fadvise(self._fd, self._unsynced_from, length, os.POSIX_FADV_DONTNEED)
+            self._unsynced_from = self._offset
+
+    def sync(self) -> None:
+        os.fdatasync(self._fd)
+        self._unsynced_from = self._offset
+
+
+@contextlib.contextmanager
+def writing(part: Path, start: int, digest: Digest, sync_every: int) -> Iterator[Sink]:
+    """A :class:`Sink` into ``part`` from ``start`` (cut there), never through a link."""
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb", buffering=0) as out:
+        out.truncate(start)
+        yield Sink(fd, digest, start, sync_every)
+
+
+# ---------------------------------------------------------------------------- .part files
+
+
+def read_mark(part: Path) -> PartMark | None:
+    """The mark beside a local ``.part``; None when there is none or it is not ours."""
+    try:  # never through a link, and never waiting on a FIFO someone named so
+        fd = os.open(mark_of(str(part)), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return PartMark.decode(f.read(MARK_MAX + 1))
+
+
+def foreign_part(part: Path) -> bool:
+    """A ``.part`` (or a file named as its mark) is here, and we did not write it."""
+    there = os.path.lexists(part) or os.path.lexists(mark_of(str(part)))
+    return there and read_mark(part) is None
+
+
+def write_mark(part: Path, mark: PartMark) -> None:
+    """Mark ``part`` as ours (before its first byte is written), replacing a stale mark."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    with os.fdopen(os.open(mark_of(str(part)), flags, 0o600), "wb") as f:
+        f.write(mark.encode())
+
+
+def drop_part(part: Path) -> None:
+    """Delete ``part`` and its mark (a failed check, or a file that got its final name)."""
+    for path in (part, Path(mark_of(str(part)))):
+        path.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------- the tree
+
+
+def make_dir(target: Path) -> bool:
+    """Create a received directory, owner-only until the transfer is done.
+
+    True when it was made; False when a directory is there already (it keeps its own mode
+    and times). Anything else at the name is in the way.
+    """
+    try:
+        target.mkdir(mode=0o700)
+    except FileExistsError:
+        if not target.is_dir():
+            raise DestinationExistsError(
+                f"{shown(target)} is in the way: the remote has a directory there",
+                "move it away, then run the command again",
+            ) from None
+        return False
+    return True
+
+
+def finish_dir(target: Path, mode: int, atime: float, mtime: float) -> None:
+    """A directory this transfer made gets its (masked) mode and times once it is full."""
+    target.chmod(mode)
+    os.utime(target, (atime, mtime))
+
+
+def place_link(target: Path, points_to: str, overwrite: bool) -> None:
+    """Make a received (and checked) symlink; with ``overwrite`` it replaces the name.
+
+    It is made under a temporary name beside its own and renamed onto the name, which
+    replaces a file or an older link there itself, never what that link points to, and
+    leaves no moment without one. Without ``overwrite`` a name taken since the checks is
+    left as it is.
+    """
+    if not overwrite:
+        try:
+            os.symlink(points_to, target)
+        except FileExistsError as e:
+            raise DestinationExistsError(
+                f"{shown(target)} appeared during the transfer", "pass --overwrite to replace it"
+            ) from e
+        return
+    fresh = target.with_name(f".{target.name}.worldland-{secrets.token_hex(8)}")
+    os.symlink(points_to, fresh)
+    try:
+        os.replace(fresh, target)
+    except OSError as e:
+        fresh.unlink()
+        raise DestinationExistsError(
+            f"cannot put the symlink {shown(target)} in place: {shown(e.strerror)}",
+            "move what is there away, then run the command again",
+        ) from e
