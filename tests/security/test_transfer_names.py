@@ -19,7 +19,7 @@ from tests.security.hostile_sftp import HostileServer, Lies, hostile_server
 from tests.transfer.conftest import Hook, random_file
 from worldland_cli.main import app
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.engine import download
+from worldland_cli.transfer.download import download
 from worldland_cli.transfer.lanes import LANE_MIN
 from worldland_cli.transfer.model import Options
 

@@ -24,10 +24,11 @@ import pytest
 
 from tests.security.hostile_sftp import Lies, hostile_server
 from tests.transfer.conftest import random_file, sha256_of
-from worldland_cli.transfer.engine import download, upload
+from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import TransferError
 from worldland_cli.transfer.lanes import LANE_MIN
 from worldland_cli.transfer.model import Options
+from worldland_cli.transfer.upload import upload
 
 GIB = 1 << 30
 ALLOWED = 64 << 20  # far more than a transfer's own buffers, far less than the lie

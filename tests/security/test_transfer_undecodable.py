@@ -21,7 +21,8 @@ from typer.testing import CliRunner
 from tests.security.hostile_sftp import HostileServer, hostile_server
 from tests.transfer.conftest import Hook, random_file, sha256_of
 from worldland_cli.main import app
-from worldland_cli.transfer.engine import download, upload
+from worldland_cli.transfer.download import download
+from worldland_cli.transfer.upload import upload
 
 REPLACED = "a\ufffd.bin"  # a real UTF-8 name: what both undecodable names below would become
 NOT_UTF8 = "a name that is not valid UTF-8"

@@ -14,7 +14,7 @@ from tests.support.procs import process_table
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
 from worldland_cli.transfer import pipeline
-from worldland_cli.transfer.engine import download, upload
+from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import (
     ChecksumError,
     DestinationExistsError,
@@ -26,6 +26,7 @@ from worldland_cli.transfer.lanes import LANE_MIN
 from worldland_cli.transfer.model import Options
 from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
+from worldland_cli.transfer.upload import upload
 
 
 def test_large_files_take_the_lane_and_small_ones_asyncssh_both_ways(

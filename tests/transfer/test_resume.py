@@ -12,11 +12,12 @@ import pytest
 
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
-from worldland_cli.transfer.engine import download, upload
+from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import ChecksumError, UnreachableError
 from worldland_cli.transfer.model import Options
 from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
+from worldland_cli.transfer.upload import upload
 
 SIZE = 24 * (1 << 20) + 123
 CHUNK = 255 * 1024

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.sshd import SSH_KEYGEN, SshdServer
 from tests.transfer.conftest import random_file, sha256_of
-from worldland_cli.transfer.engine import download, upload
+from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import (
     DeniedError,
     DestinationExistsError,
@@ -23,6 +23,7 @@ from worldland_cli.transfer.model import Options
 from worldland_cli.transfer.safety import check_name, check_relative, check_symlink
 from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import SshLocation, parse_ssh_url
+from worldland_cli.transfer.upload import upload
 
 
 def _other_public_key(tmp_path: Path) -> str:

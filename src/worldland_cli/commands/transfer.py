@@ -291,7 +291,7 @@ def send(
             where = _resolve_pod(where, hub, hub_ca)
     loc: SshLocation = where
 
-    from worldland_cli.transfer.engine import upload
+    from worldland_cli.transfer.upload import upload
 
     creds = _credentials(identity, known_hosts)
     opts = _options(overwrite, retries, no_openssh, follow_links=follow_links)
@@ -357,7 +357,7 @@ def receive(
         else:
             loc = parsed
 
-    from worldland_cli.transfer.engine import download
+    from worldland_cli.transfer.download import download
 
     creds = _credentials(identity, known_hosts)
     opts = _options(overwrite, retries, no_openssh, registered)

@@ -125,20 +125,12 @@ class FarHash:
         self._told = 0
 
     @classmethod
-    async def start(cls, conn: asyncssh.SSHClientConnection, path: str, size: int) -> FarHash:
-        """Start hashing the complete file ``path`` (receiving); never fails."""
-        return await cls._launch(conn, path, size, follow=False)
-
-    @classmethod
-    async def follow(cls, conn: asyncssh.SSHClientConnection, path: str, size: int) -> FarHash:
-        """Start following ``path`` as :meth:`advance` reports acknowledged writes (sending)."""
-        return await cls._launch(conn, path, size, follow=True)
-
-    @classmethod
-    async def _launch(
+    async def launch(
         cls, conn: asyncssh.SSHClientConnection, path: str, size: int, *, follow: bool
     ) -> FarHash:
-        """A dud (``result`` None) where no exec channel or python3 is to be had."""
+        """Start hashing ``path``: the whole file (receiving), or following it as
+        :meth:`advance` reports acknowledged writes (sending). Never fails: a dud (``result``
+        None) where no exec channel or python3 is to be had."""
         script = (
             f'command -v python3 >/dev/null 2>&1 || exit {_NO_PYTHON}; exec python3 -c "$0" "$@"'
         )

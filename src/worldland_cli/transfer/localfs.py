@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.errors import DestinationExistsError
-from worldland_cli.transfer.partmark import MARK_MAX, PartMark, mark_of
+from worldland_cli.transfer.errors import DestinationExistsError, TransferError, not_ours
+from worldland_cli.transfer.model import Entry, Leg
+from worldland_cli.transfer.modes import received_mode
+from worldland_cli.transfer.partmark import MARK_MAX, PART_SUFFIX, PartMark, mark_of
+from worldland_cli.transfer.safety import local_destination
 
 _PREFIX_READ = 1 << 20
 # Received data is handed to the disk's writeback every this many bytes while streaming
@@ -141,69 +144,135 @@ def foreign_part(part: Path) -> bool:
     return there and read_mark(part) is None
 
 
-def write_mark(part: Path, mark: PartMark) -> None:
+def _write_mark(part: Path, mark: PartMark) -> None:
     """Mark ``part`` as ours (before its first byte is written), replacing a stale mark."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
     with os.fdopen(os.open(mark_of(str(part)), flags, 0o600), "wb") as f:
         f.write(mark.encode())
 
 
-def drop_part(part: Path) -> None:
+def _drop_part(part: Path) -> None:
     """Delete ``part`` and its mark (a failed check, or a file that got its final name)."""
     for path in (part, Path(mark_of(str(part)))):
         path.unlink(missing_ok=True)
 
 
-# ---------------------------------------------------------------------------- the tree
+# ---------------------------------------------------------------------------- LOCAL_DIR
 
 
-def make_dir(target: Path) -> bool:
-    """Create a received directory, owner-only until the transfer is done.
+def _appeared(name: Path | str) -> DestinationExistsError:
+    return DestinationExistsError(
+        f"{shown(name)} appeared during the transfer", "pass --overwrite to replace it"
+    )
 
-    True when it was made; False when a directory is there already (it keeps its own mode
-    and times). Anything else at the name is in the way.
+
+class LocalTree:
+    """LOCAL_DIR as a receive writes it: directories, links, and the files' ``.part`` files.
+
+    The local half of the engine's ``Parts`` protocol (the pod's is ``upload.RemoteParts``):
+    a leg's ``local`` is its ``.part`` and ``final`` the name it gets. Names reach it checked
+    (``safety.local_destination``); the modes it gives are the pod's, masked by ``umask``.
     """
-    try:
-        target.mkdir(mode=0o700)
-    except FileExistsError:
-        if not target.is_dir():
-            raise DestinationExistsError(
-                f"{shown(target)} is in the way: the remote has a directory there",
-                "move it away, then run the command again",
-            ) from None
-        return False
-    return True
 
+    def __init__(self, dest: Path, umask: int, overwrite: bool) -> None:
+        self._dest = dest
+        self._umask = umask
+        self._overwrite = overwrite
+        self._created: set[str] = set()  # directories this run made: only they get modes, times
 
-def finish_dir(target: Path, mode: int, atime: float, mtime: float) -> None:
-    """A directory this transfer made gets its (masked) mode and times once it is full."""
-    target.chmod(mode)
-    os.utime(target, (atime, mtime))
+    def make_root(self) -> None:
+        self._dest.mkdir(parents=True, exist_ok=True)
 
+    def make_dirs(self, entries: list[Entry]) -> None:
+        """Create the received directories, owner-only until the transfer is done.
 
-def place_link(target: Path, points_to: str, overwrite: bool) -> None:
-    """Make a received (and checked) symlink; with ``overwrite`` it replaces the name.
+        A directory that is here already is used as it is: its mode and times stay the
+        renter's, whatever the far side announces for it. Anything else at its name is in
+        the way.
+        """
+        for e in entries:
+            if e.kind != "dir":
+                continue
+            target = local_destination(self._dest, e.rel)
+            try:
+                target.mkdir(mode=0o700)
+            except FileExistsError:
+                if not target.is_dir():
+                    raise DestinationExistsError(
+                        f"{shown(target)} is in the way: the remote has a directory there",
+                        "move it away, then run the command again",
+                    ) from None
+                continue
+            self._created.add(e.rel)
 
-    It is made under a temporary name beside its own and renamed onto the name, which
-    replaces a file or an older link there itself, never what that link points to, and
-    leaves no moment without one. Without ``overwrite`` a name taken since the checks is
-    left as it is.
-    """
-    if not overwrite:
+    def finish(self, entries: list[Entry]) -> None:
+        """Make the links, then give the directories this run made their modes and times.
+
+        Deepest first: a directory's mtime changes while what it holds is put in place.
+        """
+        for e in entries:
+            if e.kind == "link":
+                self._place_link(local_destination(self._dest, e.rel, replacing=True), e)
+        for e in sorted(entries, key=lambda e: e.rel.count("/"), reverse=True):
+            if e.kind == "dir" and e.rel in self._created:
+                target = local_destination(self._dest, e.rel)
+                target.chmod(received_mode(e.mode, self._umask))
+                os.utime(target, (e.atime, e.mtime))
+
+    def _place_link(self, target: Path, link: Entry) -> None:
+        """Make a received (and checked) symlink; with --overwrite it replaces the name.
+
+        It is made under a temporary name beside its own and renamed onto the name, which
+        replaces a file or an older link there itself, never what that link points to, and
+        leaves no moment without one. Without --overwrite a name taken since the checks is
+        left as it is.
+        """
+        if not self._overwrite:
+            try:
+                os.symlink(link.link_target, target)
+            except FileExistsError as e:
+                raise DestinationExistsError(
+                    f"{shown(target)} appeared during the transfer",
+                    "pass --overwrite to replace it",
+                ) from e
+            return
+        fresh = target.with_name(f".{target.name}.worldland-{secrets.token_hex(8)}")
+        os.symlink(link.link_target, fresh)
         try:
-            os.symlink(points_to, target)
-        except FileExistsError as e:
+            os.replace(fresh, target)
+        except OSError as e:
+            fresh.unlink()
             raise DestinationExistsError(
-                f"{shown(target)} appeared during the transfer", "pass --overwrite to replace it"
+                f"cannot put the symlink {shown(target)} in place: {shown(e.strerror)}",
+                "move what is there away, then run the command again",
             ) from e
-        return
-    fresh = target.with_name(f".{target.name}.worldland-{secrets.token_hex(8)}")
-    os.symlink(points_to, fresh)
-    try:
-        os.replace(fresh, target)
-    except OSError as e:
-        fresh.unlink()
-        raise DestinationExistsError(
-            f"cannot put the symlink {shown(target)} in place: {shown(e.strerror)}",
-            "move what is there away, then run the command again",
-        ) from e
+
+    # ------------------------------------------------------------------ Parts
+
+    async def claim(self, leg: Leg) -> int:
+        """The bytes of the ``.part`` worth checking for a resume, once it is marked ours."""
+        part = leg.local
+        if part.is_symlink():
+            raise TransferError(f"refusing to write through the symlink {shown(part)}")
+        if not self._overwrite and foreign_part(part):  # appeared since the plan was checked
+            raise not_ours([leg.entry.rel + PART_SUFFIX], f"in {shown(self._dest)}")
+        held = part.stat().st_size if part.exists() and read_mark(part) == leg.mark else 0
+        if not held:  # (a .part held and marked is ours already, whether it resumes or not)
+            _write_mark(part, leg.mark)
+        return held
+
+    async def discard(self, leg: Leg) -> None:
+        _drop_part(leg.local)
+
+    async def place(self, leg: Leg) -> None:
+        part, final, entry = leg.local, leg.final, leg.entry
+        os.chmod(part, received_mode(entry.mode, self._umask))
+        os.utime(part, (entry.atime, entry.mtime))
+        if self._overwrite:
+            os.replace(part, final)
+        else:
+            try:
+                os.link(part, final)  # unlike rename, fails if the name appeared meanwhile
+            except FileExistsError as e:
+                raise _appeared(final) from e
+        _drop_part(part)  # the .part (unless it was renamed) and its mark

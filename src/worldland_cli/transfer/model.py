@@ -2,14 +2,17 @@
 
 Both directions plan a list of :class:`Entry` (``sendplan.py`` from the local disk,
 ``download.py`` from the pod's listing), leave some things out (:class:`Skipped`), move the
-files under :class:`Options` and report one :class:`FileResult` each in a :class:`Summary`,
-the ``--json`` document.
+files under :class:`Options`, each along its :class:`Leg`, and report one
+:class:`FileResult` each in a :class:`Summary`, the ``--json`` document.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from worldland_cli.transfer.partmark import PartMark
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,22 @@ class Registered:
     name: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One file's way across: the file on each side, its final name, what its ``.part`` holds.
+
+    ``local`` is the source (send) or the ``.part`` (receive): the file our hash reads.
+    ``remote`` is the ``.part`` (send) or the source (receive): the file the far side hashes.
+    ``final`` is the name the ``.part`` gets, on its own side, once both hashes agree.
+    """
+
+    entry: Entry
+    local: Path
+    remote: str
+    final: str
+    mark: PartMark
 
 
 @dataclass(frozen=True)
