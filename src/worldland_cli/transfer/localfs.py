@@ -9,9 +9,10 @@ asyncssh's ``LocalFS`` is beside its SFTP client. Reads of metadata that decide 
 or whether a name is safe (``sendplan.py``'s listing, ``safety.py``'s link checks) stay with
 their rules; they never open a file.
 
-Received names are checked before they get here (``safety.local_destination``); every open
-of a received name here refuses to follow a link (``O_NOFOLLOW``), and a name is replaced by
-a rename onto it, never written through.
+Received names are checked before they get here (``safety.local_destination``). A ``.part``
+that is a link is refused before it is read, a ``.part`` and its mark are opened without
+following links (``O_NOFOLLOW``), and a final name is taken by a rename or a hard link onto
+it, never written through.
 """
 
 from __future__ import annotations
