@@ -10,7 +10,7 @@ process only frames 255 KiB requests, hashes them and copies them between a pipe
 
 The lane is deliberately narrow: it moves the bytes of one already-planned file, strictly in
 order, so a ``.part`` is always a clean prefix (resume depends on that). Planning, checks,
-renames and far-side hashes stay on the asyncssh connection, and the engine falls back to
+renames and far-side hashes stay on the asyncssh connection, and :mod:`.lanes` falls back to
 asyncssh's data path where ``ssh`` is missing or the lane cannot start.
 
 This module is the ``ssh`` process and its pipes; what goes into each packet, and what an
@@ -18,7 +18,7 @@ answer may hold, is :mod:`.sftpcodec`'s, which never touches a pipe.
 
 Trust: the lane's ``ssh`` accepts exactly the host key the asyncssh connection verified (a
 one-line known_hosts under ``HostKeyAlias``), reads no ssh_config, forwards nothing and never
-asks for a password. Blocking I/O: the engine runs a lane in a worker thread.
+asks for a password. Blocking I/O: :mod:`.pipeline` drives a lane from a worker thread.
 """
 
 from __future__ import annotations
