@@ -32,9 +32,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.support.sshd import SshdServer, start_sshd
-from worldland_cli.transfer.engine import download, upload
-from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.download import download
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
+from worldland_cli.transfer.upload import upload
 
 GCM = "aes128-gcm@openssh.com"
 

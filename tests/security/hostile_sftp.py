@@ -6,8 +6,9 @@ of the engine's data paths read the same files (its asyncssh channel, and the Op
 whose ``ssh -s sftp`` reaches the same port with the same pinned host key and client key), and
 applies the lies a test asks for in :class:`Lies`: other modes or file types, more bytes than
 asked for on READ, extra names in a listing (odd ones, or one name twice), answers whose
-frame announces a length that is not theirs, and limits it does not have. It also notes the
-size of every READ and WRITE it is asked for, so a test can see what a client dared to ask.
+frame announces a length that is not theirs, answers cut short inside a field, and limits it
+does not have. It also notes the size of every READ and WRITE it is asked for, so a test can
+see what a client dared to ask.
 
 Exec requests are refused, as on an sftp-only account, so the engine checks what it received
 by re-reading it over SFTP: the lies reach every path the engine takes.
@@ -31,7 +32,7 @@ from unittest import mock
 
 import asyncssh
 
-from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import SshLocation
 
 
@@ -48,6 +49,11 @@ class Lies:
     either request may get, so a client cannot tell its size from its type; its bytes never
     follow, the server hangs up instead. ``limits``: the largest READ and WRITE announced
     by ``limits@openssh.com``, instead of asyncssh's own 4 MiB.
+
+    Answers cut short reach the OpenSSH client alone (the lane's ``ssh``; asyncssh's own SFTP
+    client is answered truly, so the lie meets the lane and nothing else). ``cut_version``:
+    the bytes of its VERSION after the type, instead of the true ones. ``cut_open``: every
+    OPEN is answered with a STATUS holding these bytes after the request id.
     """
 
     modes: dict[str, int] = field(default_factory=dict)
@@ -56,6 +62,8 @@ class Lies:
     refusals: dict[str, str] = field(default_factory=dict)
     frame_lengths: dict[str, int] = field(default_factory=dict)
     limits: tuple[int, int] | None = None
+    cut_version: bytes | None = None
+    cut_open: bytes | None = None
 
 
 @dataclass
@@ -140,6 +148,26 @@ async def _lying_limits(handler: Any, packet: Any) -> asyncssh.sftp.SFTPLimits:
     return limits
 
 
+_TRUE_SEND: Any = asyncssh.sftp.SFTPServerHandler.send_packet
+
+
+def _lying_send(handler: Any, pkttype: int, pktid: int | None, *args: bytes) -> None:
+    """asyncssh's server sending an answer, or in its place the cut-short one a lie asks for.
+
+    Every answer passes here (the VERSION, and each request's: its id, then its body), so a
+    cut-short one carries the request id of the request it answers.
+    """
+    server = handler._server
+    client = str(handler._reader.get_extra_info("client_version", ""))
+    if isinstance(server, _LyingSFTPServer) and "OpenSSH" in client:
+        lies = server.lies
+        if pkttype == asyncssh.FXP_VERSION and lies.cut_version is not None:
+            args = (lies.cut_version,)
+        elif pkttype == asyncssh.FXP_HANDLE and lies.cut_open is not None:
+            pkttype, args = asyncssh.FXP_STATUS, (args[0], lies.cut_open)
+    _TRUE_SEND(handler, pkttype, pktid, *args)
+
+
 def _key_files(directory: Path) -> tuple[asyncssh.SSHKey, Path]:
     host_key = asyncssh.generate_private_key("ssh-ed25519")
     client_key = asyncssh.generate_private_key("ssh-ed25519")
@@ -214,7 +242,10 @@ def hostile_server(directory: Path, lies: Lies | None = None) -> Iterator[Hostil
     known_hosts = directory / "known_hosts"
     known_hosts.write_text(f"[127.0.0.1]:{port} {public[0]} {public[1]}\n")
     try:
-        with mock.patch.dict(_HANDLERS, {b"limits@openssh.com": _lying_limits}):
+        with (
+            mock.patch.dict(_HANDLERS, {b"limits@openssh.com": _lying_limits}),
+            mock.patch.object(asyncssh.sftp.SFTPServerHandler, "send_packet", _lying_send),
+        ):
             yield HostileServer(
                 host="127.0.0.1",
                 port=port,

@@ -17,7 +17,7 @@ import pytest
 
 from tests.security.hostile_sftp import Lies, hostile_server
 from tests.transfer.conftest import random_file
-from worldland_cli.transfer.engine import download
+from worldland_cli.transfer.download import download
 from worldland_cli.transfer.modes import current_umask
 
 SPECIAL = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX

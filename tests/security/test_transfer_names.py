@@ -19,7 +19,9 @@ from tests.security.hostile_sftp import HostileServer, Lies, hostile_server
 from tests.transfer.conftest import Hook, random_file
 from worldland_cli.main import app
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.engine import LANE_MIN, Options, download
+from worldland_cli.transfer.download import download
+from worldland_cli.transfer.lanes import LANE_MIN
+from worldland_cli.transfer.model import Options
 
 TITLE = "title\x1b]0;you were pwned\x07.bin"  # OSC: sets the terminal's window title
 CSI = "\x9b2Jclear.bin"  # C1 CSI: erases the screen on terminals that take 8-bit controls

@@ -5,6 +5,9 @@ that many bytes before reading them lets a hostile pod claim up to 4 GiB per ans
 OpenSSH lane refuses a length above its cap (OpenSSH's own 256 KiB) or too short for the
 answer's type, before allocating anything; asyncssh's data path refuses lengths above its own packet
 limit (4 MiB) the same way. Either way the file fails with an error that names the pod.
+So does an answer whose frame is long enough but cut short inside a field (a STATUS without
+its message, a VERSION cut inside an extension), which the lane read as a ``struct.error``
+traceback or past its end.
 
 Nor does a pod choose how much the renter asks for: whatever limits it announces, no READ or
 WRITE asks for more than OpenSSH's sftp client would (255 KiB).
@@ -13,6 +16,7 @@ WRITE asks for more than OpenSSH's sftp client would (255 KiB).
 from __future__ import annotations
 
 import asyncio
+import struct
 import tracemalloc
 from pathlib import Path
 
@@ -20,8 +24,11 @@ import pytest
 
 from tests.security.hostile_sftp import Lies, hostile_server
 from tests.transfer.conftest import random_file, sha256_of
-from worldland_cli.transfer.engine import LANE_MIN, Options, download, upload
+from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import TransferError
+from worldland_cli.transfer.lanes import LANE_MIN
+from worldland_cli.transfer.model import Options
+from worldland_cli.transfer.upload import upload
 
 GIB = 1 << 30
 ALLOWED = 64 << 20  # far more than a transfer's own buffers, far less than the lie
@@ -86,3 +93,36 @@ def test_asyncssh_asks_for_no_more_than_openssh_would_whatever_limits_a_pod_anno
     assert pod.asked.writes and max(pod.asked.writes) <= 255 * 1024
     assert sha256_of(tmp_path / "back" / "model.bin") == sha256_of(src)
     assert sha256_of(tmp_path / "pod" / "in" / "weights.bin") == sha256_of(out)
+
+
+def _string(data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + data
+
+
+FAILURE = struct.pack(">I", 4)  # SSH_FX_FAILURE
+
+
+@pytest.mark.parametrize(
+    "lies",
+    [
+        Lies(cut_open=FAILURE),
+        Lies(cut_open=FAILURE + struct.pack(">I", 100) + b"short"),
+        Lies(cut_version=struct.pack(">I", 3) + _string(b"fsync@openssh.com") + b"\0\0"),
+        Lies(cut_version=struct.pack(">I", 3) + _string(b"limits@openssh.com") + b"\0\0\0\x50x"),
+    ],
+    ids=[
+        "status-without-message",
+        "status-message-cut",
+        "version-cut-in-a-length",
+        "version-cut-in-a-value",
+    ],
+)
+def test_the_lane_refuses_an_answer_cut_short_inside_a_field_in_words(
+    tmp_path: Path, lies: Lies
+) -> None:
+    # Each field of an answer is read only where the answer holds it: a STATUS without room
+    # for its message, or a VERSION cut inside an extension, raised struct.error (a
+    # traceback), or was read past its end as if the bytes were there.
+    message, port, _ = _receive(tmp_path, LANE_MIN + 1000, lies, openssh=True)
+    assert f"the remote 127.0.0.1:{port} sent an SFTP " in message
+    assert "cut short" in message

@@ -14,8 +14,10 @@ import pytest
 
 from tests.security.hostile_sftp import Lies, hostile_server
 from tests.transfer.conftest import random_file
-from worldland_cli.transfer.engine import LANE_MIN, Options, download
+from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import TransferError
+from worldland_cli.transfer.lanes import LANE_MIN
+from worldland_cli.transfer.model import Options
 
 
 @pytest.mark.parametrize(

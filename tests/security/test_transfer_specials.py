@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from tests.security.hostile_sftp import Lies, hostile_server
 from tests.transfer.conftest import Hook, random_file
 from worldland_cli.main import app
-from worldland_cli.transfer.engine import download
+from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import TransferError
 
 SPECIALS = [

@@ -13,7 +13,8 @@ import pytest
 from tests.support.procs import process_table
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
-from worldland_cli.transfer.engine import LANE_MIN, Options, download, upload
+from worldland_cli.transfer import pipeline
+from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import (
     ChecksumError,
     DestinationExistsError,
@@ -21,8 +22,11 @@ from worldland_cli.transfer.errors import (
     TransferError,
 )
 from worldland_cli.transfer.lane import OpenSshLane, ssh_argv
-from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.lanes import LANE_MIN
+from worldland_cli.transfer.model import Options
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
+from worldland_cli.transfer.upload import upload
 
 
 def test_large_files_take_the_lane_and_small_ones_asyncssh_both_ways(
@@ -89,6 +93,16 @@ def test_the_lane_refuses_any_host_key_but_the_verified_one(
     lane.close()
 
 
+class Collect:
+    """A sink that keeps what a fetch gives it."""
+
+    def __init__(self) -> None:
+        self.got = bytearray()
+
+    def write(self, view: memoryview) -> None:
+        self.got += view
+
+
 def test_the_lane_resumes_onto_a_prefix_and_fetches_a_range(
     sshd: SshdServer, creds: Credentials, tmp_path: Path
 ) -> None:
@@ -104,7 +118,8 @@ def test_the_lane_resumes_onto_a_prefix_and_fetches_a_range(
     )
     try:
         digest = hashlib.sha256(data[:half])
-        reached = lane.push(
+        reached = pipeline.push(
+            lane,
             src,
             str(remote),
             half,
@@ -117,15 +132,8 @@ def test_the_lane_resumes_onto_a_prefix_and_fetches_a_range(
         assert remote.read_bytes() == data
         assert sum(n for n, _ in moved) == size - half and moved[-1][1] == size
 
-        class Collect:
-            def __init__(self) -> None:
-                self.got = bytearray()
-
-            def write(self, view: memoryview) -> None:
-                self.got += view
-
         sink = Collect()
-        lane.fetch(str(src), 1000, size, sink, lambda n, r: None, in_flight=3)
+        pipeline.fetch(lane, str(src), 1000, size, sink, lambda n, r: None, in_flight=3)
         assert bytes(sink.got) == data[1000:]
     finally:
         lane.close()
@@ -139,7 +147,15 @@ def test_the_lane_reports_remote_errors_plainly(
     )
     try:
         with pytest.raises(TransferError, match=r"cannot open .*missing\.bin on the remote"):
-            lane.fetch(str(tmp_path / "missing.bin"), 0, 10, None, lambda n, r: None, in_flight=1)  # type: ignore[arg-type]
+            pipeline.fetch(
+                lane,
+                str(tmp_path / "missing.bin"),
+                0,
+                10,
+                Collect(),
+                lambda n, r: None,
+                in_flight=1,
+            )
     finally:
         lane.close()
 

@@ -15,13 +15,14 @@ import pytest
 
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import random_file
-from tests.transfer.test_lane import _our_ssh_children
+from tests.transfer.test_lane import Collect, _our_ssh_children
 from worldland_cli.host import Host
-from worldland_cli.transfer.engine import Options, _Engine
+from worldland_cli.transfer import pipeline
 from worldland_cli.transfer.errors import ConnectionDropped
 from worldland_cli.transfer.lane import OpenSshLane
+from worldland_cli.transfer.lanes import Lanes
 from worldland_cli.transfer.progress import NullProgress
-from worldland_cli.transfer.session import Credentials, connect
+from worldland_cli.transfer.ssh import Credentials, connect
 from worldland_cli.transfer.targets import parse_ssh_url
 
 
@@ -47,7 +48,8 @@ def test_a_lane_killed_mid_push_writes_nothing_into_files_that_reuse_its_fds(
 
     def push() -> None:
         try:
-            lane.push(
+            pipeline.push(
+                lane,
                 src,
                 str(tmp_path / "remote.part"),
                 0,
@@ -88,10 +90,10 @@ def test_a_cancelled_lane_opening_leaves_no_ssh_behind(
     loc = parse_ssh_url(sshd.url(str(tmp_path)), "x")
 
     async def main() -> None:
-        engine = _Engine(loc, creds, Options(), NullProgress())
+        lanes = Lanes(loc, creds, NullProgress(), enabled=True)
         conn = await connect(loc, creds)
         async with conn:
-            opening = asyncio.ensure_future(engine.open_lane(conn))
+            opening = asyncio.ensure_future(lanes.open(conn))
             await asyncio.sleep(0.02)  # the handshake thread is under way
             assert not opening.done()
             opening.cancel()
@@ -144,13 +146,8 @@ def test_a_far_side_that_talks_a_lot_on_stderr_does_not_stall_the_lane(tmp_path:
     lane = lanes[0]
     try:
         src = random_file(tmp_path / "src.bin", 3 * 255 * 1024 + 5)
-        sink = bytearray()
-
-        class Collect:
-            def write(self, view: memoryview) -> None:
-                sink.extend(view)
-
-        lane.fetch(str(src), 0, src.stat().st_size, Collect(), lambda n, r: None, in_flight=4)
-        assert bytes(sink) == src.read_bytes()
+        sink = Collect()
+        pipeline.fetch(lane, str(src), 0, src.stat().st_size, sink, lambda n, r: None, in_flight=4)
+        assert bytes(sink.got) == src.read_bytes()
     finally:
         lane.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -11,10 +12,12 @@ import pytest
 
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
-from worldland_cli.transfer.engine import Options, download, upload
+from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import ChecksumError, UnreachableError
-from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.model import Options
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
+from worldland_cli.transfer.upload import upload
 
 SIZE = 24 * (1 << 20) + 123
 CHUNK = 255 * 1024
@@ -22,14 +25,21 @@ FAST_RETRY = Options(retries=3, backoff=0.05)
 REFUSED = r"checksum mismatch|changed during the transfer"
 
 
+# Both data paths (the OpenSSH lane, and asyncssh's) share the pipeline that keeps a .part
+# a clean prefix; each is cut here.
+BOTH_PATHS = pytest.mark.parametrize("openssh", [True, False], ids=["lane", "asyncssh"])
+
+
+@BOTH_PATHS
 def test_upload_cut_midway_resumes_and_sends_only_the_rest(
-    sshd: SshdServer, creds: Credentials, tmp_path: Path
+    sshd: SshdServer, creds: Credentials, tmp_path: Path, openssh: bool
 ) -> None:
     src = random_file(tmp_path / "big.bin", SIZE)
     remote = tmp_path / "remote"
     hook = Hook(SIZE // 3, sshd.kill_sessions)
+    opts = dataclasses.replace(FAST_RETRY, openssh=openssh)
     summary = asyncio.run(
-        upload([src], parse_ssh_url(sshd.url(str(remote)), "x"), creds, FAST_RETRY, hook)
+        upload([src], parse_ssh_url(sshd.url(str(remote)), "x"), creds, opts, hook)
     )
     assert hook.fired_at is not None
     assert summary.retries == 1
@@ -37,18 +47,19 @@ def test_upload_cut_midway_resumes_and_sends_only_the_rest(
     result = summary.files[0]
     assert result.resumed_from >= hook.fired_at
     assert result.bytes_after_resume <= SIZE - hook.fired_at + CHUNK
+    assert openssh or result.carried_by == "asyncssh"
     assert any("resuming" in n for n in hook.notes)
 
 
+@BOTH_PATHS
 def test_download_cut_midway_resumes_and_fetches_only_the_rest(
-    sshd: SshdServer, creds: Credentials, tmp_path: Path
+    sshd: SshdServer, creds: Credentials, tmp_path: Path, openssh: bool
 ) -> None:
     src = random_file(tmp_path / "remote" / "big.bin", SIZE)
     hook = Hook(SIZE // 2, sshd.kill_sessions)
     back = tmp_path / "back"
-    summary = asyncio.run(
-        download(parse_ssh_url(sshd.url(str(src)), "x"), back, creds, FAST_RETRY, hook)
-    )
+    opts = dataclasses.replace(FAST_RETRY, openssh=openssh)
+    summary = asyncio.run(download(parse_ssh_url(sshd.url(str(src)), "x"), back, creds, opts, hook))
     assert hook.fired_at is not None and summary.retries == 1
     assert sha256_of(back / "big.bin") == sha256_of(src)
     result = summary.files[0]

@@ -10,9 +10,10 @@ import pytest
 
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import random_file, sha256_of
-from worldland_cli.transfer.engine import download, upload
-from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.download import download
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
+from worldland_cli.transfer.upload import upload
 
 BLOCK = 255 * 1024  # OpenSSH's largest SFTP read/write, the engine's request size
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.sshd import SSH_KEYGEN, SshdServer
 from tests.transfer.conftest import random_file, sha256_of
-from worldland_cli.transfer.engine import Options, download, upload
+from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import (
     DeniedError,
     DestinationExistsError,
@@ -19,9 +19,11 @@ from worldland_cli.transfer.errors import (
     UnreachableError,
     UnsafePathError,
 )
+from worldland_cli.transfer.model import Options
 from worldland_cli.transfer.safety import check_name, check_relative, check_symlink
-from worldland_cli.transfer.session import Credentials
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import SshLocation, parse_ssh_url
+from worldland_cli.transfer.upload import upload
 
 
 def _other_public_key(tmp_path: Path) -> str:
@@ -78,9 +80,21 @@ def test_a_key_the_server_does_not_know_is_denied(sshd: SshdServer, tmp_path: Pa
 def test_an_identity_readable_by_others_is_refused(sshd: SshdServer, tmp_path: Path) -> None:
     os.chmod(sshd.client_key, 0o644)
     creds = Credentials(identity=sshd.client_key, known_hosts=sshd.known_hosts)
-    with pytest.raises(DeniedError, match="readable by others") as info:
+    with pytest.raises(DeniedError, match="readable by group or others") as info:
         asyncio.run(download(parse_ssh_url(sshd.url("/etc/hostname"), "x"), tmp_path, creds))
     assert info.value.hint == f"chmod 600 {sshd.client_key}"
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_an_identity_owned_by_someone_else_is_refused(sshd: SshdServer, tmp_path: Path) -> None:
+    # The wallet's rule, as ssh's: a 0600 key that another user owns is theirs, not ours (the
+    # transfer's own check used to look at the mode alone).
+    os.chown(sshd.client_key, 65534, 65534)
+    creds = Credentials(identity=sshd.client_key, known_hosts=sshd.known_hosts)
+    with pytest.raises(DeniedError, match="belongs to uid 65534, not to you") as info:
+        asyncio.run(download(parse_ssh_url(sshd.url("/etc/hostname"), "x"), tmp_path, creds))
+    assert info.value.hint == f"chown 0 {sshd.client_key} && chmod 600 {sshd.client_key}"
 
 
 def test_closed_port_is_unreachable(sshd: SshdServer, tmp_path: Path) -> None:

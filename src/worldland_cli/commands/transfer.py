@@ -34,15 +34,14 @@ from worldland_cli.output import Result
 if TYPE_CHECKING:
     from worldland_cli.config import Config
     from worldland_cli.hubclient import HubClient
-    from worldland_cli.transfer.engine import Options, Summary
-    from worldland_cli.transfer.entries import Registered
+    from worldland_cli.transfer.model import Options, Registered, Summary
     from worldland_cli.transfer.progress import ProgressSink
-    from worldland_cli.transfer.session import Credentials
+    from worldland_cli.transfer.ssh import Credentials
     from worldland_cli.transfer.targets import PodLocation, SshLocation
 
 
 def _credentials(identity: Path | None, known_hosts: Path | None) -> Credentials:
-    from worldland_cli.transfer.session import Credentials
+    from worldland_cli.transfer.ssh import Credentials
 
     default_key = Path.home() / ".ssh" / "id_ed25519"
     return Credentials(
@@ -109,7 +108,7 @@ def _options(
     registered: Registered | None = None,
     follow_links: bool = False,
 ) -> Options:
-    from worldland_cli.transfer.engine import Options
+    from worldland_cli.transfer.model import Options
 
     return Options(
         overwrite=overwrite,
@@ -236,7 +235,7 @@ def send(
         where = _resolve_pod(where, hub, hub_ca)
     loc: SshLocation = where
 
-    from worldland_cli.transfer.engine import upload
+    from worldland_cli.transfer.upload import upload
 
     creds = _credentials(identity, known_hosts)
     opts = _options(overwrite, retries, no_openssh, follow_links=follow_links)
@@ -299,7 +298,7 @@ def receive(
     else:
         loc = parsed
 
-    from worldland_cli.transfer.engine import download
+    from worldland_cli.transfer.download import download
 
     creds = _credentials(identity, known_hosts)
     opts = _options(overwrite, retries, no_openssh, registered)

@@ -1,6 +1,19 @@
 """Moving files to and from pods over SFTP: the engine, its safety rules and progress.
 
+Where things are (docs/transfer.md, "Where the code is"):
+
+* ``upload.py``, ``download.py``: each direction's plan and entry point (``sendplan.py``
+  plans what ``send`` reads; ``safety.py`` checks every name a pod sends);
+* ``engine.py``: what both do for each file: workers, retries, the verified resumable move;
+* ``model.py``: the transfer model (entries, options, results), without I/O;
+* ``pipeline.py``: one file's bytes, pipelined, through either carrier: ``lane.py`` (the
+  system's ``ssh``, speaking ``sftpcodec.py``'s packets) or ``sftpcarrier.py`` (asyncssh);
+  ``lanes.py`` picks one for each file, ``overlap.py`` runs disk and hash beside it;
+* ``localfs.py``: all local file I/O of user data; ``ssh.py``: the asyncssh connection;
+  ``farhash.py``: the far side's hash; ``partmark.py``: the mark of a ``.part`` of ours;
+* ``targets.py``, ``remote.py``: what an argument names, and the hub's pods and codes.
+
 Importing this package is cheap on purpose: :mod:`.targets` and :mod:`.errors` need no
 network libraries, so the command can parse arguments before asyncssh is imported by
-:mod:`.engine` and :mod:`.session`.
+:mod:`.upload` or :mod:`.download`.
 """

@@ -1,96 +1,56 @@
-"""The transfer engine: pipelined, verified, resumable SFTP uploads and downloads.
+"""The transfer engine: what a verified, resumable transfer does, the same in both directions.
 
-How a file moves (both directions):
+How a file moves (:meth:`Engine.move_one`, for ``upload.py`` and ``download.py`` alike):
 
-* Data goes to ``NAME.part`` and is renamed to ``NAME`` only after the sha256 computed while
-  streaming matches the far side's own hash of what it holds, and the far side saw no change
-  to the file during the transfer. A mismatch deletes the ``.part`` and fails; a half-written
-  or corrupt file never carries the final name.
-* Large files' bytes travel through the OpenSSH client (:mod:`.lane`, C and AES-GCM), the
-  rest and every check through asyncssh, whose Python packet work would otherwise bound the
-  rate; without ``ssh`` installed, asyncssh carries everything.
-* Nothing slow runs after a download's stream: the far side hashes while the data moves
-  (:mod:`.farhash`); our own hashing and disk I/O run on a worker thread.
-* Requests are pipelined: up to ``requests_in_flight`` reads or writes of the server's maximum
-  block size are outstanding on one SFTP channel, and ``files_in_flight`` files move at once,
-  each on its own SFTP channel (and lane) of one connection.
-* Writes complete in order on one channel, so a ``.part`` is always a clean prefix of the
-  source. A later run (or a retry after a dropped link) hashes that prefix on both sides and,
-  when the hashes agree, sends only the rest.
-* A dropped connection is retried with exponential backoff; finished files stay finished.
+* Its bytes go to ``NAME.part`` on the destination's side (:class:`Parts`: the pod when
+  sending, LOCAL_DIR when receiving), marked as ours. A ``.part`` already there that we
+  wrote for this very source is hashed on both sides; when the hashes agree only the rest
+  moves, so a dropped link or a second run resumes.
+* The bytes travel through a :class:`.pipeline.Carrier` that :mod:`.lanes` picks: the
+  OpenSSH lane for large files, asyncssh for the rest (and for all when ``ssh`` is missing).
+  Writes complete in order, so a ``.part`` is always a clean prefix of the source.
+* Our sha256 is taken as the bytes stream; the far side hashes its copy meanwhile
+  (:mod:`.farhash`). Only when both agree, and the far side saw no change to its file, does
+  the ``.part`` get its final name; otherwise it is deleted and the file fails.
+* ``files_in_flight`` files move at once, each worker on its own SFTP channel (and lane) of
+  one connection. A dropped connection is retried with exponential backoff; finished files
+  stay finished.
+
+The directions differ only in what they plan and where each side of a file is: the hooks
+at the end of :class:`Engine`.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
-import contextlib
-import dataclasses
 import hashlib
-import os
-import posixpath
-import secrets
-import stat
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar, cast
+from collections.abc import Iterator
+from typing import Protocol
 
 import asyncssh
 
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.entries import Entry, Registered, Skipped
 from worldland_cli.transfer.errors import (
+    HOSTILE_HINT,
     ChecksumError,
     ConnectionDropped,
-    DestinationExistsError,
     TransferError,
     UnreachableError,
-    UnsafePathError,
-    sent_more_than_asked,
 )
 from worldland_cli.transfer.farhash import FarHash
-from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
-from worldland_cli.transfer.modes import current_umask, received_mode
-from worldland_cli.transfer.partmark import (
-    MARK_MAX,
-    MARK_SUFFIX,
-    PART_SUFFIX,
-    PartMark,
-    drop_local,
-    foreign_local,
-    mark_of,
-    read_local,
-    write_local,
-)
-from worldland_cli.transfer.progress import NullProgress, ProgressSink
-from worldland_cli.transfer.safety import (
-    check_name,
-    check_symlink,
-    links_on_disk,
-    local_destination,
-)
-from worldland_cli.transfer.sendplan import plan_send
-from worldland_cli.transfer.session import MAX_BLOCK, Credentials, connect, remote_sha256
+from worldland_cli.transfer.lanes import Lanes, Slot
+from worldland_cli.transfer.localfs import Digest, prefix_digest
+from worldland_cli.transfer.model import Entry, FileResult, Leg, Options, Skipped, Summary
+from worldland_cli.transfer.pipeline import Carrier, Moved
+from worldland_cli.transfer.progress import ProgressSink
+from worldland_cli.transfer.ssh import Credentials, connect, remote_sha256
 from worldland_cli.transfer.targets import SshLocation
 
-LOCAL_READ = 1 << 20
-# Local disk I/O and sha256 run on one worker thread per file (both release the GIL on large
-# buffers), so the event loop only speaks SSH. These bound how far the worker may lag behind
-# or run ahead of the network, in requests of the server's block size (255 KiB for OpenSSH).
-WORKER_AHEAD = 8
-# Received data is handed to the disk's writeback every this many bytes while streaming
-# (posix_fadvise DONTNEED starts writeback without waiting), so the fsync before the rename
-# finds little left to write and the page cache does not swell: receive 290 -> 490 MB/s
-# against an fdatasync every 64 MiB, with less kernel CPU (docs/transfer.md).
-SYNC_EVERY = 32 << 20
-# Files this large travel through the OpenSSH lane; smaller ones are not worth its handshake.
-LANE_MIN = 8 << 20
+# Progress from a pipeline thread reaches the event loop in steps this large (moved_from_thread).
 REPORT_EVERY = 4 << 20
-
-T = TypeVar("T")
 
 _DROPS: tuple[type[BaseException], ...] = (
     asyncssh.ConnectionLost,
@@ -102,81 +62,6 @@ _DROPS: tuple[type[BaseException], ...] = (
     TimeoutError,
     BrokenPipeError,
 )
-
-
-@dataclass(frozen=True)
-class Options:
-    """Knobs with measured defaults (docs/transfer.md)."""
-
-    overwrite: bool = False
-    retries: int = 5
-    backoff: float = 0.5
-    files_in_flight: int = 4
-    requests_in_flight: int = 64
-    block_size: int = 0  # 0: the largest the server accepts, up to MAX_BLOCK (255 KiB)
-    fsync: bool = True
-    registered: Registered | None = None  # receiving a code: the one file it names
-    openssh: bool = True  # large files through the OpenSSH client when it is installed
-    follow_links: bool = False  # send what links inside a sent directory point to
-
-
-@dataclass
-class FileResult:
-    """What happened to one file; ``bytes_after_resume`` is what the last attempt moved."""
-
-    path: str
-    size: int
-    sha256: str = ""
-    verified_by: str = ""
-    resumed_from: int = 0
-    bytes_moved: int = 0
-    bytes_after_resume: int = 0
-    attempts: int = 0
-    done: bool = False
-    carried_by: str = ""  # "openssh" (the lane) or "asyncssh", for the last attempt
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "size": self.size,
-            "sha256": self.sha256,
-            "verified_by": self.verified_by,
-            "resumed_from": self.resumed_from,
-            "bytes_moved": self.bytes_moved,
-            "attempts": self.attempts,
-            "carried_by": self.carried_by,
-        }
-
-
-@dataclass
-class Summary:
-    """The --json document of a finished transfer."""
-
-    direction: str
-    source: str
-    destination: str
-    files: list[FileResult] = field(default_factory=list)
-    seconds: float = 0.0
-    retries: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(f.size for f in self.files)
-
-    def to_dict(self) -> dict[str, Any]:
-        rate = self.total_bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
-        return {
-            "direction": self.direction,
-            "source": self.source,
-            "destination": self.destination,
-            "files": [f.to_dict() for f in self.files],
-            "bytes": self.total_bytes,
-            "seconds": round(self.seconds, 3),
-            "mb_per_s": round(rate, 1),
-            "retries": self.retries,
-            "skipped": [s.to_dict() for s in self.skipped],
-        }
 
 
 def _is_drop(exc: BaseException) -> bool:
@@ -193,24 +78,11 @@ def _actionable(exc: BaseException, loc: SshLocation) -> BaseException:
     if isinstance(exc, asyncssh.SFTPBadMessage):
         return TransferError(
             f"the remote {loc.host}:{loc.port} broke the SFTP protocol: {shown(exc.reason)}",
-            "the pod's SFTP server is broken or hostile; do not trust what it sends",
+            HOSTILE_HINT,
         )
     if isinstance(exc, asyncssh.SFTPError):
         return TransferError(f"the remote refused a request: {shown(exc.reason)}")
     return exc
-
-
-def _kind_of(mode: int) -> str:
-    """What a remote st_mode that is not a regular file names, for a refusal."""
-    kinds = (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISLNK, "a symlink"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISSOCK, "a socket"),
-    )
-    return next((what for test, what in kinds if test(mode)), "not a regular file")
 
 
 def _flatten(group: BaseException) -> Iterator[BaseException]:
@@ -221,68 +93,78 @@ def _flatten(group: BaseException) -> Iterator[BaseException]:
         yield group
 
 
-def _local_prefix_hash(path: Path, length: int) -> Any:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        left = length
-        while left > 0:
-            block = f.read(min(LOCAL_READ, left))
-            if not block:
-                break
-            digest.update(block)
-            left -= len(block)
-    return digest
+class Parts(Protocol):
+    """The side that holds a direction's ``.part`` files: the pod (send) or LOCAL_DIR (receive).
+
+    Local and remote behind one protocol, as asyncssh's copy sits on two file systems:
+    ``upload.RemoteParts`` over SFTP, ``localfs.LocalParts`` on the renter's disk.
+    """
+
+    async def claim(self, leg: Leg) -> int:
+        """The bytes of the leg's ``.part`` worth checking for a resume, once marked ours.
+
+        A ``.part`` someone else wrote is refused unless --overwrite (errors.not_ours).
+        """
+
+    async def discard(self, leg: Leg) -> None:
+        """Delete the ``.part`` and its mark (it failed its check)."""
+
+    async def place(self, leg: Leg) -> None:
+        """Give the verified ``.part`` its mode, times and final name; drop its mark."""
 
 
-def _kill_unclaimed(opening: asyncio.Future[OpenSshLane]) -> None:
-    """Kill a lane whose opening finished after the one waiting for it was cancelled."""
-    if not opening.cancelled() and opening.exception() is None:
-        opening.result().kill()
-
-
-class _Slot:
-    """One file worker's channels: its SFTP client and, from its first large file, a lane."""
-
-    def __init__(self, sftp: asyncssh.SFTPClient) -> None:
-        self.sftp = sftp
-        self.lane: OpenSshLane | None = None
-
-    def drop_lane(self) -> None:
-        if self.lane is not None:
-            self.lane.kill()
-            self.lane = None
-
-
-class _Engine:
+class Engine(abc.ABC):
     """State shared by the retry loop and the per-file workers of one transfer."""
 
     def __init__(
         self, loc: SshLocation, creds: Credentials, opts: Options, progress: ProgressSink
     ) -> None:
+        try:
+            loc.path.encode()  # typed (or registered for a code) with bytes that are not UTF-8
+        except UnicodeEncodeError:
+            raise TransferError(
+                f"the remote path {shown(loc.path)} is not valid UTF-8, and SFTP names are "
+                "asked for in UTF-8",
+                "name a path that is valid UTF-8 (rename it on the pod)",
+            ) from None
         self.loc = loc
         self.creds = creds
         self.opts = opts
         self.progress = progress
+        self.files: list[Entry] = []  # the files to move, once planned
         self.results: dict[str, FileResult] = {}
         self.marks: dict[str, int] = {}
         self.retries = 0
-        self.lanes_off = not opts.openssh
-        self.followers: dict[str, FarHash] = {}  # uploads: far-side hashes told of each ack
+        self.lanes = Lanes(loc, creds, progress, opts.openssh)
+        self.followers: dict[str, FarHash] = {}  # far-side hashes told of each acknowledgement
         self.skipped: list[Skipped] = []
-        self.early_lane: asyncio.Future[OpenSshLane | None] | None = None
+
+    async def transfer(self, direction: str, source: str, destination: str) -> Summary:
+        """Run the whole transfer; its --json document."""
+        began = time.monotonic()
+        await self.run()
+        return Summary(
+            direction=direction,
+            source=source,
+            destination=destination,
+            files=[self.results[f.rel] for f in self.files],
+            seconds=time.monotonic() - began,
+            retries=self.retries,
+            skipped=self.skipped,
+        )
 
     # ------------------------------------------------------------------ retry loop
 
-    async def run(self, work: Callable[[asyncssh.SSHClientConnection], Awaitable[None]]) -> None:
-        """Run ``work`` on a fresh connection until it succeeds or the retries run out."""
+    async def run(self) -> None:
+        """Run :meth:`work` on a fresh connection until it succeeds or the retries run out."""
         while True:
             try:
                 conn = await connect(self.loc, self.creds)
                 async with conn:
                     try:
-                        await work(conn)
+                        await self.work(conn)
                     finally:
-                        await self.end_early_lane()
+                        await self.lanes.end_early()
                 return
             except UnreachableError:
                 if self.retries >= self.opts.retries:
@@ -303,112 +185,86 @@ class _Engine:
             self.progress.note(f"connection lost; retry {self.retries} in {delay:.1f}s")
             await asyncio.sleep(delay)
 
-    async def each_file(
-        self,
-        conn: asyncssh.SSHClientConnection,
-        files: list[Entry],
-        one: Callable[[asyncssh.SSHClientConnection, _Slot, Entry], Awaitable[None]],
-    ) -> None:
+    def start_lane_early(self, conn: asyncssh.SSHClientConnection) -> None:
+        """Open the first lane while the checks before the first large file still run.
+
+        Its handshake (~0.15 s) would otherwise come after them.
+        """
+        self.lanes.start_early(conn, [f.size for f in self.files if not self.results[f.rel].done])
+
+    async def each_file(self, conn: asyncssh.SSHClientConnection) -> None:
         """Move the files not yet done, several at once, one SFTP channel per worker."""
-        queue = deque(f for f in files if not self.results[f.rel].done)
+        queue = deque(f for f in self.files if not self.results[f.rel].done)
 
         async def worker() -> None:
             if not queue:
                 return
             async with await conn.start_sftp_client() as sftp:
-                slot = _Slot(sftp)
+                slot = Slot(sftp)
                 try:
                     while queue:
-                        await one(conn, slot, queue.popleft())
+                        await self.move_one(conn, slot, queue.popleft())
                 except BaseException:
                     slot.drop_lane()
                     raise
-                if slot.lane is not None:
-                    await asyncio.to_thread(slot.lane.close)
+                await slot.close()
 
         async with asyncio.TaskGroup() as group:
             for _ in range(max(1, min(self.opts.files_in_flight, len(queue)))):
                 group.create_task(worker())
 
-    # ------------------------------------------------------------------ the OpenSSH lane
+    # ------------------------------------------------------------------ one file
 
-    async def lane(
-        self, conn: asyncssh.SSHClientConnection, slot: _Slot, size: int
-    ) -> OpenSshLane | None:
-        """The slot's lane for a file of ``size`` bytes, or None to use asyncssh's data path.
+    async def move_one(self, conn: asyncssh.SSHClientConnection, slot: Slot, f: Entry) -> None:
+        """Move one file into its ``.part``, verify it on both sides, give it its name."""
+        result = self.start_attempt(f)
+        leg = self.leg(f)
+        parts = self.parts(slot.sftp)
+        held = await parts.claim(leg)
+        start, digest = await self.verified_prefix(conn, slot.sftp, leg, held)
+        self.resumed(result, start)
 
-        The lane trusts only the host key this connection verified. A lane that cannot start
-        (no ``ssh``, a refused key, no sftp subsystem) turns lanes off for the transfer, with
-        a note; a different host key is fatal, and a dropped link is retried as usual.
-        """
-        if self.lanes_off or size < LANE_MIN:
-            return None
-        if slot.lane is None:
-            early, self.early_lane = self.early_lane, None
-            slot.lane = await (early if early is not None else self.open_lane(conn))
-        return slot.lane
-
-    def start_lane_early(self, conn: asyncssh.SSHClientConnection, files: list[Entry]) -> None:
-        """Open the first lane while the checks before the first large file still run.
-
-        Its handshake (~0.15 s) would otherwise come after them. Called once the file sizes
-        are known; :meth:`end_early_lane` disposes of a lane nobody took.
-        """
-        wanted = any(f.size >= LANE_MIN and not self.results[f.rel].done for f in files)
-        if wanted and not self.lanes_off and self.early_lane is None:
-            self.early_lane = asyncio.ensure_future(self.open_lane(conn))
-
-    async def end_early_lane(self) -> None:
-        early, self.early_lane = self.early_lane, None
-        if early is None:
-            return
-        with contextlib.suppress(BaseException):
-            lane = await early
-            if lane is not None:
-                lane.kill()
-
-    async def open_lane(self, conn: asyncssh.SSHClientConnection) -> OpenSshLane | None:
-        key = conn.get_server_host_key()
-        if key is None or self.lanes_off:
-            self.lanes_off = True
-            return None
-        pinned = " ".join(key.export_public_key("openssh").decode().split()[:2])
-        # A plain future (not a task), shielded: a cancellation while the handshake's thread
-        # runs cannot lose the lane it returns, which is then killed instead of orphaned.
-        opening = asyncio.get_running_loop().run_in_executor(
-            None, OpenSshLane.open, self.loc, self.creds, pinned
-        )
+        carrier = await self.lanes.carrier(conn, slot, f.size - start)
+        result.carried_by = carrier.name
+        far = await FarHash.launch(conn, leg.remote, f.size, follow=self.far_follows)
+        self.followers[result.path] = far
         try:
-            return await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            opening.add_done_callback(_kill_unclaimed)
-            raise
-        except LaneUnavailable as e:
-            self.lanes_off = True
-            self.progress.note(
-                f"not using the OpenSSH client ({shown(e)}); asyncssh carries the data"
-            )
-            return None
-
-    async def in_lane(self, slot: _Slot, call: Callable[[], T]) -> T:
-        """Run a blocking lane call on a thread; on failure or cancellation the lane dies.
-
-        Killing the ``ssh`` process is what wakes a thread blocked on its pipes.
-        """
-        task = asyncio.ensure_future(asyncio.to_thread(call))
-        try:
-            return await asyncio.shield(task)
+            await self.carry(slot, carrier, leg, start, digest, self.moved_from_thread(result))
         except BaseException:
-            slot.drop_lane()
-            with contextlib.suppress(BaseException):
-                await task
+            far.cancel()
             raise
+        finally:
+            del self.followers[result.path]
 
-    def moved_from_thread(self, result: FileResult) -> Callable[[int, int], None]:
-        """A progress callback for a lane thread: bookkeeping stays on the event loop.
+        ours = digest.hexdigest()
+        theirs, how, changed = await self.far_view(conn, slot.sftp, far, leg.remote, f.size)
+        refusal = (
+            self.changed_during(f, f"the remote {shown(leg.remote)}")
+            if changed
+            else self.mismatch(f, ours, theirs)
+        )
+        if refusal is not None:
+            await parts.discard(leg)
+            raise refusal
+        await parts.place(leg)
+        result.sha256, result.verified_by, result.done = ours, how, True
+
+    async def verified_prefix(
+        self, conn: asyncssh.SSHClientConnection, sftp: asyncssh.SFTPClient, leg: Leg, held: int
+    ) -> tuple[int, Digest]:
+        """Where to start, and our hash so far: the ``held`` bytes if both sides hash alike."""
+        if 0 < held <= leg.entry.size:
+            prefix = prefix_digest(leg.local, held)
+            theirs, _ = await remote_sha256(conn, sftp, leg.remote, held)
+            if theirs == prefix.hexdigest():
+                return held, prefix
+        return 0, hashlib.sha256()
+
+    def moved_from_thread(self, result: FileResult) -> Moved:
+        """A progress callback for a pipeline thread: bookkeeping stays on the event loop.
 
         Reports go in steps of REPORT_EVERY: waking the loop for each 255 KiB block cost the
-        lane thread a fifth of its time in GIL hand-offs. A step never claims more than has
+        lane's thread a fifth of its time in GIL hand-offs. A step never claims more than has
         been acknowledged (or written), so resume and progress stay honest.
         """
         loop = asyncio.get_running_loop()
@@ -423,7 +279,33 @@ class _Engine:
 
         return report
 
+    async def far_view(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        sftp: asyncssh.SFTPClient,
+        far: FarHash,
+        path: str,
+        size: int,
+    ) -> tuple[str, str, bool]:
+        """The far side's (sha256, how, changed) of ``path``, from ``far`` or a serial check.
+
+        The serial check (exec without python3, or an sftp-only account) runs after the
+        stream, as it always did, so its verdict covers the whole transfer too.
+        """
+        answer = await far.result()
+        if answer is not None:
+            return answer[0], "remote-exec", answer[1]
+        theirs, how = await remote_sha256(conn, sftp, path, size)
+        return theirs, how, False
+
     # ------------------------------------------------------------------ bookkeeping
+
+    def add_files(self, files: list[Entry]) -> None:
+        """The planned files: each gets its result and joins the progress total."""
+        self.files = files
+        for f in files:
+            self.results[f.rel] = FileResult(path=f.rel, size=f.size)
+            self.progress.add_total(f.size)
 
     def skip(self, skipped: Skipped) -> None:
         """Leave something out, with a note now and a line in --json's ``skipped``."""
@@ -457,794 +339,46 @@ class _Engine:
             self.progress.advance(reached - mark)
             self.marks[result.path] = reached
 
-    async def far_view(
-        self,
-        conn: asyncssh.SSHClientConnection,
-        sftp: asyncssh.SFTPClient,
-        far: FarHash,
-        path: str,
-        size: int,
-    ) -> tuple[str, str, bool]:
-        """The far side's (sha256, how, changed) of ``path``, from ``far`` or a serial check.
-
-        The serial check (exec without python3, or an sftp-only account) runs after the
-        stream, as it always did, so its verdict covers the whole transfer too.
-        """
-        answer = await far.result()
-        if answer is not None:
-            return answer[0], "remote-exec", answer[1]
-        theirs, how = await remote_sha256(conn, sftp, path, size)
-        return theirs, how, False
-
-    def checksum_failed(self, entry: Entry, got: str, want: str, where: str) -> ChecksumError:
+    @staticmethod
+    def checksum_failed(entry: Entry, received: str, sent: str, where: str) -> ChecksumError:
         return ChecksumError(
-            f"{shown(entry.rel)}: checksum mismatch ({where}: {want[:16]}..., received "
-            f"{got[:16]}...); the partial file was deleted",
+            f"{shown(entry.rel)}: checksum mismatch ({where}: {sent[:16]}..., received "
+            f"{received[:16]}...); the partial file was deleted",
             "the source may have changed during the transfer; run the command again",
         )
 
     @staticmethod
-    def not_ours(parts: list[str], where: str) -> DestinationExistsError:
-        """Refusing ``.part`` files we did not write: they are someone's own files."""
-        return DestinationExistsError(
-            f"{where}: {', '.join(shown(p) for p in parts[:5])}"
-            + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
-            + " (not written by worldland, so not resumed from or replaced)",
-            "move them away, or pass --overwrite to replace them",
-        )
-
-    def changed_during(self, entry: Entry, what: str) -> ChecksumError:
+    def changed_during(entry: Entry, what: str) -> ChecksumError:
         return ChecksumError(
             f"{shown(entry.rel)}: {what} changed during the transfer, so no checksum can vouch for "
             "it; the partial file was deleted",
             "run the command again once nothing else writes to the file",
         )
 
+    # ------------------------------------------------------------------ the directions
 
-# ============================================================================ upload
+    # Whether the far side hashes our writes as they are acknowledged (sending), or the whole
+    # source while we read it (receiving): FarHash's two modes.
+    far_follows: bool
 
-
-class _Uploader(_Engine):
-    def __init__(
-        self,
-        loc: SshLocation,
-        creds: Credentials,
-        opts: Options,
-        progress: ProgressSink,
-        entries: list[Entry],
-    ) -> None:
-        super().__init__(loc, creds, opts, progress)
-        self.entries = entries
-        self.files = [e for e in entries if e.kind == "file"]
-        self.dirs = [e for e in entries if e.kind == "dir"]
-        self.links = [e for e in entries if e.kind == "link"]
-        self.linked: set[str] = set()  # links made on the far side (a retry skips them)
-        self.checked = False
-        for f in self.files:
-            self.results[f.rel] = FileResult(path=f.rel, size=f.size)
-            progress.add_total(f.size)
-
-    def remote(self, rel: str) -> str:
-        return posixpath.join(self.loc.path, rel)
-
+    @abc.abstractmethod
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:
-        self.start_lane_early(conn, self.files)
-        async with await conn.start_sftp_client() as sftp:
-            try:
-                await sftp.makedirs(self.loc.path, exist_ok=True)
-                for d in self.dirs:
-                    await sftp.makedirs(self.remote(d.rel), exist_ok=True)
-            except asyncssh.SFTPError as e:
-                if isinstance(e, asyncssh.SFTPConnectionLost):
-                    raise
-                raise TransferError(
-                    f"cannot create {shown(self.loc.path)} on the remote: {shown(e.reason)}"
-                ) from e
-            if not self.checked and not self.opts.overwrite:
-                found = await asyncio.gather(
-                    *(sftp.exists(self.remote(f.rel)) for f in self.files),
-                    *(sftp.lexists(self.remote(e.rel)) for e in self.links),
-                )
-                named = [*self.files, *self.links]
-                taken = [e.rel for e, hit in zip(named, found, strict=True) if hit]
-                if taken:
-                    raise DestinationExistsError(
-                        f"already on the remote: {', '.join(shown(t) for t in taken[:5])}"
-                        + (f" and {len(taken) - 5} more" if len(taken) > 5 else ""),
-                        "pass --overwrite to replace them",
-                    )
-            self.checked = True
-            await self.each_file(conn, self.files, self.upload_one)
-            for link in self.links:
-                if link.rel not in self.linked:
-                    await self.make_link(sftp, link)
-            for d in sorted(self.dirs, key=lambda d: d.rel.count("/"), reverse=True):
-                attrs = asyncssh.SFTPAttrs(
-                    permissions=d.mode, atime=int(d.atime), mtime=int(d.mtime)
-                )
-                await sftp.setstat(self.remote(d.rel), attrs)
+        """One attempt at the whole transfer on ``conn``: plan (once), move, finish the tree."""
 
-    async def make_link(self, sftp: asyncssh.SFTPClient, link: Entry) -> None:
-        """Recreate a link of the sent tree; with --overwrite it replaces a file or link."""
-        path = self.remote(link.rel)
-        if self.opts.overwrite:
-            with contextlib.suppress(asyncssh.SFTPNoSuchFile):
-                if stat.S_ISDIR((await sftp.lstat(path)).permissions or 0):
-                    raise DestinationExistsError(
-                        f"{shown(path)} is a directory on the remote; a symlink goes there",
-                        "move it away on the remote, then send again",
-                    )
-                await sftp.remove(path)
-        try:
-            await sftp.symlink(link.link_target, path)
-        except asyncssh.SFTPFailure as e:
-            raise DestinationExistsError(
-                f"{shown(path)} appeared on the remote during the transfer ({shown(e.reason)})",
-                "pass --overwrite to replace it",
-            ) from e
-        self.linked.add(link.rel)
+    @abc.abstractmethod
+    def leg(self, f: Entry) -> Leg:
+        """Where each side of ``f`` is."""
 
-    async def upload_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: Entry) -> None:
-        sftp = slot.sftp
-        result = self.start_attempt(f)
-        final = self.remote(f.rel)
-        part = final + PART_SUFFIX
-        local = Path(f.source)
-        start, digest = 0, hashlib.sha256()
-        held = await self.claim_part(
-            sftp, part, PartMark(str(local.absolute()), f.size, int(f.mtime))
-        )
-        if 0 < held <= f.size:
-            prefix = _local_prefix_hash(local, held)
-            theirs, _ = await remote_sha256(conn, sftp, part, held)
-            if theirs == prefix.hexdigest():
-                start, digest = held, prefix
-        self.resumed(result, start)
+    @abc.abstractmethod
+    def parts(self, sftp: asyncssh.SFTPClient) -> Parts:
+        """The side that holds the ``.part`` files, for a worker on ``sftp``."""
 
-        lane = await self.lane(conn, slot, f.size - start)
-        result.carried_by = "asyncssh" if lane is None else "openssh"
-        far = await FarHash.follow(conn, part, f.size)
-        self.followers[result.path] = far
-        try:
-            if lane is not None:
-                moved = self.moved_from_thread(result)
-                sent = await self.in_lane(
-                    slot,
-                    lambda: lane.push(
-                        local,
-                        part,
-                        start,
-                        digest,
-                        moved,
-                        fsync=self.opts.fsync,
-                        in_flight=self.opts.requests_in_flight,
-                    ),
-                )
-            else:
-                new_file = asyncssh.SFTPAttrs(permissions=0o600)
-                mode = "r+b" if start else "wb"
-                async with sftp.open(part, mode, new_file, block_size=0) as rf:
-                    with ThreadPoolExecutor(1, "worldland-io") as worker:
-                        sent = await self.push(sftp, rf, f, result, worker, digest, start)
-                    if self.opts.fsync and sent == f.size:
-                        with contextlib.suppress(asyncssh.SFTPOpUnsupported):
-                            await rf.fsync()
-            if sent != f.size:
-                raise TransferError(
-                    f"{shown(local)} changed size while it was being sent; send it again"
-                )
-        except BaseException:
-            far.cancel()
-            raise
-        finally:
-            del self.followers[result.path]
-
-        ours = digest.hexdigest()
-        theirs, how, changed = await self.far_view(conn, sftp, far, part, f.size)
-        if theirs != ours or changed:
-            await sftp.remove(part)
-            await self.drop_remote_mark(sftp, part)
-            if changed:
-                raise self.changed_during(f, f"the remote {shown(part)}")
-            raise self.checksum_failed(f, theirs, ours, "sent")
-        attrs = asyncssh.SFTPAttrs(permissions=f.mode, atime=int(f.atime), mtime=int(f.mtime))
-        await sftp.setstat(part, attrs)
-        try:
-            if self.opts.overwrite:
-                await sftp.posix_rename(part, final)
-            else:
-                await sftp.rename(part, final)
-        except asyncssh.SFTPFailure as e:
-            raise DestinationExistsError(
-                f"{shown(final)} appeared on the remote during the transfer ({shown(e.reason)})",
-                "pass --overwrite to replace it",
-            ) from e
-        await self.drop_remote_mark(sftp, part)
-        result.sha256, result.verified_by, result.done = ours, how, True
-
-    async def claim_part(self, sftp: asyncssh.SFTPClient, part: str, mark: PartMark) -> int:
-        """The bytes of the remote ``part`` worth checking for a resume, once it is marked ours.
-
-        A ``.part`` with our mark for this very source may be resumed; one with a stale mark
-        starts over; one without our mark is someone's own file, refused unless --overwrite.
-        The common case, no ``.part`` yet, costs one exclusive create of the mark.
-        """
-        try:
-            held: int | None = (await sftp.lstat(part)).size or 0
-        except asyncssh.SFTPNoSuchFile:
-            held = None
-        if held is None:
-            try:
-                return await self.write_remote_mark(sftp, part, mark, "xb")
-            except (asyncssh.SFTPFailure, asyncssh.SFTPFileAlreadyExists):
-                pass  # a mark without a .part: ours from an earlier run, or someone's file
-        found = await self.read_remote_mark(sftp, part)
-        if found == mark and held:
-            return held
-        if found is None and not self.opts.overwrite:
-            raise self.not_ours([part if held is not None else mark_of(part)], "on the remote")
-        return await self.write_remote_mark(sftp, part, mark, "wb")
-
-    @staticmethod
-    async def write_remote_mark(
-        sftp: asyncssh.SFTPClient, part: str, mark: PartMark, mode: str
-    ) -> int:
-        owner_only = asyncssh.SFTPAttrs(permissions=0o600)
-        async with sftp.open(mark_of(part), mode, owner_only) as f:
-            await f.write(mark.encode())
-        return 0
-
-    @staticmethod
-    async def read_remote_mark(sftp: asyncssh.SFTPClient, part: str) -> PartMark | None:
-        try:
-            async with sftp.open(mark_of(part), "rb") as f:
-                return PartMark.decode(cast(bytes, await f.read(MARK_MAX + 1)))
-        except asyncssh.SFTPNoSuchFile:
-            return None
-
-    @staticmethod
-    async def drop_remote_mark(sftp: asyncssh.SFTPClient, part: str) -> None:
-        with contextlib.suppress(asyncssh.SFTPNoSuchFile):
-            await sftp.remove(mark_of(part))
-
-    async def push(
-        self,
-        sftp: asyncssh.SFTPClient,
-        rf: asyncssh.SFTPClientFile,
-        f: Entry,
-        result: FileResult,
-        worker: ThreadPoolExecutor,
-        digest: Any,
-        start: int,
-    ) -> int:
-        """Pipelined writes from ``start``, acknowledged in order; returns the bytes read.
-
-        The worker thread reads and hashes ahead of the writes; the loop only issues writes.
-        """
-        loop = asyncio.get_running_loop()
-        block = self.opts.block_size or min(sftp.limits.max_write_len, MAX_BLOCK)
-        at_end = False
-
-        def read_next(lf: Any) -> bytes:
-            nonlocal at_end
-            data: bytes = b"" if at_end else lf.read(block)
-            at_end = not data
-            digest.update(data)
-            return data
-
-        inflight: deque[tuple[asyncio.Future[int], int, int]] = deque()
-        with Path(f.source).open("rb") as lf:
-            lf.seek(start)
-            reads = deque(loop.run_in_executor(worker, read_next, lf) for _ in range(WORKER_AHEAD))
-            offset = start
-            try:
-                while True:
-                    data = await reads.popleft()
-                    if not data:
-                        break
-                    reads.append(loop.run_in_executor(worker, read_next, lf))
-                    write = asyncio.ensure_future(rf.write(data, offset))
-                    offset += len(data)
-                    inflight.append((write, len(data), offset))
-                    if len(inflight) >= self.opts.requests_in_flight:
-                        task, size, end = inflight.popleft()
-                        await task
-                        self.moved(result, size, end)
-                while inflight:
-                    task, size, end = inflight.popleft()
-                    await task
-                    self.moved(result, size, end)
-            finally:
-                for task, _, _ in inflight:
-                    task.cancel()
-                for pending in reads:  # leave the file to the worker until it is done
-                    with contextlib.suppress(Exception):
-                        await pending
-        return offset
-
-
-# ============================================================================ download
-
-
-class _Downloader(_Engine):
-    def __init__(
-        self,
-        loc: SshLocation,
-        creds: Credentials,
-        opts: Options,
-        progress: ProgressSink,
-        dest: Path,
+    @abc.abstractmethod
+    async def carry(
+        self, slot: Slot, carrier: Carrier, leg: Leg, start: int, digest: Digest, moved: Moved
     ) -> None:
-        super().__init__(loc, creds, opts, progress)
-        self.dest = dest
-        self.entries: list[Entry] | None = None
-        self.umask = current_umask()
-        self.created: set[str] = set()  # directories this run made: only they get modes, times
+        """Move the leg's bytes from ``start`` through ``carrier``, hashing them into ``digest``."""
 
-    async def plan(self, sftp: asyncssh.SFTPClient) -> list[Entry]:
-        """What the remote path holds, with every name checked before anything is written."""
-        root = self.loc.path
-        registered = self.opts.registered
-        if registered is not None:
-            check_name(registered.name)
-        try:
-            root.encode()  # typed (or registered) with bytes that are not UTF-8
-        except UnicodeEncodeError:
-            raise TransferError(
-                f"the remote path {shown(root)} is not valid UTF-8, and SFTP names are "
-                "asked for in UTF-8",
-                "rename it on the pod",
-            ) from None
-        try:
-            top = await (sftp.stat(root) if registered is None else sftp.lstat(root))
-        except asyncssh.SFTPNoSuchFile as e:
-            raise TransferError(f"{shown(root)} does not exist on the remote") from e
-        if registered is not None:
-            return [self.registered_file(root, top, registered)]
-        name = check_name(posixpath.basename(root.rstrip("/")))
-        mode = top.permissions or 0
-        if stat.S_ISREG(mode):
-            return [self.entry(name, "file", top, root)]
-        if not stat.S_ISDIR(mode):  # stat followed a link: this is what it leads to
-            raise TransferError(
-                f"{shown(root)} is {_kind_of(mode)} on the remote, not a regular file or a "
-                "directory; nothing was received",
-                "name a regular file or a directory (inside a directory, FIFOs, devices and "
-                "sockets are skipped with a note)",
-            )
-        entries = [self.entry(name, "dir", top, root)]
-        stack = [(root, name)]
-        while stack:
-            remote_dir, rel_dir = stack.pop()
-            # Names come as bytes (asyncssh would fail the whole listing on one it cannot
-            # decode, and decodes each entry's longname, which we never use, as well).
-            listed = await sftp.readdir(remote_dir.encode())
-            for item in sorted(listed, key=lambda n: cast(bytes, n.filename)):
-                raw = cast(bytes, item.filename)
-                if raw in (b".", b".."):
-                    continue
-                mode = item.attrs.permissions or 0
-                child = self.decoded(raw, f"{rel_dir}/", stat.S_ISDIR(mode))
-                if child is None:
-                    continue
-                rel = f"{rel_dir}/{check_name(child)}"
-                path = f"{remote_dir}/{child}"
-                if child.endswith(MARK_SUFFIX):  # never ours to take from a pod
-                    self.skip(Skipped(rel, "a resume mark of worldland's"))
-                    continue
-                if stat.S_ISDIR(mode):
-                    entries.append(self.entry(rel, "dir", item.attrs, path))
-                    stack.append((path, rel))
-                elif stat.S_ISREG(mode):
-                    entries.append(self.entry(rel, "file", item.attrs, path))
-                elif stat.S_ISLNK(mode):
-                    target = await sftp.readlink(path.encode())
-                    try:
-                        text = target.decode()
-                    except UnicodeDecodeError:
-                        self.skip(Skipped(rel, "a symlink whose target is not valid UTF-8"))
-                        continue
-                    entries.append(Entry(rel=rel, kind="link", source=path, link_target=text))
-                else:
-                    self.skip(Skipped(rel, "not a file, directory or symlink"))
-        self.check_tree(entries)
-        return entries
-
-    def decoded(self, raw: bytes, where: str, is_dir: bool) -> str | None:
-        r"""A listed name as text, or None once it is skipped for not being UTF-8.
-
-        SFTP v3 names are bytes, and one that is not UTF-8 cannot be written as it is on
-        every renter's disk (macOS and Windows refuse it), while a substitute could collide:
-        ``a\xfe`` and ``a\xff`` both decode to ``a\ufffd`` with replacement, a real UTF-8
-        name too. So it is skipped, as special files are, and the rest of the tree arrives;
-        the note and --json keep its bytes as Python does (``a\udcfe``).
-        """
-        try:
-            return raw.decode()
-        except UnicodeDecodeError:
-            rel = where + raw.decode(errors="surrogateescape")
-            why = (
-                "a directory whose name is not valid UTF-8, with all it holds"
-                if is_dir
-                else "a name that is not valid UTF-8"
-            )
-            self.skip(Skipped(rel, why, "rename it on the pod"))
-            return None
-
-    def registered_file(self, root: str, attrs: asyncssh.SFTPAttrs, code: Registered) -> Entry:
-        """The one file a code names, if the pod holds what its sender registered.
-
-        Its sha256 is checked after the download, like the pod's own hash; what can be
-        checked before a byte moves is checked here.
-        """
-        mode = attrs.permissions or 0
-        if not stat.S_ISREG(mode):
-            raise TransferError(
-                f"the code names {shown(root)}, which is {_kind_of(mode)} on the pod; a code "
-                "carries one regular file",
-                "ask the sender for a new code (`worldland send FILE` inside the pod)",
-            )
-        if attrs.size != code.size:
-            raise TransferError(
-                f"{shown(root)} is {attrs.size} bytes on the pod, but its sender registered "
-                f"{code.size}; nothing was downloaded",
-                "the file changed after it was registered, or the pod is lying; ask the "
-                "sender for a new code",
-            )
-        return self.entry(code.name, "file", attrs, root)
-
-    def check_tree(self, entries: list[Entry]) -> None:
-        """Refuse a listing that names a path twice, or a link that leads out of the tree.
-
-        A name listed as a link and again as a directory would have later entries written
-        through the link. Links are resolved through the tree as it will be on disk: the
-        planned links, and where the plan has nothing, what is already in LOCAL_DIR.
-        """
-        planned: dict[str, Entry] = {}
-        for e in entries:
-            if e.rel in planned:
-                raise UnsafePathError(f"refusing the listing: the remote named {e.rel!r} twice")
-            planned[e.rel] = e
-        on_disk = links_on_disk(Path(os.path.realpath(self.dest)))
-
-        def link_at(rel: str) -> str | None:
-            if rel in planned:
-                return planned[rel].link_target if planned[rel].kind == "link" else None
-            return on_disk(rel)
-
-        for e in entries:
-            if e.kind == "link":
-                check_symlink(e.rel, e.link_target, link_at)
-            if e.kind == "file" and e.rel + PART_SUFFIX in planned:
-                raise TransferError(
-                    f"the remote holds both {e.rel!r} and {e.rel + PART_SUFFIX!r}: the first "
-                    "would be received through a file named as the second",
-                    "receive them one at a time, into different directories",
-                )
-
-    @staticmethod
-    def entry(rel: str, kind: str, attrs: asyncssh.SFTPAttrs, source: str) -> Entry:
-        return Entry(
-            rel=rel,
-            kind=kind,
-            size=(attrs.size or 0) if kind == "file" else 0,
-            mode=stat.S_IMODE(attrs.permissions or 0o644),
-            mtime=float(attrs.mtime or 0),
-            atime=float(attrs.atime or attrs.mtime or 0),
-            source=source,
-        )
-
-    def prepare(self, entries: list[Entry]) -> None:
-        """Check every destination, then create the directories (owner-only until done).
-
-        A directory that is already here is used as it is: its mode and times stay the
-        renter's, whatever the far side announces for it.
-        """
-        self.dest.mkdir(parents=True, exist_ok=True)
-        taken, foreign = [], []
-        for e in entries:
-            # A file or link replaces the name itself (never what a link there points to),
-            # so a link at that name is a name taken like any other.
-            target = local_destination(self.dest, e.rel, replacing=e.kind != "dir")
-            if e.kind != "dir" and os.path.lexists(target) and not self.opts.overwrite:
-                taken.append(e.rel)
-            if e.kind == "file" and not self.opts.overwrite and foreign_local(self.part(target)):
-                foreign.append(e.rel + PART_SUFFIX)
-            if e.kind != "dir" and target.is_dir() and not target.is_symlink():
-                what = "a symlink" if e.kind == "link" else "a file"
-                raise DestinationExistsError(
-                    f"{shown(target)} is a directory; the remote has {what} there",
-                    "move it away, then run the command again",
-                )
-        if taken:
-            raise DestinationExistsError(
-                f"already in {shown(self.dest)}: {', '.join(shown(t) for t in taken[:5])}"
-                + (f" and {len(taken) - 5} more" if len(taken) > 5 else ""),
-                "pass --overwrite to replace them",
-            )
-        if foreign:
-            raise self.not_ours(foreign, f"in {shown(self.dest)}")
-        for e in entries:
-            if e.kind == "dir":
-                target = local_destination(self.dest, e.rel)
-                try:
-                    target.mkdir(mode=0o700)
-                except FileExistsError:
-                    if not target.is_dir():
-                        raise DestinationExistsError(
-                            f"{shown(target)} is in the way: the remote has a directory there",
-                            "move it away, then run the command again",
-                        ) from None
-                    continue
-                self.created.add(e.rel)
-        for e in entries:
-            if e.kind == "file":
-                self.results[e.rel] = FileResult(path=e.rel, size=e.size)
-                self.progress.add_total(e.size)
-
-    async def work(self, conn: asyncssh.SSHClientConnection) -> None:
-        if self.entries is None:
-            async with await conn.start_sftp_client() as sftp:
-                entries = await self.plan(sftp)
-            self.prepare(entries)
-            self.entries = entries
-        files = [e for e in self.entries if e.kind == "file"]
-        self.start_lane_early(conn, files)
-        await self.each_file(conn, files, self.download_one)
-        self.finish_tree(self.entries)
-
-    @staticmethod
-    def part(final: Path) -> Path:
-        return final.with_name(final.name + PART_SUFFIX)
-
-    def finish_tree(self, entries: list[Entry]) -> None:
-        for e in entries:
-            if e.kind == "link":
-                self.place_link(e)
-        for e in sorted(entries, key=lambda e: e.rel.count("/"), reverse=True):
-            if e.kind == "dir" and e.rel in self.created:
-                target = local_destination(self.dest, e.rel)
-                target.chmod(received_mode(e.mode, self.umask))
-                os.utime(target, (e.atime, e.mtime))
-
-    def place_link(self, link: Entry) -> None:
-        """Make a received (and checked) symlink; with --overwrite it replaces the name.
-
-        It is made under a temporary name beside its own and renamed onto the name, which
-        replaces a file or an older link there itself, never what that link points to, and
-        leaves no moment without one. Without --overwrite a name taken since the checks
-        is left as it is.
-        """
-        target = local_destination(self.dest, link.rel, replacing=True)
-        if not self.opts.overwrite:
-            try:
-                os.symlink(link.link_target, target)
-            except FileExistsError as e:
-                raise DestinationExistsError(
-                    f"{shown(target)} appeared during the transfer",
-                    "pass --overwrite to replace it",
-                ) from e
-            return
-        fresh = target.with_name(f".{target.name}.worldland-{secrets.token_hex(8)}")
-        os.symlink(link.link_target, fresh)
-        try:
-            os.replace(fresh, target)
-        except OSError as e:
-            fresh.unlink()
-            raise DestinationExistsError(
-                f"cannot put the symlink {shown(target)} in place: {shown(e.strerror)}",
-                "move what is there away, then run the command again",
-            ) from e
-
-    async def download_one(self, conn: asyncssh.SSHClientConnection, slot: _Slot, f: Entry) -> None:
-        sftp = slot.sftp
-        result = self.start_attempt(f)
-        final = local_destination(self.dest, f.rel, replacing=True)
-        part = self.part(final)
-        if part.is_symlink():
-            raise TransferError(f"refusing to write through the symlink {shown(part)}")
-        if not self.opts.overwrite and foreign_local(part):  # appeared since prepare()
-            raise self.not_ours([f.rel + PART_SUFFIX], f"in {shown(self.dest)}")
-        source = dataclasses.replace(self.loc, path=f.source).display()
-        mark = PartMark(source, f.size, int(f.mtime))
-        start, digest = 0, hashlib.sha256()
-        held = part.stat().st_size if part.exists() and read_local(part) == mark else 0
-        if 0 < held <= f.size:
-            prefix = _local_prefix_hash(part, held)
-            theirs, _ = await remote_sha256(conn, sftp, f.source, held)
-            if theirs == prefix.hexdigest():
-                start, digest = held, prefix
-        if not start:
-            write_local(part, mark)
-        self.resumed(result, start)
-
-        lane = await self.lane(conn, slot, f.size - start)
-        result.carried_by = "asyncssh" if lane is None else "openssh"
-        far = await FarHash.start(conn, f.source, f.size)
-        try:
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb", buffering=0) as lf:
-                lf.truncate(start)
-                lf.seek(start)
-                sink = _LocalSink(lf, digest, start, SYNC_EVERY if self.opts.fsync else 0)
-                if lane is not None:
-                    moved = self.moved_from_thread(result)
-
-                    def fetch_and_sync() -> None:
-                        lane.fetch(
-                            f.source,
-                            start,
-                            f.size,
-                            sink,
-                            moved,
-                            in_flight=self.opts.requests_in_flight,
-                        )
-                        if self.opts.fsync:
-                            sink.sync()
-
-                    await self.in_lane(slot, fetch_and_sync)
-                else:
-                    with ThreadPoolExecutor(1, "worldland-io") as worker:
-                        await self.fetch(sftp, f, result, sink, worker)
-        except BaseException:
-            far.cancel()
-            raise
-
-        ours = digest.hexdigest()
-        theirs, how, changed = await self.far_view(conn, sftp, far, f.source, f.size)
-        want = self.opts.registered.sha256 if self.opts.registered is not None else None
-        if theirs != ours or changed or (want is not None and want != ours):
-            drop_local(part)
-            if changed:
-                raise self.changed_during(f, f"the remote {shown(f.source)}")
-            raise self.checksum_failed(
-                f, ours, want if theirs == ours and want else theirs, "source"
-            )
-        os.chmod(part, received_mode(f.mode, self.umask))
-        os.utime(part, (f.atime, f.mtime))
-        if self.opts.overwrite:
-            os.replace(part, final)
-        else:
-            try:
-                os.link(part, final)  # unlike rename, fails if the name appeared meanwhile
-            except FileExistsError as e:
-                raise DestinationExistsError(
-                    f"{shown(final)} appeared during the transfer", "pass --overwrite to replace it"
-                ) from e
-        drop_local(part)  # the .part (unless it was renamed) and its mark
-        result.sha256, result.verified_by, result.done = ours, how, True
-
-    async def fetch(
-        self,
-        sftp: asyncssh.SFTPClient,
-        f: Entry,
-        result: FileResult,
-        sink: _LocalSink,
-        worker: ThreadPoolExecutor,
-    ) -> None:
-        """Prefetched reads, written and hashed strictly in order, so the .part is a prefix.
-
-        Bytes count as moved once the worker has written them, so a progress report never
-        runs ahead of what a resume would find on disk.
-        """
-        loop = asyncio.get_running_loop()
-        block = self.opts.block_size or min(sftp.limits.max_read_len, MAX_BLOCK)
-        inflight: deque[tuple[asyncio.Future[bytes], int, int]] = deque()
-        written: deque[tuple[asyncio.Future[None], int, int]] = deque()
-        try:
-            async with sftp.open(f.source, "rb", block_size=0) as rf:
-                asked = sink.offset
-                while True:
-                    while asked < f.size and len(inflight) < self.opts.requests_in_flight:
-                        size = min(block, f.size - asked)
-                        inflight.append((asyncio.ensure_future(rf.read(size, asked)), asked, size))
-                        asked += size
-                    if not inflight:
-                        break
-                    task, offset, size = inflight.popleft()
-                    data: bytes = await task
-                    while len(data) < size:  # a server may answer with fewer bytes
-                        more = await rf.read(size - len(data), offset + len(data))
-                        if not more:
-                            raise TransferError(
-                                f"{shown(f.source)} shrank during the transfer; fetch it again"
-                            )
-                        data += cast(bytes, more)
-                    if len(data) > size:
-                        raise sent_more_than_asked(f.source)
-                    written.append((loop.run_in_executor(worker, sink.write, data), size, offset))
-                    while written and (written[0][0].done() or len(written) > WORKER_AHEAD):
-                        done, size, offset = written.popleft()
-                        await done
-                        self.moved(result, size, offset + size)
-            while written:
-                done, size, offset = written.popleft()
-                await done
-                self.moved(result, size, offset + size)
-            if self.opts.fsync:
-                await loop.run_in_executor(worker, sink.sync)
-        finally:
-            for task, _, _ in inflight:
-                task.cancel()
-            for done, _, _ in written:  # leave the file to the worker until it is done
-                with contextlib.suppress(Exception):
-                    await done
-
-
-class _LocalSink:
-    """Writes and hashes received data in order, handing it to writeback as it goes."""
-
-    def __init__(self, out: Any, digest: Any, offset: int, sync_every: int) -> None:
-        self.fd: int = out.fileno()
-        self.digest = digest
-        self.offset = offset
-        self.sync_every = sync_every  # 0: never (fsync turned off)
-        self.unsynced_from = offset
-
-    def write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.pwrite(self.fd, view, self.offset + len(data) - len(view)) :]
-        self.digest.update(data)
-        self.offset += len(data)
-        if self.sync_every and self.offset - self.unsynced_from >= self.sync_every:
-            length = self.offset - self.unsynced_from
-            os.posix_fadvise(self.fd, self.unsynced_from, length, os.POSIX_FADV_DONTNEED)
-            self.unsynced_from = self.offset
-
-    def sync(self) -> None:
-        os.fdatasync(self.fd)
-        self.unsynced_from = self.offset
-
-
-# ============================================================================ entry points
-
-
-async def upload(
-    paths: list[Path],
-    loc: SshLocation,
-    creds: Credentials,
-    opts: Options | None = None,
-    progress: ProgressSink | None = None,
-) -> Summary:
-    """Send local files and directories into the remote directory ``loc.path``."""
-    opts = opts or Options()
-    entries, skipped = plan_send(paths, opts.follow_links)
-    engine = _Uploader(loc, creds, opts, progress or NullProgress(), entries)
-    for left_out in skipped:
-        engine.skip(left_out)
-    began = time.monotonic()
-    await engine.run(engine.work)
-    return Summary(
-        direction="send",
-        source=", ".join(str(p) for p in paths),
-        destination=loc.display(),
-        files=[engine.results[f.rel] for f in engine.files],
-        seconds=time.monotonic() - began,
-        retries=engine.retries,
-        skipped=engine.skipped,
-    )
-
-
-async def download(
-    loc: SshLocation,
-    dest: Path,
-    creds: Credentials,
-    opts: Options | None = None,
-    progress: ProgressSink | None = None,
-) -> Summary:
-    """Fetch the remote file or directory ``loc.path`` into the local directory ``dest``."""
-    opts = opts or Options()
-    engine = _Downloader(loc, creds, opts, progress or NullProgress(), dest)
-    began = time.monotonic()
-    await engine.run(engine.work)
-    files = [e for e in engine.entries or [] if e.kind == "file"]
-    return Summary(
-        direction="receive",
-        source=loc.display(),
-        destination=str(dest),
-        files=[engine.results[f.rel] for f in files],
-        seconds=time.monotonic() - began,
-        retries=engine.retries,
-        skipped=engine.skipped,
-    )
+    @abc.abstractmethod
+    def mismatch(self, f: Entry, ours: str, theirs: str) -> ChecksumError | None:
+        """Why the hashes refuse ``f`` (ours, the far side's), or None when they agree."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.transfer.display import shown
 
+# What to do about a far side that breaks the SFTP protocol: nothing it sends can be trusted.
+HOSTILE_HINT = "the pod's SFTP server is broken or hostile; do not trust what it sends"
+
 
 class TransferError(ActionableError):
     """A transfer could not be completed; ``hint`` says what to do about it."""
@@ -50,7 +53,17 @@ def sent_more_than_asked(remote: str) -> TransferError:
     return TransferError(
         f"reading {shown(remote)}: the server sent more bytes than it was asked for (a protocol "
         "violation); nothing past the range asked for was written",
-        "the pod's SFTP server is broken or hostile; do not trust what it sends",
+        HOSTILE_HINT,
+    )
+
+
+def not_ours(parts: list[str], where: str) -> DestinationExistsError:
+    """Refusing ``.part`` files we did not write (on either side): they are someone's own."""
+    return DestinationExistsError(
+        f"{where}: {', '.join(shown(p) for p in parts[:5])}"
+        + (f" and {len(parts) - 5} more" if len(parts) > 5 else "")
+        + " (not written by worldland, so not resumed from or replaced)",
+        "move them away, or pass --overwrite to replace them",
     )
 
 

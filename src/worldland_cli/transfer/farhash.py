@@ -21,7 +21,7 @@ runs over an exec channel *during* the stream, in one of two modes:
   disk right after the write that put it there was acknowledged.
 
 Where python3 or exec channels are missing (an sftp-only account), :meth:`FarHash.result`
-returns ``None`` and the caller falls back to the serial check of :func:`session.remote_sha256`,
+returns ``None`` and the caller falls back to the serial check of :func:`.ssh.remote_sha256`,
 which keeps the guarantee at the old cost.
 """
 
@@ -125,20 +125,12 @@ class FarHash:
         self._told = 0
 
     @classmethod
-    async def start(cls, conn: asyncssh.SSHClientConnection, path: str, size: int) -> FarHash:
-        """Start hashing the complete file ``path`` (receiving); never fails."""
-        return await cls._launch(conn, path, size, follow=False)
-
-    @classmethod
-    async def follow(cls, conn: asyncssh.SSHClientConnection, path: str, size: int) -> FarHash:
-        """Start following ``path`` as :meth:`advance` reports acknowledged writes (sending)."""
-        return await cls._launch(conn, path, size, follow=True)
-
-    @classmethod
-    async def _launch(
+    async def launch(
         cls, conn: asyncssh.SSHClientConnection, path: str, size: int, *, follow: bool
     ) -> FarHash:
-        """A dud (``result`` None) where no exec channel or python3 is to be had."""
+        """Start hashing ``path``: the whole file (receiving), or following it as
+        :meth:`advance` reports acknowledged writes (sending). Never fails: a dud (``result``
+        None) where no exec channel or python3 is to be had."""
         script = (
             f'command -v python3 >/dev/null 2>&1 || exit {_NO_PYTHON}; exec python3 -c "$0" "$@"'
         )

@@ -10,63 +10,49 @@ process only frames 255 KiB requests, hashes them and copies them between a pipe
 
 The lane is deliberately narrow: it moves the bytes of one already-planned file, strictly in
 order, so a ``.part`` is always a clean prefix (resume depends on that). Planning, checks,
-renames and far-side hashes stay on the asyncssh connection, and the engine falls back to
+renames and far-side hashes stay on the asyncssh connection, and :mod:`.lanes` falls back to
 asyncssh's data path where ``ssh`` is missing or the lane cannot start.
+
+This module is the ``ssh`` process and its pipes; what goes into each packet, and what an
+answer may hold, is :mod:`.sftpcodec`'s, which never touches a pipe.
 
 Trust: the lane's ``ssh`` accepts exactly the host key the asyncssh connection verified (a
 one-line known_hosts under ``HostKeyAlias``), reads no ssh_config, forwards nothing and never
-asks for a password. Blocking I/O: the engine runs a lane in a worker thread.
+asks for a password. Blocking I/O: :mod:`.pipeline` drives a lane from a worker thread.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import shutil
-import struct
-import tempfile
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING
 
 from worldland_cli.host import Host
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.errors import (
-    ConnectionDropped,
-    HostKeyError,
-    TransferError,
-    sent_more_than_asked,
+from worldland_cli.transfer.errors import ConnectionDropped, HostKeyError
+from worldland_cli.transfer.pipeline import SAFE_BLOCK, RemoteFile, request_block
+from worldland_cli.transfer.sftpcodec import (
+    DATA,
+    DATA_HEAD,
+    EXTENDED_REPLY,
+    FX_EOF,
+    PF_CREAT,
+    PF_READ,
+    PF_TRUNC,
+    PF_WRITE,
+    VERSION,
+    Codec,
+    string,
 )
-from worldland_cli.transfer.overlap import ReadAhead, WriteBehind
-from worldland_cli.transfer.session import (
-    CONNECT_TIMEOUT,
-    KEEPALIVE_INTERVAL,
-    MAX_BLOCK,
-    Credentials,
-)
+from worldland_cli.transfer.ssh import CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, Credentials
 from worldland_cli.transfer.targets import SshLocation
 
 if TYPE_CHECKING:
     import subprocess
 
-# SFTP v3 packet types and flags (draft-ietf-secsh-filexfer-02, section 3 and 6.3).
-_INIT, _VERSION, _OPEN, _CLOSE, _READ, _WRITE = 1, 2, 3, 4, 5, 6
-_STATUS, _HANDLE, _DATA, _EXTENDED, _EXTENDED_REPLY = 101, 102, 103, 200, 201
-_PF_READ, _PF_WRITE, _PF_CREAT, _PF_TRUNC = 0x01, 0x02, 0x08, 0x10
-_ATTR_PERMISSIONS = 0x04
-_FX_OK, _FX_EOF = 0, 1
-_FX_NAMES = {2: "no such file", 3: "permission denied", 4: "failure", 8: "unsupported"}
-
-# The SFTP draft guarantees 32 KiB requests; OpenSSH's sftp-server announces its real limits
-# (255 KiB) through limits@openssh.com, and no more than MAX_BLOCK is asked for in any case.
-_SAFE_BLOCK = 32 * 1024
-# The longest answer the lane reads, as OpenSSH's sftp client (its SFTP_MAX_MSG_LENGTH): the
-# longest it asks for is a READ answer of MAX_BLOCK bytes after 9 of header (type, request
-# id, data length), so 1015 bytes to spare. The length is the far side's word, up to 4 GiB.
-_MAX_PACKET = 256 * 1024
 _PIPE_SIZE = 1 << 20
 _STDERR_KEPT = 64 * 1024  # the tail of ssh's stderr kept to explain a failed start
 _ALIAS = "worldland-pinned-peer"
@@ -77,17 +63,9 @@ _CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 # older than 8.4 rejects the "^" syntax; the lane then does not start and asyncssh carries.)
 _KEX = "^curve25519-sha256,curve25519-sha256@libssh.org"
 
-Moved = Callable[[int, int], None]  # (bytes acknowledged, offset reached)
-
 
 class LaneUnavailable(Exception):
     """The lane cannot start here (no ``ssh``, no sftp subsystem, ...); use asyncssh."""
-
-
-class Sink(Protocol):
-    """Where fetched bytes go, in order (the engine's .part writer and hasher)."""
-
-    def write(self, data: memoryview) -> None: ...
 
 
 def ssh_argv(loc: SshLocation, creds: Credentials, known_hosts: Path) -> list[str]:
@@ -126,43 +104,25 @@ def ssh_argv(loc: SshLocation, creds: Credentials, known_hosts: Path) -> list[st
     return [*argv, "-l", loc.user, "-s", "--", loc.host, "sftp"]
 
 
-def _string(data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + data
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _holding_pipes(
-    method: Callable[Concatenate[OpenSshLane, P], R],
-) -> Callable[Concatenate[OpenSshLane, P], R]:
-    """A lane call that keeps the pipes open until it returns (see ``_using_pipes``)."""
-
-    @functools.wraps(method)
-    def held(lane: OpenSshLane, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with lane._using_pipes():
-            return method(lane, *args, **kwargs)
-
-    return held
-
-
 class OpenSshLane:
-    """One ``ssh -s sftp`` process and the SFTP session on its pipes; see the module doc."""
+    """One ``ssh -s sftp`` process and the SFTP session on its pipes; see the module doc.
+
+    A :class:`.pipeline.Carrier`: the pipeline moves a file's bytes through :meth:`opened`.
+    """
+
+    name = "openssh"
 
     def __init__(
         self, process: subprocess.Popen[bytes], workdir: Path, host: Host, peer: str
     ) -> None:
         self._process = process
-        self._peer = peer  # "host:port", to name the far side in errors
         self._host = host
         self._workdir = workdir
         assert process.stdin is not None and process.stdout is not None
         self._out = process.stdin.fileno()
         self._in = process.stdout.fileno()
-        self._next_id = 0
-        self._buffer = bytearray(MAX_BLOCK)
-        # kill() may come from another thread while a push or fetch still uses the pipes: their
+        self._codec = Codec(peer)  # peer: "host:port", named in the codec's errors
+        # kill() may come from another thread while a file still uses the pipes: their
         # fds are closed only once no call uses them, or a file opened meanwhile could get one
         # of those numbers and receive the lane's SFTP packets.
         self._guard = threading.Lock()
@@ -174,7 +134,7 @@ class OpenSshLane:
         self._drain = threading.Thread(target=self._drain_stderr, name="worldland-ssh-err")
         self._drain.daemon = True
         self._drain.start()
-        self.block = _SAFE_BLOCK
+        self.block = SAFE_BLOCK
         self.can_fsync = False
 
     # ------------------------------------------------------------------ life cycle
@@ -189,15 +149,13 @@ class OpenSshLane:
         (never fall back then); LaneUnavailable for everything else that keeps it from
         starting; ConnectionDropped when the link is down (the engine retries).
         """
-        workdir = Path(tempfile.mkdtemp(prefix="worldland-lane-"))
-        known_hosts = workdir / "known_hosts"
-        fd = os.open(known_hosts, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{_ALIAS} {host_key}\n")
         host = host or Host()
-        process = host.spawn(ssh_argv(loc, creds, known_hosts), pipe_size=_PIPE_SIZE)
+        workdir = host.private_temp_dir(
+            "worldland-lane-", {"known_hosts": f"{_ALIAS} {host_key}\n"}
+        )
+        process = host.spawn(ssh_argv(loc, creds, workdir / "known_hosts"), pipe_size=_PIPE_SIZE)
         if process is None:
-            shutil.rmtree(workdir, ignore_errors=True)
+            host.remove_temp_dir(workdir)
             raise LaneUnavailable("the OpenSSH client (ssh) is not installed")
         lane = cls(process, workdir, host, f"{loc.host}:{loc.port}")
         try:
@@ -209,24 +167,18 @@ class OpenSshLane:
 
     def _handshake(self) -> None:
         try:
-            self._send_raw(struct.pack(">IBI", 5, _INIT, 3))
+            self._send_raw(self._codec.init())
             kind, body = self._receive()
         except ConnectionDropped:
             raise self._startup_failure() from None
-        if kind != _VERSION:
+        if kind != VERSION:
             raise LaneUnavailable(f"the far side did not answer as an SFTP server (type {kind})")
-        extensions: dict[bytes, bytes] = {}
-        at = 4
-        while at + 4 <= len(body):
-            name, at = self._take_string(body, at)
-            value, at = self._take_string(body, at)
-            extensions[name] = value
+        extensions = self._codec.version(body)
         self.can_fsync = b"fsync@openssh.com" in extensions
         if b"limits@openssh.com" in extensions:
-            kind, body = self._call(_EXTENDED, _string(b"limits@openssh.com"))
-            if kind == _EXTENDED_REPLY and len(body) >= 36:
-                _, max_read, max_write, _ = struct.unpack(">QQQQ", body[4:36])
-                self.block = max(_SAFE_BLOCK, min(MAX_BLOCK, max_read, max_write))
+            kind, body = self._call(self._codec.extended(b"limits@openssh.com"))
+            if kind == EXTENDED_REPLY:
+                self.block = request_block(*self._codec.limits(body))
 
     def _startup_failure(self) -> Exception:
         """Why ``ssh`` ended before the SFTP session began, from what it printed."""
@@ -255,7 +207,7 @@ class OpenSshLane:
     def kill(self) -> None:
         """Stop at once; a thread blocked on the pipes wakes up with ConnectionDropped.
 
-        Safe from another thread than the one in :meth:`push` or :meth:`fetch`: that call
+        Safe from another thread than the one using a file it :meth:`opened`: that thread
         closes the pipes on its way out.
         """
         self._host.stop(self._process)
@@ -268,7 +220,7 @@ class OpenSshLane:
         if idle:
             self._close_pipes()
         self._drain.join(timeout=5)
-        shutil.rmtree(self._workdir, ignore_errors=True)
+        self._host.remove_temp_dir(self._workdir)
 
     def _close_pipes(self) -> None:
         # stderr is the drain thread's: it closes it at end of file (ssh has exited).
@@ -321,17 +273,6 @@ class OpenSshLane:
         except (BrokenPipeError, ConnectionResetError, OSError) as e:
             raise ConnectionDropped(f"the OpenSSH client went away: {e}") from e
 
-    def _packet(self, kind: int, payload: bytes, extra: int = 0) -> bytes:
-        """A request's framing and payload; ``extra`` bytes of data follow it on the wire."""
-        self._next_id = (self._next_id + 1) & 0xFFFFFFFF
-        return struct.pack(">IBI", 5 + len(payload) + extra, kind, self._next_id) + payload
-
-    def _send(self, kind: int, payload: bytes, data: memoryview | None = None) -> None:
-        if data is None:
-            self._send_raw(self._packet(kind, payload))
-        else:
-            self._send_raw(self._packet(kind, payload, len(data)), data)
-
     def _read_into(self, view: memoryview) -> None:
         got = 0
         while got < len(view):
@@ -348,203 +289,74 @@ class OpenSshLane:
         self._read_into(memoryview(out))
         return bytes(out)
 
-    def _header(self) -> tuple[int, int]:
-        """The length and type of the next answer, once its length is one worth reading.
-
-        The length is checked before a byte more is read or room for it allocated: a pod
-        announcing 4 GiB would otherwise have us allocate 4 GiB for it. A DATA answer is
-        read into the buffer of the READ it answers, never one of its own length, and one
-        longer than that buffer is refused in :meth:`_receive_data` as more than asked for.
-        """
-        length, kind = struct.unpack(">IB", self._read_exact(5))
-        shortest = 9 if kind in (_STATUS, _HANDLE, _DATA) else 5  # type, id, then a uint32
-        if length < shortest or (length > _MAX_PACKET and kind != _DATA):
-            raise TransferError(
-                f"the remote {self._peer} announced an SFTP packet of {length} bytes, where "
-                f"an answer of type {kind} holds {shortest} to {_MAX_PACKET} (a protocol "
-                "violation); none of it was read",
-                "the pod's SFTP server is broken or hostile; do not trust what it sends",
-            )
-        return length, kind
-
     def _receive(self) -> tuple[int, bytes]:
-        length, kind = self._header()
+        """The next answer's type and body, once its frame's length is one worth reading."""
+        length, kind = self._codec.frame(self._read_exact(5))
         return kind, self._read_exact(length - 1)
 
-    def _call(self, kind: int, payload: bytes) -> tuple[int, bytes]:
-        self._send(kind, payload)
+    def _call(self, request: bytes) -> tuple[int, bytes]:
+        self._send_raw(request)
         return self._receive()
-
-    @staticmethod
-    def _take_string(body: bytes, at: int) -> tuple[bytes, int]:
-        (n,) = struct.unpack(">I", body[at : at + 4])
-        return body[at + 4 : at + 4 + n], at + 4 + n
-
-    @staticmethod
-    def _status_error(body: bytes, what: str) -> TransferError:
-        (code,) = struct.unpack(">I", body[4:8])
-        message = OpenSshLane._take_string(body, 8)[0].decode(errors="replace")
-        reason = message or _FX_NAMES.get(code, f"SFTP status {code}")
-        return TransferError(f"{what}: {shown(reason)}")
-
-    def _expect_ok(self, kind: int, body: bytes, what: str) -> None:
-        if kind != _STATUS:
-            raise TransferError(f"{what}: unexpected SFTP reply type {kind}")
-        if struct.unpack(">I", body[4:8])[0] != _FX_OK:
-            raise self._status_error(body, what)
 
     # ------------------------------------------------------------------ files
 
-    def _open(self, path: str, flags: int, mode: int | None) -> bytes:
-        attrs = struct.pack(">II", _ATTR_PERMISSIONS, mode) if mode is not None else b"\0" * 4
-        kind, body = self._call(_OPEN, _string(path.encode()) + struct.pack(">I", flags) + attrs)
-        if kind == _HANDLE:
-            return self._take_string(body, 4)[0]
-        if kind == _STATUS:
-            raise self._status_error(body, f"cannot open {shown(path)} on the remote")
-        raise TransferError(
-            f"cannot open {shown(path)} on the remote: unexpected reply type {kind}"
-        )
+    @contextlib.contextmanager
+    def opened(self, path: str, *, write: bool, start: int) -> Iterator[RemoteFile]:
+        """``path`` open for :mod:`.pipeline`; the pipes stay open until the block ends.
 
-    def _close(self, handle: bytes, path: str) -> None:
-        kind, body = self._call(_CLOSE, _string(handle))
-        self._expect_ok(kind, body, f"closing {shown(path)} on the remote")
-
-    @_holding_pipes
-    def push(
-        self,
-        local: Path,
-        remote: str,
-        start: int,
-        digest: Any,
-        moved: Moved,
-        *,
-        fsync: bool,
-        in_flight: int,
-    ) -> int:
-        """Write ``local`` from ``start`` into ``remote`` (truncated when ``start`` is 0).
-
-        Hashes what it reads into ``digest``; writes are acknowledged in order, and ``moved``
-        hears of each. Returns the offset reached (the local size as read).
+        Closed when the block ends without an error; after one, answers may still be owed,
+        so the engine kills the lane instead.
         """
-        flags = _PF_WRITE | (_PF_READ if start else _PF_CREAT | _PF_TRUNC)
-        handle = self._open(remote, flags, None if start else 0o600)
-        prefix = _string(handle)
-        pending: deque[tuple[int, int]] = deque()
-        offset = start
-        with local.open("rb", buffering=0) as source:
-            source.seek(start)
+        with self._using_pipes():
+            if not write:
+                flags, mode = PF_READ, None
+            elif start:
+                flags, mode = PF_WRITE | PF_READ, None
+            else:
+                flags, mode = PF_WRITE | PF_CREAT | PF_TRUNC, 0o600
+            kind, body = self._call(self._codec.open(path, flags, mode))
+            handle = self._codec.handle(kind, body, f"cannot open {shown(path)} on the remote")
+            yield _LaneFile(self, handle, path)
+            kind, body = self._call(self._codec.close(handle))
+            self._codec.expect_status(kind, body, f"closing {shown(path)} on the remote")
 
-            def read_and_hash(view: memoryview) -> int:
-                n: int = source.readinto(view[: self.block]) or 0  # type: ignore[attr-defined]
-                digest.update(view[:n])
-                return n
 
-            ahead = ReadAhead(read_and_hash, self.block)
-            try:
-                while True:
-                    buffer, n = ahead.next()
-                    if not n:
-                        break
-                    self._send(
-                        _WRITE, prefix + struct.pack(">QI", offset, n), memoryview(buffer)[:n]
-                    )
-                    ahead.recycle(buffer)  # the pipe holds a copy now
-                    offset += n
-                    pending.append((n, offset))
-                    if len(pending) >= in_flight:
-                        self._acknowledge(pending, moved, remote)
-                while pending:
-                    self._acknowledge(pending, moved, remote)
-            finally:
-                ahead.stop()
-        if fsync and self.can_fsync:
-            kind, body = self._call(_EXTENDED, _string(b"fsync@openssh.com") + prefix)
-            self._expect_ok(kind, body, f"flushing {shown(remote)} to disk on the remote")
-        self._close(handle, remote)
-        return offset
+class _LaneFile:
+    """A file open through the lane: requests framed by the codec, answers read off the pipe."""
 
-    def _acknowledge(self, pending: deque[tuple[int, int]], moved: Moved, remote: str) -> None:
-        kind, body = self._receive()
-        self._expect_ok(kind, body, f"writing {shown(remote)} on the remote")
-        size, reached = pending.popleft()
-        moved(size, reached)
+    def __init__(self, lane: OpenSshLane, handle: bytes, path: str) -> None:
+        self._lane = lane
+        self._codec = lane._codec
+        self._handle = handle
+        self._path = path
+        self._writing = f"writing {shown(path)} on the remote"
+        self._reading = f"reading {shown(path)} on the remote"
 
-    @_holding_pipes
-    def fetch(
-        self, remote: str, start: int, size: int, sink: Sink, moved: Moved, *, in_flight: int
-    ) -> None:
-        """Read ``remote`` from ``start`` to ``size`` into ``sink``, in order, pipelined."""
-        handle = self._open(remote, _PF_READ, None)
-        prefix = _string(handle)
+    def ask(self, reads: list[tuple[int, int]]) -> None:
+        # One pipe write for the batch: one wake-up of ssh, sshd and sftp-server, not many.
+        self._lane._send_raw(b"".join(self._codec.read(self._handle, o, n) for o, n in reads))
 
-        def write_and_hash(view: memoryview, offset: int) -> None:
-            sink.write(view)
-            moved(len(view), offset + len(view))
-
-        behind = WriteBehind(write_and_hash, self.block)
-        try:
-            self._stream_reads(prefix, remote, start, size, behind, in_flight)
-        except BaseException:
-            with contextlib.suppress(BaseException):
-                behind.finish()
-            raise
-        behind.finish()
-        self._close(handle, remote)
-
-    def _stream_reads(
-        self,
-        prefix: bytes,
-        remote: str,
-        start: int,
-        size: int,
-        behind: WriteBehind,
-        in_flight: int,
-    ) -> None:
-        """Pipelined READs from ``start`` to ``size``; each answer goes to ``behind``."""
-        asked: deque[tuple[int, int]] = deque()
-        wanted = start
-        refill = max(1, in_flight // 2)
-        while True:
-            if len(asked) <= in_flight - refill:
-                # Requests go in batches: one pipe write and one SSH packet for many READs
-                # instead of a wake-up of ssh, sshd and sftp-server for each.
-                batch = []
-                while wanted < size and len(asked) < in_flight:
-                    n = min(self.block, size - wanted)
-                    batch.append(self._packet(_READ, prefix + struct.pack(">QI", wanted, n)))
-                    asked.append((wanted, n))
-                    wanted += n
-                if batch:
-                    self._send_raw(b"".join(batch))
-            if not asked:
-                break
-            offset, n = asked.popleft()
-            buffer = behind.take()
-            got = self._receive_data(memoryview(buffer)[:n], remote)
-            if got == 0:
-                raise TransferError(f"{shown(remote)} shrank during the transfer; fetch it again")
-            behind.give(buffer, got, offset)
-            if got < n:  # a short answer: the replies still owed overlap; ask again from here
-                for _ in asked:
-                    self._receive_data(memoryview(self._buffer), remote)
-                asked.clear()
-                wanted = offset + got
-
-    def _receive_data(self, into: memoryview, remote: str) -> int:
-        """One reply to a READ: its bytes land in ``into``; 0 at end of file."""
-        length, kind = self._header()
-        if kind != _DATA:
-            body = self._read_exact(length - 1)
-            if kind == _STATUS and struct.unpack(">I", body[4:8])[0] == _FX_EOF:
-                return 0
-            if kind == _STATUS:
-                raise self._status_error(body, f"reading {shown(remote)} on the remote")
-            raise TransferError(
-                f"reading {shown(remote)} on the remote: unexpected reply type {kind}"
-            )
-        n: int = struct.unpack(">II", self._read_exact(8))[1]
-        if n > len(into) or n != length - 9:
-            raise sent_more_than_asked(remote)
-        self._read_into(into[:n])
+    def answer(self, into: memoryview) -> int:
+        length, kind = self._codec.frame(self._lane._read_exact(5))
+        if kind != DATA:  # end of file, or a refusal
+            body = self._lane._read_exact(length - 1)
+            self._codec.expect_status(kind, body, self._reading, FX_EOF)
+            return 0
+        head = self._lane._read_exact(DATA_HEAD)
+        n = self._codec.data_length(head, length, len(into), self._path)
+        self._lane._read_into(into[:n])
         return n
+
+    def write(self, offset: int, data: memoryview) -> None:
+        self._lane._send_raw(self._codec.write(self._handle, offset, len(data)), data)
+
+    def written(self) -> None:
+        kind, body = self._lane._receive()
+        self._codec.expect_status(kind, body, self._writing)
+
+    def flush(self) -> None:
+        if self._lane.can_fsync:
+            request = self._codec.extended(b"fsync@openssh.com", string(self._handle))
+            kind, body = self._lane._call(request)
+            what = f"flushing {shown(self._path)} to disk on the remote"
+            self._codec.expect_status(kind, body, what)

@@ -15,10 +15,7 @@ pod cannot plant a mark that claims the renter's own ``NAME.part``.
 from __future__ import annotations
 
 import json
-import os
-import stat
 from dataclasses import dataclass
-from pathlib import Path
 
 PART_SUFFIX = ".part"
 _MARK_EXT = ".worldland"
@@ -58,34 +55,3 @@ class PartMark:
 def mark_of(part: str) -> str:
     """Where the mark of the ``.part`` at ``part`` is (a local or a remote path)."""
     return part + _MARK_EXT
-
-
-def read_local(part: Path) -> PartMark | None:
-    """The mark beside a local ``.part``; None when there is none or it is not ours."""
-    try:  # never through a link, and never waiting on a FIFO someone named so
-        fd = os.open(mark_of(str(part)), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return PartMark.decode(f.read(MARK_MAX + 1))
-
-
-def foreign_local(part: Path) -> bool:
-    """A ``.part`` (or a file named as its mark) is here, and we did not write it."""
-    there = os.path.lexists(part) or os.path.lexists(mark_of(str(part)))
-    return there and read_local(part) is None
-
-
-def write_local(part: Path, mark: PartMark) -> None:
-    """Mark ``part`` as ours (before its first byte is written), replacing a stale mark."""
-    fd = os.open(mark_of(str(part)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(mark.encode())
-
-
-def drop_local(part: Path) -> None:
-    """Delete ``part`` and its mark (a failed check, or a file that got its final name)."""
-    for path in (part, Path(mark_of(str(part)))):
-        path.unlink(missing_ok=True)

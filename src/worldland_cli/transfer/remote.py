@@ -13,17 +13,16 @@ refused login) stays the hub client's own error, which already carries its hint 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worldland_cli.hubclient import HubRejected, PodSsh
 from worldland_cli.times import format_time
-from worldland_cli.transfer.entries import Registered
 from worldland_cli.transfer.errors import TransferError
+from worldland_cli.transfer.localfs import offered_digest
+from worldland_cli.transfer.model import Registered
 from worldland_cli.transfer.targets import CODE_SHAPE, PodLocation, SshLocation
 
 if TYPE_CHECKING:
@@ -79,11 +78,7 @@ class Offer:
 def _digest(path: Path) -> tuple[int, str]:
     """Size and sha256 of one regular file, both from the same open handle."""
     try:
-        with path.open("rb") as f:
-            info = os.fstat(f.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise TransferError(f"{path} is not a regular file; a code carries one file")
-            return info.st_size, hashlib.file_digest(f, "sha256").hexdigest()
+        found = offered_digest(path)
     except IsADirectoryError:  # open() refuses a directory before anything is read
         raise TransferError(
             f"{path} is a directory; a code carries one file",
@@ -94,6 +89,9 @@ def _digest(path: Path) -> tuple[int, str]:
         raise TransferError(f"{path} does not exist") from None
     except PermissionError:
         raise TransferError(f"cannot read {path}: permission denied") from None
+    if found is None:
+        raise TransferError(f"{path} is not a regular file; a code carries one file")
+    return found
 
 
 def offer_file(client: HubClient, pod_id: str, source: Path, renter: str) -> Offer:

@@ -8,6 +8,11 @@ at, and a tree received from a pod could hold a chain of links that leads to ``~
 path named on the command line is what the renter asked for, so it is followed when it is a
 link. With ``--follow-links`` a link to a directory is walked as a directory, except one that
 leads back into a directory being walked (a loop), which is skipped.
+
+A name that is not valid UTF-8 (``caf\xe9.txt`` in Latin-1) is skipped as receive skips one
+from a pod, and so is a symlink whose target is not: SFTP asks for names in UTF-8, and any
+substitute could land on another file's name. A PATH named on the command line with such a
+name is refused: it cannot be sent under its own name.
 """
 
 from __future__ import annotations
@@ -17,9 +22,20 @@ import stat
 from pathlib import Path
 
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.entries import Entry, Skipped
 from worldland_cli.transfer.errors import TransferError, UnsafePathError
+from worldland_cli.transfer.model import Entry, Skipped
 from worldland_cli.transfer.safety import check_symlink, links_on_disk
+
+_RENAME = "rename it to send it"
+
+
+def _is_utf8(name: str) -> bool:
+    """Whether a name (undecodable bytes kept as lone surrogates, as Python lists them) is UTF-8."""
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def plan_send(paths: list[Path], follow_links: bool) -> tuple[list[Entry], list[Skipped]]:
@@ -57,6 +73,10 @@ class _SendPlan:
     def given(self, given: Path) -> None:
         """A path from the command line: followed when it is a link, as the renter asked."""
         path = given.resolve() if given.name in ("", ".", "..") else given
+        if not _is_utf8(path.name):
+            raise TransferError(
+                f"{shown(given)} is not valid UTF-8, and SFTP names are sent in UTF-8", _RENAME
+            )
         try:
             st = path.stat()
         except FileNotFoundError:
@@ -75,6 +95,9 @@ class _SendPlan:
             items = sorted(found, key=lambda item: item.name)
         for item in items:
             path, rel = Path(item.path), f"{rel_dir}/{item.name}"
+            if not _is_utf8(item.name):
+                self.skipped.append(Skipped(rel, self.undecodable(item), _RENAME))
+                continue
             if item.is_symlink() and not self.follow_links:
                 self.link(path, rel, top)
                 continue
@@ -95,9 +118,18 @@ class _SendPlan:
             else:
                 self.skipped.append(Skipped(rel, "not a file, directory or symlink"))
 
+    def undecodable(self, item: os.DirEntry[str]) -> str:
+        """Why an entry whose name is not UTF-8 is skipped: a directory goes with all it holds."""
+        if item.is_dir(follow_symlinks=self.follow_links):
+            return "a directory whose name is not valid UTF-8, with all it holds"
+        return "a name that is not valid UTF-8"
+
     def link(self, path: Path, rel: str, top: Path) -> None:
         """Recreate the link on the far side if it stays inside the sent directory."""
         target = os.readlink(path)
+        if not _is_utf8(target):
+            self.skipped.append(Skipped(rel, "a symlink whose target is not valid UTF-8", _RENAME))
+            return
         try:
             check_symlink(rel, target, links_on_disk(top.parent))
         except UnsafePathError:

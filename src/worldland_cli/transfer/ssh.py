@@ -1,9 +1,12 @@
-"""Opening SSH connections the safe way, and asking the far side for a file's sha256.
+"""The asyncssh connection: opened the safe way, and asking the far side for a file's sha256.
 
-asyncssh carries the data (see docs/transfer.md for the measurements behind that choice).
-Host keys are never accepted on first sight: they come from known_hosts, as OpenSSH does, or
-are pinned by the hub for pods. Connection problems are turned into the domain errors whose
-exit codes scripts rely on.
+asyncssh plans, checks and renames every transfer, and carries the bytes of small files
+(docs/transfer.md, "Engine"). Host keys are never accepted on first sight: they come from
+known_hosts, as OpenSSH does, or are pinned by the hub for pods. An identity file is checked
+as a wallet key file is (:func:`.auth.wallet.check_private_file`: mode and owner, like ssh).
+Connection problems are turned into the domain errors whose exit codes scripts rely on.
+
+(Named for what it opens; ``auth/session.py`` is a person's login session at the hub.)
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import hashlib
 import os
 import re
 import shlex
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import asyncssh
 
+from worldland_cli.auth.wallet import WalletError, check_private_file
+from worldland_cli.host import Host
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import (
     DeniedError,
@@ -27,6 +31,7 @@ from worldland_cli.transfer.errors import (
     TransferError,
     UnreachableError,
 )
+from worldland_cli.transfer.pipeline import MAX_BLOCK
 from worldland_cli.transfer.targets import SshLocation
 
 CONNECT_TIMEOUT = 15.0
@@ -38,11 +43,6 @@ HASH_BLOCK = 1 << 20
 # (receive 105-143 -> 150-266 MB/s side by side under the same load, docs/transfer.md).
 WINDOW = 16 << 20
 MAX_PACKET = 256 << 10
-# The largest SFTP READ or WRITE asked for, on every path, whatever limits the far side
-# announces: what OpenSSH's sftp client asks for at most (SFTP_MAX_MSG_LENGTH less 1 KiB). A pod
-# announcing 1 TiB had us ask for a whole file in one READ (and hold it all), or read a whole
-# local file into memory for one WRITE.
-MAX_BLOCK = 255 << 10
 
 # AES-GCM first: with AES-NI it is the cheapest authenticated cipher for both ends, and on a
 # CPU-bound link that is the transfer rate (docs/transfer.md). The rest keep asyncssh's order.
@@ -92,11 +92,10 @@ def _load_identity(creds: Credentials) -> list[Any]:
         if creds.identity_explicit:
             raise DeniedError(f"identity file {path} does not exist", "pass --identity KEY_FILE")
         return []
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise DeniedError(
-            f"identity file {path} is readable by others (mode {mode:o})", f"chmod 600 {path}"
-        )
+    try:
+        check_private_file(Host(), str(path.absolute()), "identity file")
+    except WalletError as e:
+        raise DeniedError(e.message, e.hint) from None
     try:
         return [asyncssh.read_private_key(str(path))]
     except asyncssh.KeyImportError as e:

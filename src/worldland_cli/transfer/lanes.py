@@ -1,0 +1,140 @@
+"""Lane management: which data path carries a file, and the life of each OpenSSH lane.
+
+A file of ``LANE_MIN`` bytes or more travels through the worker's lane (one ``ssh`` process
+per worker, kept for its later files); a smaller one, or every file once lanes are off,
+through asyncssh. Either way the engine gets a :class:`.pipeline.Carrier` and never asks
+which: the choice, the lane's handshake, its failure and its end are this module's.
+
+A lane trusts only the host key the asyncssh connection verified. One that cannot start (no
+``ssh``, a refused key, no sftp subsystem) turns lanes off for the transfer, with a note; a
+different host key is fatal (HostKeyError); a dropped link is retried by the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TypeVar
+
+import asyncssh
+
+from worldland_cli.transfer.display import shown
+from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
+from worldland_cli.transfer.pipeline import Carrier
+from worldland_cli.transfer.progress import ProgressSink
+from worldland_cli.transfer.sftpcarrier import AsyncsshCarrier
+from worldland_cli.transfer.ssh import Credentials
+from worldland_cli.transfer.targets import SshLocation
+
+# Files this large travel through the OpenSSH lane; smaller ones are not worth its handshake.
+LANE_MIN = 8 << 20
+
+T = TypeVar("T")
+
+
+class Slot:
+    """One file worker's channels: its SFTP client and, from its first large file, a lane."""
+
+    def __init__(self, sftp: asyncssh.SFTPClient) -> None:
+        self.sftp = sftp
+        self.lane: OpenSshLane | None = None
+
+    def drop_lane(self) -> None:
+        if self.lane is not None:
+            self.lane.kill()
+            self.lane = None
+
+    async def close(self) -> None:
+        """End the worker's lane politely once its files are done."""
+        if self.lane is not None:
+            await asyncio.to_thread(self.lane.close)
+
+    async def run(self, carrier: Carrier, call: Callable[[], T]) -> T:
+        """Run a blocking pipeline call on a thread; on failure or cancellation ``carrier`` dies.
+
+        Killing it is what wakes a thread blocked on the far side. A lane killed so is never
+        reused: answers may still be owed on its pipes.
+        """
+        task = asyncio.ensure_future(asyncio.to_thread(call))
+        try:
+            return await asyncio.shield(task)
+        except BaseException:
+            carrier.kill()
+            if carrier is self.lane:
+                self.lane = None
+            with contextlib.suppress(BaseException):
+                await task
+            raise
+
+
+def _kill_unclaimed(opening: asyncio.Future[OpenSshLane]) -> None:
+    """Kill a lane whose opening finished after the one waiting for it was cancelled."""
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().kill()
+
+
+class Lanes:
+    """The lanes of one transfer: whether they are on, and the first one, opened early."""
+
+    def __init__(
+        self, loc: SshLocation, creds: Credentials, progress: ProgressSink, enabled: bool
+    ) -> None:
+        self._loc = loc
+        self._creds = creds
+        self._progress = progress
+        self._off = not enabled
+        self._early: asyncio.Future[OpenSshLane | None] | None = None
+
+    async def carrier(self, conn: asyncssh.SSHClientConnection, slot: Slot, size: int) -> Carrier:
+        """What carries ``size`` bytes for ``slot``: its lane, or asyncssh's data path."""
+        if not self._off and size >= LANE_MIN:
+            if slot.lane is None:
+                early, self._early = self._early, None
+                slot.lane = await (early if early is not None else self.open(conn))
+            if slot.lane is not None:
+                return slot.lane
+        return AsyncsshCarrier(slot.sftp, asyncio.get_running_loop())
+
+    def start_early(self, conn: asyncssh.SSHClientConnection, sizes: list[int]) -> None:
+        """Open the first lane while the checks before the first large file still run.
+
+        Its handshake (~0.15 s) would otherwise come after them. Called once the sizes of
+        the files still to move are known; :meth:`end_early` disposes of a lane nobody took.
+        """
+        wanted = any(size >= LANE_MIN for size in sizes)
+        if wanted and not self._off and self._early is None:
+            self._early = asyncio.ensure_future(self.open(conn))
+
+    async def end_early(self) -> None:
+        early, self._early = self._early, None
+        if early is None:
+            return
+        with contextlib.suppress(BaseException):
+            lane = await early
+            if lane is not None:
+                lane.kill()
+
+    async def open(self, conn: asyncssh.SSHClientConnection) -> OpenSshLane | None:
+        """A lane pinned to ``conn``'s verified host key; None once lanes are off."""
+        key = conn.get_server_host_key()
+        if key is None or self._off:
+            self._off = True
+            return None
+        pinned = " ".join(key.export_public_key("openssh").decode().split()[:2])
+        # A plain future (not a task), shielded: a cancellation while the handshake's thread
+        # runs cannot lose the lane it returns, which is then killed instead of orphaned.
+        opening = asyncio.get_running_loop().run_in_executor(
+            None, OpenSshLane.open, self._loc, self._creds, pinned
+        )
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_kill_unclaimed)
+            raise
+        except LaneUnavailable as e:
+            self._off = True
+            self._progress.note(
+                f"not using the OpenSSH client ({shown(e)}); asyncssh carries the data"
+            )
+            return None
