@@ -388,6 +388,22 @@ class Host:
         """Remove a directory from :meth:`private_temp_dir` and all it holds; gone is fine."""
         shutil.rmtree(directory, ignore_errors=True)
 
+    @staticmethod
+    def umask() -> int:
+        """This process's umask, without changing it where the kernel says it.
+
+        Linux 4.7 and later give it in /proc/self/status. Elsewhere it can only be read by
+        setting it and setting it back, which is process-wide: call this before starting
+        threads that create files.
+        """
+        with contextlib.suppress(OSError), open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+        mask = os.umask(0o077)
+        os.umask(mask)
+        return mask
+
     # -------------------------------------------------------------------------- commands
 
     def which(self, name: str) -> str | None:

@@ -17,8 +17,8 @@ import pytest
 
 from tests.security.hostile_sftp import Lies, hostile_server
 from tests.transfer.conftest import random_file
+from worldland_cli.host import Host
 from worldland_cli.transfer.download import download
-from worldland_cli.transfer.modes import current_umask
 
 SPECIAL = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX
 THEN = 1_600_000_000
@@ -91,5 +91,5 @@ def test_an_existing_directory_keeps_its_mode_and_times(tmp_path: Path, umask: i
 
 def test_the_umask_is_read_without_changing_it(umask: int) -> None:
     os.umask(0o027)
-    assert current_umask() == 0o027
+    assert Host.umask() == 0o027
     assert os.umask(0o027) == 0o027

@@ -21,6 +21,7 @@ from typing import cast
 
 import asyncssh
 
+from worldland_cli.host import Host
 from worldland_cli.transfer import pipeline
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.engine import Engine
@@ -34,7 +35,6 @@ from worldland_cli.transfer.errors import (
 from worldland_cli.transfer.lanes import Slot
 from worldland_cli.transfer.localfs import SYNC_EVERY, Digest, LocalTree, foreign_part, writing
 from worldland_cli.transfer.model import Entry, Leg, Options, Registered, Skipped, Summary
-from worldland_cli.transfer.modes import current_umask
 from worldland_cli.transfer.partmark import MARK_SUFFIX, PART_SUFFIX, PartMark
 from worldland_cli.transfer.pipeline import Carrier, Moved
 from worldland_cli.transfer.progress import NullProgress, ProgressSink
@@ -100,7 +100,7 @@ class _Downloader(Engine):
         super().__init__(loc, creds, opts, progress)
         self.dest = dest
         self.entries: list[Entry] | None = None
-        self.tree = LocalTree(dest, current_umask(), opts.overwrite)
+        self.tree = LocalTree(dest, Host.umask(), opts.overwrite)
 
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:
         if self.entries is None:
