@@ -9,7 +9,7 @@ Paths given to a Host are always the absolute paths of the managed system ("/etc
 config.toml"); :meth:`Host.path` maps them under ``root`` the way ``dpkg --root`` does.
 Commands are found on ``search_path`` and are not chrooted.
 
-Why one module of about 500 lines: it is the whole boundary, and the rule "only host.py
+Why one module of about 600 lines: it is the whole boundary, and the rule "only host.py
 touches the OS" (CONTRIBUTING.md) is checked by reading one file. Its parts (paths, files,
 temporary directories, commands, NVML) stand in that order under banners.
 """

@@ -15,6 +15,11 @@ One place decides timeouts, retries and what a failure tells the person:
 
 httpx is imported when a client is built, never when this module is imported, so commands
 that only need the types stay fast to start.
+
+Why one module of about 750 lines: it is the client half of the API contract
+(docs/hub-api.md), read side by side with hub_stub/routes/ when either changes; the typed
+results come first, then one method per endpoint in the order of that document, and the
+retry, TLS and error policy above them is shared by every call.
 """
 
 from __future__ import annotations

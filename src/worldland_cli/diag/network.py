@@ -4,6 +4,10 @@
 failed (name resolution, a firewall eating SYNs, a TLS interception box, a skewed clock that
 makes SIWE and certificates fail, a WireGuard tunnel with no recent handshake, an MTU that
 stalls large packets) is the whole diagnosis.  Each layer is its own check with a timing.
+
+Why one module of about 450 lines: the layers are probed in order and each one's verdict
+decides whether the next is worth trying (no TCP, no TLS; no TLS, no mTLS), so they read
+best as one sequence, a function per layer.
 """
 
 from __future__ import annotations

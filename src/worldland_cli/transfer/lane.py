@@ -93,7 +93,7 @@ def ssh_argv(loc: SshLocation, creds: Credentials, known_hosts: Path) -> list[st
         "ServerAliveCountMax": "3",
         "LogLevel": "ERROR",
     }
-    if creds.identity is not None and creds.identity.exists():
+    if creds.identity is not None and Host().exists(str(creds.identity.absolute())):
         argv += ["-i", str(creds.identity)]
         if not creds.use_agent:
             options["IdentitiesOnly"] = "yes"

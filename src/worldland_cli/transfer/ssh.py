@@ -87,17 +87,20 @@ class Credentials:
 
 
 def _load_identity(creds: Credentials) -> list[Any]:
+    """The key file's key, read through Host once its mode and owner are checked."""
     path = creds.identity
-    if path is None or not path.exists():
+    host = Host()
+    data = None if path is None else host.read_bytes(str(path.absolute()))
+    if path is None or data is None:
         if creds.identity_explicit:
             raise DeniedError(f"identity file {path} does not exist", "pass --identity KEY_FILE")
         return []
     try:
-        check_private_file(Host(), str(path.absolute()), "identity file")
+        check_private_file(host, str(path.absolute()), "identity file")
     except WalletError as e:
         raise DeniedError(e.message, e.hint) from None
     try:
-        return [asyncssh.read_private_key(str(path))]
+        return [asyncssh.import_private_key(data)]
     except asyncssh.KeyImportError as e:
         if "passphrase" in str(e).lower():
             raise DeniedError(
@@ -114,13 +117,14 @@ def _trusted_keys(loc: SshLocation, creds: Credentials) -> Any:
         except (asyncssh.KeyImportError, ValueError) as e:
             raise HostKeyError(f"the pinned host key for {loc.host} is not a valid key") from e
         return ([key], [], [])
-    if not creds.known_hosts.exists():
+    text = Host().read_bytes(str(creds.known_hosts.absolute()))
+    if text is None:
         raise HostKeyError(
             f"no known_hosts file at {creds.known_hosts}, so {loc.host}'s key cannot be checked",
             f"verify the key out of band, then: ssh-keyscan -p {loc.port} {loc.host} "
             f">> {creds.known_hosts}  (or pass --known-hosts FILE)",
         )
-    return str(creds.known_hosts)
+    return text
 
 
 async def _offered_fingerprint(loc: SshLocation) -> str:
