@@ -184,6 +184,10 @@ def start(host: Host) -> ConfigPlan | Manual:
     new_main = not host.exists(MAIN_CONFIG)
     if new_main:
         res = host.run(["containerd", "config", "default"])
+        if res.not_found:
+            # A dry run on a fresh host: join plans this again once containerd is installed.
+            return Manual(f"install containerd first; then join writes {MAIN_CONFIG} from "
+                          "`containerd config default` and edits it in place")  # fmt: skip
         if not res.ok:
             return Manual(f"write {MAIN_CONFIG}: `containerd config default` failed: "
                           f"{res.describe_failure()}")  # fmt: skip
