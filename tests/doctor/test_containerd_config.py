@@ -272,3 +272,25 @@ def test_effective_merge_matches_containerd_config_dump(tmp_path: Path, default_
     # The scenario that makes naive merging wrong really happened: runc is gone.
     replaced = load_effective(real, str(tmp_path / "drop-in-replaces-cri" / "config.toml"))
     assert set(replaced.runtimes()) == {"nvidia"}
+
+
+# ------------------------------------------------ remedies never overwrite a person's file
+
+DEBIAN_ETC_CONFIG = (
+    Path(__file__).parents[1] / "fixtures" / "containerd" / "debian-1.6.20-etc-config.toml"
+).read_text()
+
+
+def test_builtin_runc_remedy_edits_the_existing_file_in_place(host: Host, root: Path) -> None:
+    """Debian's package ships a config.toml with a CRI section but no runtimes, so runc is
+    containerd's built-in one. The remedy used to be the no-config one, `containerd config
+    default | sudo tee /etc/containerd/config.toml`: pasted, it replaced the file and every
+    edit in it. It must point at an edit in place instead."""
+    edited = DEBIAN_ETC_CONFIG.replace("[plugins]", "# sandbox mirror set by ops\n[plugins]")
+    write(root, MAIN, edited)
+    finding = SystemdCgroup().check(host)
+    assert finding.status is Status.FAIL
+    assert "built-in defaults" in finding.observed
+    remedy = finding.remedy or ""
+    assert "tee" not in remedy and "config default" not in remedy, remedy
+    assert "worldland join" in remedy and MAIN in remedy

@@ -412,4 +412,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    # Run as `python -m`, this file is __main__, a module apart from the
+    # tests.support.fakesystem that plugins register their tools and packages in.
+    from tests.support import fakesystem
+
+    raise SystemExit(fakesystem.main(sys.argv[1:]))

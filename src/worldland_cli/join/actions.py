@@ -343,4 +343,5 @@ class Manual(Action):
         return self.instruction
 
     def apply(self, host: Host, out: Output) -> None:
+        out.note(f"needs a person: {self.instruction}")  # the log join's error names
         raise ActionFailed(f"this step needs a person: {self.instruction}")

@@ -11,13 +11,13 @@ import re
 import shlex
 
 from worldland_cli.host import Host
-from worldland_cli.join.actions import Action, EnableUnit, InstallPackages
+from worldland_cli.join.actions import Action, EnableUnit, InstallPackages, Manual
+from worldland_cli.requirements import containerd_plan as cplan
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 from worldland_cli.requirements.containerd_config import (
     MAIN_CONFIG,
     ContainerdConfigError,
     EffectiveConfig,
-    load_effective,
 )
 
 CONTAINERD_DOC = "docs/provider-guide.md#containerd"
@@ -36,7 +36,9 @@ NEW_CONFIG_REMEDY = (
     + CONFIGURE_NVIDIA
 )
 # containerd's own loader names the file and line it cannot use.
-DUMP_REMEDY = f"sudo containerd --config {MAIN_CONFIG} config dump >/dev/null"
+DUMP_REMEDY = cplan.DUMP_CHECK
+# A key that is missing (not merely false) has no one-line sed; join adds it in place.
+EDIT_REMEDY = "sudo worldland join   # edits {files} in place (the diff: worldland join --dry-run)"
 _VERSION = re.compile(r"\bv?(\d+)\.(\d+)(?:\.\d+)?[^\s]*")
 # CRI v1, which Kubernetes 1.26+ requires, arrived in containerd 1.6.
 MIN_VERSION = (1, 6)
@@ -121,13 +123,8 @@ def _load(req: Requirement, host: Host) -> EffectiveConfig | Finding:
             NEW_CONFIG_REMEDY,
             CONTAINERD_DOC,
         )
-    major = None
-    text = host.read_text(MAIN_CONFIG) or ""
-    if not re.search(r"(?m)^\s*version\s*=\s*3\b", text):
-        version = containerd_version(host)
-        major = version[1] if version else None
     try:
-        return load_effective(host, MAIN_CONFIG, containerd_major=major)
+        return cplan.load(host)
     except ContainerdConfigError as e:
         return req.fail(str(e), DUMP_REMEDY, CONTAINERD_DOC)
 
@@ -171,6 +168,21 @@ class NvidiaRuntime(Requirement):
             )
         return self.ok(seen, **details)
 
+    def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
+        """nvidia-ctk when it is installed and the main file decides, else an in-place edit."""
+
+        def changes(plan: cplan.ConfigPlan) -> list[cplan.Change] | Manual:
+            wanted = cplan.nvidia_changes(plan.cfg, host)
+            sets_binary = any(path[-1] in ("BinaryName", cplan.NVIDIA) for path, _ in wanted)
+            if sets_binary and not host.exists(cplan.NVIDIA_BINARY):
+                return Manual(
+                    f"install the NVIDIA Container Toolkit first ({cplan.NVIDIA_BINARY} is "
+                    "missing): sudo apt-get install -y nvidia-container-toolkit"
+                )
+            return wanted
+
+        return cplan.plan_step(host, changes, ctk=host.which("nvidia-ctk") is not None)
+
 
 class SystemdCgroup(Requirement):
     id = "containerd.systemd-cgroup"
@@ -181,11 +193,6 @@ class SystemdCgroup(Requirement):
         if isinstance(cfg, Finding):
             return cfg
         default = cfg.default_runtime_name()
-        files = " ".join(shlex.quote(f) for f in cfg.files)
-        remedy = (
-            f"sudo sed -i 's/SystemdCgroup = false/SystemdCgroup = true/' {files} && "
-            "sudo systemctl restart containerd"
-        )
         runtime = cfg.runtimes().get(default)
         if runtime is None and default != "runc":
             return self.fail(
@@ -193,12 +200,15 @@ class SystemdCgroup(Requirement):
                 CONFIGURE_NVIDIA,
                 CONTAINERD_DOC,
             )
+        path = (*cplan.RUNTIMES, default, "options", "SystemdCgroup")
+        decides = shlex.quote(cplan.deciding_file(cfg, path).path)
+        edit = EDIT_REMEDY.format(files=decides)
         if runtime is None:
             # containerd's built-in runc entry, which has SystemdCgroup = false.
             return self.fail(
                 f"runtime 'runc' comes from containerd's built-in defaults "
                 f"({cfg.describe_files()} does not define it): SystemdCgroup = false",
-                NEW_CONFIG_REMEDY,
+                edit,
                 CONTAINERD_DOC,
                 runtime=default,
             )
@@ -207,10 +217,24 @@ class SystemdCgroup(Requirement):
         if value is True:
             return self.ok(f"runtime {default!r}: SystemdCgroup = true", runtime=default)
         shown = "not set (defaults to false)" if value is None else f"= {str(value).lower()}"
+        files = " ".join(shlex.quote(f) for f in cfg.files)
+        sed = (
+            f"sudo sed -i 's/SystemdCgroup = false/SystemdCgroup = true/' {files} && "
+            "sudo systemctl restart containerd"
+        )
         return self.fail(
             f"runtime {default!r}: SystemdCgroup {shown}; kubelet uses the systemd cgroup "
             "driver, so pods would be placed in the wrong cgroups",
-            remedy,
+            edit if value is None else sed,
             CONTAINERD_DOC,
             runtime=default,
         )
+
+    def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
+        def changes(plan: cplan.ConfigPlan) -> list[cplan.Change] | Manual:
+            wanted = cplan.systemd_cgroup_changes(plan.cfg)
+            if wanted is None:
+                return Manual(finding.remedy or CONFIGURE_NVIDIA)
+            return wanted
+
+        return cplan.plan_step(host, changes)

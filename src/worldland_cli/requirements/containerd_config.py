@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import posixpath
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from worldland_cli.host import Host
@@ -38,6 +39,32 @@ class ContainerdConfigError(Exception):
     """A config file containerd itself would refuse (bad TOML, missing import, bad version)."""
 
 
+def cri_plugin_id(version: int) -> str:
+    """The plugin id a file of this config version keeps its CRI runtime settings under."""
+    if version >= 3:
+        return CRI_V3
+    return CRI_V2 if version == 2 else "cri"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One file as it was read (before any migration): what an edit of that file starts from."""
+
+    path: str
+    version: int
+    data: dict[str, Any]
+
+    @property
+    def cri_plugin(self) -> str:
+        return cri_plugin_id(self.version)
+
+    def cri_section(self) -> dict[str, Any] | None:
+        """This file's own CRI plugin table, None when the file does not name the plugin."""
+        plugins = self.data.get("plugins")
+        section = plugins.get(self.cri_plugin) if isinstance(plugins, dict) else None
+        return section if isinstance(section, dict) else None
+
+
 @dataclass
 class EffectiveConfig:
     """The merged configuration and how it was assembled."""
@@ -46,6 +73,7 @@ class EffectiveConfig:
     version: int
     files: list[str]
     deep_merge: bool
+    layers: list[Layer] = field(default_factory=list)  # in load order, the main file first
 
     @property
     def cri_plugin(self) -> str:
@@ -173,8 +201,8 @@ def _resolve_imports(host: Host, parent: str, imports: list[Any], deep: bool) ->
     return out
 
 
-def _read(host: Host, path: str) -> dict[str, Any]:
-    text = host.read_text(path)
+def _read(host: Host, path: str, pending: Mapping[str, str]) -> dict[str, Any]:
+    text = pending[path] if path in pending else host.read_text(path)
     if text is None:
         raise ContainerdConfigError(f"{path}: no such file (containerd will refuse to start)")
     try:
@@ -184,27 +212,35 @@ def _read(host: Host, path: str) -> dict[str, Any]:
 
 
 def load_effective(
-    host: Host, path: str = MAIN_CONFIG, *, containerd_major: int | None = None
+    host: Host,
+    path: str = MAIN_CONFIG,
+    *,
+    containerd_major: int | None = None,
+    pending: Mapping[str, str] | None = None,
 ) -> EffectiveConfig:
     """Merge ``path`` and its imports as the installed containerd would.
 
     ``containerd_major`` picks the merge rules when the main file alone cannot: a version 2
     file is read by containerd 1.x as is, but containerd 2.x migrates it and deep-merges.
+    ``pending`` holds files as a plan is about to write them (join's default config).
     """
-    root = _read(host, path)
+    pending = pending or {}
+    root = _read(host, path, pending)
     root_version = int(root.get("version", 1) or 1)
     deep = root_version >= 3 or (containerd_major is not None and containerd_major >= 2)
     target_version = 3 if deep else max(root_version, 2)
 
     out: dict[str, Any] = {}
     loaded: list[str] = []
-    pending: list[tuple[str, dict[str, Any] | None]] = [(path, root)]
-    while pending:
-        current, parsed = pending.pop(0)
+    layers: list[Layer] = []
+    queue: list[tuple[str, dict[str, Any] | None]] = [(path, root)]
+    while queue:
+        current, parsed = queue.pop(0)
         if current in loaded:
             continue
-        config = parsed if parsed is not None else _read(host, current)
+        config = parsed if parsed is not None else _read(host, current, pending)
         version = int(config.get("version", 1) or 1)
+        layers.append(Layer(current, version, config))
         if deep and version > root_version:
             raise ContainerdConfigError(
                 f"{current}: drop-in config version {version} higher than root config "
@@ -221,6 +257,6 @@ def load_effective(
         loaded.append(current)
         imports = config.get("imports", [])
         if isinstance(imports, list):
-            pending.extend((p, None) for p in _resolve_imports(host, current, imports, deep))
+            queue.extend((p, None) for p in _resolve_imports(host, current, imports, deep))
     out["version"] = target_version
-    return EffectiveConfig(out, target_version, loaded, deep)
+    return EffectiveConfig(out, target_version, loaded, deep, layers)
