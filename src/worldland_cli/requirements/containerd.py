@@ -7,7 +7,6 @@ its devices when that default is the nvidia runtime; the seed README calls this 
 
 from __future__ import annotations
 
-import re
 import shlex
 
 from worldland_cli.host import Host
@@ -18,6 +17,7 @@ from worldland_cli.requirements.containerd_config import (
     MAIN_CONFIG,
     ContainerdConfigError,
     EffectiveConfig,
+    containerd_version,
 )
 
 CONTAINERD_DOC = "docs/provider-guide.md#containerd"
@@ -39,26 +39,8 @@ NEW_CONFIG_REMEDY = (
 DUMP_REMEDY = cplan.DUMP_CHECK
 # A key that is missing (not merely false) has no one-line sed; join adds it in place.
 EDIT_REMEDY = "sudo worldland join   # edits {files} in place (the diff: worldland join --dry-run)"
-_VERSION = re.compile(r"\bv?(\d+)\.(\d+)(?:\.\d+)?[^\s]*")
 # CRI v1, which Kubernetes 1.26+ requires, arrived in containerd 1.6.
 MIN_VERSION = (1, 6)
-
-
-def containerd_version(host: Host) -> tuple[str, int, int] | None:
-    """``containerd --version`` -> (text, major, minor); None when it does not answer.
-
-    The output is "containerd <package> <version> <revision>", e.g.
-    "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3".
-    """
-    res = host.run(["containerd", "--version"])
-    if not res.ok:
-        return None
-    fields = res.stdout.split()
-    for token in fields[2:3] + fields[1:]:
-        match = _VERSION.fullmatch(token)
-        if match:
-            return token, int(match.group(1)), int(match.group(2))
-    return None
 
 
 class Installed(Requirement):

@@ -21,6 +21,7 @@ does and merges them with containerd's own rules:
 from __future__ import annotations
 
 import posixpath
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,26 @@ CRI_V2 = "io.containerd.grpc.v1.cri"
 CRI_V3 = "io.containerd.cri.v1.runtime"
 # Version 1 configs named plugins by their short id.
 _V1_ALIASES = {"cri": CRI_V2}
+
+
+_VERSION = re.compile(r"\bv?(\d+)\.(\d+)(?:\.\d+)?[^\s]*")
+
+
+def containerd_version(host: Host) -> tuple[str, int, int] | None:
+    """``containerd --version`` -> (text, major, minor); None when it does not answer.
+
+    The output is "containerd <package> <version> <revision>", e.g.
+    "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3".
+    """
+    res = host.run(["containerd", "--version"])
+    if not res.ok:
+        return None
+    fields = res.stdout.split()
+    for token in fields[2:3] + fields[1:]:
+        match = _VERSION.fullmatch(token)
+        if match:
+            return token, int(match.group(1)), int(match.group(2))
+    return None
 
 
 class ContainerdConfigError(Exception):

@@ -37,6 +37,7 @@ from worldland_cli.requirements.containerd_config import (
     ContainerdConfigError,
     EffectiveConfig,
     Layer,
+    containerd_version,
     load_effective,
 )
 
@@ -68,7 +69,6 @@ def load(host: Host, pending: dict[str, str] | None = None) -> EffectiveConfig:
 
     A version 2 main file is merged as containerd 1.x does unless containerd says it is 2.x.
     """
-    from worldland_cli.requirements.containerd import containerd_version
 
     text = (pending or {}).get(MAIN_CONFIG) or host.read_text(MAIN_CONFIG) or ""
     major = None
