@@ -93,7 +93,7 @@ def _apply(host: Host, journal: Journal, step: str, action: Action) -> None:
     entry = journal.begin(step, action, before)
     log = journal.log_path(entry)
     try:
-        action.apply(host, Output(host, log))
+        action.apply(host, Output(host, log, lambda facts: journal.remember(entry, facts)))
     except (ActionFailed, HostError) as e:
         journal.finish(entry, str(e))
         raise JoinFailed(
@@ -135,7 +135,7 @@ def reset_host(host: Host, journal: Journal, *, purge: bool = False) -> ResetRes
         for entry in reversed(entries):
             out = Output(host, journal.log_path(entry))
             try:
-                entry.action.undo(host, entry.before, purge, out)
+                entry.action.undo(host, {**entry.before, **entry.extra}, purge, out)
                 result.undone.append(entry.action.describe())
             except (ActionFailed, HostError) as e:
                 result.failures.append(f"{entry.step}: undo {entry.action.describe()}: {e}")
