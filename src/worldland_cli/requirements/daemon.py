@@ -19,7 +19,9 @@ from worldland_cli.requirements.kube import KUBELET_CONF
 
 DAEMON_DOC = "docs/provider-guide.md#node-daemon"
 DEFAULT_URL = "https://localhost:8444/health"
-RESTART_REMEDY = "sudo systemctl restart worldland-daemon && journalctl -u worldland-daemon -n 50"
+# One unit name everywhere: doctor's remedies, diag's journals, the support bundle, join.
+DAEMON_UNIT = "worldland-node.service"
+RESTART_REMEDY = f"sudo systemctl restart {DAEMON_UNIT} && journalctl -u {DAEMON_UNIT} -n 50"
 
 
 class DaemonHealth(Requirement):
