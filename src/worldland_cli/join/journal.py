@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from worldland_cli.host import Host, HostError
+from worldland_cli.join import kinds  # noqa: F401  (registers the kinds it reads back)
 from worldland_cli.join.actions import Action
 
 STATE_DIR = "/var/lib/worldland"
