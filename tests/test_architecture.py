@@ -28,9 +28,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("clients and shared vocabularies", (
-        "worldland_cli.hubclient", "worldland_cli.join.actions", "worldland_cli.auth.origin",
+        "worldland_cli.hubclient", "worldland_cli.join.actions", "worldland_cli.join.units",
+        "worldland_cli.auth.origin",
     )),
-    ("rooms", ("worldland_cli.auth", "worldland_cli.requirements", "worldland_cli.transfer")),
+    ("rooms", (
+        "worldland_cli.auth", "worldland_cli.requirements", "worldland_cli.transfer",
+        # join's action kinds that call the hub or kubeadm use auth and the hub client
+        "worldland_cli.join.hubcall", "worldland_cli.join.register",
+        "worldland_cli.join.wireguard", "worldland_cli.join.kubeadm", "worldland_cli.join.kinds",
+    )),
     ("rooms that drive rooms", ("worldland_cli.diag", "worldland_cli.join")),
     ("commands", ("worldland_cli.commands",)),
     ("entry point", ("worldland_cli.main",)),
@@ -91,9 +97,11 @@ def imports(module: Module) -> Iterator[tuple[str, ast.AST]]:
             for alias in node.names:
                 yield alias.name, node
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.module, node
-            for alias in node.names:  # `from worldland_cli import config` imports a module
-                yield f"{node.module}.{alias.name}", node
+            submodules = [f"{node.module}.{a.name}" for a in node.names]
+            if all(known(m) for m in submodules):  # `from worldland_cli.join import kinds`
+                yield from ((m, node) for m in submodules)
+            else:
+                yield node.module, node
 
 
 def layer_of(name: str) -> int | None:

@@ -78,7 +78,7 @@ def plant(root: Path, pki: Pki, tool: ToolMaker) -> dict[str, str]:
     logs.mkdir()
     (logs / "kubelet").write_text(kubelet_log)
     (logs / "containerd").write_text(containerd_log)
-    (logs / "worldland-daemon").write_text(daemon_log)
+    (logs / "worldland-node").write_text(daemon_log)
     tool("journalctl", f'f="{logs}/$2"; [ -f "$f" ] && cat "$f"; exit 0')
     tool(
         "dmesg",
@@ -179,7 +179,7 @@ def test_manifest_lists_every_redaction_without_values(host: Host, planted: dict
         ("logs/kubelet.log", "authorization-header"),
         ("logs/kubelet.log", "hex-key"),
         ("logs/containerd.log", "pem-private-key"),
-        ("logs/worldland-daemon.log", "session-token"),
+        ("logs/worldland-node.log", "session-token"),
         (f"files{HOME}/node.json", "secret-field"),
     }
     assert expected <= seen

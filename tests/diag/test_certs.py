@@ -72,6 +72,8 @@ def test_expiry_and_not_yet_valid(
     pki.write_node_certs(root / CERTS.lstrip("/"), node=node, node_key=pki.node_key)
     check = next(c for c in probe_certs(host, CERTS).checks if c.id == "certs.node")
     assert check.status is status and words in check.observed
+    if status is Status.WARN:  # the daemon renews: its unit's journal says why it did not
+        assert check.remedy == "journalctl -u worldland-node.service -n 50"
 
 
 def test_not_joined_is_skipped_and_cli_exit_codes(

@@ -84,6 +84,12 @@ def test_clock_skew_against_the_hub_date_header(host: Host, joined: Path) -> Non
     assert clock.status is Status.FAIL and "local clock ahead of the hub by" in clock.observed
     assert 599 <= -clock.details["skew_s"] <= 602
     assert "timedatectl" in (clock.remedy or "")
+    node_api = by_id(report.checks)["network.node-api"]  # nothing listens on port 1
+    assert node_api.status is Status.FAIL
+    assert node_api.remedy == (
+        "sudo systemctl restart worldland-node.service && "
+        "journalctl -u worldland-node.service -n 50"
+    )
 
 
 def test_untrusted_hub_certificate_is_named(host: Host, root: Path, joined: Path) -> None:

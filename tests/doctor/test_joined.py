@@ -198,7 +198,7 @@ def test_daemon_health_unhealthy_and_unreachable(host: Host, root: Path, pki: Pk
     assert "answered 503" in sick.observed
     gone = DaemonHealth(url=url, cert_dir=cert_dir).check(host)
     assert gone.status is Status.FAIL
-    assert "systemctl restart worldland-daemon" in (gone.remedy or "")
+    assert "systemctl restart worldland-node.service" in (gone.remedy or "")
 
 
 def test_daemon_health_rejects_a_server_outside_the_hub_ca(

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import fakesystem
+from tests.support.nvml import nvml_t4  # noqa: F401  (the node steps' tests detect a T4)
 from worldland_cli.host import Host
 from worldland_cli.join.journal import Journal
 
@@ -104,3 +105,7 @@ def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 state[rel] = ("file", st.st_mode, st.st_uid, st.st_gid, digest)
     return state
+
+
+# The node steps' hubs (real, with stub join flags) and their fake cluster.
+from tests.join.nodehub import cluster, http_hub, node_hub, tls_hub  # noqa: E402, F401

@@ -412,8 +412,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    # Run as `python -m`, this file is __main__, a module apart from the
-    # tests.support.fakesystem that plugins register their tools and packages in.
+    # Run as the module the plugins import (tests.support.fakesystem), not as __main__: a
+    # plugin registers its tools and packages in that module's TOOLS and PACKAGES.
     from tests.support import fakesystem
 
     raise SystemExit(fakesystem.main(sys.argv[1:]))

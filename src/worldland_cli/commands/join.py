@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from worldland_cli.commands.common import split_ids, wants_json
-from worldland_cli.commands.options import AssumeYes, DryRun, JsonFlag, Root
+from worldland_cli.commands.options import (
+    AssumeYes,
+    DryRun,
+    HubCa,
+    HubUrl,
+    JsonFlag,
+    KeyFile,
+    Root,
+)
 from worldland_cli.output import Result
 
 if TYPE_CHECKING:
@@ -66,6 +74,24 @@ class _Progress:
             self.out.print(f"✓ {event.step} ({took:.1f} s)", markup=False, highlight=False)
 
 
+def _this_worldland() -> str:
+    """The absolute path of this ``worldland``, for the node daemon's unit to run.
+
+    The console script sits beside the interpreter of its virtual environment (the
+    installer's /opt/worldland/bin, pipx's, a checkout's .venv); a bare ``python -m`` run
+    falls back to the one on the PATH.
+    """
+    import sys
+
+    from worldland_cli.host import Host
+
+    beside = Path(sys.executable).with_name("worldland")
+    if beside.is_file():
+        return str(beside.absolute())
+    found = Host().which("worldland")
+    return str(Path(found).absolute()) if found else str(beside.absolute())
+
+
 def join(
     ctx: typer.Context,
     dry_run: DryRun = False,
@@ -80,6 +106,9 @@ def join(
     driver: str = typer.Option(
         "535", "--driver", metavar="BRANCH", help="NVIDIA driver branch (ubuntu-drivers)."
     ),
+    hub: HubUrl = None,
+    hub_ca: HubCa = None,
+    private_key_file: KeyFile = None,
     json_output: JsonFlag = False,
 ) -> Result:
     """Make this host a Worldland node: everything doctor finds missing, in the seed's order.
@@ -92,11 +121,18 @@ def join(
       worldland join --dry-run          # the plan, with diffs; changes nothing
       sudo worldland join               # asks once, then does it
       sudo worldland join --yes --skip gpu.driver
+      sudo worldland join --hub https://hub.example.org --private-key-file /root/wallet.key
+
+    The hub steps log in as the wallet (silently with its key file, else with the session
+    of `worldland login`), register the node, get its VPN address and kubeadm join
+    parameters; reset deregisters it at the same hub.
 
     Exit status: 0 joined (or nothing to do), 1 a step failed, 2 usage.
     """
     from worldland_cli import config
+    from worldland_cli.auth.relogin import key_file_for_relogin
     from worldland_cli.host import Host
+    from worldland_cli.hubclient import HubEndpoint
     from worldland_cli.join.journal import Journal, state_dir
     from worldland_cli.join.plan import plan_join
     from worldland_cli.join.run import join_host
@@ -105,8 +141,18 @@ def join(
 
     as_json = wants_json(ctx)
     host = Host(root, default_timeout=30.0)
-    requirements = all_requirements(cert_dir=config.load().cert_dir())
-    settings = JoinSettings(kube_version=kube_version, driver=driver)
+    cfg = config.load()
+    requirements = all_requirements(cert_dir=cfg.cert_dir(), joining=True)
+    endpoint = HubEndpoint.from_config(cfg, hub, hub_ca)
+    settings = JoinSettings(
+        kube_version=kube_version,
+        driver=driver,
+        hub=endpoint.url,
+        hub_ca=str(Path(endpoint.ca_file).absolute()) if endpoint.ca_file else None,
+        private_key_file=key_file_for_relogin(cfg, private_key_file, host),
+        siwe_domain=cfg.get("siwe_domain"),
+        worldland=_this_worldland(),
+    )
     skipped = split_ids(skip)
     plan = plan_join(host, requirements, settings, skipped)
     document: dict[str, Any] = {"dry_run": dry_run, "plan": plan.to_dict()}
@@ -119,9 +165,12 @@ def join(
     journal = Journal(host, state_dir())
     listen = (lambda _event: None) if as_json else _Progress()
     result = join_host(host, journal, requirements, settings, skip=skipped, listen=listen)
-    document.update(done=result.done, met=result.met, skipped=result.skipped)
+    document.update(
+        done=result.done, met=result.met, skipped=result.skipped, warnings=result.warnings
+    )
     where = host.path(journal.directory)
-    return Result(document, lines=[f"Joined: {len(result.done)} step(s) done, journal in {where}"])
+    lines = [f"Joined: {len(result.done)} step(s) done, journal in {where}"]
+    return Result(document, lines=lines + [f"note: {w}" for w in result.warnings])
 
 
 def reset(

@@ -33,11 +33,11 @@ from worldland_cli.diag.gpu import nvidia_kernel_lines
 from worldland_cli.diag.k8s import journal
 from worldland_cli.diag.redact import Redactor
 from worldland_cli.host import Host
+from worldland_cli.requirements.daemon import DAEMON_UNIT
 
 MAX_MEMBER_BYTES = 2 * 1024 * 1024
 MAX_TOTAL_BYTES = 16 * 1024 * 1024
-DAEMON_UNIT = "worldland-daemon"
-LOG_UNITS = ("kubelet", "containerd", DAEMON_UNIT, "wg-quick@wg0")
+LOG_UNITS = ("kubelet", "containerd", DAEMON_UNIT.removesuffix(".service"), "wg-quick@wg0")
 SECRET_NAMES = frozenset({PRIVATE_KEY_NAME, SESSION_NAME, "privatekey", "presharedkey"})
 SECRET_SUFFIXES = (".key", ".pem", ".p12", ".pfx")
 SYSTEM_FILES = (

@@ -14,6 +14,7 @@ from typing import Any
 
 from worldland_cli.diag.base import DiagReport, Finding, fail, ok, skip, warn
 from worldland_cli.host import Host
+from worldland_cli.requirements.daemon import DAEMON_UNIT
 
 RENEW_WARN_DAYS = 7
 REJOIN = "worldland join   # fetches a fresh node certificate from the hub"
@@ -63,7 +64,7 @@ def _validity(check_id: str, cert: Any, what: str, now: datetime) -> Finding:
             check_id,
             f"{what} expires in {left.days} day(s) ({info['not_after']}); "
             "the daemon should have renewed it",
-            "journalctl -u worldland-daemon -n 50",
+            f"journalctl -u {DAEMON_UNIT} -n 50",
             **info,
         )
     sans = ", ".join(info["sans"]) or "no SANs"

@@ -23,6 +23,9 @@ from urllib.parse import urlsplit
 
 from worldland_cli.diag.base import DiagReport, Finding, bounded, fail, ok, skip, warn
 from worldland_cli.host import Host
+from worldland_cli.requirements.daemon import DAEMON_UNIT, RESTART_REMEDY
+
+DAEMON_JOURNAL = f"journalctl -u {DAEMON_UNIT} -n 50"
 
 NODE_API = ("127.0.0.1", 8444)
 WG_CONF = "/etc/wireguard/wg0.conf"
@@ -426,7 +429,7 @@ def _node_api_check(node_api: tuple[str, int], certs: NodeCerts, timeout: float)
         return fail(
             "network.node-api",
             f"nothing listens on {addr}:{port}: {e}",
-            "sudo systemctl restart worldland-daemon && journalctl -u worldland-daemon -n 50",
+            RESTART_REMEDY,
         )
     if not (certs.cert and certs.key):
         return warn(
@@ -445,10 +448,8 @@ def _node_api_check(node_api: tuple[str, int], certs: NodeCerts, timeout: float)
         return fail(
             "network.node-api",
             f"port {port} is open but /health over mTLS failed: {e}",
-            "journalctl -u worldland-daemon -n 50",
+            DAEMON_JOURNAL,
         )
     if status != 200:
-        return fail(
-            "network.node-api", f"/health answered {status}", "journalctl -u worldland-daemon -n 50"
-        )
+        return fail("network.node-api", f"/health answered {status}", DAEMON_JOURNAL)
     return ok("network.node-api", f"port {port} open; /health over mTLS -> 200")

@@ -18,6 +18,7 @@ import difflib
 import hashlib
 import shlex
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
@@ -33,11 +34,26 @@ class ActionFailed(Exception):
 
 
 class Output:
-    """Where an action's commands write what they printed: the step's log file."""
+    """Where an action's commands write what they printed: the step's log file.
 
-    def __init__(self, host: Host, log_path: str | None) -> None:
+    ``remember`` journals a fact at once (a node id the hub gave, a public key), for the
+    action's ``undo``: what join did elsewhere than in files cannot be read back from the
+    host once reset has restored them.
+    """
+
+    def __init__(
+        self,
+        host: Host,
+        log_path: str | None,
+        remember: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.host = host
         self.log_path = log_path
+        self._remember = remember
+
+    def remember(self, **facts: Any) -> None:
+        if self._remember is not None:
+            self._remember(facts)
 
     def command(self, result: CommandResult) -> None:
         if self.log_path is None:
@@ -107,7 +123,11 @@ class Action(ABC):
         """Do it; raise :class:`ActionFailed` when it cannot be done."""
 
     def undo(self, host: Host, before: dict[str, Any], purge: bool, out: Output) -> None:
-        """Reverse what is not a file (the journal restores files afterwards)."""
+        """Reverse what is not a file (the journal restores files afterwards).
+
+        ``before`` is what :meth:`prepare` recorded, plus the facts the action remembered
+        while it ran (:meth:`Output.remember`).
+        """
         return None
 
     def after_restore(self, host: Host, out: Output) -> None:

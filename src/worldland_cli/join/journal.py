@@ -11,11 +11,13 @@ moved by ``WORLDLAND_STATE``; under ``--root`` it lives inside the root)::
 
 A line ``begin`` is written (after the backups) before an action runs and ``done`` or
 ``failed`` after it: an action with ``begin`` and nothing else was cut short, and is run
-again by the next join (actions are idempotent) or undone by reset. Only the first change
-to a path is backed up, so reset restores the host as it was before the first join, byte
-for byte, with its mode and owner, and removes files and the directories they needed that
-did not exist. A reset that completes moves the journal aside (``join.reset-TIMESTAMP``),
-where the support bundle still finds it.
+again by the next join (actions are idempotent) or undone by reset. A line ``facts``, in
+between, holds what an action learnt while it ran and its undo needs (the node id the hub
+gave): written the moment it is known, so even a join cut short right after can be undone.
+Only the first change to a path is backed up, so reset restores the host as it was before
+the first join, byte for byte, with its mode and owner, and removes files and the
+directories they needed that did not exist. A reset that completes moves the journal aside
+(``join.reset-TIMESTAMP``), where the support bundle still finds it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from worldland_cli.host import Host, HostError
+from worldland_cli.join import kinds  # noqa: F401  (registers the kinds it reads back)
 from worldland_cli.join.actions import Action
 
 STATE_DIR = "/var/lib/worldland"
@@ -98,6 +101,8 @@ class Journal:
                     before=dict(doc.get("before") or {}),
                     backups=[_backup(b) for b in doc.get("backups", [])],
                 )
+            elif seq in by_seq and doc["event"] == "facts":
+                by_seq[seq].extra.update(doc.get("facts") or {})
             elif seq in by_seq:
                 by_seq[seq].state = str(doc["event"])
                 by_seq[seq].error = doc.get("error")
@@ -135,6 +140,11 @@ class Journal:
             }
         )
         return entry
+
+    def remember(self, entry: Entry, facts: dict[str, Any]) -> None:
+        """Record facts an action learnt while it ran, for its undo (``Output.remember``)."""
+        entry.extra.update(facts)
+        self._append({"seq": entry.seq, "event": "facts", "facts": facts})
 
     def finish(self, entry: Entry, error: str | None = None) -> None:
         entry.state = "done" if error is None else "failed"

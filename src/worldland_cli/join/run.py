@@ -22,7 +22,7 @@ from worldland_cli.host import Host, HostError
 from worldland_cli.join.actions import Action, ActionFailed, Output
 from worldland_cli.join.journal import Journal
 from worldland_cli.join.plan import needs_work
-from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
+from worldland_cli.requirements.base import Finding, JoinSettings, Requirement, Status
 
 
 class JoinFailed(ActionableError):
@@ -44,6 +44,8 @@ class JoinResult:
     done: list[str] = field(default_factory=list)
     met: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # Steps done that still warn ("id: what was seen"): join goes on, but says so.
+    warnings: list[str] = field(default_factory=list)
 
 
 Listener = Callable[[StepEvent], None]
@@ -84,6 +86,8 @@ def join_host(
             if needs_work(after):
                 raise _still_failing(journal, requirement, after)
             result.done.append(requirement.id)
+            if after.status is Status.WARN:
+                result.warnings.append(f"{requirement.id}: {after.observed}")
             listen(StepEvent("done", requirement.id, title, after.observed))
     return result
 
@@ -93,7 +97,7 @@ def _apply(host: Host, journal: Journal, step: str, action: Action) -> None:
     entry = journal.begin(step, action, before)
     log = journal.log_path(entry)
     try:
-        action.apply(host, Output(host, log))
+        action.apply(host, Output(host, log, lambda facts: journal.remember(entry, facts)))
     except (ActionFailed, HostError) as e:
         journal.finish(entry, str(e))
         raise JoinFailed(
@@ -135,7 +139,7 @@ def reset_host(host: Host, journal: Journal, *, purge: bool = False) -> ResetRes
         for entry in reversed(entries):
             out = Output(host, journal.log_path(entry))
             try:
-                entry.action.undo(host, entry.before, purge, out)
+                entry.action.undo(host, {**entry.before, **entry.extra}, purge, out)
                 result.undone.append(entry.action.describe())
             except (ActionFailed, HostError) as e:
                 result.failures.append(f"{entry.step}: undo {entry.action.describe()}: {e}")

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from worldland_cli.config import DEFAULT_HUB
 from worldland_cli.host import Host
 from worldland_cli.join.actions import Action, Manual
 
@@ -66,6 +67,14 @@ class JoinSettings:
 
     kube_version: str = "1.29"
     driver: str = "535"
+    # The hub the node joins, as `worldland join` resolved it (flag > env > config.toml):
+    # recorded in the journal with the hub's steps, so reset deregisters at the same hub.
+    hub: str = DEFAULT_HUB
+    hub_ca: str | None = None
+    private_key_file: str | None = None  # the wallet key for a silent login, if any
+    siwe_domain: str | None = None
+    # What the node daemon's unit runs: the absolute path of this `worldland`.
+    worldland: str = "/usr/local/bin/worldland"
 
 
 class Requirement(ABC):
