@@ -30,7 +30,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("clients and shared vocabularies", (
         "worldland_cli.hubclient", "worldland_cli.join.actions", "worldland_cli.auth.origin",
     )),
-    ("rooms", ("worldland_cli.auth", "worldland_cli.requirements", "worldland_cli.transfer")),
+    ("rooms", (
+        "worldland_cli.auth", "worldland_cli.requirements", "worldland_cli.transfer",
+        "worldland_cli.daemon",
+    )),
     ("rooms that drive rooms", ("worldland_cli.diag", "worldland_cli.join")),
     ("commands", ("worldland_cli.commands",)),
     ("entry point", ("worldland_cli.main",)),

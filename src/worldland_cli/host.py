@@ -768,17 +768,13 @@ def _sample(pynvml: Any, index: int) -> GpuSample:
     util = read("utilization", lambda: pynvml.nvmlDeviceGetUtilizationRates(handle))
     memory = read("memory", lambda: pynvml.nvmlDeviceGetMemoryInfo(handle))
     power_mw = read("power", lambda: pynvml.nvmlDeviceGetPowerUsage(handle))
+
+    def ecc_errors(kind: int) -> Any:
+        return pynvml.nvmlDeviceGetTotalEccErrors(handle, kind, pynvml.NVML_VOLATILE_ECC)
+
     ecc = {
-        name: read(
-            f"ecc_{name}",
-            lambda kind=kind: pynvml.nvmlDeviceGetTotalEccErrors(
-                handle, kind, pynvml.NVML_VOLATILE_ECC
-            ),
-        )
-        for name, kind in (
-            ("sbe", pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED),
-            ("dbe", pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED),
-        )
+        "sbe": read("ecc_sbe", lambda: ecc_errors(pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED)),
+        "dbe": read("ecc_dbe", lambda: ecc_errors(pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED)),
     }
     pci = read("pci", lambda: pynvml.nvmlDeviceGetPciInfo(handle))
     temperature = read(
