@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from worldland_cli.commands.common import verbosity
-from worldland_cli.commands.options import CertDir, HubCa, HubUrl, KeyFile, SiweDomain
+from worldland_cli.commands.options import CertDir, HubCa, HubUrl, JsonFlag, KeyFile, SiweDomain
 from worldland_cli.output import Result
 
 
@@ -49,6 +49,7 @@ def daemon(
     private_key_file: KeyFile = None,
     siwe_domain: SiweDomain = None,
     verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="Debug lines too."),
+    json_output: JsonFlag = False,
 ) -> Result:
     """Run the node daemon: heartbeats, the mTLS node API, GPU metrics and pod usage metering.
 
@@ -58,7 +59,9 @@ def daemon(
 
       worldland daemon --listen 0.0.0.0:8444 --kubeconfig /etc/kubernetes/kubelet.conf -v
 
-    Logs one JSON line per event on stdout (journalctl -u worldland-node -o cat).
+    Logs one JSON line per event on stdout (journalctl -u worldland-node -o cat); with
+    --json, a failure to start is the JSON envelope too. Exit status: 0 after SIGTERM or
+    Ctrl-C, 1 when it cannot start (not registered, no certificate, a port in use).
     """
     from worldland_cli import config
     from worldland_cli.auth.relogin import SignIn
