@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import sys
 import tempfile
@@ -29,10 +30,21 @@ from tests.support.hub import start_hub
 
 
 async def node_loop(
-    port: int, node_id: str, token: str, until: float, latencies: list[float]
+    port: int,
+    node_id: str,
+    token: str,
+    until: float,
+    latencies: list[float],
+    interval: float = 0.0,
 ) -> None:
-    """One node: heartbeat over one keep-alive connection until ``until``."""
+    """One node: heartbeat over one keep-alive connection until ``until``.
+
+    ``interval`` 0 sends back to back (throughput); otherwise every ``interval`` seconds give
+    or take a tenth, from a random moment in the first interval, as the daemon does.
+    """
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    if interval:
+        await asyncio.sleep(min(until - time.perf_counter(), random.uniform(0, interval)))
     request = (
         f"POST /v1/nodes/{node_id}/heartbeat HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
         f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
@@ -52,14 +64,19 @@ async def node_loop(
             if status != b"200":
                 raise RuntimeError(f"heartbeat answered {head.decode(errors='replace')}")
             latencies.append(time.perf_counter() - started)
+            if interval:
+                left = until - time.perf_counter()
+                await asyncio.sleep(max(0.0, min(left, interval * random.uniform(0.9, 1.1))))
     finally:
         writer.close()
 
 
-async def run_load(port: int, nodes: list[str], token: str, seconds: float) -> list[float]:
+async def run_load(
+    port: int, nodes: list[str], token: str, seconds: float, interval: float = 0.0
+) -> list[float]:
     latencies: list[float] = []
     until = time.perf_counter() + seconds
-    await asyncio.gather(*(node_loop(port, n, token, until, latencies) for n in nodes))
+    await asyncio.gather(*(node_loop(port, n, token, until, latencies, interval) for n in nodes))
     return latencies
 
 

@@ -120,8 +120,8 @@ def test_a_renewed_certificate_is_served_without_a_restart(rig: Rig) -> None:
 def test_the_daemon_renews_its_certificate_before_it_expires(
     kube: FakeKube, tmp_path: Path
 ) -> None:
-    # 36 s of life, back-dated 60 s by the hub: a third of it is left 4 s after issue.
-    hub = start_hub(tmp_path / "hub", tls=True, extra_args=["--cert-lifetime", "36s"])
+    # 34 s of life, back-dated 60 s by the hub: a third of it is left 3 s after issue.
+    hub = start_hub(tmp_path / "hub", tls=True, extra_args=["--cert-lifetime", "34s"])
     try:
         rig = rig_for(hub, kube, tmp_path)
         first = disk_serial(rig)

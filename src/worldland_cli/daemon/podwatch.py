@@ -8,9 +8,12 @@ when it ends or drops, so nothing is missed; an ERROR with code 410 (the version
 the API server's history) means the changes in between are gone, and only a fresh list tells
 the truth again: the meter then reconciles with it.
 
-Raw JSON, not the client's models: see :mod:`worldland_cli.daemon.pods`. The API client is
-made again for every list from the kubeconfig (the kubelet rotates its client certificate in
-kubelet.conf), with the files it names read through the host.
+Raw JSON, not the client's models: see :mod:`worldland_cli.daemon.pods`. For the same reason
+the requests go through the kubernetes client's ``ApiClient`` (its kubeconfig handling, TLS,
+authentication and connection pool) but not the generated ``CoreV1Api``, whose one module
+costs about 20 MB of memory for the single call made here (bench/daemon_footprint.py). The
+client is made again for every list from the kubeconfig (the kubelet rotates its client
+certificate in kubelet.conf), with the files it names read through the host.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ READ_GRACE = 30
 CONNECT_TIMEOUT = 10
 RETRY_CAP = 30.0
 HTTP_GONE = 410
+PODS = "/api/v1/pods"
 
 
 class Gone(Exception):
@@ -116,7 +120,7 @@ class PodWatch:
             try:
                 if self.resource_version is None:
                     if api is not None:
-                        api.api_client.close()
+                        api.close()
                     api = self._api()
                     self._list(api)
                 self._watch(api)
@@ -148,12 +152,12 @@ class PodWatch:
                 self._stopping.wait(delay)
         self._live_since = None
         if api is not None:
-            api.api_client.close()
+            api.close()
 
     def _api(self) -> Any:
-        """A CoreV1Api authenticated by the kubeconfig, its files read through the host."""
+        """An ApiClient authenticated by the kubeconfig, its files read through the host."""
         import yaml
-        from kubernetes import client, config
+        from kubernetes import config
 
         from worldland_cli.requirements.kube import inline_files
 
@@ -168,14 +172,31 @@ class PodWatch:
         except FileNotFoundError as e:
             raise HostError(f"cannot read {e}") from None
         load: Any = config.new_client_from_config_dict
-        return client.CoreV1Api(load(config_dict=inlined))
+        return load(config_dict=inlined)
+
+    @staticmethod
+    def _get(api: Any, query: list[tuple[str, Any]], timeout: tuple[float, float]) -> Any:
+        """GET /api/v1/pods with ``query``, as CoreV1Api would send it; the raw response
+        (a stream for a watch), or ApiException for an answer that is not 2xx."""
+        from kubernetes.client.exceptions import ApiException
+
+        method, url, headers, _, _ = api.param_serialize(
+            method="GET",
+            resource_path=PODS,
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = api.call_api(method, url, header_params=headers, _request_timeout=timeout)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
 
     def _list(self, api: Any) -> None:
         now = time.time()
-        response = api.list_pod_for_all_namespaces(
-            field_selector=self.selector,
-            _preload_content=False,
-            _request_timeout=(CONNECT_TIMEOUT, CONNECT_TIMEOUT * 3),
+        response = self._get(
+            api, [("fieldSelector", self.selector)], (CONNECT_TIMEOUT, CONNECT_TIMEOUT * 3)
         )
         doc = json.loads(response.data)
         version = str(doc["metadata"]["resourceVersion"])
@@ -189,15 +210,14 @@ class PodWatch:
 
     def _watch(self, api: Any) -> None:
         """One watch stream from ``resource_version``, until the server ends it."""
-        response = api.list_pod_for_all_namespaces(
-            field_selector=self.selector,
-            watch=True,
-            resource_version=self.resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=self.watch_seconds,
-            _preload_content=False,
-            _request_timeout=(CONNECT_TIMEOUT, self.watch_seconds + READ_GRACE),
-        )
+        query = [
+            ("allowWatchBookmarks", True),
+            ("fieldSelector", self.selector),
+            ("resourceVersion", self.resource_version),
+            ("timeoutSeconds", self.watch_seconds),
+            ("watch", True),
+        ]
+        response = self._get(api, query, (CONNECT_TIMEOUT, self.watch_seconds + READ_GRACE))
         self._response = response
         self._opened = True
         if self._live_since is None:
