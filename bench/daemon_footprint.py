@@ -6,10 +6,12 @@
    ``--seconds`` (60): its RSS (VmRSS, sampled each second; VmHWM is the peak since start)
    and its CPU time (utime + stime from /proc) over that window, as a share of one core.
    Targets: RSS <= 80 MB, idle CPU < 1% of one core.
-2. The hub's side of 1,000 nodes heartbeating at the daemon's cadence (every 30 s, give or
-   take a tenth, from random start times: bench/hub_load.py's paced mode, one keep-alive
-   connection per node): the hub process's CPU share over ``--seconds`` and the p99 latency.
-   The peer figure is the same hub idle over the same window.
+2. The hub's side of 1,000 nodes heartbeating the way the daemon does: over TLS with each
+   node's own client certificate from the hub, every 30 s give or take a tenth, from random
+   start times (bench/hub_load.py's paced mode; uvicorn closes idle keep-alive connections
+   after 5 s, so nearly every beat is a new mTLS handshake, as it is for the daemon): the hub
+   process's CPU share over ``--seconds``, its RSS, and the latency of a beat (connection
+   included). The peer figure is the same hub idle, with the same nodes, over 10 s.
 
     .venv/bin/python bench/daemon_footprint.py [--seconds 60] [--nodes 1000]
 """
@@ -21,6 +23,7 @@ import asyncio
 import datetime as dt
 import os
 import resource
+import ssl
 import statistics
 import sys
 import tempfile
@@ -32,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eth_account import Account
 
 from bench.hub_load import run_load
-from tests.hub.conftest import login, register_node
+from tests.hub.conftest import login, make_csr, register_node, write_identity
 from tests.support.daemon import provision, running, start_daemon, wait_for
 from tests.support.fakekube import running_status, start_fake_kube
-from tests.support.hub import start_hub
+from tests.support.hub import RunningHub, start_hub
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -103,19 +106,38 @@ def idle_daemon(work: Path, seconds: float) -> None:
     )
 
 
+def node_contexts(
+    hub: RunningHub, token: str, ids: list[str], work: Path
+) -> dict[str, ssl.SSLContext]:
+    """A certificate from the hub for every node, and a TLS context presenting it."""
+    contexts = {}
+    with hub.client(headers={"Authorization": f"Bearer {token}"}) as client:
+        for node_id in ids:
+            key, csr = make_csr()
+            issued = client.post("/v1/certs", json={"node_id": node_id, "csr": csr})
+            issued.raise_for_status()
+            cert, key_file = write_identity(work, node_id, key, issued.json()["certificate"])
+            context = ssl.create_default_context(cafile=str(hub.ca_cert))
+            context.load_cert_chain(cert, key_file)
+            contexts[node_id] = context
+    return contexts
+
+
 def hub_cost(work: Path, nodes: int, seconds: float) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, nodes * 2 + 256)), hard))
-    hub = start_hub(work / "hub-load")
+    hub = start_hub(work / "hub-load", tls=True)
     try:
         with hub.client() as client:
             token = login(client, Account.create(), hub.siwe_domain)
             ids = [register_node(client, token) for _ in range(nodes)]
+        (work / "node-certs").mkdir()
+        contexts = node_contexts(hub, token, ids, work / "node-certs")
         pid = hub.process.pid
         idle, _ = watch_process(pid, min(seconds, 10.0))
         port = int(hub.url.rsplit(":", 1)[1])
         cpu0, t0 = cpu_seconds(pid), time.monotonic()
-        latencies = asyncio.run(run_load(port, ids, token, seconds, interval=30.0))
+        latencies = asyncio.run(run_load(port, ids, None, seconds, interval=30.0, tls=contexts))
         share = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
         rss = rss_mb(pid)
     finally:
@@ -123,12 +145,12 @@ def hub_cost(work: Path, nodes: int, seconds: float) -> None:
     latencies.sort()
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000
-    print(f"hub with {nodes} nodes heartbeating every 30 s, over {seconds:g} s:")
+    print(f"TLS hub with {nodes} nodes heartbeating every 30 s over mTLS, for {seconds:g} s:")
     print(f"  heartbeats={len(latencies)} ({len(latencies) / seconds:.1f}/s)")
     print(
         f"  hub CPU {share * 100:.2f}% of one core (idle hub: {idle * 100:.2f}%), RSS {rss:.1f} MB"
     )
-    print(f"  latency p50={p50:.1f} ms p99={p99:.1f} ms")
+    print(f"  latency per beat, connection included: p50={p50:.1f} ms p99={p99:.1f} ms")
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from worldland_cli.daemon.hubaccess import CALL_TIMEOUT, HubAccess
 from worldland_cli.daemon.logs import EventLog
 from worldland_cli.daemon.status import DaemonStatus
 from worldland_cli.daemon.tls import describe
+from worldland_cli.errors import ActionableError
 from worldland_cli.host import HostError
 from worldland_cli.hubclient import HubDenied, HubError
 
@@ -67,12 +68,13 @@ class Heartbeat:
         """One heartbeat; whether the hub took it."""
         try:
             self.access.client().heartbeat(self.node_id)
-        except HubError as e:
+        except (ActionableError, HostError) as e:  # the hub, or credentials to reach it
             if isinstance(e, HubDenied):
                 self.access.refused()
+            message = e.message if isinstance(e, ActionableError) else str(e)
             self._failures += 1
-            self.status.heartbeat_failed(e.message)
-            self.log.warn("heartbeat.failed", error=e.message, failures=self._failures)
+            self.status.heartbeat_failed(message)
+            self.log.warn("heartbeat.failed", error=message, failures=self._failures)
             return False
         back = self.status.heartbeat_ok(time.time())
         if back or self._failures:

@@ -166,17 +166,17 @@ class Meter:
 
     def _close(self, interval: Interval, end: int, why: str) -> None:
         closed, queued, late = self.outbox.close_interval(interval.pod_uid, end)
+        ended = closed.ended_at if closed.ended_at is not None else closed.cut_until
         del self._open[interval.pod_uid]
         self._alive.pop(interval.pod_uid, None)
-        assert closed.ended_at is not None
-        self._closed[interval.pod_uid] = closed.ended_at
+        self._closed[interval.pod_uid] = ended
         self.log.info(
             "interval.closed",
             pod=closed.pod_id,
             uid=closed.pod_uid,
             why=why,
             end=closed.to_json()["ended_at"],
-            seconds=closed.ended_at - closed.start,
+            seconds=ended - closed.start,
         )
         if late:
             self.log.warn(

@@ -55,6 +55,7 @@ class Daemon:
         self.host = host
         self.log = log
         self.stopping = threading.Event()
+        self.failed: str | None = None  # the part whose thread died, if one did
         self._wake = threading.Event()  # the meter's clock: a new interval, or stopping
         self.status = DaemonStatus(settings.node_id)
         self.access = HubAccess(settings.endpoint, settings.certs, cfg, settings.sign_in, host, log)
@@ -162,11 +163,11 @@ class Daemon:
 
     def run(self) -> int:
         threads = [
-            _thread("api", lambda: self.api.serve_forever(poll_interval=0.5)),
-            _thread("watch", self.watch.run),
-            _thread("sender", lambda: self.sender.run(self.stopping)),
-            _thread("heartbeat", lambda: self.heartbeat.run(self.stopping)),
-            _thread("xid", lambda: self.gpus.listen(self.stopping)),
+            self._thread("api", lambda: self.api.serve_forever(poll_interval=0.5)),
+            self._thread("watch", self.watch.run),
+            self._thread("sender", lambda: self.sender.run(self.stopping)),
+            self._thread("heartbeat", lambda: self.heartbeat.run(self.stopping)),
+            self._thread("xid", lambda: self.gpus.listen(self.stopping)),
         ]
         for thread in threads:
             thread.start()
@@ -197,6 +198,21 @@ class Daemon:
         self.stopping.set()
         self._wake.set()
 
+    def _thread(self, name: str, target: Callable[[], object]) -> threading.Thread:
+        """A part's thread. A part that dies of an unforeseen error stops the daemon with
+        exit status 1, so that systemd (Restart=always) starts a whole one again, instead of
+        a daemon that answers /health but no longer bills or beats."""
+
+        def guarded() -> None:
+            try:
+                target()
+            except Exception as e:
+                self.log.error("daemon.part_failed", part=name, error=f"{type(e).__name__}: {e}")
+                self.failed = name
+                self.stop()
+
+        return threading.Thread(target=guarded, name=f"worldland:{name}", daemon=True)
+
     def _stop(self, threads: list[threading.Thread]) -> int:
         self.log.info("daemon.stopping")
         now = time.time()
@@ -218,11 +234,7 @@ class Daemon:
         self.log.info("daemon.stopped", outbox_flushed=flushed, outbox_depth=depth.events)
         self.outbox.close()
         self.access.close()
-        return 0
-
-
-def _thread(name: str, target: Callable[[], object]) -> threading.Thread:
-    return threading.Thread(target=target, name=f"worldland:{name}", daemon=True)
+        return 0 if self.failed is None else 1
 
 
 def _listening(address: tuple[str, int], bind: Callable[[], Any]) -> Any:
@@ -239,7 +251,8 @@ def _listening(address: tuple[str, int], bind: Callable[[], Any]) -> Any:
 
 
 def run_daemon(cfg: Config, settings: DaemonSettings, host: Host | None = None) -> int:
-    """Run until SIGTERM or SIGINT; the exit status (0 after a clean stop)."""
+    """Run until SIGTERM or SIGINT; the exit status (0 after a clean stop, 1 when a part
+    failed)."""
     log = EventLog(settings.verbose)
     daemon = Daemon(cfg, settings, host or Host(), log)
     if threading.current_thread() is threading.main_thread():

@@ -21,6 +21,8 @@ from worldland_cli.daemon.hubaccess import HubAccess
 from worldland_cli.daemon.logs import EventLog
 from worldland_cli.daemon.outbox import Outbox, Queued
 from worldland_cli.daemon.status import DaemonStatus
+from worldland_cli.errors import ActionableError
+from worldland_cli.host import HostError
 from worldland_cli.hubclient import HubDenied, HubError, HubRejected
 
 BATCH = 100
@@ -98,16 +100,16 @@ class Sender:
             ack = self.access.client().post_usage([q.event for q in batch])
         except HubRejected as e:
             if e.status is None or e.status >= 500 or e.status == 429:
-                return self._unreachable(e)
+                return self._unreachable(e.message)
             if len(batch) > 1:
                 return all(self._send([one]) for one in batch)
             self._refused(batch[0], e)
             return True
         except HubDenied as e:
             self.access.refused()
-            return self._unreachable(e)
-        except HubError as e:
-            return self._unreachable(e)
+            return self._unreachable(e.message)
+        except (ActionableError, HostError) as e:  # the hub, or credentials to reach it
+            return self._unreachable(e.message if isinstance(e, ActionableError) else str(e))
         seconds = self.outbox.acknowledge(q.event.event_id for q in batch)
         self.status.billed(seconds)
         self._failures = 0
@@ -120,11 +122,11 @@ class Sender:
         )
         return True
 
-    def _unreachable(self, error: HubError) -> bool:
+    def _unreachable(self, error: str) -> bool:
         self._failures += 1
         delay = backoff(self._failures, self._rng)
         self._retry_at = self._clock() + delay
-        self.log.warn("usage.unsent", error=error.message, retry_in_s=round(delay, 1))
+        self.log.warn("usage.unsent", error=error, retry_in_s=round(delay, 1))
         return False
 
     def _refused(self, queued: Queued, error: HubError) -> None:
