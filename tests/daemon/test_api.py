@@ -154,3 +154,21 @@ def test_a_port_in_use_or_a_missing_registration_is_said_plainly(
         )
     assert busy.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in busy.stdout
+
+
+def test_on_a_plain_http_hub_the_daemon_uses_the_owners_session(
+    kube: FakeKube, tmp_path: Path
+) -> None:
+    """No client certificate can be presented over plain HTTP: the heartbeat and the usage
+    go with the bearer token `worldland register` saved (a silent login renews it)."""
+    hub = start_hub(tmp_path / "hub")
+    try:
+        rig = rig_for(hub, kube, tmp_path)
+        started = int(time.time()) - 3
+        rig.run_pod(started)
+        rig.end_pod(started, started + 3)
+        with running(rig.start()) as daemon:
+            wait_for(lambda: daemon.health()["hub_reachable"] is True)
+            wait_for(lambda: rig.billed(3))
+    finally:
+        hub.stop()

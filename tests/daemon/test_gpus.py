@@ -110,6 +110,7 @@ def test_metrics_use_dcgm_exporter_names_and_labels(two_gpus: None, tmp_path: Pa
         open_intervals=lambda: 0,
         watch_connected=lambda: True,
         relists=lambda: 1,
+        certificate_expiry=lambda: 1.9e9,
     )
     text = generate_latest(registry(sources)).decode()
     samples = {

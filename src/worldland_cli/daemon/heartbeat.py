@@ -90,7 +90,7 @@ class Heartbeat:
         try:
             status = cert_status(certs.directory, self.access.host)
             pem = self.access.host.read_bytes(certs.cert)
-            unfit = pem is not None and not describe(pem)[2]
+            unfit = pem is not None and not describe(pem)[1]
             if status.usable and not status.needs_renewal and not unfit:
                 return
             outcome = ensure_certificate(
@@ -108,7 +108,6 @@ class Heartbeat:
             self.log.error("certificate.renewal_failed", error=message)
             return
         after = outcome.status
-        self.status.certificate(after.not_after, after.serial)
         self.log.info(
             "certificate.renewed",
             action=outcome.action,

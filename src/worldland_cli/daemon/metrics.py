@@ -57,6 +57,7 @@ class Sources:
     open_intervals: Callable[[], int]
     watch_connected: Callable[[], bool]
     relists: Callable[[], int]
+    certificate_expiry: Callable[[], float]
 
 
 class DaemonCollector:
@@ -131,12 +132,11 @@ class DaemonCollector:
             "Full lists of the node's pods (start, and after a watch could not resume).",
             value=src.relists(),
         )
-        if status.cert_not_after is not None:
-            yield GaugeMetricFamily(
-                "worldland_daemon_certificate_expiry_timestamp_seconds",
-                "When the node certificate expires (Unix time).",
-                value=status.cert_not_after.timestamp(),
-            )
+        yield GaugeMetricFamily(
+            "worldland_daemon_certificate_expiry_timestamp_seconds",
+            "When the node certificate being served expires (Unix time).",
+            value=src.certificate_expiry(),
+        )
 
     def _gpus(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily

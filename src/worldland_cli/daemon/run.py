@@ -70,8 +70,7 @@ class Daemon:
                 timeout=CALL_TIMEOUT,
             )
         self.identity = ServerIdentity(host, settings.certs)
-        served = self.identity.current()
-        self.status.certificate(served.not_after, served.serial)
+        self.identity.current()  # a certificate it cannot serve with stops it here
         self.outbox = Outbox(host, settings.outbox_path, settings.node_id)
         self.sender = Sender(self.outbox, self.access, self.status, log)
         self.meter = Meter(
@@ -118,6 +117,7 @@ class Daemon:
                     open_intervals=lambda: len(self.meter.open_intervals()),
                     watch_connected=lambda: self.watch.state() == "watching",
                     relists=lambda: self.watch.relists,
+                    certificate_expiry=lambda: self.identity.current().not_after.timestamp(),
                 )
             )
             address = settings.metrics_listen

@@ -1,12 +1,11 @@
 """What the daemon's parts report about themselves, in one place.
 
-The heartbeat, the sender and the certificate keeper write here; /health, /metrics and the
+The heartbeat and the sender write here; /health, /metrics and the
 logs read it. One lock, a few numbers: reading it never waits on the hub or the database.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,8 +21,6 @@ class DaemonStatus:
     heartbeats_sent: int = 0
     heartbeats_failed: int = 0
     billed_seconds: int = 0  # seconds of usage the hub acknowledged since start
-    cert_not_after: dt.datetime | None = None
-    cert_serial: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def heartbeat_ok(self, at: float) -> bool:
@@ -45,8 +42,3 @@ class DaemonStatus:
     def billed(self, seconds: int) -> None:
         with self._lock:
             self.billed_seconds += seconds
-
-    def certificate(self, not_after: dt.datetime | None, serial: str | None) -> None:
-        with self._lock:
-            self.cert_not_after = not_after
-            self.cert_serial = serial

@@ -28,13 +28,11 @@ class Served:
 
     context: ssl.SSLContext
     pem: bytes
-    serial: str
     not_after: dt.datetime
-    server_auth: bool
 
 
-def describe(pem: bytes) -> tuple[str, dt.datetime, bool]:
-    """(serial in hex, expiry, whether its key usage allows serving TLS) of a certificate."""
+def describe(pem: bytes) -> tuple[dt.datetime, bool]:
+    """(expiry, whether its key usage allows serving TLS) of a certificate."""
     from cryptography import x509
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
@@ -44,7 +42,7 @@ def describe(pem: bytes) -> tuple[str, dt.datetime, bool]:
         server_auth = ExtendedKeyUsageOID.SERVER_AUTH in list(usages)
     except x509.ExtensionNotFound:
         server_auth = True  # no EKU: any purpose
-    return format(cert.serial_number, "x"), cert.not_valid_after_utc, server_auth
+    return cert.not_valid_after_utc, server_auth
 
 
 class ServerIdentity:
@@ -80,7 +78,7 @@ class ServerIdentity:
         if ca is None:
             raise CertError(f"no hub CA at {self.paths.ca}", "run `worldland certs bootstrap`")
         try:
-            serial, not_after, server_auth = describe(pem)
+            not_after, _ = describe(pem)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             context.load_cert_chain(
@@ -93,4 +91,4 @@ class ServerIdentity:
                 f"cannot serve TLS with {self.paths.cert}: {e}",
                 "check it with `worldland certs status`; `worldland certs renew` replaces it",
             ) from None
-        return Served(context, pem, serial, not_after, server_auth)
+        return Served(context, pem, not_after)
