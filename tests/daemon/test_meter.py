@@ -205,6 +205,16 @@ def test_a_pod_gone_from_the_list_ends_when_it_was_last_known_to_run(tmp_path: P
     assert_billed_exactly(box.events(), T0, T0 + 80)
 
 
+def test_a_pod_gone_after_a_clean_stop_is_billed_until_the_stop(tmp_path: Path) -> None:
+    box = Box(tmp_path)
+    box.meter.observe(pod_view(running_status(iso(T0))))
+    box.meter.tick(T0 + 70, current=True)  # slice 0 cut
+    box.meter.stopping(T0 + 100, current=True)  # SIGTERM: running until T0 + 90 (settle)
+    box.restart()
+    box.meter.reconcile([], T0 + 500)  # deleted while the daemon was down
+    assert_billed_exactly(box.events(), T0, T0 + 90)
+
+
 def test_a_deleted_running_pod_ends_at_its_deletion(tmp_path: Path) -> None:
     box = Box(tmp_path)
     running = pod_view(running_status(iso(T0)))

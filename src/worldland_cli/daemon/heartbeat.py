@@ -52,6 +52,7 @@ class Heartbeat:
         self._on_hub_back = on_hub_back
         self._rng = rng or random.Random()
         self._failures = 0
+        self._forced = False  # renewed once already because the certificate could not serve
 
     def run(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
@@ -90,9 +91,12 @@ class Heartbeat:
         try:
             status = cert_status(certs.directory, self.access.host)
             pem = self.access.host.read_bytes(certs.cert)
-            unfit = pem is not None and not describe(pem)[1]
+            # Once per run: a hub that still issues clientAuth-only certificates would
+            # otherwise be asked for a new one at every beat.
+            unfit = pem is not None and not describe(pem)[1] and not self._forced
             if status.usable and not status.needs_renewal and not unfit:
                 return
+            self._forced = self._forced or unfit
             outcome = ensure_certificate(
                 self.access.endpoint,
                 self.node_id,

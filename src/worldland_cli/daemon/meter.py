@@ -121,10 +121,16 @@ class Meter:
         return float(min(ends)) if ends else None
 
     def stopping(self, now: int, current: bool) -> None:
-        """Shutdown: remember that the open intervals' pods were running until now."""
+        """Shutdown: remember that the open intervals' pods were running until now (less the
+        settling time, as for a cut), for a pod that is gone when the daemon is back."""
         with self._lock:
             if current and self._open:
-                self.outbox.mark_seen(self._open, now)
+                self.outbox.mark_seen(
+                    {
+                        uid: now - settle_seconds(interval.slice_seconds)
+                        for uid, interval in self._open.items()
+                    }
+                )
 
     # ------------------------------------------------------------------------- internals
 

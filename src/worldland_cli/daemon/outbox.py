@@ -21,7 +21,7 @@ import datetime as dt
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,10 +261,10 @@ class Outbox:
             )
             return self._get(db, pod_uid), queued, late
 
-    def mark_seen(self, pod_uids: Iterable[str], at: int) -> None:
-        """Remember that these open intervals' pods were running at ``at`` (shutdown)."""
+    def mark_seen(self, seen: Mapping[str, int]) -> None:
+        """Remember until when these open intervals' pods were known to run (shutdown)."""
         with self._tx() as db:
-            for uid in pod_uids:
+            for uid, at in seen.items():
                 db.execute(
                     "UPDATE intervals SET seen_at = max(seen_at, ?) "
                     "WHERE pod_uid = ? AND ended_at IS NULL",
