@@ -16,6 +16,7 @@ time for the kubelet to have reported a container that ended just before the sli
 from __future__ import annotations
 
 DEFAULT_SLICE_SECONDS = 60
+MIN_SETTLE_SECONDS = 2
 MAX_SETTLE_SECONDS = 10
 
 
@@ -33,5 +34,6 @@ def whole_slices(start: int, length: int, until: int) -> int:
 
 
 def settle_seconds(length: int) -> int:
-    """How long after a slice's end it is cut: a sixth of a slice, 1 to 10 seconds."""
-    return min(MAX_SETTLE_SECONDS, max(1, length // 6))
+    """How long after a slice's end it is cut: a sixth of a slice, 2 to 10 seconds (the
+    kubelet's status updates take a second or two to reach the API server)."""
+    return min(MAX_SETTLE_SECONDS, max(MIN_SETTLE_SECONDS, length // 6))
