@@ -12,6 +12,9 @@ interval's ``next_slice`` together, so after a crash either both happened or nei
 
 The file is reached through :meth:`worldland_cli.host.Host.sqlite` (0600 in a 0700
 directory); after that, sqlite3 reads and writes it as a library.
+
+Why one module of about 430 lines: the schema and every statement that reads or writes it
+stand together, so a change to a table is checked against all of its uses in one file.
 """
 
 from __future__ import annotations
