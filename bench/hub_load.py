@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
+import ssl
 import statistics
 import sys
 import tempfile
@@ -29,20 +31,46 @@ from tests.support.hub import start_hub
 
 
 async def node_loop(
-    port: int, node_id: str, token: str, until: float, latencies: list[float]
+    port: int,
+    node_id: str,
+    token: str | None,
+    until: float,
+    latencies: list[float],
+    interval: float = 0.0,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
-    """One node: heartbeat over one keep-alive connection until ``until``."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    """One node: heartbeat over a keep-alive connection until ``until``.
+
+    ``interval`` 0 sends back to back (throughput); otherwise every ``interval`` seconds give
+    or take a tenth, from a random moment in the first interval, as the daemon does. A
+    connection the hub closed meanwhile (uvicorn closes idle ones after 5 s) is opened again,
+    as an HTTP client does, and that beat's latency includes the new connection (and its
+    TLS handshake with ``tls``, the node's client certificate in it, as the daemon's mTLS).
+    ``token`` None sends no Authorization header (the certificate says who calls).
+    """
+    auth = f"Authorization: Bearer {token}\r\n" if token else ""
     request = (
         f"POST /v1/nodes/{node_id}/heartbeat HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-        "Content-Length: 2\r\n\r\n{}"
+        f"{auth}Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
     ).encode()
+    if interval:
+        await asyncio.sleep(max(0.0, min(until - time.perf_counter(), random.uniform(0, interval))))
+    connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
     try:
         while time.perf_counter() < until:
             started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
+            if connection is None:
+                connection = await asyncio.open_connection(
+                    "127.0.0.1", port, ssl=tls, server_hostname="127.0.0.1" if tls else None
+                )
+            reader, writer = connection
+            try:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+                connection = None  # closed by the hub while idle: a new one, this beat
+                continue
             status = head[9:12]
             length = 0
             for line in head.split(b"\r\n"):
@@ -52,14 +80,28 @@ async def node_loop(
             if status != b"200":
                 raise RuntimeError(f"heartbeat answered {head.decode(errors='replace')}")
             latencies.append(time.perf_counter() - started)
+            if interval:
+                left = until - time.perf_counter()
+                await asyncio.sleep(max(0.0, min(left, interval * random.uniform(0.9, 1.1))))
     finally:
-        writer.close()
+        if connection is not None:
+            connection[1].close()
 
 
-async def run_load(port: int, nodes: list[str], token: str, seconds: float) -> list[float]:
+async def run_load(
+    port: int,
+    nodes: list[str],
+    token: str | None,
+    seconds: float,
+    interval: float = 0.0,
+    tls: dict[str, ssl.SSLContext] | None = None,
+) -> list[float]:
+    """Every node's loop at once; ``tls`` maps a node to its client-certificate context."""
     latencies: list[float] = []
     until = time.perf_counter() + seconds
-    await asyncio.gather(*(node_loop(port, n, token, until, latencies) for n in nodes))
+    await asyncio.gather(
+        *(node_loop(port, n, token, until, latencies, interval, (tls or {}).get(n)) for n in nodes)
+    )
     return latencies
 
 

@@ -131,7 +131,7 @@ class CertificateAuthority:
         common_name: str,
         public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey,
         san: list[x509.GeneralName],
-        eku: x509.ObjectIdentifier,
+        ekus: list[x509.ObjectIdentifier],
         lifetime: dt.timedelta,
     ) -> IssuedCert:
         now = _now()
@@ -149,7 +149,7 @@ class CertificateAuthority:
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(key_encipherment=is_rsa), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
             .add_extension(x509.SubjectAlternativeName(san), critical=False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False)
             .add_extension(
@@ -167,10 +167,13 @@ class CertificateAuthority:
         )
 
     def sign_client_csr(self, csr_pem: str, node_id: str, lifetime: dt.timedelta) -> IssuedCert:
-        """Sign a node's CSR as a clientAuth certificate for ``node_id``.
+        """Sign a node's CSR as a certificate for ``node_id``: clientAuth and serverAuth.
 
         The CSR's own subject is ignored: the hub decides the identity, the node only proves
-        it holds the key. Raises :class:`CsrRejected` with the reason.
+        it holds the key. The node presents it to the hub (clientAuth) and serves its node
+        API with it (serverAuth): a TLS client that checks the chain, such as doctor's
+        ``daemon.health``, refuses a server certificate whose key usage leaves serverAuth out
+        ("unsuitable certificate purpose"). Raises :class:`CsrRejected` with the reason.
         """
         try:
             csr = x509.load_pem_x509_csr(csr_pem.encode())
@@ -188,7 +191,7 @@ class CertificateAuthority:
             common_name=node_id,
             public_key=checked,
             san=[x509.DNSName(node_id)],
-            eku=ExtendedKeyUsageOID.CLIENT_AUTH,
+            ekus=[ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH],
             lifetime=lifetime,
         )
 
@@ -205,7 +208,7 @@ class CertificateAuthority:
             common_name=host,
             public_key=key.public_key(),
             san=_sans(host),
-            eku=ExtendedKeyUsageOID.SERVER_AUTH,
+            ekus=[ExtendedKeyUsageOID.SERVER_AUTH],
             lifetime=dt.timedelta(days=365),
         )
         write_private(

@@ -4,8 +4,12 @@
    the truthful answer is NOT READY, exit 1, and that is part of a successful demo).
 2. An embedded hub starts: `python -m hub_stub` with SQLite and TLS from its own CA.
 3. The provider makes a wallet and registers: SIWE login, node registration, mTLS cert.
-4. The hub operator registers a pod for a renter: a real OpenSSH sshd on loopback.
-5. The renter logs in with another wallet, sends a file to the pod and receives it back,
+4. The node daemon starts for that node (`worldland daemon` on 127.0.0.1:8444, where doctor
+   looks): `curl -k .../health`, a GPU pod's usage reaching the hub's ledger to the second,
+   and `worldland doctor --only daemon.health` ok. No cluster runs here, so the pods come
+   from the stand-in Kubernetes API the tests use (tests/support/fakekube.py).
+5. The hub operator registers a pod for a renter: a real OpenSSH sshd on loopback.
+6. The renter logs in with another wallet, sends a file to the pod and receives it back,
    then uses a one-time code the way runpodctl does.
 
 Every step runs the installed `worldland` command in a subprocess, as a person would.
@@ -13,18 +17,30 @@ Every step runs the installed `worldland` command in a subprocess, as a person w
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import hashlib
 import json
 import os
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support.fakekube import (  # noqa: E402
+    FakeKube,
+    running_status,
+    start_fake_kube,
+    terminated_status,
+)
 from tests.support.hub import RunningHub, start_hub  # noqa: E402
 from tests.support.sshd import SshdServer, sshd_missing_reason, start_sshd  # noqa: E402
 
@@ -85,6 +101,129 @@ def register_pod(hub: RunningHub, pod_id: str, renter: str, node_id: str, sshd: 
     )
 
 
+DAEMON_PORT = 8444  # where `worldland doctor`'s daemon.health looks
+DEMO_NODE = "demo-gpu-node"
+GPU_POD = "gpu-pod-demo"
+
+
+def iso(epoch: int) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def until(what: Callable[[], bool], seconds: float, failure: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not what():
+        if time.monotonic() > deadline:
+            raise DemoFailed(failure)
+        time.sleep(0.2)
+
+
+def log_lines(log: Path, *events: str) -> list[dict[str, object]]:
+    lines = []
+    for text in log.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            line = json.loads(text)
+            if line.get("event") in events:
+                lines.append(line)
+    return lines
+
+
+@contextlib.contextmanager
+def node_daemon(work: Path, env: dict[str, str], kube: FakeKube) -> Iterator[Path]:
+    """`worldland daemon` in the background for the demo node; its log file."""
+    kubeconfig = kube.write_kubeconfig(work / "kubeconfig")
+    log = work / "daemon.log"
+    args = [
+        WORLDLAND, "daemon", "--listen", f"127.0.0.1:{DAEMON_PORT}",
+        "--metrics-listen", "127.0.0.1:0", "--kubeconfig", str(kubeconfig),
+        "--node-name", DEMO_NODE, "--heartbeat", "2", "--slice", "5",
+    ]  # fmt: skip
+    print(f"$ {' '.join(shlex.quote(a) for a in ['worldland', *args[1:]])} &", flush=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        until(
+            lambda: bool(log_lines(log, "daemon.started")) or process.poll() is not None,
+            30,
+            "the daemon did not start within 30 s",
+        )
+        if process.poll() is not None:
+            raise DemoFailed(f"the daemon exited {process.returncode}: {log.read_text()[-800:]}")
+        yield log
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        print(f"daemon stopped by SIGTERM, exit status {process.returncode}")
+
+
+def ledger(hub: RunningHub, env: dict[str, str], node_id: str) -> dict[str, object]:
+    """The hub's usage totals for the node, read with the provider's own session."""
+    saved = json.loads((Path(env["WORLDLAND_HOME"]) / "session.json").read_text())
+    token = next(iter(saved["sessions"].values()))["token"]  # the provider's one hub
+    with hub.client(headers={"Authorization": f"Bearer {token}"}) as client:
+        response = client.get("/v1/usage", params={"node_id": node_id})
+        response.raise_for_status()
+        return dict(response.json())
+
+
+def daemon_part(work: Path, hub: RunningHub, provider: dict[str, str], node_id: str) -> None:
+    banner(f"4. Node daemon on 127.0.0.1:{DAEMON_PORT}: node API, heartbeats, usage metering")
+    with start_fake_kube() as kube, node_daemon(work, provider, kube) as log:
+        started = log_lines(log, "daemon.started")[0]
+        print(f"daemon.started: listen={started['listen']} metrics={started['metrics']}")
+        url = f"https://127.0.0.1:{DAEMON_PORT}/health"
+        curl = shutil.which("curl")
+        if curl:
+            print(f"$ curl -k {url}", flush=True)
+            subprocess.run([curl, "-sk", url], check=True)
+            print()
+        register_pod_for_usage(hub, GPU_POD, node_id)
+        begun = int(time.time()) - 12
+        kube.cluster.add_pod(
+            GPU_POD, node_name=DEMO_NODE, gpus=1, status=running_status(iso(begun))
+        )
+        print(f"kubelet: pod {GPU_POD} (1 nvidia.com/gpu) running since {iso(begun)}")
+        until(lambda: bool(log_lines(log, "usage.sent")), 20, "no usage reached the hub in 20 s")
+        time.sleep(2)
+        ended = int(time.time())
+        kube.cluster.set_pod_status("default", GPU_POD, terminated_status(iso(begun), iso(ended)))
+        print(f"kubelet: pod {GPU_POD} finished at {iso(ended)}: {ended - begun} s of GPU time")
+        until(
+            lambda: int(str(ledger(hub, provider, node_id)["seconds"])) == ended - begun,
+            20,
+            "the hub's ledger did not reach the pod's seconds in 20 s",
+        )
+        billed = ledger(hub, provider, node_id)
+        print(
+            f"hub ledger for node {node_id}: {billed['seconds']} s in {billed['events']} "
+            f"slices, {billed['wei']} wei (= seconds x price per GPU-second)"
+        )
+        for line in log_lines(log, "interval.opened", "interval.closed", "usage.sent"):
+            print(json.dumps(line))
+        sh([WORLDLAND, "doctor", "--only", "daemon.health"], provider)
+
+
+def register_pod_for_usage(hub: RunningHub, pod_id: str, node_id: str) -> None:
+    """The operator places the GPU pod on the node (the hub bills only placed pods)."""
+    body = {
+        "pod_id": pod_id,
+        "renter_address": "0x000000000000000000000000000000000000dEaD",
+        "node_id": node_id,
+        "ssh_host": "127.0.0.1",
+        "ssh_port": 2222,
+        "ssh_user": "root",
+        "host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ0ZXN0a2V5Zm9ydGVzdHM",
+    }
+    with hub.client(headers={"Authorization": f"Bearer {hub.admin_token}"}) as client:
+        client.post("/v1/admin/pods", json=body).raise_for_status()
+    print(f"hub operator: pod {pod_id} placed on node {node_id}")
+
+
 def sha256(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
@@ -108,12 +247,13 @@ def round_trip(work: Path) -> None:
         node_id = json.loads(registered)["node_id"]
         sh([WORLDLAND, "certs", "status"], provider)
         sh([WORLDLAND, "whoami"], provider)
+        daemon_part(work, hub, provider, node_id)
 
         reason = sshd_missing_reason()
         if reason:
             print(f"skipping the renter part: {reason}")
             return
-        banner("4. A pod: a real OpenSSH sshd on loopback, registered by the hub operator")
+        banner("5. A pod: a real OpenSSH sshd on loopback, registered by the hub operator")
         with start_sshd(work / "pod") as sshd:
             renter_part(work, hub, renter, node_id, sshd)
     finally:
@@ -126,7 +266,7 @@ def renter_part(
     renter_address = json.loads(sh([WORLDLAND, "wallet", "new", "--json"], renter))["address"]
     register_pod(hub, "pod-demo-1", renter_address, node_id, sshd)
 
-    banner("5. Renter: login, send a file to the pod, receive it back, verified")
+    banner("6. Renter: login, send a file to the pod, receive it back, verified")
     sh([WORLDLAND, "login"], renter)
     payload = work / "dataset.bin"
     payload.write_bytes(os.urandom(8 * 1024 * 1024))
@@ -142,7 +282,7 @@ def renter_part(
         raise DemoFailed("the received file differs from the one sent")
     print(f"sha256 {sha256(payload)[:16]}... identical after the round trip")
 
-    banner("6. One-time code (runpodctl style): send inside the pod, receive anywhere")
+    banner("7. One-time code (runpodctl style): send inside the pod, receive anywhere")
     out = sh(
         [WORLDLAND, "send", str(remote_dir / payload.name), "--pod", "pod-demo-1", "--json"],
         renter,
@@ -168,7 +308,10 @@ def main() -> int:
         except DemoFailed as e:
             print(f"\ndemo failed: {e}", file=sys.stderr)
             return 1
-    banner("Demo complete: doctor, hub, SIWE login, node registration, mTLS, pod transfer, code")
+    banner(
+        "Demo complete: doctor, hub, SIWE login, node registration, mTLS, node daemon and "
+        "usage, pod transfer, code"
+    )
     return 0
 
 

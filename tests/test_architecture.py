@@ -33,6 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     )),
     ("rooms", (
         "worldland_cli.auth", "worldland_cli.requirements", "worldland_cli.transfer",
+        "worldland_cli.daemon",
         # join's action kinds that call the hub or kubeadm use auth and the hub client
         "worldland_cli.join.hubcall", "worldland_cli.join.register",
         "worldland_cli.join.wireguard", "worldland_cli.join.kubeadm", "worldland_cli.join.kinds",

@@ -43,6 +43,7 @@ SESSION_NAME = "session.json"
 PRIVATE_KEY_NAME = "private-key.txt"
 CERTS_NAME = "certs"
 NODE_NAME = "node.json"
+DAEMON_NAME = "daemon"
 
 
 def home() -> Path:
@@ -73,6 +74,11 @@ def default_cert_dir() -> Path:
 def node_file() -> Path:
     """The node id (and the hub and host it was registered with) after ``worldland register``."""
     return home() / NODE_NAME
+
+
+def daemon_dir() -> Path:
+    """The node daemon's state (its usage outbox) unless ``--state-dir`` says otherwise."""
+    return home() / DAEMON_NAME
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ Paths given to a Host are always the absolute paths of the managed system ("/etc
 config.toml"); :meth:`Host.path` maps them under ``root`` the way ``dpkg --root`` does.
 Commands are found on ``search_path`` and are not chrooted.
 
-Why one module of about 600 lines: it is the whole boundary, and the rule "only host.py
+Why one module of about 800 lines: it is the whole boundary, and the rule "only host.py
 touches the OS" (CONTRIBUTING.md) is checked by reading one file. Its parts (paths, files,
-temporary directories, commands, NVML) stand in that order under banners.
+databases, temporary directories, commands, NVML) stand in that order under banners.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ import fcntl
 import os
 import shutil
 import socket
+import sqlite3
 import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -89,6 +90,38 @@ class GpuInfo:
     memory_total_mib: int
     pci_bus_id: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GpuSample:
+    """One GPU's live readings for the node daemon; None where NVML cannot read a value.
+
+    ``unreadable`` names each missing reading with NVML's reason (a consumer card has no ECC
+    counters, a MIG slice no power reading), so a caller can tell "zero" from "unknown".
+    """
+
+    index: int
+    uuid: str
+    name: str
+    pci_bus_id: str
+    utilization_gpu_pct: int | None
+    utilization_memory_pct: int | None
+    memory_used_mib: int | None
+    memory_total_mib: int | None
+    temperature_c: int | None
+    power_w: float | None
+    ecc_sbe_volatile: int | None
+    ecc_dbe_volatile: int | None
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class XidEvent:
+    """An XID error NVML reported for a GPU (a driver-detected fault, e.g. 79: fell off the bus)."""
+
+    index: int
+    uuid: str
+    xid: int
 
 
 @dataclass(frozen=True)
@@ -364,6 +397,27 @@ class Host:
         except FileNotFoundError:
             return None
 
+    # ------------------------------------------------------------------------- databases
+
+    def sqlite(self, system_path: str) -> sqlite3.Connection:
+        """A connection to an SQLite database file of the managed system (the daemon's outbox).
+
+        A new file is made 0600 in a directory made 0700 before SQLite opens it, since SQLite
+        would create it with the umask's mode and gives its -wal and -shm files the mode of
+        the database file. The connection is in autocommit mode (the caller writes BEGIN and
+        COMMIT: one transaction per state change) and may be used from any thread the caller
+        serialises.
+        """
+        target = self.path(system_path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(target, os.O_RDWR | os.O_CREAT, 0o600))
+            return sqlite3.connect(
+                target, isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+        except (OSError, sqlite3.Error) as e:
+            raise HostError(f"cannot open the database {system_path}: {e}") from e
+
     # ------------------------------------------------------------------------- temp dirs
 
     def private_temp_dir(self, prefix: str, files: Mapping[str, str]) -> Path:
@@ -630,3 +684,115 @@ class Host:
         finally:
             with contextlib.suppress(pynvml.NVMLError):
                 pynvml.nvmlShutdown()
+
+    def nvml_samples(self) -> list[GpuSample]:
+        """Utilization, memory, temperature, power and ECC counters of every GPU, right now.
+
+        What the node daemon serves on /v1/gpus and /metrics. Each reading NVML refuses is
+        None with the reason in ``unreadable``; only a missing library or driver raises
+        NvmlUnavailable.
+        """
+        import pynvml
+
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as e:
+            raise NvmlUnavailable(str(e) or type(e).__name__) from e
+        try:
+            return [_sample(pynvml, i) for i in range(pynvml.nvmlDeviceGetCount())]
+        except pynvml.NVMLError as e:
+            raise NvmlUnavailable(str(e) or type(e).__name__) from e
+        finally:
+            with contextlib.suppress(pynvml.NVMLError):
+                pynvml.nvmlShutdown()
+
+    def nvml_xid_events(
+        self, running: Callable[[], bool], poll_ms: int = 1000
+    ) -> Iterator[XidEvent]:
+        """XID errors as NVML reports them, until ``running()`` turns false.
+
+        NVML has no "last XID" reading: XIDs arrive only as events on an event set, so a
+        caller that wants them must listen. GPUs that cannot report them (NotSupported) are
+        left out; with none left the iterator ends at once.
+        """
+        import pynvml
+
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as e:
+            raise NvmlUnavailable(str(e) or type(e).__name__) from e
+        events = None
+        try:
+            events = pynvml.nvmlEventSetCreate()
+            listening = 0
+            for i in range(pynvml.nvmlDeviceGetCount()):
+                handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+                with contextlib.suppress(pynvml.NVMLError):
+                    pynvml.nvmlDeviceRegisterEvents(
+                        handle, pynvml.nvmlEventTypeXidCriticalError, events
+                    )
+                    listening += 1
+            while listening and running():
+                try:
+                    data = pynvml.nvmlEventSetWait(events, poll_ms)
+                except pynvml.NVMLError as e:
+                    if getattr(e, "value", None) == pynvml.NVML_ERROR_TIMEOUT:
+                        continue
+                    raise NvmlUnavailable(str(e) or type(e).__name__) from e
+                yield XidEvent(
+                    index=int(pynvml.nvmlDeviceGetIndex(data.device)),
+                    uuid=_text(pynvml.nvmlDeviceGetUUID(data.device)),
+                    xid=int(data.eventData),
+                )
+        except pynvml.NVMLError as e:
+            raise NvmlUnavailable(str(e) or type(e).__name__) from e
+        finally:
+            with contextlib.suppress(pynvml.NVMLError):
+                if events is not None:
+                    pynvml.nvmlEventSetFree(events)
+                pynvml.nvmlShutdown()
+
+
+def _sample(pynvml: Any, index: int) -> GpuSample:
+    """One GPU's readings; a reading NVML refuses is None and its reason is kept."""
+    handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+    unreadable: dict[str, str] = {}
+
+    def read(name: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except pynvml.NVMLError as e:
+            unreadable[name] = str(e) or type(e).__name__
+            return None
+
+    util = read("utilization", lambda: pynvml.nvmlDeviceGetUtilizationRates(handle))
+    memory = read("memory", lambda: pynvml.nvmlDeviceGetMemoryInfo(handle))
+    power_mw = read("power", lambda: pynvml.nvmlDeviceGetPowerUsage(handle))
+
+    def ecc_errors(kind: int) -> Any:
+        return pynvml.nvmlDeviceGetTotalEccErrors(handle, kind, pynvml.NVML_VOLATILE_ECC)
+
+    ecc = {
+        "sbe": read("ecc_sbe", lambda: ecc_errors(pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED)),
+        "dbe": read("ecc_dbe", lambda: ecc_errors(pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED)),
+    }
+    pci = read("pci", lambda: pynvml.nvmlDeviceGetPciInfo(handle))
+    temperature = read(
+        "temperature",
+        lambda: pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU),
+    )
+    return GpuSample(
+        index=index,
+        uuid=_text(read("uuid", lambda: pynvml.nvmlDeviceGetUUID(handle)) or ""),
+        name=_text(read("name", lambda: pynvml.nvmlDeviceGetName(handle)) or ""),
+        pci_bus_id=_text(pci.busId) if pci is not None else "",
+        utilization_gpu_pct=None if util is None else int(util.gpu),
+        utilization_memory_pct=None if util is None else int(util.memory),
+        memory_used_mib=None if memory is None else int(memory.used) // (1024 * 1024),
+        memory_total_mib=None if memory is None else int(memory.total) // (1024 * 1024),
+        temperature_c=None if temperature is None else int(temperature),
+        power_w=None if power_mw is None else int(power_mw) / 1000.0,
+        ecc_sbe_volatile=None if ecc["sbe"] is None else int(ecc["sbe"]),
+        ecc_dbe_volatile=None if ecc["dbe"] is None else int(ecc["dbe"]),
+        unreadable=unreadable,
+    )

@@ -12,6 +12,7 @@ import typer
 from worldland_cli import __version__
 from worldland_cli.commands import certs as certs_cmd
 from worldland_cli.commands import config_cmd as config_cmd
+from worldland_cli.commands import daemon as daemon_cmd
 from worldland_cli.commands import diag as diag_cmd
 from worldland_cli.commands import doctor
 from worldland_cli.commands import join as join_cmd
@@ -67,6 +68,7 @@ app.command("register")(register_cmd.register)
 app.add_typer(wallet_cmd.app, name="wallet")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(certs_cmd.app, name="certs")
+app.command("daemon")(daemon_cmd.daemon)
 
 
 def run() -> None:

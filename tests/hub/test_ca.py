@@ -52,7 +52,7 @@ def test_issued_cert_verifies_against_the_ca_with_client_auth_and_lifetime(
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == [node_id]
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert list(eku) == [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
     basic = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     assert basic.ca is False
     lifetime = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)

@@ -62,8 +62,14 @@ class Installed:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     work = tmp_path_factory.mktemp("install")
+    # Built from a copy without the checkout's own build/ (setuptools reuses a stale one).
+    source = work / "source"
+    shutil.copytree(
+        REPO, source, symlinks=True,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "node_modules", "*.egg-info"),
+    )  # fmt: skip
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(work), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(work), str(source)],
         capture_output=True,
         text=True,
     )

@@ -33,12 +33,17 @@ class RegisterError(ActionableError):
 
 @dataclass(frozen=True)
 class NodeRecord:
-    """What node.json keeps: the daemon and `join` need the id and the hub it belongs to."""
+    """What node.json keeps: the daemon and `join` need the id and the hub it belongs to.
+
+    ``price_per_sec_wei`` is the price the hub registered, which the daemon must bill at
+    (the hub refuses any other); None in a node.json written before it was kept.
+    """
 
     node_id: str
     hub: str
     host: str
     registered_at: str
+    price_per_sec_wei: int | None = None
 
 
 def _host(host: Host | None) -> Host:
@@ -57,6 +62,9 @@ def load_node(host: Host | None = None) -> NodeRecord | None:
             hub=str(doc["hub"]),
             host=str(doc["host"]),
             registered_at=str(doc["registered_at"]),
+            price_per_sec_wei=(
+                int(doc["price_per_sec_wei"]) if "price_per_sec_wei" in doc else None
+            ),
         )
     except (ValueError, KeyError, TypeError):
         return None
@@ -64,12 +72,14 @@ def load_node(host: Host | None = None) -> NodeRecord | None:
 
 def save_node(record: NodeRecord, host: Host | None = None) -> Path:
     path = config_mod.node_file()
-    doc = {
+    doc: dict[str, str] = {
         "node_id": record.node_id,
         "hub": record.hub,
         "host": record.host,
         "registered_at": record.registered_at,
     }
+    if record.price_per_sec_wei is not None:
+        doc["price_per_sec_wei"] = str(record.price_per_sec_wei)
     _host(host).write_atomic(str(path), json.dumps(doc, indent=2) + "\n", mode=0o644)
     return path
 
@@ -137,6 +147,7 @@ def register_node(
         hub=client.url,
         host=node_host,
         registered_at=format_time(dt.datetime.now(dt.UTC)),
+        price_per_sec_wei=price_per_sec_wei,
     )
     save_node(record, host)
     return record, result.created

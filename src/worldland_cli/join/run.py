@@ -87,7 +87,8 @@ def join_host(
                 raise _still_failing(journal, requirement, after)
             result.done.append(requirement.id)
             if after.status is Status.WARN:
-                result.warnings.append(f"{requirement.id}: {after.observed}")
+                hint = f"; {after.remedy}" if after.remedy else ""
+                result.warnings.append(f"{requirement.id}: {after.observed}{hint}")
             listen(StepEvent("done", requirement.id, title, after.observed))
     return result
 

@@ -79,6 +79,14 @@ class DaemonHealth(Requirement):
         if finding.status is not Status.FAIL or unit is None:
             return finding
         missing = daemon_missing(host, exec_program(unit))
+        if missing is None and self.joining:
+            # Join's part is the unit, installed and enabled; a daemon that does not answer
+            # yet (still starting, or waiting for the cluster) is systemd's to restart and
+            # doctor's to report, not a reason to call the whole join failed.
+            return self.warn(
+                f"{DAEMON_UNIT} is installed and enabled, but {finding.observed}",
+                RESTART_REMEDY,
+            )
         if missing is None:
             return finding
         return self.warn(
