@@ -412,4 +412,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    # Run as a script this module is __main__, a copy of tests.support.fakesystem: plugins
+    # register their tools and packages in the module they import, so dispatch through it.
+    from tests.support import fakesystem
+
+    raise SystemExit(fakesystem.main(sys.argv[1:]))
