@@ -66,6 +66,12 @@ class JoinSettings:
 
     kube_version: str = "1.29"
     driver: str = "535"
+    # After a stop for a reboot, a unit runs resume_command at boot (join.resume); off with
+    # --no-resume-unit. The environment carries WORLDLAND_* so the resumed join finds the
+    # same journal and config.
+    resume_unit: bool = True
+    resume_command: tuple[str, ...] = ("/usr/local/bin/worldland", "join", "--yes")
+    resume_environment: tuple[str, ...] = ()  # "NAME=value"
 
 
 class Requirement(ABC):
