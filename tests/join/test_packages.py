@@ -1,5 +1,5 @@
-"""join's package steps on a fake Ubuntu root: the NVIDIA driver, with its reboot and the unit
-that resumes join after it.
+"""join's package steps on a fake Ubuntu root: the NVIDIA driver (with its reboot and the unit
+that resumes join after it), the container toolkit, kubelet/kubeadm/kubectl.
 
 The tools are the stateful fakes of tests/support/fakes_gpu.py and fakes_apt.py (repository
 keys served without a network, real gpg, versions from the fake dpkg status); NVML is
@@ -17,7 +17,7 @@ from pytest_mock import MockerFixture
 from typer.testing import CliRunner, Result
 
 from tests.join.conftest import FakeHost, snapshot
-from tests.support import fakes_gpu
+from tests.support import fakes_apt, fakes_gpu
 from tests.support.nvml import no_nvml, patch_t4  # noqa: F401  (no_nvml: a fixture)
 from worldland_cli.join.actions import Reboot
 from worldland_cli.join.journal import Journal
@@ -25,7 +25,7 @@ from worldland_cli.join.plan import plan_join
 from worldland_cli.join.resume import UNIT, UNIT_PATH, retire, systemd_word
 from worldland_cli.join.run import JoinFailed, join_host, reset_host
 from worldland_cli.main import app
-from worldland_cli.requirements import gpu
+from worldland_cli.requirements import gpu, kube, toolkit
 from worldland_cli.requirements.base import JoinSettings, Requirement, Status
 
 SETTINGS = JoinSettings()
@@ -34,7 +34,8 @@ WANTS = "etc/systemd/system/multi-user.target.wants"
 
 
 def steps() -> list[Requirement]:
-    return [gpu.Driver(), gpu.NvidiaSmi()]
+    return [gpu.Driver(), gpu.NvidiaSmi(), toolkit.NvidiaCtk(), kube.Binaries(),
+            kube.KubeletEnabled()]  # fmt: skip
 
 
 def cli(*args: str) -> Result:
@@ -64,6 +65,7 @@ def test_the_dry_run_shows_each_step_as_shell_a_person_could_paste(ubuntu: FakeH
     before = snapshot(ubuntu.root)
     plan = plan_join(ubuntu.host, steps(), SETTINGS)
     shell = {s.id: [a.as_shell() for a in s.actions] for s in plan.steps}
+    download = "/var/lib/worldland/downloads"
     assert shell["gpu.driver"] == [
         "sudo apt-get update && sudo apt-get install -y ubuntu-drivers-common",
         "sudo ubuntu-drivers install --package-list /var/lib/worldland/ubuntu-drivers.packages "
@@ -81,6 +83,36 @@ def test_the_dry_run_shows_each_step_as_shell_a_person_could_paste(ubuntu: FakeH
         (),
         "gpu.driver",
     )
+    assert shell["toolkit.nvidia-ctk"][:2] == [
+        f"sudo curl -fsSL --create-dirs -o {download}/nvidia-container-toolkit-keyring.asc "
+        "https://nvidia.github.io/libnvidia-container/gpgkey",
+        "sudo gpg --batch --yes --dearmor -o "
+        "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg "
+        f"{download}/nvidia-container-toolkit-keyring.asc",
+    ]
+    toolkit_list = plan.steps[2].diffs[2]
+    assert (
+        "+deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] "
+        "https://nvidia.github.io/libnvidia-container/stable/deb/$(ARCH) /\n" in toolkit_list
+    )
+    assert shell["toolkit.nvidia-ctk"][3] == (
+        "sudo apt-get update && sudo apt-get install -y nvidia-container-toolkit"
+    )
+    assert shell["kube.binaries"][:2] == [
+        f"sudo curl -fsSL --create-dirs -o {download}/kubernetes-apt-keyring.asc "
+        "https://pkgs.k8s.io/core:/stable:/v1.29/deb/Release.key",
+        "sudo gpg --batch --yes --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg "
+        f"{download}/kubernetes-apt-keyring.asc",
+    ]
+    assert (
+        "+deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] "
+        "https://pkgs.k8s.io/core:/stable:/v1.29/deb/ /\n" in plan.steps[3].diffs[2]
+    )
+    assert shell["kube.binaries"][3] == (
+        "sudo apt-get update && sudo apt-get install -y kubelet kubeadm kubectl && "
+        "sudo apt-mark hold kubelet kubeadm kubectl"
+    )
+    assert shell["kube.kubelet-enabled"] == ["sudo systemctl enable kubelet"]
     assert snapshot(ubuntu.root) == before
     assert not any(c.split()[0] in ("apt-get", "curl", "gpg", "ubuntu-drivers")
                    for c in ubuntu.calls())  # fmt: skip
@@ -118,9 +150,13 @@ def test_join_stops_for_the_reboot_and_the_resume_unit_completes_it(
     )
     resumed = cli(*resume_argv(ubuntu.root), "--root", root)
     assert resumed.exit_code == 0, resumed.output
-    assert "Joined: 0 step(s) done" in resumed.stdout
+    assert "Joined: 3 step(s) done" in resumed.stdout
     assert set(statuses(ubuntu).values()) == {Status.OK}
     assert not (ubuntu.root / WANTS / UNIT).is_symlink()  # ran once, then disabled itself
+    status = (ubuntu.root / "var/lib/dpkg/status").read_text()
+    assert "Package: kubelet\nStatus: hold ok installed" in status
+    assert (ubuntu.root / WANTS / "kubelet.service").is_symlink()
+
     assert plan_join(ubuntu.host, steps(), SETTINGS).empty
     assert retire(ubuntu.host) is None
     assert cli("join", "--root", root, "--yes").stdout.startswith("Nothing to do")
@@ -130,6 +166,8 @@ def test_join_stops_for_the_reboot_and_the_resume_unit_completes_it(
     assert snapshot(ubuntu.root) == before
     purged = [c for c in ubuntu.calls() if c.startswith("apt-get purge")]
     assert purged == [
+        "apt-get purge -y kubelet kubeadm kubectl",
+        "apt-get purge -y nvidia-container-toolkit",
         "apt-get purge -y nvidia-driver-535 linux-modules-nvidia-535-generic",
         "apt-get purge -y ubuntu-drivers-common",
     ]
@@ -170,6 +208,53 @@ def test_systemd_words_survive_systemds_quoting() -> None:
     assert systemd_word("X=$1", command=False) == '"X=$1"'
 
 
+def test_kube_version_picks_the_repository_and_its_packages(ubuntu: FakeHost) -> None:
+    needed = [kube.Binaries(), kube.KubeletEnabled()]
+    join_host(ubuntu.host, ubuntu.journal, needed, JoinSettings(kube_version="1.30"))
+    listing = (ubuntu.root / "etc/apt/sources.list.d/kubernetes.list").read_text()
+    assert "https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /" in listing
+    found = kube.Binaries().check(ubuntu.host)
+    assert found.status is Status.OK and found.details["versions"]["kubelet"] == "v1.30.2"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--kube-version", "v1.29"), ("--kube-version", "1.29/../x"),
+                        ("--driver", "nvidia:535"), ("--driver", "535 && reboot")]
+)  # fmt: skip
+def test_versions_that_would_go_into_urls_and_package_names_are_checked(
+    ubuntu: FakeHost, flag: str, value: str
+) -> None:
+    refused = cli("join", "--dry-run", "--root", str(ubuntu.root), flag, value)
+    assert refused.exit_code == 2 and "is not a" in refused.output
+    assert ubuntu.calls() == []
+
+
+def test_a_kube_version_pkgs_k8s_io_does_not_have_fails_at_its_key(ubuntu: FakeHost) -> None:
+    before = snapshot(ubuntu.root)
+    with pytest.raises(JoinFailed) as failed:
+        join_host(ubuntu.host, ubuntu.journal, [kube.Binaries()], JoinSettings(kube_version="1.99"))
+    assert failed.value.message.startswith("kube.binaries: `curl -fsSL --create-dirs -o")
+    assert "The requested URL returned error: 404" in failed.value.message
+    assert reset_host(ubuntu.host, ubuntu.journal).failures == []
+    assert snapshot(ubuntu.root) == before
+
+
+def test_a_broken_mirror_names_the_step_and_its_log(ubuntu: FakeHost) -> None:
+    before = snapshot(ubuntu.root)
+    fakes_apt.break_mirror(ubuntu.fakes, "https://pkgs.k8s.io/core:/stable:/v1.29/deb/")
+    needed = [toolkit.NvidiaCtk(), kube.Binaries()]
+    with pytest.raises(JoinFailed) as failed:
+        join_host(ubuntu.host, ubuntu.journal, needed, SETTINGS)
+    assert failed.value.message.startswith("kube.binaries: `apt-get update -qq` failed")
+    assert "E: Some index files failed to download" in failed.value.message
+    hint = failed.value.hint or ""
+    log = Path(hint.split("what it printed is in ")[1].split(";")[0])
+    assert log.name.endswith("-kube.binaries.log") and "Hash Sum mismatch" in log.read_text()
+    assert toolkit.NvidiaCtk().check(ubuntu.host).status is Status.OK  # the step before: done
+    assert reset_host(ubuntu.host, ubuntu.journal, purge=True).failures == []
+    assert snapshot(ubuntu.root) == before
+
+
 def test_a_driver_branch_ubuntu_drivers_does_not_offer_fails_and_says_what_it_offers(
     ubuntu: FakeHost,
 ) -> None:
@@ -201,6 +286,22 @@ def test_a_driver_still_not_loaded_after_the_reboot_is_left_to_a_person(
         join_host(ubuntu.host, ubuntu.journal, [gpu.Driver()], SETTINGS)
 
 
+def test_a_masked_kubelet_is_unmasked_and_reset_masks_it_again(ubuntu: FakeHost) -> None:
+    mask = ubuntu.root / "etc/systemd/system/kubelet.service"
+    mask.symlink_to("/dev/null")
+    before = snapshot(ubuntu.root)
+    needed = [kube.Binaries(), kube.KubeletEnabled()]
+    assert join_host(ubuntu.host, ubuntu.journal, needed, SETTINGS).done == [
+        "kube.binaries",
+        "kube.kubelet-enabled",
+    ]
+    assert "systemctl unmask kubelet" in ubuntu.calls()
+    assert kube.KubeletEnabled().check(ubuntu.host).status is Status.OK
+    assert reset_host(ubuntu.host, ubuntu.journal, purge=True).failures == []
+    assert snapshot(ubuntu.root) == before
+    assert kube.KubeletEnabled().check(ubuntu.host).observed == "kubelet.service is masked"
+
+
 def crash_after(events: int, monkeypatch: pytest.MonkeyPatch) -> None:
     real = Journal._append
     written = 0
@@ -215,8 +316,10 @@ def crash_after(events: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Journal, "_append", append)
 
 
-# Before the reboot: 5 actions (10 journal lines); after it: the unit retired.
-@pytest.mark.parametrize("events", range(1, 13))
+# Before the reboot: 5 actions, 10 journal lines, each a place to be cut short. After it, the
+# same kinds of action the core's own crash test covers, 10 of them: a dearmor, both installs
+# and the retirement cut short after their "begin".
+@pytest.mark.parametrize("events", [*range(1, 11), 13, 17, 25, 29])
 def test_a_join_cut_short_anywhere_ends_the_same_when_run_again(
     ubuntu: FakeHost, mocker: MockerFixture, monkeypatch: pytest.MonkeyPatch, events: int
 ) -> None:

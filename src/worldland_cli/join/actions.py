@@ -268,8 +268,9 @@ class InstallPackages(Action):
             run_checked(host, out, ("apt-mark", "hold", *self.packages))
 
     def undo(self, host: Host, before: dict[str, Any], purge: bool, out: Output) -> None:
-        if self.hold:
-            run_checked(host, out, ("apt-mark", "unhold", *self.packages))
+        held = [p for p in self.packages if self.hold and dpkg_installed(host, p)]
+        if held:  # an install that failed (a broken mirror) held nothing; apt-mark would fail
+            run_checked(host, out, ("apt-mark", "unhold", *held))
         ours = [p for p in self.packages if p not in before.get("installed", [])]
         if purge and ours:
             run_checked(host, out, ("apt-get", "purge", "-y", *ours), env=APT_ENV)
