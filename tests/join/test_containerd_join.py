@@ -192,9 +192,8 @@ def test_with_nvidia_ctk_1_17_join_runs_it_on_the_main_file(fake: FakeHost) -> N
     install_toolkit(fake.root, fake.fakes, "1.17.8-1")
     before = snapshot(fake.root)
     assert join_host(fake.host, fake.journal, steps(), SETTINGS).done == CONFIG_STEPS
-    # The calls log names the fake behind the nvidia-ctk wrapper.
     ctk = "runtime configure --runtime=containerd --set-as-default --config " + MAIN
-    assert f"nvidia-ctk-runtime-configure {ctk}" in fake.calls()
+    assert f"nvidia-ctk {ctk}" in fake.calls()
     assert not (fake.root / DROP_IN.lstrip("/")).exists()
     section = cri(fake)
     assert section["default_runtime_name"] == "nvidia"

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import posixpath
 import re
 from dataclasses import asdict, dataclass, field
@@ -32,16 +31,7 @@ from typing import Any
 
 from worldland_cli.host import Host, HostError
 from worldland_cli.join import kinds  # noqa: F401  (registers the kinds it reads back)
-from worldland_cli.join.actions import Action
-
-STATE_DIR = "/var/lib/worldland"
-STATE_ENV = "WORLDLAND_STATE"
-
-
-def state_dir(environ: dict[str, str] | None = None) -> str:
-    """The state directory as a path of the managed system (``WORLDLAND_STATE`` moves it)."""
-    value = (environ if environ is not None else dict(os.environ)).get(STATE_ENV, "").strip()
-    return value if value.startswith("/") else STATE_DIR
+from worldland_cli.join.actions import STATE_DIR, Action
 
 
 @dataclass(frozen=True)

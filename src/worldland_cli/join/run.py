@@ -4,7 +4,9 @@ join takes the steps in order. For each requirement it checks the host as the ea
 left it, plans, and runs each action between a journal ``begin`` and ``done``; then it
 checks again, and a step that is still not met stops join with its log file named. Nothing
 is done twice on purpose: a second join finds the met requirements met and plans nothing,
-and a join cut short continues where it stopped.
+and a join cut short continues where it stopped. A step that needs a reboot ends in a
+``Reboot`` action: join records it, stops cleanly (not a failure) and continues after boot
+(:mod:`.resume`); the join that completes disables the resume unit.
 
 reset undoes the journal newest first: what is not a file (units, packages with --purge,
 commands with an undo), then every file back as it was before the first join, then the
@@ -19,7 +21,8 @@ from dataclasses import dataclass, field
 
 from worldland_cli.errors import ActionableError
 from worldland_cli.host import Host, HostError
-from worldland_cli.join.actions import Action, ActionFailed, Output
+from worldland_cli.join import resume
+from worldland_cli.join.actions import Action, ActionFailed, Output, RebootRequired
 from worldland_cli.join.journal import Journal
 from worldland_cli.join.plan import needs_work
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement, Status
@@ -33,7 +36,7 @@ class JoinFailed(ActionableError):
 class StepEvent:
     """What the renderer hears about: a step starting, done, met already, or skipped."""
 
-    kind: str  # "met" | "skipped" | "start" | "action" | "done"
+    kind: str  # "met" | "skipped" | "start" | "action" | "done" | "reboot"
     step: str
     title: str
     detail: str = ""
@@ -46,6 +49,7 @@ class JoinResult:
     skipped: list[str] = field(default_factory=list)
     # Steps done that still warn ("id: what was seen"): join goes on, but says so.
     warnings: list[str] = field(default_factory=list)
+    reboot: str | None = None  # why join stopped for a reboot; it continues after boot
 
 
 Listener = Callable[[StepEvent], None]
@@ -64,7 +68,10 @@ def join_host(
     skip: Sequence[str] = (),
     listen: Listener = _quiet,
 ) -> JoinResult:
-    """Meet every requirement not skipped, in order; raise JoinFailed at the first that fails."""
+    """Meet every requirement not skipped, in order; raise JoinFailed at the first that fails.
+
+    Returns early, with ``reboot`` set, at a step that stops for a reboot.
+    """
     result = JoinResult()
     with host.exclusive_lock(journal.lock_file):
         for requirement in requirements:
@@ -79,9 +86,14 @@ def join_host(
                 listen(StepEvent("met", requirement.id, title, finding.observed))
                 continue
             listen(StepEvent("start", requirement.id, title, finding.observed))
-            for action in requirement.plan(host, finding, settings):
-                listen(StepEvent("action", requirement.id, title, action.describe()))
-                _apply(host, journal, requirement.id, action)
+            try:
+                for action in requirement.plan(host, finding, settings):
+                    listen(StepEvent("action", requirement.id, title, action.describe()))
+                    _apply(host, journal, requirement.id, action)
+            except RebootRequired as stop:
+                result.reboot = str(stop)
+                listen(StepEvent("reboot", requirement.id, title, result.reboot))
+                return result
             after = requirement.check(host)
             if needs_work(after):
                 raise _still_failing(journal, requirement, after)
@@ -89,6 +101,10 @@ def join_host(
             if after.status is Status.WARN:
                 result.warnings.append(f"{requirement.id}: {after.observed}")
             listen(StepEvent("done", requirement.id, title, after.observed))
+        retire = resume.retire(host)
+        if retire is not None:
+            listen(StepEvent("action", resume.STEP, "resume unit", retire.describe()))
+            _apply(host, journal, resume.STEP, retire)
     return result
 
 
@@ -98,6 +114,9 @@ def _apply(host: Host, journal: Journal, step: str, action: Action) -> None:
     log = journal.log_path(entry)
     try:
         action.apply(host, Output(host, log, lambda facts: journal.remember(entry, facts)))
+    except RebootRequired:
+        journal.finish(entry)  # the stop is the action's work, done
+        raise
     except (ActionFailed, HostError) as e:
         journal.finish(entry, str(e))
         raise JoinFailed(
