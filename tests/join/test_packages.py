@@ -199,6 +199,21 @@ def test_the_resume_unit_carries_the_flags_and_settings_of_the_join(
     assert "Environment=WORLDLAND_HUB=https://hub.example:8443\n" in text
 
 
+def test_the_resume_unit_carries_the_hub_flags_with_the_ca_file_made_absolute(
+    ubuntu: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resumed join runs from /, so a CA file named relative to here is carried whole."""
+    monkeypatch.chdir(tmp_path)
+    hub = ["--hub", "https://hub.example:8443"]
+    key = ["--private-key-file", "/root/wallet.key"]
+    result = cli("join", "--root", str(ubuntu.root), "-y", *hub, "--hub-ca", "hub-ca.pem",
+                 *key, "--json")  # fmt: skip
+    assert json.loads(result.stdout)["reboot_required"] is True
+    assert resume_argv(ubuntu.root) == [
+        "join", "--yes", *hub, "--hub-ca", str(tmp_path / "hub-ca.pem"), *key
+    ]  # fmt: skip
+
+
 def test_systemd_words_survive_systemds_quoting() -> None:
     assert systemd_word("/usr/local/bin/worldland") == "/usr/local/bin/worldland"
     assert systemd_word("100%") == "100%%"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,9 +86,11 @@ class _Progress:
 _NOT_RESUMED = frozenset({"dry_run", "yes", "root", "json_output"})
 
 
-def _resumed_flags(ctx: typer.Context) -> list[str]:
+def _resumed_flags(ctx: typer.Context, resolved: Mapping[str, str | None]) -> list[str]:
     """This join's other flags (those not at their defaults), for the join after the reboot;
-    read from the command's own parameters, so a flag added later is carried too."""
+    read from the command's own parameters, so a flag added later is carried too. A value in
+    ``resolved`` replaces the one typed: a file named relative to where this join ran, made
+    absolute, since the resumed join runs from /."""
     flags: list[str] = []
     for param in ctx.command.params:
         value = ctx.params.get(param.name or "")
@@ -96,6 +98,7 @@ def _resumed_flags(ctx: typer.Context) -> list[str]:
             continue
         if value is None or value == param.default or (param.multiple and not value):
             continue
+        value = resolved.get(param.name or "") or value
         if getattr(param, "is_flag", False):
             flags.append(param.opts[0] if value else param.secondary_opts[0])
             continue
@@ -232,16 +235,17 @@ def join(
     endpoint = HubEndpoint.from_config(cfg, hub, hub_ca)
     skipped = split_ids(skip)
     worldland = _this_worldland()
+    ca_file = str(Path(endpoint.ca_file).absolute()) if endpoint.ca_file else None
     settings = JoinSettings(
         kube_version=kube_version,
         driver=driver,
         hub=endpoint.url,
-        hub_ca=str(Path(endpoint.ca_file).absolute()) if endpoint.ca_file else None,
+        hub_ca=ca_file,
         private_key_file=key_file_for_relogin(cfg, private_key_file, host),
         siwe_domain=cfg.get("siwe_domain"),
         worldland=worldland,
         resume_unit=not no_resume_unit,
-        resume_command=(worldland, "join", "--yes", *_resumed_flags(ctx)),
+        resume_command=(worldland, "join", "--yes", *_resumed_flags(ctx, {"hub_ca": ca_file})),
         resume_environment=_resume_environment(),
     )
     plan = plan_join(host, requirements, settings, skipped)
