@@ -248,7 +248,8 @@ def join(
         resume_command=(worldland, "join", "--yes", *_resumed_flags(ctx, {"hub_ca": ca_file})),
         resume_environment=_resume_environment(),
     )
-    plan = plan_join(host, requirements, settings, skipped)
+    journal = Journal(host, state_dir())
+    plan = plan_join(host, requirements, settings, skipped, journal=journal)
     document: dict[str, Any] = {"dry_run": dry_run, "plan": plan.to_dict()}
     if dry_run or plan.empty:
         if plan.empty:
@@ -256,7 +257,6 @@ def join(
         return Result(document, render=lambda: _render_plan(plan))
     if not yes:
         _confirm(as_json, f"Apply these {len(plan.steps)} step(s)?", lambda: _render_plan(plan))
-    journal = Journal(host, state_dir())
     listen = (lambda _event: None) if as_json else _Progress()
     result = join_host(host, journal, requirements, settings, skip=skipped, listen=listen)
     document.update(

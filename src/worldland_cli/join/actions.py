@@ -138,6 +138,15 @@ class Action(ABC):
     def apply(self, host: Host, out: Output) -> None:
         """Do it; raise :class:`ActionFailed` when it cannot be done."""
 
+    def finish(self, host: Host, out: Output) -> None:
+        """Do it as the rest of a step a join cut short, whose check passes already.
+
+        A step's check often sees only its files (containerd's config), not what comes after
+        them (the restart that makes containerd read it), so the next join runs what the
+        journal shows undone of the step. Most actions simply apply again.
+        """
+        self.apply(host, out)
+
     def undo(self, host: Host, before: dict[str, Any], purge: bool, out: Output) -> None:
         """Reverse what is not a file (the journal restores files afterwards).
 
@@ -230,6 +239,16 @@ class WriteFile(Action):
             host.rename(candidate, self.path)
             return
         host.write_atomic(self.path, self.content, mode)
+
+    def finish(self, host: Host, out: Output) -> None:
+        """Written already: nothing to do. Changed since the plan by someone else: theirs
+        now, and the step's check passes with it; the actions after this one still run."""
+        current = host.read_text(self.path)
+        theirs = self.before is not None and sha256_text(current) != self.before
+        if current != self.content and theirs:
+            out.note(f"{self.path} changed since join planned it: left as it is")
+            return
+        self.apply(host, out)
 
 
 @dataclass(frozen=True)
@@ -383,6 +402,10 @@ class Manual(Action):
         out.note(f"needs a person: {self.instruction}")  # the log join's error names
         raise ActionFailed(f"this step needs a person: {self.instruction}")
 
+    def finish(self, host: Host, out: Output) -> None:
+        """The step's check passes now: the person did it."""
+        out.note(f"done by a person since: {self.instruction}")
+
 
 @dataclass(frozen=True)
 class InstallDriver(Action):
@@ -460,3 +483,7 @@ class Reboot(Action):
     def apply(self, host: Host, out: Output) -> None:
         out.note(f"join stops here for a reboot: {self.reason}")
         raise RebootRequired(self.reason)
+
+    def finish(self, host: Host, out: Output) -> None:
+        """The step's check passes now: the host has rebooted since."""
+        out.note(f"rebooted since: {self.reason}")

@@ -8,19 +8,25 @@ A real join plans each step again just before running it, against the host as th
 steps left it. A step whose every action an earlier step already plans (gpu.nvidia-smi and
 gpu.driver both install the driver) is shown as met by that step, not as a second install.
 A plan that does not stop for a reboot ends by retiring the resume unit if one is enabled
-(:mod:`.resume`): that is the last thing a join that completes does.
+(:mod:`.resume`): that is the last thing a join that completes does. Given the journal, the
+plan also shows a step met by its check that a join cut short inside (its file written, its
+service not restarted yet): what that join left undone is what the next join runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from worldland_cli.host import Host, HostError
 from worldland_cli.join import resume
 from worldland_cli.join.actions import Action, Reboot, WriteFile
+from worldland_cli.join.journal import Journal
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement, Status
+
+# What a step met by its check, but cut short inside by an earlier join, has left to do.
+FINISHING = "finishing what a join cut short did only in part"
 
 
 class PlanView(Host):
@@ -110,9 +116,13 @@ def plan_join(
     requirements: Sequence[Requirement],
     settings: JoinSettings,
     skip: Sequence[str] = (),
+    *,
+    journal: Journal | None = None,
 ) -> Plan:
-    """Check every requirement in order and plan the ones that are not met."""
+    """Check every requirement in order and plan the ones that are not met, and the rest of
+    those ``journal`` shows cut short."""
     view = PlanView(host)
+    unfinished = journal.unfinished() if journal is not None else {}
     steps: list[Step] = []
     met: list[str] = []
     skipped: list[str] = []
@@ -121,6 +131,13 @@ def plan_join(
             skipped.append(requirement.id)
             continue
         finding = requirement.check(view)
+        rest = unfinished.get(requirement.id, ())
+        if not needs_work(finding) and rest:
+            finishing = replace(finding, observed=f"{FINISHING} ({finding.observed})")
+            diffs = tuple(a.diff(view) for a in rest)
+            view.record(rest)
+            steps.append(Step(requirement.id, requirement.title, finishing, rest, diffs))
+            continue
         if not needs_work(finding):
             met.append(requirement.id)
             continue
