@@ -34,9 +34,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("rooms", (
         "worldland_cli.auth", "worldland_cli.requirements", "worldland_cli.transfer",
         "worldland_cli.daemon",
-        # join's action kinds that call the hub or kubeadm use auth and the hub client
+        # join's action kinds that call the hub or kubeadm use auth and the hub client; the
+        # resume unit is planned by the driver's requirement before its reboot
         "worldland_cli.join.hubcall", "worldland_cli.join.register",
         "worldland_cli.join.wireguard", "worldland_cli.join.kubeadm", "worldland_cli.join.kinds",
+        "worldland_cli.join.resume",
     )),
     ("rooms that drive rooms", ("worldland_cli.diag", "worldland_cli.join")),
     ("commands", ("worldland_cli.commands",)),

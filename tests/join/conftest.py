@@ -1,9 +1,13 @@
 """A fake provider host for join: a temporary root, stateful fake tools, real files.
 
-The root starts as a fresh Ubuntu host looks to join: no modules loaded, forwarding off,
-one swap file active and in /etc/fstab (tab-separated, as installers write it), a dpkg
-status with a few base packages, systemd's unit directories, and nothing on the PATH but
-the fakes (a tool appears there when the fake apt-get installs its package). ``snapshot``
+The root starts as a fresh Ubuntu 22.04 host looks to join: no modules loaded, forwarding
+off, one swap file active and in /etc/fstab (tab-separated, as installers write it), a dpkg
+status with a few base packages, systemd's unit directories, apt's keyring and sources
+directories, /var/run a link to /run, and nothing on the PATH but the fakes: the base tools
+with curl and gpg, and a tool more whenever the fake apt-get installs its package. Every join
+test shares this one world, so a package of a third-party repository (kubeadm from
+pkgs.k8s.io) installs only once that repository is configured, as on a real host
+(:func:`install_kube_packages` for a test whose host had it before join). ``snapshot``
 hashes every file, link and directory under the root except the kernel's and systemd's
 runtime state (/proc, /sys, /run) and join's own journal, so "reset restores the host byte
 for byte" is one comparison.
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import fakesystem
+from tests.support import fakes_gpu, fakesystem
 from tests.support.nvml import nvml_t4  # noqa: F401  (the node steps' tests detect a T4)
 from worldland_cli.host import Host
 from worldland_cli.join.journal import Journal
@@ -73,6 +77,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHost]:
     root = tmp_path / "root"
     fresh_root(root)
     fakes = fakesystem.install(tmp_path / "fakes")
+    fakes_gpu.ubuntu_base(root, fakes)
     # Only the fakes: a tool is on the PATH once the fake apt-get has installed it.
     search = str(fakes)
     env = {**os.environ, fakesystem.ROOT_ENV: str(root)}
@@ -80,6 +85,15 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHost]:
     monkeypatch.setenv("PATH", search)
     host = Host(root, search_path=search, env=env, default_timeout=30.0)
     yield FakeHost(root, fakes, host, Journal(host))
+
+
+def install_kube_packages(fake: FakeHost, *names: str) -> None:
+    """Install ``names`` from pkgs.k8s.io the way a person following Kubernetes' install guide
+    does before join: the repository configured, ``apt-get update``, ``apt-get install``."""
+    fakes_gpu.kube_repository(fake.root)
+    for argv in (["apt-get", "update"], ["apt-get", "install", "-y", *names]):
+        done = fake.host.run(argv)
+        assert done.ok, done.stderr
 
 
 def snapshot(root: Path) -> dict[str, tuple[object, ...]]:

@@ -84,12 +84,15 @@ def node_hub(request: pytest.FixtureRequest) -> RunningHub:
     return running
 
 
-def prepare_root(fake: FakeHost, cluster: Cluster) -> str:
-    """A provider host before join's node steps: kubeadm installed, a wallet key file on it,
-    the fake cluster reachable. Returns the wallet's address."""
+def prepare_root(fake: FakeHost, cluster: Cluster, *, kubeadm: bool = True) -> str:
+    """A provider host before join's node steps: kubeadm installed from pkgs.k8s.io (unless
+    ``kubeadm`` is false: join's own kube.binaries step installs it), a wallet key file on
+    it, the fake cluster reachable. Returns the wallet's address."""
+    from tests.join.conftest import install_kube_packages  # conftest imports this module
+
     (fake.root / "etc/hostname").write_text(f"{HOSTNAME}\n")
-    installed = fake.host.run(["apt-get", "install", "-y", "kubeadm"])
-    assert installed.ok, installed.stderr
+    if kubeadm:
+        install_kube_packages(fake, "kubeadm")
     account = Account.create()
     key_file = fake.root / KEY_FILE.lstrip("/")
     key_file.parent.mkdir(mode=0o700, exist_ok=True)

@@ -9,6 +9,7 @@ a conf.d drop-in).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,14 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
 from tests.join.conftest import FakeHost, snapshot
 from tests.join.test_containerd_edit import HAND_KEPT, V3_DEFAULT, changed
 from tests.support import fakesystem
 from tests.support.fakes_containerd import gotoml_v1, install_toolkit
 from worldland_cli.join.actions import Output, RunCommand, WriteFile
+from worldland_cli.join.journal import Journal
 from worldland_cli.join.plan import plan_join
 from worldland_cli.join.run import JoinFailed, join_host, reset_host
+from worldland_cli.main import app
 from worldland_cli.requirements.base import JoinSettings, Requirement, Status
 from worldland_cli.requirements.containerd import Installed, NvidiaRuntime, Running, SystemdCgroup
 from worldland_cli.requirements.containerd_config import CRI_V2, CRI_V3
@@ -166,6 +170,65 @@ def test_a_hand_kept_config_keeps_its_comments_and_reset_restores_it(fake: FakeH
     assert fake.calls()[calls:] == reset * 2
 
 
+def die_at_line(line: int, *, written: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process 'dies' at the journal's ``line``-th line: after it is written, or while
+    writing it (the action before it done, but the journal never told)."""
+    real = Journal._append
+    count = 0
+
+    def append(self: Journal, doc: dict[str, object]) -> None:
+        nonlocal count
+        count += 1
+        if count == line and not written:
+            raise KeyboardInterrupt
+        real(self, doc)
+        if count == line:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Journal, "_append", append)
+
+
+@pytest.mark.parametrize("done_recorded", [True, False], ids=["write done", "write not recorded"])
+def test_a_join_cut_short_between_the_config_write_and_the_restart_restarts_containerd(
+    fake: FakeHost, monkeypatch: pytest.MonkeyPatch, done_recorded: bool
+) -> None:
+    """The config steps' checks read the file, so after a join that died between writing it
+    and `systemctl restart containerd` they pass while containerd still runs the old config.
+    The journal shows the step begun and not finished: the next join finishes it."""
+    containerd_running(fake)
+    toolkit_without_ctk(fake)
+    write(fake, MAIN, HAND_KEPT)
+    before = snapshot(fake.root)
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        die_at_line(2, written=done_recorded, monkeypatch=patched)  # the write's "done"
+        join_host(fake.host, fake.journal, steps(), SETTINGS)
+    assert cri(fake)["default_runtime_name"] == "nvidia"  # written ...
+    assert NvidiaRuntime().check(fake.host).status is Status.OK  # ... so the check passes
+    assert "systemctl restart containerd" not in fake.calls()  # ... but not restarted
+
+    monkeypatch.setattr("worldland_cli.requirements.all_requirements", lambda **_: steps())
+    root = str(fake.root)
+    dry = CliRunner().invoke(app, ["join", "--dry-run", "--root", root, "--json"])
+    first = json.loads(dry.stdout)["plan"]["steps"][0]
+    assert first["id"] == "containerd.nvidia-runtime"
+    assert [a["describe"] for a in first["actions"]][-1] == "restart containerd"
+    calls = len(fake.calls())
+    rerun = CliRunner().invoke(app, ["join", "--root", root, "--yes"])
+    assert rerun.exit_code == 0, rerun.output
+    assert fake.calls()[calls:].count("systemctl restart containerd") == 2  # both steps'
+    ran = [(e.action.kind, e.state) for e in Journal(fake.host).entries()
+           if e.step == "containerd.nvidia-runtime"]  # fmt: skip
+    assert ran[-2:] == [("write-file", "done"), ("restart-unit", "done")]
+    assert met(fake)
+    assert (
+        CliRunner()
+        .invoke(app, ["join", "--root", root, "--yes"])
+        .stdout.startswith("Nothing to do")
+    )
+    assert reset_host(fake.host, fake.journal).failures == []
+    assert snapshot(fake.root) == before
+
+
 @pytest.mark.parametrize("events", range(1, 9))
 def test_a_join_cut_short_in_the_config_steps_ends_the_same(
     fake: FakeHost, monkeypatch: pytest.MonkeyPatch, events: int
@@ -192,9 +255,8 @@ def test_with_nvidia_ctk_1_17_join_runs_it_on_the_main_file(fake: FakeHost) -> N
     install_toolkit(fake.root, fake.fakes, "1.17.8-1")
     before = snapshot(fake.root)
     assert join_host(fake.host, fake.journal, steps(), SETTINGS).done == CONFIG_STEPS
-    # The calls log names the fake behind the nvidia-ctk wrapper.
     ctk = "runtime configure --runtime=containerd --set-as-default --config " + MAIN
-    assert f"nvidia-ctk-runtime-configure {ctk}" in fake.calls()
+    assert f"nvidia-ctk {ctk}" in fake.calls()
     assert not (fake.root / DROP_IN.lstrip("/")).exists()
     section = cri(fake)
     assert section["default_runtime_name"] == "nvidia"

@@ -14,13 +14,14 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.join.conftest import FSTAB, FakeHost, snapshot
-from worldland_cli.join.actions import Action, RunCommand, WriteFile
+from worldland_cli.host import Host
+from worldland_cli.join.actions import Action, Manual, RunCommand, WriteFile, sha256_text
 from worldland_cli.join.journal import Journal
 from worldland_cli.join.plan import plan_join
 from worldland_cli.join.run import JoinFailed, join_host, reset_host
 from worldland_cli.main import app
 from worldland_cli.requirements import containerd, kernel, system
-from worldland_cli.requirements.base import JoinSettings, Requirement, Status
+from worldland_cli.requirements.base import Finding, JoinSettings, Requirement, Status
 
 SETTINGS = JoinSettings()
 
@@ -227,3 +228,63 @@ def test_purge_removes_only_what_join_installed(fake: FakeHost) -> None:
     assert reset_host(fake.host, fake.journal, purge=True).failures == []
     assert snapshot(fake.root) == before
     assert "apt-get purge -y containerd" in fake.calls()
+
+
+class ConfAndApply(Requirement):
+    """Met when /etc/sysctl.d/90-x.conf sets x: the check sees the file, not the step's
+    second action (``then``), as containerd's checks see its config and not its restart."""
+
+    id = "test.conf"
+    title = "x configured and applied"
+    PATH = "/etc/sysctl.d/90-x.conf"
+
+    def __init__(self, then: Action) -> None:
+        self.then = then
+
+    def check(self, host: Host) -> Finding:
+        text = host.read_text(self.PATH) or ""
+        return self.ok(text.strip()) if text.startswith("x = ") else self.fail("no x", None)
+
+    def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
+        current = host.read_text(self.PATH)
+        return [WriteFile(self.PATH, "x = 1\n", before=sha256_text(current)), self.then]
+
+
+APPLY = RunCommand(("sysctl", "--system"), summary="apply the sysctls")
+
+
+def test_a_file_changed_after_a_join_cut_short_is_theirs_and_the_step_still_finishes(
+    fake: FakeHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = ConfAndApply(APPLY)
+    crash_after(1, monkeypatch)  # the write begun, not done
+    with pytest.raises(KeyboardInterrupt):
+        join_host(fake.host, fake.journal, [step], SETTINGS)
+    monkeypatch.undo()
+    conf = fake.root / ConfAndApply.PATH.lstrip("/")
+    conf.write_text("x = 2\n")  # meanwhile, someone else: the check passes with theirs
+    plan = plan_join(fake.host, [step], SETTINGS, journal=fake.journal)
+    assert [a.describe() for a in plan.steps[0].actions] == [
+        "write /etc/sysctl.d/90-x.conf",
+        "apply the sysctls",
+    ]
+    assert plan.steps[0].finding.observed.startswith("finishing what a join cut short")
+    assert join_host(fake.host, fake.journal, [step], SETTINGS).done == ["test.conf"]
+    assert conf.read_text() == "x = 2\n"  # not overwritten
+    assert fake.calls() == ["sysctl --system"]
+    assert fake.journal.unfinished() == {}
+    assert join_host(fake.host, fake.journal, [step], SETTINGS).met == ["test.conf"]
+
+
+def test_a_step_that_failed_halfway_is_finished_once_its_check_passes(fake: FakeHost) -> None:
+    """A Manual after a write fails the step; once the check passes (the person did it),
+    the next join finishes the step instead of asking again, and asks nothing after."""
+    step = ConfAndApply(Manual("reload x by hand"))
+    with pytest.raises(JoinFailed, match="needs a person: reload x by hand"):
+        join_host(fake.host, fake.journal, [step], SETTINGS)
+    assert fake.journal.unfinished() == {"test.conf": (Manual("reload x by hand"),)}
+    assert join_host(fake.host, fake.journal, [step], SETTINGS).done == ["test.conf"]
+    assert fake.journal.unfinished() == {}
+    states = [(e.action.kind, e.state) for e in fake.journal.entries()]
+    assert states == [("write-file", "done"), ("manual", "failed"), ("manual", "done")]
+    assert plan_join(fake.host, [step], SETTINGS, journal=fake.journal).empty

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.join.conftest import FakeHost, snapshot
+from tests.join.conftest import FakeHost, install_kube_packages, snapshot
 from tests.support import fakes_node
 
 API = "10.100.0.1:6443"
@@ -25,7 +25,7 @@ CONFIG = "/etc/worldland/kubeadm-join.yaml"
 @pytest.fixture
 def pin(fake: FakeHost) -> str:
     """The fake cluster, and kubeadm installed on the fake root; the CA pin."""
-    assert fake.host.run(["apt-get", "install", "-y", "kubeadm"]).ok
+    install_kube_packages(fake, "kubeadm")
     (fake.root / "etc/hostname").write_text("gpu-node-1\n")
     return fakes_node.make_cluster(fake.fakes, API, TOKEN)
 
@@ -221,6 +221,7 @@ def test_wg_quick_up_down_and_wg_show_like_the_real_ones(wg: FakeHost) -> None:
 
 
 def test_a_fake_answers_only_what_join_sends(fake: FakeHost, tmp_path: Path) -> None:
-    assert fake.host.run(["apt-get", "install", "-y", "kubeadm", "wireguard-tools"]).ok
+    install_kube_packages(fake, "kubeadm")
+    assert fake.host.run(["apt-get", "install", "-y", "wireguard-tools"]).ok
     for argv in (["kubeadm", "join", "10.0.0.1:6443"], ["wg", "set", "wg0"], ["wg-quick", "save"]):
         assert fake.host.run(argv).returncode == 64

@@ -108,7 +108,8 @@ def test_the_plan_shows_the_node_steps_hides_secrets_and_asks_the_hub_nothing(
     assert "+Restart=always" in unit_diff
     assert snapshot(fake.root) == before  # no login, no session.json, nothing
     changes = [c for c in fake.calls() if not c.startswith("systemctl is-enabled ")]
-    assert changes == ["apt-get install -y kubeadm"]  # only the test's own, and reads
+    # Only the test's own (kubeadm from pkgs.k8s.io, as a person installs it), and reads.
+    assert changes == ["apt-get update", "apt-get install -y kubeadm"]
     with owner_client(http_hub, fake) as client:
         assert client.list_nodes() == []
 

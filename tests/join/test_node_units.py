@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tests.join.conftest import FakeHost
+from tests.join.conftest import FakeHost, install_kube_packages
 from tests.support import fakes_node
 from worldland_cli.hubclient import JoinParams, VpnPeer
 from worldland_cli.join.actions import Action, ActionFailed, EnableUnit, Output
@@ -189,7 +189,7 @@ def test_the_daemon_unit_is_started_only_when_there_is_a_daemon(
 def test_a_kubeadm_join_cut_short_is_cleared_before_the_next_try(fake: FakeHost) -> None:
     """A label kubelet refuses makes kubeadm time out and leave files behind; the next
     kubeadm step runs kubeadm reset -f first, as kubeadm's preflight would refuse them."""
-    assert fake.host.run(["apt-get", "install", "-y", "kubeadm"]).ok
+    install_kube_packages(fake, "kubeadm")
     pin = fakes_node.make_cluster(fake.fakes, "10.100.0.1:6443", TOKEN)
     params = JoinParams("10.100.0.1:6443", TOKEN, (pin,))
     config = fake.root / JOIN_CONFIG.lstrip("/")

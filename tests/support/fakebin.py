@@ -21,6 +21,40 @@ from pathlib import Path
 NVIDIA_SMI_QUERY = "--query-gpu=index,name,memory.total,driver_version --format=csv,noheader"
 
 
+def nvidia_smi_rows(gpus: tuple[tuple[str, int], ...], driver: str) -> str:
+    """``nvidia-smi --query-gpu=... --format=csv,noheader``: "0, Tesla T4, 15360 MiB, 535.183.01"
+    per GPU."""
+    return "".join(f"{i}, {name}, {mib} MiB, {driver}\n" for i, (name, mib) in enumerate(gpus))
+
+
+def nvidia_ctk_version(version: str) -> str:
+    """``nvidia-ctk --version``."""
+    return (
+        f"NVIDIA Container Toolkit CLI version {version}\n"
+        "commit: f202b80a9b9d0db00d9b1d73c0128c8962c55f4d\n"
+    )
+
+
+def kubectl_client_json(version: str) -> str:
+    """``kubectl version --client -o json`` for ``version`` ("v1.29.3")."""
+    major, minor = version.lstrip("v").split(".")[:2]
+    doc = {
+        "clientVersion": {
+            "major": major,
+            "minor": minor,
+            "gitVersion": version,
+            "gitCommit": "6813625b7cd706db5bc7388921be03071e1a492d",
+            "gitTreeState": "clean",
+            "buildDate": "2024-03-14T23:58:36Z",
+            "goVersion": "go1.21.8",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+        },
+        "kustomizeVersion": "v5.0.4-0.20230601165947-6ce0bf390ce3",
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
 @dataclass(frozen=True)
 class Reply:
     """What a fake prints for one argv: stdout, stderr, exit status, or hang forever."""
@@ -91,15 +125,11 @@ class FakeBin:
     ) -> Path:
         """``nvidia-smi --query-gpu=... --format=csv,noheader`` prints "0, Tesla T4, 15360 MiB,
         535.183.01" per GPU; a wedged driver makes it hang."""
-        rows = "".join(f"{i}, {name}, {mib} MiB, {driver}\n" for i, (name, mib) in enumerate(gpus))
+        rows = nvidia_smi_rows(gpus, driver)
         return self.add("nvidia-smi", {NVIDIA_SMI_QUERY: Reply(rows, hang=hang)})
 
     def nvidia_ctk(self, version: str = "1.17.8") -> Path:
-        out = (
-            f"NVIDIA Container Toolkit CLI version {version}\n"
-            "commit: f202b80a9b9d0db00d9b1d73c0128c8962c55f4d\n"
-        )
-        return self.add("nvidia-ctk", {"--version": Reply(out)})
+        return self.add("nvidia-ctk", {"--version": Reply(nvidia_ctk_version(version))})
 
     def kube_tools(
         self, kubeadm: str = "v1.29.3", kubelet: str = "v1.29.3", kubectl: str = "v1.29.3"
@@ -108,22 +138,7 @@ class FakeBin:
         -o json``, each in the real tool's format."""
         self.add("kubeadm", {"version -o short": Reply(kubeadm + "\n")})
         self.add("kubelet", {"--version": Reply(f"Kubernetes {kubelet}\n")})
-        major, minor = kubectl.lstrip("v").split(".")[:2]
-        doc = {
-            "clientVersion": {
-                "major": major,
-                "minor": minor,
-                "gitVersion": kubectl,
-                "gitCommit": "6813625b7cd706db5bc7388921be03071e1a492d",
-                "gitTreeState": "clean",
-                "buildDate": "2024-03-14T23:58:36Z",
-                "goVersion": "go1.21.8",
-                "compiler": "gc",
-                "platform": "linux/amd64",
-            },
-            "kustomizeVersion": "v5.0.4-0.20230601165947-6ce0bf390ce3",
-        }
-        self.add("kubectl", {"version --client -o json": Reply(json.dumps(doc, indent=2) + "\n")})
+        self.add("kubectl", {"version --client -o json": Reply(kubectl_client_json(kubectl))})
 
     def systemctl(self, containerd: str = "active", kubelet: str | None = "enabled") -> Path:
         """``is-active containerd`` prints the state (exit 0 only for active; 3 otherwise);

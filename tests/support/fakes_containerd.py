@@ -16,10 +16,10 @@ Either way F is re-serialised as go-toml v1 writes a tree (:func:`gotoml_v1`): k
 values before tables, two spaces a level, and every comment gone. Config version 1 files
 are not modelled (exit 64).
 
-The tool is registered as ``nvidia-ctk-runtime-configure`` and takes nvidia-ctk's whole
-argument list, so the toolkit package's own nvidia-ctk fake (tests.support.fakes_gpu) can
-hand ``runtime configure ...`` to it; :func:`install_toolkit` puts a package whose nvidia-ctk
-is this tool alone on a fake root, for the containerd tests.
+It is the ``runtime`` subcommand of the one nvidia-ctk fake (tests.support.fakes_gpu, which
+hands it nvidia-ctk's whole argument list); :func:`install_toolkit` puts the toolkit package
+of a chosen version on a fake root, as a host that had it before join, for the containerd
+tests.
 
 ``containerd-2`` stands in for containerd 2.x, which cannot run here (Debian has 1.6): the
 package ``containerd.io`` (Docker's name for it) installs it as ``containerd``. It answers
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import fakesystem
+from tests.support.fakes_gpu import CTK_SUBCOMMANDS, toolkit_package
 from tests.support.fakesystem import CONTAINERD_UNIT, Package, Unexpected, add_package
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "containerd"
@@ -220,14 +221,9 @@ def nvidia_ctk_runtime_configure(root: Path, args: list[str]) -> int:
 
 
 def install_toolkit(root: Path, fakes: Path, version: str = "1.18.0-1") -> None:
-    """nvidia-container-toolkit on the fake root, as apt-get leaves it, with nvidia-ctk being
-    the ``runtime configure`` fake alone."""
-    package = Package(
-        version,
-        binaries={"nvidia-ctk": "fake:nvidia-ctk-runtime-configure"},
-        files={NVIDIA_BINARY: '#!/bin/sh\nexec runc "$@"\n'},
-    )
-    fakesystem._install(root, fakes, "nvidia-container-toolkit", package)
+    """nvidia-container-toolkit ``version`` on the fake root, as apt-get leaves it (its
+    behaviour follows the version: before 1.18 nvidia-ctk rewrites the main file)."""
+    fakesystem._install(root, fakes, "nvidia-container-toolkit", toolkit_package(version))
 
 
 # ------------------------------------------------------------------------------ containerd 2.x
@@ -286,7 +282,7 @@ def containerd_2(root: Path, args: list[str]) -> int:
     raise Unexpected
 
 
-fakesystem.TOOLS["nvidia-ctk-runtime-configure"] = nvidia_ctk_runtime_configure
+CTK_SUBCOMMANDS["runtime"] = nvidia_ctk_runtime_configure
 fakesystem.TOOLS["containerd-2"] = containerd_2
 add_package(
     "containerd.io",

@@ -10,8 +10,9 @@ A plugin of :mod:`tests.support.fakesystem`: importing it registers the tools an
   ``wg show IFACE latest-handshakes|public-key`` answers from that record; a peer with an
   endpoint counts as having completed its handshake when the interface came up (the real
   tunnel is tested in network namespaces, tests/join/test_wireguard_netns.py).
-- ``kubeadm`` (the package, unless another plugin declared it) answers ``version -o short``,
-  ``reset -f`` and ``join --config FILE``. join reads the file as kubeadm 1.29 does
+- ``kubeadm``, the one fake of it (its package is pkgs.k8s.io's, declared in
+  :mod:`tests.support.fakes_gpu`), answers ``version -o short`` with the installed package's
+  version, ``reset -f`` and ``join --config FILE``. join reads the file as kubeadm 1.29 does
   (apiVersion, kind, unknown fields warned about, then kubeadm's validation with its
   messages), runs the preflight file checks, then discovery against the fake cluster
   described by ``cluster.json`` beside the fakes (:func:`make_cluster`: API endpoint,
@@ -41,11 +42,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.support.fakesystem import PACKAGES, TOOLS, Package, Unexpected, add_package
+from tests.support.fakes_gpu import kube_version
+from tests.support.fakesystem import TOOLS, Package, Unexpected, add_package
 
 REAL_WG = shutil.which("wg", path="/usr/bin:/bin:/usr/local/bin") or "/usr/bin/wg"
 WG_STATE = "run/fake-wireguard"
-KUBEADM_VERSION = "v1.29.6"
 CLUSTER_FILE = "cluster.json"
 
 WG_QUICK_UNIT = """[Unit]
@@ -612,7 +613,7 @@ def _reset(root: Path) -> int:
 
 def _kubeadm(root: Path, args: list[str]) -> int:
     if args == ["version", "-o", "short"]:
-        print(KUBEADM_VERSION)
+        print(kube_version(root, "kubeadm"))
         return 0
     if args == ["reset", "-f"]:
         return _reset(root)
@@ -636,5 +637,3 @@ add_package(
                "wg-quick.target": "[Unit]\nDescription=WireGuard Tunnels via wg-quick(8)\n"},
     ),
 )  # fmt: skip
-if "kubeadm" not in PACKAGES:  # the Kubernetes packages' plugin may declare it with more
-    add_package("kubeadm", Package("1.29.6-1.1", binaries={"kubeadm": "fake:kubeadm"}))

@@ -22,6 +22,11 @@ def nvml_t4(mocker: MockerFixture) -> str:
     Each test gets a GPU of its own, as each real machine has: the hub refuses a GPU UUID
     that another wallet registered, and tests share hubs.
     """
+    return patch_t4(mocker)
+
+
+def patch_t4(mocker: MockerFixture) -> str:
+    """What :func:`nvml_t4` does, for a test that loads the driver midway (a reboot)."""
     gpu_uuid = f"GPU-{uuid.uuid4()}"
     mocker.patch("pynvml.nvmlInit")
     mocker.patch("pynvml.nvmlShutdown")

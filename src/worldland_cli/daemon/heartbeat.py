@@ -28,6 +28,8 @@ from worldland_cli.host import HostError
 from worldland_cli.hubclient import HubDenied, HubError
 
 DEFAULT_INTERVAL = 30.0
+# How long a refused beat waits before its one retry (see Heartbeat.beat).
+RETRY_AFTER_REFUSAL = 1.0
 
 
 class Heartbeat:
@@ -66,9 +68,18 @@ class Heartbeat:
         return min(backoff(self._failures, self._rng), max(self.interval, 1.0) * 2)
 
     def beat(self) -> bool:
-        """One heartbeat; whether the hub took it."""
+        """One heartbeat; whether the hub took it.
+
+        A refusal is tried once more after a moment: a renewal (``worldland certs renew``,
+        or our own) revokes the old certificate at the hub before the new one is on disk,
+        and a beat that falls between the two is refused for no fault of the node.
+        """
         try:
-            self.access.client().heartbeat(self.node_id)
+            try:
+                self.access.client().heartbeat(self.node_id)
+            except HubDenied:
+                time.sleep(RETRY_AFTER_REFUSAL)
+                self.access.client().heartbeat(self.node_id)
         except (ActionableError, HostError) as e:  # the hub, or credentials to reach it
             if isinstance(e, HubDenied):
                 self.access.refused()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -27,10 +28,25 @@ from worldland_cli.host import CommandResult, Host
 # apt and dpkg take minutes on a slow mirror; a kubeadm join waits for the API server.
 LONG = 1800.0
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+# join's state directory on the managed host: the journal's, and where actions keep what they
+# download or record (a repository key, ubuntu-drivers' package list). Defined with the
+# actions, not the journal, so the requirements' plans can name paths in it.
+STATE_DIR = "/var/lib/worldland"
+STATE_ENV = "WORLDLAND_STATE"
+
+
+def state_dir(environ: dict[str, str] | None = None) -> str:
+    """The state directory as a path of the managed system (``WORLDLAND_STATE`` moves it)."""
+    value = (environ if environ is not None else dict(os.environ)).get(STATE_ENV, "").strip()
+    return value if value.startswith("/") else STATE_DIR
 
 
 class ActionFailed(Exception):
     """An action could not do its part; the message says what happened."""
+
+
+class RebootRequired(Exception):
+    """Raised by :class:`Reboot`: join stops here, cleanly, and continues after the reboot."""
 
 
 class Output:
@@ -121,6 +137,15 @@ class Action(ABC):
     @abstractmethod
     def apply(self, host: Host, out: Output) -> None:
         """Do it; raise :class:`ActionFailed` when it cannot be done."""
+
+    def finish(self, host: Host, out: Output) -> None:
+        """Do it as the rest of a step a join cut short, whose check passes already.
+
+        A step's check often sees only its files (containerd's config), not what comes after
+        them (the restart that makes containerd read it), so the next join runs what the
+        journal shows undone of the step. Most actions simply apply again.
+        """
+        self.apply(host, out)
 
     def undo(self, host: Host, before: dict[str, Any], purge: bool, out: Output) -> None:
         """Reverse what is not a file (the journal restores files afterwards).
@@ -215,6 +240,16 @@ class WriteFile(Action):
             return
         host.write_atomic(self.path, self.content, mode)
 
+    def finish(self, host: Host, out: Output) -> None:
+        """Written already: nothing to do. Changed since the plan by someone else: theirs
+        now, and the step's check passes with it; the actions after this one still run."""
+        current = host.read_text(self.path)
+        theirs = self.before is not None and sha256_text(current) != self.before
+        if current != self.content and theirs:
+            out.note(f"{self.path} changed since join planned it: left as it is")
+            return
+        self.apply(host, out)
+
 
 @dataclass(frozen=True)
 class RunCommand(Action):
@@ -243,7 +278,7 @@ class RunCommand(Action):
             run_checked(host, out, self.undo_argv)
 
 
-def _dpkg_installed(host: Host, package: str) -> bool:
+def dpkg_installed(host: Host, package: str) -> bool:
     result = host.run(("dpkg-query", "-W", "-f=${Status}", package))
     return result.ok and result.stdout.strip().endswith("installed")
 
@@ -273,7 +308,7 @@ class InstallPackages(Action):
         return line
 
     def prepare(self, host: Host) -> dict[str, Any]:
-        return {"installed": [p for p in self.packages if _dpkg_installed(host, p)]}
+        return {"installed": [p for p in self.packages if dpkg_installed(host, p)]}
 
     def apply(self, host: Host, out: Output) -> None:
         if self.update:
@@ -284,8 +319,9 @@ class InstallPackages(Action):
             run_checked(host, out, ("apt-mark", "hold", *self.packages))
 
     def undo(self, host: Host, before: dict[str, Any], purge: bool, out: Output) -> None:
-        if self.hold:
-            run_checked(host, out, ("apt-mark", "unhold", *self.packages))
+        held = [p for p in self.packages if self.hold and dpkg_installed(host, p)]
+        if held:  # an install that failed (a broken mirror) held nothing; apt-mark would fail
+            run_checked(host, out, ("apt-mark", "unhold", *held))
         ours = [p for p in self.packages if p not in before.get("installed", [])]
         if purge and ours:
             run_checked(host, out, ("apt-get", "purge", "-y", *ours), env=APT_ENV)
@@ -365,3 +401,89 @@ class Manual(Action):
     def apply(self, host: Host, out: Output) -> None:
         out.note(f"needs a person: {self.instruction}")  # the log join's error names
         raise ActionFailed(f"this step needs a person: {self.instruction}")
+
+    def finish(self, host: Host, out: Output) -> None:
+        """The step's check passes now: the person did it."""
+        out.note(f"done by a person since: {self.instruction}")
+
+
+@dataclass(frozen=True)
+class InstallDriver(Action):
+    """``ubuntu-drivers install nvidia:BRANCH``: the driver packages Ubuntu builds for this
+    kernel (signed prebuilt modules where it has them, DKMS otherwise).
+
+    ubuntu-drivers exits 0 even when it installed nothing (no such branch for this GPU, or
+    apt failed: its click command drops the status), so apply checks that ``package`` is
+    installed afterwards. ``--package-list`` makes it write what it installed, which is
+    exactly what ``reset --purge`` removes (it skips what was installed already). It also
+    writes files outside dpkg (``files``: /lib/modprobe.d/nvidia-kms.conf), which the
+    journal backs up like the list.
+    """
+
+    kind: ClassVar[str] = "install-driver"
+    driver: str  # "nvidia:535", as ubuntu-drivers spells it
+    package: str  # "nvidia-driver-535": what must be installed afterwards
+    package_list: str
+    files: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"install the NVIDIA driver {self.driver} (ubuntu-drivers)"
+
+    def _argv(self) -> tuple[str, ...]:
+        return ("ubuntu-drivers", "install", "--package-list", self.package_list, self.driver)
+
+    def as_shell(self) -> str:
+        return "sudo " + shlex.join(self._argv())
+
+    def touches(self) -> tuple[str, ...]:
+        return (self.package_list, *self.files)
+
+    def apply(self, host: Host, out: Output) -> None:
+        run_checked(host, out, self._argv(), env=APT_ENV)
+        if dpkg_installed(host, self.package):
+            return
+        offered = host.run(("ubuntu-drivers", "list"), timeout=300.0)
+        out.command(offered)
+        names = [n for n in (line.split(",")[0].strip() for line in offered.stdout.splitlines())
+                 if n.startswith("nvidia-driver-")]  # fmt: skip
+        raise ActionFailed(
+            f"`ubuntu-drivers install {self.driver}` exited 0 but installed no {self.package}; "
+            + (f"the NVIDIA drivers it offers here: {', '.join(names)}" if names else
+               "it offers no NVIDIA driver here (is the GPU on the PCI bus? lspci -nn | grep -i "
+               "nvidia)")
+        )  # fmt: skip
+
+    def undo(self, host: Host, before: dict[str, Any], purge: bool, out: Output) -> None:
+        if not purge:
+            return
+        listed = dict.fromkeys((host.read_text(self.package_list) or "").split())
+        ours = [p for p in listed if dpkg_installed(host, p)]
+        if ours:
+            run_checked(host, out, ("apt-get", "purge", "-y", *ours), env=APT_ENV)
+
+
+@dataclass(frozen=True)
+class Reboot(Action):
+    """Where join stops for a reboot (a new kernel module loads only at boot).
+
+    Applying it raises :class:`RebootRequired`; join records it as done and ends with exit
+    status 0 and the instruction. The next join (the resume unit's, or a person's) finds
+    the steps before it met and continues after it.
+    """
+
+    kind: ClassVar[str] = "reboot"
+    reason: str
+
+    def describe(self) -> str:
+        return f"stop here for a reboot ({self.reason})"
+
+    def as_shell(self) -> str:
+        return "sudo reboot"
+
+    def apply(self, host: Host, out: Output) -> None:
+        out.note(f"join stops here for a reboot: {self.reason}")
+        raise RebootRequired(self.reason)
+
+    def finish(self, host: Host, out: Output) -> None:
+        """The step's check passes now: the host has rebooted since."""
+        out.note(f"rebooted since: {self.reason}")

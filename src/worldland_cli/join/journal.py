@@ -11,9 +11,13 @@ moved by ``WORLDLAND_STATE``; under ``--root`` it lives inside the root)::
 
 A line ``begin`` is written (after the backups) before an action runs and ``done`` or
 ``failed`` after it: an action with ``begin`` and nothing else was cut short, and is run
-again by the next join (actions are idempotent) or undone by reset. A line ``facts``, in
-between, holds what an action learnt while it ran and its undo needs (the node id the hub
-gave): written the moment it is known, so even a join cut short right after can be undone.
+again by the next join (actions are idempotent) or undone by reset. The ``begin`` of a
+step's first action also holds the step's whole plan: a step whose planned actions are not
+all done was cut short (or failed) between two of them, and the next join finishes it even
+when the step's check passes already (containerd's config written, containerd not yet
+restarted: the check reads only the file). A line ``facts``, in between, holds what an
+action learnt while it ran and its undo needs (the node id the hub gave): written the
+moment it is known, so even a join cut short right after can be undone.
 Only the first change to a path is backed up, so reset restores the host as it was before
 the first join, byte for byte, with its mode and owner, and removes files and the
 directories they needed that did not exist. A reset that completes moves the journal aside
@@ -24,24 +28,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import posixpath
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from worldland_cli.host import Host, HostError
 from worldland_cli.join import kinds  # noqa: F401  (registers the kinds it reads back)
-from worldland_cli.join.actions import Action
-
-STATE_DIR = "/var/lib/worldland"
-STATE_ENV = "WORLDLAND_STATE"
-
-
-def state_dir(environ: dict[str, str] | None = None) -> str:
-    """The state directory as a path of the managed system (``WORLDLAND_STATE`` moves it)."""
-    value = (environ if environ is not None else dict(os.environ)).get(STATE_ENV, "").strip()
-    return value if value.startswith("/") else STATE_DIR
+from worldland_cli.join.actions import STATE_DIR, Action
 
 
 @dataclass(frozen=True)
@@ -70,6 +65,7 @@ class Entry:
     state: str = "begun"  # begun | done | failed
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    plan: tuple[Action, ...] = ()  # the step's actions, on the entry of its first
 
 
 class Journal:
@@ -100,6 +96,7 @@ class Journal:
                     action=Action.from_json(doc["action"]),
                     before=dict(doc.get("before") or {}),
                     backups=[_backup(b) for b in doc.get("backups", [])],
+                    plan=tuple(Action.from_json(a) for a in doc.get("plan", [])),
                 )
             elif seq in by_seq and doc["event"] == "facts":
                 by_seq[seq].extra.update(doc.get("facts") or {})
@@ -107,6 +104,24 @@ class Journal:
                 by_seq[seq].state = str(doc["event"])
                 by_seq[seq].error = doc.get("error")
         return [by_seq[s] for s in sorted(by_seq)]
+
+    def unfinished(self) -> dict[str, tuple[Action, ...]]:
+        """Per step, what its last run planned and has not done yet, in order.
+
+        A run starts at the entry holding its plan; each entry of the step after that which
+        did the next planned action moves it on (a retry of a failed action too). A step
+        whose last run did everything is absent.
+        """
+        runs: dict[str, tuple[tuple[Action, ...], int]] = {}
+        for entry in self.entries():
+            if entry.plan:
+                runs[entry.step] = (entry.plan, 0)
+            if entry.step not in runs or entry.state != "done":
+                continue
+            plan, done = runs[entry.step]
+            if done < len(plan) and entry.action == plan[done]:
+                runs[entry.step] = (plan, done + 1)
+        return {step: plan[done:] for step, (plan, done) in runs.items() if done < len(plan)}
 
     def originals(self) -> dict[str, Backup]:
         """The first backup of every path: the host before join."""
@@ -122,23 +137,27 @@ class Journal:
 
     # --------------------------------------------------------------------------- writing
 
-    def begin(self, step: str, action: Action, before: dict[str, Any]) -> Entry:
-        """Back up what ``action`` touches (first time only), then record that it starts."""
+    def begin(
+        self, step: str, action: Action, before: dict[str, Any], plan: Sequence[Action] = ()
+    ) -> Entry:
+        """Back up what ``action`` touches (first time only), then record that it starts;
+        ``plan``, with a step's first action: all the actions the step is about to take."""
         known = self.originals()
         entries = self.entries()
         seq = entries[-1].seq + 1 if entries else 1
         backups = [self._backup(seq, path) for path in action.touches() if path not in known]
-        entry = Entry(seq, step, action, before, backups)
-        self._append(
-            {
-                "seq": seq,
-                "event": "begin",
-                "step": step,
-                "action": action.to_json(),
-                "before": before,
-                "backups": [asdict(b) for b in backups],
-            }
-        )
+        entry = Entry(seq, step, action, before, backups, plan=tuple(plan))
+        doc: dict[str, Any] = {
+            "seq": seq,
+            "event": "begin",
+            "step": step,
+            "action": action.to_json(),
+            "before": before,
+            "backups": [asdict(b) for b in backups],
+        }
+        if plan:
+            doc["plan"] = [a.to_json() for a in plan]
+        self._append(doc)
         return entry
 
     def remember(self, entry: Entry, facts: dict[str, Any]) -> None:

@@ -5,18 +5,28 @@ against a :class:`PlanView` of the host: reads pass through, except that files a
 step of the plan writes read as that step leaves them (so two steps editing containerd's
 config show two diffs that compose), and every write is refused (restic's dry-run backend).
 A real join plans each step again just before running it, against the host as the earlier
-steps left it.
+steps left it. A step whose every action an earlier step already plans (gpu.nvidia-smi and
+gpu.driver both install the driver) is shown as met by that step, not as a second install.
+A plan that does not stop for a reboot ends by retiring the resume unit if one is enabled
+(:mod:`.resume`): that is the last thing a join that completes does. Given the journal, the
+plan also shows a step met by its check that a join cut short inside (its file written, its
+service not restarted yet): what that join left undone is what the next join runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from worldland_cli.host import Host, HostError
-from worldland_cli.join.actions import Action, WriteFile
+from worldland_cli.join import resume
+from worldland_cli.join.actions import Action, Reboot, WriteFile
+from worldland_cli.join.journal import Journal
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement, Status
+
+# What a step met by its check, but cut short inside by an earlier join, has left to do.
+FINISHING = "finishing what a join cut short did only in part"
 
 
 class PlanView(Host):
@@ -62,6 +72,7 @@ class Step:
     finding: Finding
     actions: tuple[Action, ...]
     diffs: tuple[str, ...] = field(default=())
+    same_as: str | None = None  # an earlier step whose actions meet this one too
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +80,7 @@ class Step:
             "title": self.title,
             "status": self.finding.status.value,
             "observed": self.finding.observed,
+            "same_as": self.same_as,
             "actions": [
                 {"kind": a.kind, "describe": a.describe(), "shell": a.as_shell(), "diff": d}
                 for a, d in zip(self.actions, self.diffs, strict=True)
@@ -104,9 +116,13 @@ def plan_join(
     requirements: Sequence[Requirement],
     settings: JoinSettings,
     skip: Sequence[str] = (),
+    *,
+    journal: Journal | None = None,
 ) -> Plan:
-    """Check every requirement in order and plan the ones that are not met."""
+    """Check every requirement in order and plan the ones that are not met, and the rest of
+    those ``journal`` shows cut short."""
     view = PlanView(host)
+    unfinished = journal.unfinished() if journal is not None else {}
     steps: list[Step] = []
     met: list[str] = []
     skipped: list[str] = []
@@ -115,11 +131,26 @@ def plan_join(
             skipped.append(requirement.id)
             continue
         finding = requirement.check(view)
+        rest = unfinished.get(requirement.id, ())
+        if not needs_work(finding) and rest:
+            finishing = replace(finding, observed=f"{FINISHING} ({finding.observed})")
+            diffs = tuple(a.diff(view) for a in rest)
+            view.record(rest)
+            steps.append(Step(requirement.id, requirement.title, finishing, rest, diffs))
+            continue
         if not needs_work(finding):
             met.append(requirement.id)
             continue
         actions = tuple(requirement.plan(view, finding, settings))
+        same = next((s.id for s in steps if actions and all(a in s.actions for a in actions)), None)
+        if same is not None:
+            steps.append(Step(requirement.id, requirement.title, finding, (), (), same))
+            continue
         diffs = tuple(a.diff(view) for a in actions)
         view.record(actions)
         steps.append(Step(requirement.id, requirement.title, finding, actions, diffs))
+    stops = any(isinstance(a, Reboot) for step in steps for a in step.actions)
+    retiring = None if stops else resume.retire(view)
+    if retiring is not None:
+        steps.append(Step(resume.STEP, resume.TITLE, resume.still_enabled(), (retiring,), ("",)))
     return Plan(tuple(steps), tuple(met), tuple(skipped))

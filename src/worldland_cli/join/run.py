@@ -4,7 +4,11 @@ join takes the steps in order. For each requirement it checks the host as the ea
 left it, plans, and runs each action between a journal ``begin`` and ``done``; then it
 checks again, and a step that is still not met stops join with its log file named. Nothing
 is done twice on purpose: a second join finds the met requirements met and plans nothing,
-and a join cut short continues where it stopped.
+and a join cut short continues where it stopped, finishing a step it stopped inside even
+when that step's check passes already (the journal holds each step's plan: a config
+written but its service not restarted reads as met). A step that needs a reboot ends in a
+``Reboot`` action: join records it, stops cleanly (not a failure) and continues after boot
+(:mod:`.resume`); the join that completes disables the resume unit.
 
 reset undoes the journal newest first: what is not a file (units, packages with --purge,
 commands with an undo), then every file back as it was before the first join, then the
@@ -19,9 +23,10 @@ from dataclasses import dataclass, field
 
 from worldland_cli.errors import ActionableError
 from worldland_cli.host import Host, HostError
-from worldland_cli.join.actions import Action, ActionFailed, Output
+from worldland_cli.join import resume
+from worldland_cli.join.actions import Action, ActionFailed, Output, RebootRequired
 from worldland_cli.join.journal import Journal
-from worldland_cli.join.plan import needs_work
+from worldland_cli.join.plan import FINISHING, needs_work
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement, Status
 
 
@@ -33,7 +38,7 @@ class JoinFailed(ActionableError):
 class StepEvent:
     """What the renderer hears about: a step starting, done, met already, or skipped."""
 
-    kind: str  # "met" | "skipped" | "start" | "action" | "done"
+    kind: str  # "met" | "skipped" | "start" | "action" | "done" | "reboot"
     step: str
     title: str
     detail: str = ""
@@ -46,6 +51,7 @@ class JoinResult:
     skipped: list[str] = field(default_factory=list)
     # Steps done that still warn ("id: what was seen"): join goes on, but says so.
     warnings: list[str] = field(default_factory=list)
+    reboot: str | None = None  # why join stopped for a reboot; it continues after boot
 
 
 Listener = Callable[[StepEvent], None]
@@ -64,9 +70,13 @@ def join_host(
     skip: Sequence[str] = (),
     listen: Listener = _quiet,
 ) -> JoinResult:
-    """Meet every requirement not skipped, in order; raise JoinFailed at the first that fails."""
+    """Meet every requirement not skipped, in order; raise JoinFailed at the first that fails.
+
+    Returns early, with ``reboot`` set, at a step that stops for a reboot.
+    """
     result = JoinResult()
     with host.exclusive_lock(journal.lock_file):
+        unfinished = journal.unfinished()
         for requirement in requirements:
             title = requirement.title
             if requirement.id in skip:
@@ -74,14 +84,24 @@ def join_host(
                 listen(StepEvent("skipped", requirement.id, title))
                 continue
             finding = requirement.check(host)
-            if not needs_work(finding):
+            rest = unfinished.get(requirement.id, ())
+            if not needs_work(finding) and not rest:
                 result.met.append(requirement.id)
                 listen(StepEvent("met", requirement.id, title, finding.observed))
                 continue
-            listen(StepEvent("start", requirement.id, title, finding.observed))
-            for action in requirement.plan(host, finding, settings):
-                listen(StepEvent("action", requirement.id, title, action.describe()))
-                _apply(host, journal, requirement.id, action)
+            finishing = not needs_work(finding)  # met, but a join stopped inside the step
+            actions = list(rest) if finishing else requirement.plan(host, finding, settings)
+            detail = FINISHING if finishing else finding.observed
+            listen(StepEvent("start", requirement.id, title, detail))
+            try:
+                for index, action in enumerate(actions):
+                    listen(StepEvent("action", requirement.id, title, action.describe()))
+                    plan = actions if index == 0 and not finishing else ()
+                    _apply(host, journal, requirement.id, action, plan=plan, finishing=finishing)
+            except RebootRequired as stop:
+                result.reboot = str(stop)
+                listen(StepEvent("reboot", requirement.id, title, result.reboot))
+                return result
             after = requirement.check(host)
             if needs_work(after):
                 raise _still_failing(journal, requirement, after)
@@ -90,15 +110,36 @@ def join_host(
                 hint = f"; {after.remedy}" if after.remedy else ""
                 result.warnings.append(f"{requirement.id}: {after.observed}{hint}")
             listen(StepEvent("done", requirement.id, title, after.observed))
+        retire = resume.retire(host)
+        if retire is not None:
+            listen(StepEvent("action", resume.STEP, "resume unit", retire.describe()))
+            _apply(host, journal, resume.STEP, retire)
     return result
 
 
-def _apply(host: Host, journal: Journal, step: str, action: Action) -> None:
+def _apply(
+    host: Host,
+    journal: Journal,
+    step: str,
+    action: Action,
+    *,
+    plan: Sequence[Action] = (),
+    finishing: bool = False,
+) -> None:
+    """Run one action between its journal lines; ``plan`` with a step's first action (the
+    journal keeps it), ``finishing`` for the rest of a step a join cut short."""
     before = action.prepare(host)
-    entry = journal.begin(step, action, before)
+    entry = journal.begin(step, action, before, plan)
     log = journal.log_path(entry)
+    out = Output(host, log, lambda facts: journal.remember(entry, facts))
     try:
-        action.apply(host, Output(host, log, lambda facts: journal.remember(entry, facts)))
+        if finishing:
+            action.finish(host, out)
+        else:
+            action.apply(host, out)
+    except RebootRequired:
+        journal.finish(entry)  # the stop is the action's work, done
+        raise
     except (ActionFailed, HostError) as e:
         journal.finish(entry, str(e))
         raise JoinFailed(

@@ -75,6 +75,12 @@ class JoinSettings:
     siwe_domain: str | None = None
     # What the node daemon's unit runs: the absolute path of this `worldland`.
     worldland: str = "/usr/local/bin/worldland"
+    # After a stop for a reboot, a unit runs resume_command at boot (join.resume); off with
+    # --no-resume-unit. The environment carries WORLDLAND_* so the resumed join finds the
+    # same journal and config.
+    resume_unit: bool = True
+    resume_command: tuple[str, ...] = ("/usr/local/bin/worldland", "join", "--yes")
+    resume_environment: tuple[str, ...] = ()  # "NAME=value"
 
 
 class Requirement(ABC):

@@ -14,19 +14,38 @@ import re
 from typing import Any, ClassVar
 
 from worldland_cli.host import Host
-from worldland_cli.requirements.base import Finding, Requirement
+from worldland_cli.join.actions import (
+    Action,
+    EnableUnit,
+    InstallPackages,
+    Manual,
+    RunCommand,
+    dpkg_installed,
+)
+from worldland_cli.requirements.apt_repo import AptRepository, repository_actions
+from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 
 KUBE_DOC = "docs/provider-guide.md#kubernetes"
 GPU_DOC = "docs/provider-guide.md#gpu-in-kubernetes"
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 GPU_RESOURCE = "nvidia.com/gpu"
-K8S_MINOR = "v1.29"
+K8S_MINOR = "1.29"
+PACKAGES = ("kubelet", "kubeadm", "kubectl")
+KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+LIST = "/etc/apt/sources.list.d/kubernetes.list"
+MASK = "/etc/systemd/system/kubelet.service"  # a masked unit: a link to /dev/null here
+
+
+def repository_url(minor: str) -> str:
+    """pkgs.k8s.io has one repository per Kubernetes minor ("1.29")."""
+    return f"https://pkgs.k8s.io/core:/stable:/v{minor}/deb/"
+
+
 INSTALL_REMEDY = (
-    f"curl -fsSL https://pkgs.k8s.io/core:/stable:/{K8S_MINOR}/deb/Release.key | "
-    "sudo gpg --dearmor -o /etc/apt/keyrings/kubernetes-apt-keyring.gpg && "
-    "echo 'deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] "
-    f"https://pkgs.k8s.io/core:/stable:/{K8S_MINOR}/deb/ /' | "
-    "sudo tee /etc/apt/sources.list.d/kubernetes.list && "
+    f"curl -fsSL {repository_url(K8S_MINOR)}Release.key | "
+    f"sudo gpg --dearmor -o {KEYRING} && "
+    f"echo 'deb [signed-by={KEYRING}] {repository_url(K8S_MINOR)} /' | "
+    f"sudo tee {LIST} && "
     "sudo apt-get update && sudo apt-get install -y kubelet kubeadm kubectl && "
     "sudo apt-mark hold kubelet kubeadm kubectl"
 )
@@ -112,6 +131,21 @@ class Binaries(Requirement):
             )
         return self.ok(seen, versions=details)
 
+    def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
+        """pkgs.k8s.io for ``--kube-version``, then the three installed and held. Installed
+        already but not answering, or skewed: which version to move to is a person's call."""
+        from worldland_cli.templating import render
+
+        if all(dpkg_installed(host, p) for p in PACKAGES):
+            return [Manual(finding.remedy or ALIGN_REMEDY)]
+        url = repository_url(settings.kube_version)
+        text = render("kubernetes.list", minor=settings.kube_version, keyring=KEYRING, url=url)
+        repository = AptRepository(f"{url}Release.key", KEYRING, LIST, text)
+        return [
+            *repository_actions(host, repository),
+            InstallPackages(PACKAGES, hold=True, update=True),
+        ]
+
 
 def _kubelet_skew(kubeadm: tuple[int, int], kubelet: tuple[int, int]) -> str | None:
     """Why this kubelet cannot serve under this kubeadm, or None when the skew is supported.
@@ -151,12 +185,22 @@ class KubeletEnabled(Requirement):
                 f"kubelet.service is {state}",
                 "sudo systemctl unmask kubelet && sudo systemctl enable kubelet",
                 KUBE_DOC,
+                masked=True,
             )
         return self.fail(
             f"kubelet.service is {state or res.describe_failure()}",
             "sudo systemctl enable kubelet",
             KUBE_DOC,
         )
+
+    def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
+        """``systemctl enable kubelet`` (not --now: it restarts in a loop until kubeadm join);
+        a masked unit is unmasked first, its /dev/null link journaled so reset masks it again.
+        Planned also before kube.binaries has installed the unit (a dry run)."""
+        unmask: list[Action] = []
+        if finding.details.get("masked"):
+            unmask.append(RunCommand(("systemctl", "unmask", "kubelet"), files=(MASK,)))
+        return [*unmask, EnableUnit("kubelet", now=False)]
 
 
 def inline_files(host: Host, kubeconfig: dict[str, Any]) -> dict[str, Any]:
