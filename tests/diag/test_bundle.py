@@ -281,3 +281,25 @@ def test_cli_writes_a_0600_archive_and_reports_it(
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert "logs/kubelet.log" in members(out.read_bytes())
     assert all(v not in res.stdout for v in planted.values())
+
+
+def test_joins_journal_and_step_logs_are_bundled_but_never_its_backups(
+    root: Path, bindir: Path, planted: dict[str, str]
+) -> None:
+    """Support reads what join did and printed; the backups are the host's own files."""
+    state = root / "var/lib/worldland"
+    for journal in ("join", "join.reset-20261128T120000Z"):
+        (state / journal / "logs").mkdir(parents=True)
+        (state / journal / "steps.jsonl").write_text('{"seq": 1, "event": "begin"}\n')
+        (state / journal / "logs" / "0001-kernel.modules.log").write_text("$ modprobe -a\n")
+        (state / journal / "backups").mkdir()
+        (state / journal / "backups" / "0002-wg0.conf").write_text(f"PrivateKey = {WG_KEY}\n")
+    host = RecordingHost(root, search_path=f"{bindir}:/usr/bin:/bin")
+    host.reads = []
+    files = members(build_bundle(host, HOME, timeout=1.0, probes={}).data)
+    for journal in ("join", "join.reset-20261128T120000Z"):
+        where = f"files/var/lib/worldland/{journal}"
+        assert files[f"{where}/steps.jsonl"].startswith(b'{"seq": 1')
+        assert files[f"{where}/logs/0001-kernel.modules.log"] == b"$ modprobe -a\n"
+        assert f"{where}/backups/0002-wg0.conf" not in files
+    assert not [p for p in host.reads if "/backups/" in p]

@@ -33,6 +33,7 @@ from worldland_cli.diag.gpu import nvidia_kernel_lines
 from worldland_cli.diag.k8s import journal
 from worldland_cli.diag.redact import Redactor
 from worldland_cli.host import Host
+from worldland_cli.join.actions import state_dir
 from worldland_cli.requirements.daemon import DAEMON_UNIT
 
 MAX_MEMBER_BYTES = 2 * 1024 * 1024
@@ -51,6 +52,9 @@ SYSTEM_FILES = (
     "/etc/cni/net.d/*",
 )
 HOME_FILES = ("*", "journal/*", "logs/*", f"{CERTS_NAME}/*")
+# join's journal and what each step printed, current and after each reset; never its
+# backups/, which hold copies of the host's own files as they were.
+JOIN_FILES = ("steps.jsonl", "logs/*")
 VERSION_COMMANDS = (
     ("uname", "-a"),
     ("nvidia-smi", "--version"),
@@ -249,7 +253,9 @@ def build_bundle(
         kernel, why = nvidia_kernel_lines(host, timeout)
         w.text("dmesg-nvidia.txt", "\n".join(kernel) + "\n" if not why else f"({why})\n")
 
-        for pattern in (*SYSTEM_FILES, *(f"{home}/{p}" for p in HOME_FILES)):
+        state = state_dir()
+        journals = (f"{state}/{d}/{f}" for d in ("join", "join.reset-*") for f in JOIN_FILES)
+        for pattern in (*SYSTEM_FILES, *(f"{home}/{p}" for p in HOME_FILES), *journals):
             for path in host.glob(pattern) if "*" in pattern else [pattern]:
                 if never_bundled(path):
                     bundle.refused.append(path)
