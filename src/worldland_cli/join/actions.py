@@ -99,6 +99,14 @@ def run_checked(
     return result
 
 
+def file_diff(path: str, old: str, new: str) -> str:
+    """A unified diff of one file, as a plan shows what a write changes ("" when nothing)."""
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=path, tofile=path
+    )
+    return "".join(lines)
+
+
 def sha256_text(text: str | None) -> str:
     """The hash a plan records of a file it was made against ("" for no file)."""
     return "" if text is None else hashlib.sha256(text.encode()).hexdigest()
@@ -207,13 +215,7 @@ class WriteFile(Action):
 
     def diff(self, host: Host) -> str:
         old = host.read_text(self.path) or ""
-        lines = difflib.unified_diff(
-            old.splitlines(keepends=True),
-            self.content.splitlines(keepends=True),
-            fromfile=self.path,
-            tofile=self.path,
-        )
-        return "".join(lines)
+        return file_diff(self.path, old, self.content)
 
     def touches(self) -> tuple[str, ...]:
         return (self.path,)

@@ -9,13 +9,12 @@ from ``POST /v1/nodes/{id}/join``: a hub that mints tokens is asked only then.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from worldland_cli.host import CommandResult, Host
-from worldland_cli.join.actions import LONG, Action, ActionFailed, Output
+from worldland_cli.join.actions import LONG, Action, ActionFailed, Output, file_diff
 from worldland_cli.join.hubcall import HubCaller, hub_step, registered_node, session_file
 
 if TYPE_CHECKING:
@@ -108,13 +107,7 @@ class WriteJoinConfig(HubCaller, Action):
             cri_socket=CRI_SOCKET,
             labels=list(self.labels),
         )
-        lines = difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=self.path,
-            tofile=self.path,
-        )
-        return "".join(lines)
+        return file_diff(self.path, old, new)
 
     def touches(self) -> tuple[str, ...]:
         return (self.path, session_file())

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from worldland_cli.host import Host
-from worldland_cli.join.actions import Action, ActionFailed, Output, run_checked
+from worldland_cli.join.actions import Action, ActionFailed, Output, file_diff, run_checked
 from worldland_cli.join.hubcall import HubCaller, hub_step, registered_node, session_file
 
 if TYPE_CHECKING:
@@ -136,7 +136,6 @@ class WireGuardPeer(HubCaller, Action):
         )
 
     def diff(self, host: Host) -> str:
-        import difflib
 
         from worldland_cli.templating import render
 
@@ -151,13 +150,7 @@ class WireGuardPeer(HubCaller, Action):
             allowed_ips="(from the hub: 10.100.0.0/16)",
             persistent_keepalive="(from the hub: 25)",
         )
-        lines = difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=self.path,
-            tofile=self.path,
-        )
-        return "".join(lines)
+        return file_diff(self.path, old, new)
 
     def touches(self) -> tuple[str, ...]:
         return (self.path, session_file())
