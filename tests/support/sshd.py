@@ -119,6 +119,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def account_home(home: Path, bashrc: str) -> list[str]:
+    """sshd_config lines that give the account ``home`` as HOME, with this ``~/.bashrc``.
+
+    The same user, another HOME (sshd's ``SetEnv`` overrides the one from passwd), so a test
+    can give the remote account a slow shell start-up without touching a real home: bash
+    reads ``$HOME/.bashrc`` for every command sshd runs (Debian's bash sources it when
+    SSH_CLIENT is set), as a pod whose ``~/.bashrc`` runs ``pyenv init`` or ``conda`` does.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".bashrc").write_text(bashrc)
+    return [f"SetEnv HOME={home}"]
+
+
 def _write_config(
     directory: Path, port: int, host_key: Path, authorized: Path, extra: list[str]
 ) -> Path:
