@@ -29,6 +29,10 @@ from tests.support.procs import process_table
 
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "/usr/bin/ssh-keygen"
+# Runs a command as root without the capabilities that let root read and write any file, so
+# file modes deny it as they deny a renter (tests run as root; an account of its own would
+# change the machine's passwd).
+NO_DAC_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
 
 def sshd_missing_reason() -> str | None:
@@ -177,12 +181,17 @@ def _wait_listening(proc: subprocess.Popen[bytes], log: Path, port: int, timeout
 
 @contextlib.contextmanager
 def start_sshd(
-    directory: Path, *, host_key: Path | None = None, extra_config: list[str] | None = None
+    directory: Path,
+    *,
+    host_key: Path | None = None,
+    extra_config: list[str] | None = None,
+    prefix: list[str] | None = None,
 ) -> Iterator[SshdServer]:
     """Run sshd until the block ends.
 
     ``host_key`` reuses a key file; ``extra_config`` appends sshd_config lines, e.g.
     ``["ForceCommand internal-sftp"]`` for an account that allows SFTP but no shell.
+    ``prefix`` runs sshd under another command, such as :data:`NO_DAC_OVERRIDE`.
     """
     reason = sshd_missing_reason()
     if reason:
@@ -207,7 +216,7 @@ def start_sshd(
         config = _write_config(directory, port, host_key, authorized, extra_config or [])
         with log.open("wb") as log_file:
             proc = subprocess.Popen(
-                [SSHD, "-D", "-e", "-f", str(config)],
+                [*(prefix or []), SSHD, "-D", "-e", "-f", str(config)],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

@@ -116,10 +116,10 @@ class FarSide:
             process = await conn.create_process(command, encoding=None, stderr=asyncssh.DEVNULL)
         except asyncssh.ChannelOpenError:
             return None
-        process.stdin.write(PREAMBLE)
         try:
+            process.stdin.write(PREAMBLE)
             greeted = await asyncio.wait_for(_greeted(process, nonce), HELLO_TIMEOUT)
-        except TimeoutError:
+        except (TimeoutError, OSError, asyncssh.Error):  # a command that ended at once
             greeted = False
         if not greeted:
             process.close()

@@ -322,11 +322,14 @@ class LocalTree:
             for leg, data, sha in files:
                 path = staging_name(Path(leg.final))
                 flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                with os.fdopen(os.open(path, flags, 0o600), "wb") as out:
-                    staged.append((leg, path, sha))
-                    out.write(data)
-                    if fsync and _SYNCFS is None:
-                        os.fsync(out.fileno())
+                try:
+                    with os.fdopen(os.open(path, flags, 0o600), "wb") as out:
+                        staged.append((leg, path, sha))
+                        out.write(data)
+                        if fsync and _SYNCFS is None:
+                            os.fsync(out.fileno())
+                except OSError as e:  # named for the file it was to be, not its staging name
+                    raise OSError(e.errno, e.strerror, leg.final) from e
             if fsync and _SYNCFS is not None:
                 _sync_dirs({path.parent for _, path, _ in staged})
             for leg, path, sha in staged:
