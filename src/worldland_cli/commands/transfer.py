@@ -85,14 +85,15 @@ def _run(
     import asyncio
 
     from worldland_cli.transfer.display import shown
+    from worldland_cli.transfer.failures import interruptible
     from worldland_cli.transfer.progress import NullProgress, RichProgress
 
     with noted(note):
         if sys.stderr.isatty():
             with RichProgress(description) as bar:
-                summary = asyncio.run(job(bar))
+                summary = asyncio.run(interruptible(job(bar)))
         else:
-            summary = asyncio.run(job(NullProgress()))
+            summary = asyncio.run(interruptible(job(NullProgress())))
     if summary.verdicts is not None:
         return _dry_run(summary, extra)
     doc = summary.to_dict()

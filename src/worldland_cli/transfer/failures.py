@@ -13,15 +13,18 @@ sides hash it, which the next run does, and finished files are skipped by it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import asyncssh
 
+from worldland_cli.errors import ExitCode
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import (
     HOSTILE_HINT,
@@ -44,6 +47,7 @@ _DROPS: tuple[type[BaseException], ...] = (
     BrokenPipeError,
     ConnectionDropped,
 )
+T = TypeVar("T")
 _DENIED = (errno.EACCES, errno.EPERM)
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 _RESUME = "then run the same command again: files already there are skipped, .part files resume"
@@ -127,6 +131,29 @@ def remote_refusal(
     if code == FX_FAILURE and free is not None:
         return _full("remote", path, free)
     return TransferError(f"cannot {doing} {shown(path)} on the remote: {shown(reason)}")
+
+
+class Interrupted(TransferError):
+    """Ctrl-C: what arrived is verified and kept, and the same command picks up from there."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+async def interruptible(job: Awaitable[T]) -> T:
+    """``job``, with Ctrl-C as an error a person can act on (exit 130, one JSON document).
+
+    ``asyncio.run`` answers SIGINT by cancelling its task; the engine's clean-up has run by
+    the time the cancellation gets here (lanes killed, the far-side helper told to remove
+    its staging files). Typer turned it into a silent exit 130 with nothing on stdout, even
+    under --json.
+    """
+    try:
+        return await job
+    except asyncio.CancelledError:
+        raise Interrupted(
+            "interrupted (Ctrl-C); what arrived is verified and kept",
+            "run the same command again: files already there are skipped, .part files resume",
+        ) from None
 
 
 def is_drop(exc: BaseException) -> bool:
