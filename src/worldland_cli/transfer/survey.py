@@ -223,10 +223,13 @@ async def survey(
         and t.kind == "file"
         and t.size == e.size
     ]
-    theirs, ours = await asyncio.gather(
-        where.hashes([(final, e.size) for e, final in alike]),
-        source.hashes([(e.source, e.size) for e, _ in alike]),
-    )
+    theirs: list[str | None] = []
+    ours: list[str | None] = []
+    if alike:  # the usual first run has nothing to hash: no round trip for it
+        theirs, ours = await asyncio.gather(
+            where.hashes([(final, e.size) for e, final in alike]),
+            source.hashes([(e.source, e.size) for e, _ in alike]),
+        )
     same = {
         e.rel: a is not None and a == b for (e, _), a, b in zip(alike, theirs, ours, strict=True)
     }
