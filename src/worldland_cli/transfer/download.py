@@ -130,7 +130,7 @@ class _Downloader(Engine):
             verdicts = await survey(
                 todo,
                 lambda e: str(local_destination(self.dest, e.rel, replacing=e.kind != "dir")),
-                {f.rel: self.leg(f) for f in files},
+                {f.rel: self.leg_of(f) for f in files},
                 LocalSide(),
                 RemoteSide(sftp, helper),
             )

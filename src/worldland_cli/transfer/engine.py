@@ -118,6 +118,7 @@ class Engine(abc.ABC):
         self.verdicts: list[Verdict] | None = None  # a dry run's
         self.connected = False
         self._helper: asyncio.Future[FarSide | None] | None = None
+        self._legs: dict[str, Leg] = {}  # this attempt's, worked out once each
 
     async def transfer(self, direction: str, source: str, destination: str) -> Summary:
         """Run the whole transfer; its --json document."""
@@ -142,6 +143,7 @@ class Engine(abc.ABC):
             try:
                 conn = await connect(self.loc, self.creds)
                 self.connected = True
+                self._legs = {}
                 async with conn:
                     self._helper = asyncio.ensure_future(FarSide.launch(conn))
                     try:
@@ -185,6 +187,14 @@ class Engine(abc.ABC):
             if helper is not None:
                 await helper.close()
 
+    def leg_of(self, f: Entry) -> Leg:
+        """``f``'s leg, worked out once an attempt: a received file's local path is checked
+        then (``safety.local_destination`` resolves every directory on the way)."""
+        found = self._legs.get(f.rel)
+        if found is None:
+            found = self._legs[f.rel] = self.leg(f)
+        return found
+
     def start_lane_early(self, conn: asyncssh.SSHClientConnection) -> None:
         """Open the first lane while the checks before the first large file still run.
 
@@ -220,7 +230,7 @@ class Engine(abc.ABC):
     async def move_one(self, conn: asyncssh.SSHClientConnection, slot: Slot, f: Entry) -> None:
         """Move one file into its ``.part``, verify it on both sides, give it its name."""
         result = self.tally.start_attempt(f)
-        leg = self.leg(f)
+        leg = self.leg_of(f)
         try:
             await self.move_leg(conn, slot, leg, result)
         except BaseException as exc:
@@ -343,7 +353,7 @@ class Engine(abc.ABC):
         if helper is None or self.opts.registered is not None:
             return []
         return [
-            self.leg(f)
+            self.leg_of(f)
             for f in self.tally.files
             if not self.tally.results[f.rel].done
             and f.size < PACK_MAX

@@ -38,6 +38,7 @@ _HEAD = struct.Struct(">cII")
 MAX_JSON = 16 << 20  # the longest JSON answer read (a stat of ~100k paths)
 MAX_DATA = 256 << 10  # the far side sends file data in frames of at most this much
 _GREETING_MAX = 64 << 10  # what a ~/.bashrc may print before the helper's hello
+CHUNK = 10_000  # paths to one stat, hash or mkdir request: its answer stays well in MAX_JSON
 HELLO_TIMEOUT = 60.0  # a conda init can take seconds; an exec that never answers, not forever
 
 
@@ -205,20 +206,28 @@ class FarSide:
 
     # ------------------------------------------------------------------ requests
 
+    async def _each(self, kind: bytes, items: list[Any], what: str) -> list[Any]:
+        """One answer per item, asked in requests of at most CHUNK items (in flight together,
+        handled in order), so no answer outgrows MAX_JSON however large the tree."""
+        asked = [
+            self._request(kind, items[at : at + CHUNK])[1] for at in range(0, len(items), CHUNK)
+        ]
+        found: list[Any] = []
+        for at, future in zip(range(0, len(items), CHUNK), asked, strict=True):
+            doc = await self._answer(future)
+            if not isinstance(doc, list) or len(doc) != len(items[at : at + CHUNK]):
+                raise _hostile(f"{what} answer of the wrong length")
+            found += doc
+        return found
+
     async def stat(self, paths: list[str]) -> list[Stat | OsFailure]:
         """lstat of each path, in one round trip."""
-        doc = await self._answer(self._request(b"S", paths)[1])
-        if not isinstance(doc, list) or len(doc) != len(paths):
-            raise _hostile("a stat answer of the wrong length")
-        return [_stat(item) for item in doc]
+        return [_stat(item) for item in await self._each(b"S", paths, "a stat")]
 
     async def hashes(self, items: list[tuple[str, int]]) -> list[str | OsFailure]:
         """sha256 of each file's first ``limit`` bytes (-1: all of it), in one pass."""
-        doc = await self._answer(self._request(b"H", [list(i) for i in items])[1])
-        if not isinstance(doc, list) or len(doc) != len(items):
-            raise _hostile("a hash answer of the wrong length")
         found: list[str | OsFailure] = []
-        for item in doc:
+        for item in await self._each(b"H", [list(i) for i in items], "a hash"):
             if isinstance(item, list) and len(item) == 3 and _is_sha(item[0]):
                 found.append(item[0])
             elif isinstance(item, list) and len(item) == 3 and item[0] is None:
@@ -229,10 +238,8 @@ class FarSide:
 
     async def mkdirs(self, paths: list[str]) -> list[OsFailure | None]:
         """Make each directory (parents first, in the order given); one that exists is fine."""
-        doc = await self._answer(self._request(b"M", paths)[1])
-        if not isinstance(doc, list) or len(doc) != len(paths):
-            raise _hostile("a mkdir answer of the wrong length")
-        return [None if item is None else failure_of(item) for item in doc]
+        made = await self._each(b"M", paths, "a mkdir")
+        return [None if item is None else failure_of(item) for item in made]
 
     def job(self, path: str, size: int, follow: bool) -> HashJob:
         """Hash ``path`` while it streams: following acknowledged writes, or the whole file."""

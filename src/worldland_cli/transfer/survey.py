@@ -200,10 +200,11 @@ async def survey(
 ) -> list[Verdict]:
     """Judge every entry against what ``where`` (the destination side) holds.
 
-    ``destination(e)`` is the entry's final path on that side; ``legs`` has each file's leg
-    (its ``.part`` and mark); ``source`` hashes the sources of files of the same size.
+    ``destination(e)`` is a directory's or link's final path on that side; ``legs`` has each
+    file's leg (its final path, ``.part`` and mark); ``source`` hashes the sources of files
+    of the same size.
     """
-    finals = [destination(e) for e in entries]
+    finals = [legs[e.rel].final if e.kind == "file" else destination(e) for e in entries]
     files = [e for e in entries if e.kind == "file"]
     parts = [legs[e.rel].final + PART_SUFFIX for e in files]
     asked = finals + parts + [mark_of(p) for p in parts]

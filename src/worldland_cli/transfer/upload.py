@@ -92,7 +92,7 @@ class _Uploader(Engine):
             verdicts = await survey(
                 [*self.dirs, *files, *links],
                 lambda e: self.remote(e.rel),
-                {f.rel: self.leg(f) for f in files},
+                {f.rel: self.leg_of(f) for f in files},
                 RemoteSide(sftp, helper),
                 LocalSide(),
             )
