@@ -276,6 +276,12 @@ def send(
     except TargetError as e:
         raise typer.BadParameter(str(e), param_hint="PATH... [TARGET]") from e
     if target is None:
+        if dry_run:
+            raise typer.BadParameter(
+                "code mode registers the file with the hub, which is no dry run; name a TARGET "
+                "to see what would be sent there",
+                param_hint="--dry-run",
+            )
         return _send_code(Path(sources[0]), pod, hub, hub_ca)
     try:
         where: SshLocation | PodLocation = (
@@ -343,6 +349,10 @@ def receive(
     registered: Registered | None = None
     note: str | None = None
     if isinstance(parsed, str):
+        if dry_run:
+            raise typer.BadParameter(
+                "a code works once, and claiming it to look would spend it", param_hint="--dry-run"
+            )
         from worldland_cli import config
         from worldland_cli.transfer.remote import claim_code
 
