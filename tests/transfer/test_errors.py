@@ -167,7 +167,10 @@ def test_a_full_remote_disk_names_enospc_and_keeps_what_resumes(
     url = sshd.url(str(small_disk))
     code, said, _ = worldland(sshd, "send", str(data), url, as_json=as_json)
     assert code == 1
-    assert "no space left on the remote's disk: cannot write " + str(small_disk / "data") in said
+    assert (
+        "no space left on the remote's disk (ENOSPC): cannot write " + str(small_disk / "data")
+        in said
+    )
     assert " free there)" in said
     assert not [p for p in (small_disk / "data").iterdir() if p.name.endswith(".worldland-tmp")]
     if size:
@@ -198,7 +201,10 @@ def test_a_full_local_disk_names_enospc_and_keeps_what_resumes(
     url = sshd.url(str(pod))
     code, said, _ = worldland(sshd, "receive", url, str(small_disk), as_json=as_json)
     assert code == 1
-    assert "no space left on this computer's disk: cannot write " + str(small_disk / "ckpt") in said
+    assert (
+        "no space left on this computer's disk (ENOSPC): cannot write " + str(small_disk / "ckpt")
+        in said
+    )
     assert " free there)" in said
     assert not [p for p in (small_disk / "ckpt").iterdir() if p.name.startswith(".")]
     if size:

@@ -93,7 +93,7 @@ def _denied(side: str, doing: str, path: str | Path, reason: str = "") -> Transf
 def _full(side: str, path: str | Path, free: int) -> TransferError:
     left = f" ({amount(free)} free there)" if free >= 0 else ""
     return TransferError(
-        f"no space left on {_side(side)}'s disk: cannot write {shown(str(path))}{left}",
+        f"no space left on {_side(side)}'s disk (ENOSPC): cannot write {shown(str(path))}{left}",
         f"free some space{' on the pod' if side == 'remote' else ''}, {_RESUME}",
     )
 
