@@ -151,3 +151,19 @@ def test_an_sftp_only_account_has_no_helper_and_says_so_at_once(tmp_path: Path) 
         waited = time.monotonic() - began
     assert found is None
     assert waited < 30  # answered by internal-sftp's VERSION, not by the hello's time-out
+
+
+def test_a_version_managers_shim_is_passed_over_for_the_systems_python(tmp_path: Path) -> None:
+    # pyenv's and asdf's shims are shell scripts that pick a python (~0.1 s a start); the
+    # helper runs on any python3, so the system's is taken where there is one.
+    if sshd_missing_reason() or not Path("/usr/bin/python3").exists():
+        pytest.skip("needs sshd and /usr/bin/python3")
+    shims = tmp_path / "home" / ".pyenv" / "shims"
+    shims.mkdir(parents=True)
+    (shims / "python3").write_text(f"#!/bin/sh\ntouch {tmp_path / 'shim-used'}\nexit 1\n")
+    (shims / "python3").chmod(0o755)
+    extra = account_home(tmp_path / "home", f'export PATH="{shims}:$PATH"\n')
+    with start_sshd(tmp_path / "sshd", extra_config=extra) as server:
+        creds = Credentials(identity=server.client_key, known_hosts=server.known_hosts)
+        found = _with_helper(server, creds, lambda h: asyncio.sleep(0, h))
+    assert found is not None and not (tmp_path / "shim-used").exists()
