@@ -122,7 +122,6 @@ class _Downloader(Engine):
                 entries = await self.plan(sftp)
                 self.entries = entries
                 self.tally.add_files([e for e in entries if e.kind == "file"])
-            helper = await self.helper()
             todo = [
                 e for e in self.entries if e.kind != "file" or not self.tally.results[e.rel].done
             ]
@@ -132,7 +131,7 @@ class _Downloader(Engine):
                 lambda e: str(local_destination(self.dest, e.rel, replacing=e.kind != "dir")),
                 {f.rel: self.leg_of(f) for f in files},
                 LocalSide(),
-                RemoteSide(sftp, helper),
+                RemoteSide(sftp, self.launching()),
             )
             if self.opts.dry_run:
                 self.verdicts = verdicts
@@ -141,7 +140,8 @@ class _Downloader(Engine):
             self.tree.make_root()
             self.tree.make_dirs(self.entries)
             self.start_lane_early(conn)
-            packable = self.packable(judged, helper)
+            packable = self.packable(judged)
+            helper = await self.helper() if packable else None
             if helper is not None and packable:
                 await packed.receive(
                     helper, packable, self.tree, self.opts.fsync, self.tally.packed_done

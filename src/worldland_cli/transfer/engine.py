@@ -47,7 +47,7 @@ from worldland_cli.transfer.errors import (
 )
 from worldland_cli.transfer.exclude import Excludes
 from worldland_cli.transfer.failures import actionable, explain, flatten, is_drop
-from worldland_cli.transfer.farside import FarSide, HashJob, OsFailure
+from worldland_cli.transfer.farside import FarSide, LateJob, OsFailure
 from worldland_cli.transfer.lanes import Lanes, Slot
 from worldland_cli.transfer.localfs import Digest, prefix_digest
 from worldland_cli.transfer.model import (
@@ -171,10 +171,21 @@ class Engine(abc.ABC):
             self.progress.note(f"connection lost; retry {self.retries} in {delay:.1f}s")
             await asyncio.sleep(delay)
 
+    def launching(self) -> asyncio.Future[FarSide | None]:
+        """This connection's far-side helper as it starts (its ~/.bashrc runs meanwhile)."""
+        assert self._helper is not None
+        return self._helper
+
     async def helper(self) -> FarSide | None:
         """This connection's far-side helper, once started; None where it cannot run."""
-        assert self._helper is not None
-        return await asyncio.shield(self._helper)
+        return await asyncio.shield(self.launching())
+
+    def helper_now(self) -> FarSide | None:
+        """The helper if it has started already (None if not, or if it cannot run)."""
+        launching = self.launching()
+        if launching.done() and not launching.cancelled() and launching.exception() is None:
+            return launching.result()
+        return None
 
     async def _end_helper(self) -> None:
         launching, self._helper = self._helper, None
@@ -252,15 +263,12 @@ class Engine(abc.ABC):
 
         carrier = await self.lanes.carrier(conn, slot, f.size - start)
         result.carried_by = carrier.name
-        helper = await self.helper()
-        far = None if helper is None else helper.job(leg.remote, f.size, self.far_follows)
-        if far is not None:
-            self.tally.followers[result.path] = far
+        far = LateJob(self.launching(), leg.remote, f.size, self.far_follows)
+        self.tally.followers[result.path] = far
         try:
             await self.carry(slot, carrier, leg, start, digest, self.moved_from_thread(result))
         except BaseException:
-            if far is not None:
-                far.cancel()
+            far.cancel()
             raise
         finally:
             self.tally.followers.pop(result.path, None)
@@ -316,7 +324,7 @@ class Engine(abc.ABC):
         self,
         conn: asyncssh.SSHClientConnection,
         sftp: asyncssh.SFTPClient,
-        far: HashJob | None,
+        far: LateJob,
         path: str,
         size: int,
     ) -> tuple[str, str, bool]:
@@ -326,7 +334,7 @@ class Engine(abc.ABC):
         stream, as it always did, so its verdict covers the whole transfer too. A small
         file is re-read over SFTP rather than hashed by a process started for it alone.
         """
-        answer = None if far is None else await far.result()
+        answer = await far.result()
         if answer is not None:
             return answer[0], "remote-exec", answer[1]
         theirs, how = await remote_sha256(conn, sftp, path, size, exec_ok=size >= PACK_MAX)
@@ -348,9 +356,10 @@ class Engine(abc.ABC):
                 self.tally.same(v.entry)
         return {v.entry.rel: v for v in verdicts}
 
-    def packable(self, verdicts: dict[str, Verdict], helper: FarSide | None) -> list[Leg]:
-        """The files still to move that travel packed: small, new or replaced, no ``.part``."""
-        if helper is None or self.opts.registered is not None:
+    def packable(self, verdicts: dict[str, Verdict]) -> list[Leg]:
+        """The files still to move that may travel packed (where the helper runs): small,
+        new or replaced, no ``.part``."""
+        if self.opts.registered is not None:
             return []
         return [
             self.leg_of(f)

@@ -360,6 +360,48 @@ class HashJob:
             self._future.cancel()
 
 
+class LateJob:
+    """A hash job asked for before the helper may have greeted: the stream never waits on
+    the far side's shell start-up (a slow ~/.bashrc), the job starts once the helper is up
+    and is told how far writes got meanwhile. Without a helper its result is None."""
+
+    def __init__(
+        self, launching: asyncio.Future[FarSide | None], path: str, size: int, follow: bool
+    ) -> None:
+        self._job: HashJob | None = None
+        self._reached = 0
+        self._cancelled = False
+        self._starting = asyncio.ensure_future(self._start(launching, path, size, follow))
+        self._starting.add_done_callback(_seen)
+
+    async def _start(
+        self, launching: asyncio.Future[FarSide | None], path: str, size: int, follow: bool
+    ) -> HashJob | None:
+        helper = await asyncio.shield(launching)
+        if helper is None or self._cancelled:
+            return None
+        self._job = helper.job(path, size, follow)
+        self._job.advance(self._reached)
+        return self._job
+
+    def advance(self, reached: int) -> None:
+        """Follow mode: the far side has acknowledged every byte below ``reached``."""
+        self._reached = reached
+        if self._job is not None:
+            self._job.advance(reached)
+
+    async def result(self) -> tuple[str, bool] | None:
+        """(sha256, changed) once our copy is complete; None without a usable far hash."""
+        job = await self._starting
+        return None if job is None else await job.result()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._job is not None:
+            self._job.cancel()
+        self._starting.cancel()
+
+
 def _seen(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()

@@ -51,6 +51,8 @@ from worldland_cli.transfer.ssh import reread_sha256
 NO_PART, OURS, STALE, NOT_OURS = "none", "ours", "stale", "not ours"
 # SFTP requests in flight at once where the helper cannot run.
 _SFTP_IN_FLIGHT = 64
+# Paths asked over SFTP rather than waiting for a helper still starting.
+_FEW = 64
 
 
 def _what(there: Stat) -> str:
@@ -108,16 +110,28 @@ class Side(Protocol):
 
 
 class RemoteSide:
-    """The pod: its helper in one round trip, or SFTP requests in flight together."""
+    """The pod: its helper in one round trip, or SFTP requests in flight together.
 
-    def __init__(self, sftp: asyncssh.SFTPClient, helper: FarSide | None) -> None:
+    A few paths are asked over SFTP while the helper is still starting (its ~/.bashrc may
+    take a while, and a single file should not wait on it); many wait for the helper.
+    """
+
+    def __init__(
+        self, sftp: asyncssh.SFTPClient, launching: asyncio.Future[FarSide | None]
+    ) -> None:
         self._sftp = sftp
-        self._helper = helper
+        self._launching = launching
         self._gate = asyncio.Semaphore(_SFTP_IN_FLIGHT)
 
+    async def _helper(self, wait: bool) -> FarSide | None:
+        if wait or self._launching.done():
+            return await asyncio.shield(self._launching)
+        return None
+
     async def lstat(self, paths: list[str]) -> list[Stat | None]:
-        if self._helper is not None:
-            found = await self._helper.stat(paths)
+        helper = await self._helper(wait=len(paths) > _FEW)
+        if helper is not None:
+            found = await helper.stat(paths)
             return [None if isinstance(s, OsFailure) else s for s in found]
         return list(await asyncio.gather(*(self._sftp_lstat(p) for p in paths)))
 
@@ -140,8 +154,9 @@ class RemoteSide:
         return NOT_OURS if found is None else OURS if found == mark else STALE
 
     async def hashes(self, files: list[tuple[str, int]]) -> list[str | None]:
-        if self._helper is not None:
-            found = await self._helper.hashes([(p, -1) for p, _ in files])
+        helper = await self._helper(wait=True)
+        if helper is not None:
+            found = await helper.hashes([(p, -1) for p, _ in files])
             return [None if isinstance(h, OsFailure) else h for h in found]
         return list(await asyncio.gather(*(self._reread(p, n) for p, n in files)))
 

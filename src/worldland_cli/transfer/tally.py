@@ -8,7 +8,7 @@ touches a connection or a disk.
 from __future__ import annotations
 
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.farside import HashJob
+from worldland_cli.transfer.farside import LateJob
 from worldland_cli.transfer.model import Entry, FileResult, Leg, Skipped, Summary
 from worldland_cli.transfer.progress import ProgressSink
 
@@ -24,7 +24,7 @@ class Tally:
         self.skipped: list[Skipped] = []
         self.unchanged: list[str] = []  # files the same at the destination: not moved
         self.excluded = 0
-        self.followers: dict[str, HashJob] = {}  # far-side hashes told of each acknowledgement
+        self.followers: dict[str, LateJob] = {}  # far-side hashes told of each acknowledgement
 
     def add_files(self, files: list[Entry]) -> None:
         """The planned files: each gets its result and joins the progress total."""

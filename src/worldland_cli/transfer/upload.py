@@ -86,23 +86,23 @@ class _Uploader(Engine):
 
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:
         async with await conn.start_sftp_client() as sftp:
-            helper = await self.helper()
             links = [e for e in self.links if e.rel not in self.linked]
             files = [f for f in self.tally.files if not self.tally.results[f.rel].done]
             verdicts = await survey(
                 [*self.dirs, *files, *links],
                 lambda e: self.remote(e.rel),
                 {f.rel: self.leg_of(f) for f in files},
-                RemoteSide(sftp, helper),
+                RemoteSide(sftp, self.launching()),
                 LocalSide(),
             )
             if self.opts.dry_run:
                 self.verdicts = verdicts
                 return
             judged = self.judged(verdicts, "on the remote")
+            packable = self.packable(judged)
+            helper = await self.helper() if packable else self.helper_now()
             await self.make_dirs(sftp, helper, [v.entry for v in verdicts if v.action == NEW])
             self.start_lane_early(conn)
-            packable = self.packable(judged, helper)
             if helper is not None and packable:
                 await packed.send(helper, packable, self.opts.overwrite, self.tally.packed_done)
             await self.each_file(conn)
