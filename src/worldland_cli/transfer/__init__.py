@@ -13,8 +13,9 @@ Where things are (docs/transfer.md, "Where the code is"):
   system's ``ssh``, speaking ``sftpcodec.py``'s packets) or ``sftpcarrier.py`` (asyncssh);
   ``lanes.py`` picks one for each file, ``overlap.py`` runs disk and hash beside it;
 * ``localfs.py``: all local file I/O of user data; ``ssh.py``: the asyncssh connection;
-  ``farside.py`` and ``farprogram.py``: the far-side helper, one process per connection
-  (stat, hash, packed files); ``partmark.py`` and ``remoteparts.py``: ``.part`` files of ours;
+  ``farside.py``, ``farprogram.py`` and ``farreplies.py``: the far-side helper, one
+  process per connection (stat, hash, packed files), and the checks of what it answers;
+  ``partmark.py`` and ``remoteparts.py``: ``.part`` files of ours;
 * ``targets.py``, ``remote.py``: what an argument names, and the hub's pods and codes.
 
 Importing this package is cheap on purpose: :mod:`.targets` and :mod:`.errors` need no

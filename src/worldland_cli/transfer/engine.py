@@ -47,7 +47,8 @@ from worldland_cli.transfer.errors import (
 )
 from worldland_cli.transfer.exclude import Excludes
 from worldland_cli.transfer.failures import actionable, explain, flatten, is_drop
-from worldland_cli.transfer.farside import FarSide, LateJob, OsFailure
+from worldland_cli.transfer.farreplies import OsFailure
+from worldland_cli.transfer.farside import FarSide, LateJob
 from worldland_cli.transfer.lanes import Lanes, Slot
 from worldland_cli.transfer.localfs import Digest, prefix_digest
 from worldland_cli.transfer.model import (

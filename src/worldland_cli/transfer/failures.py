@@ -32,7 +32,7 @@ from worldland_cli.transfer.errors import (
     RemoteRefused,
     TransferError,
 )
-from worldland_cli.transfer.farside import OsFailure
+from worldland_cli.transfer.farreplies import OsFailure
 from worldland_cli.transfer.model import Leg
 from worldland_cli.transfer.targets import SshLocation
 

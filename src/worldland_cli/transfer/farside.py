@@ -11,10 +11,7 @@ What comes back is the far side's word, and a pod may lie: every frame is bounde
 answers :data:`MAX_JSON`, file data :data:`MAX_DATA` a frame) and checked for the shape its
 request expects before it is used; anything else is a protocol violation (HOSTILE_HINT)
 and no byte of it is written anywhere. A helper that ends mid-request is a dropped link: the
-engine reconnects and resumes.
-
-(About 430 lines: each request sits beside the checks of what may come back for it, so
-what the far side can make us believe is read in one place.)
+engine reconnects and resumes. Those checks are :mod:`.farreplies`'s.
 """
 
 from __future__ import annotations
@@ -26,13 +23,25 @@ import secrets
 import shlex
 import struct
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import asyncssh
 
-from worldland_cli.transfer.errors import HOSTILE_HINT, ConnectionDropped, TransferError
+from worldland_cli.transfer.errors import ConnectionDropped, TransferError
 from worldland_cli.transfer.farprogram import HELLO, NO_PYTHON, PREAMBLE, PROGRAM
+from worldland_cli.transfer.farreplies import (
+    Got,
+    OsFailure,
+    Stat,
+    failure_error,
+    failure_of,
+    file_of,
+    hostile,
+    is_sha,
+    json_of,
+    next_frame,
+    stat_of,
+)
 
 _HEAD = struct.Struct(">cII")
 MAX_JSON = 16 << 20  # the longest JSON answer read (a stat of ~100k paths)
@@ -48,58 +57,6 @@ exec "$p" -c "$0" "$@"
 _GREETING_MAX = 64 << 10  # what a ~/.bashrc may print before the helper's hello
 CHUNK = 10_000  # paths to one stat, hash or mkdir request: its answer stays well in MAX_JSON
 HELLO_TIMEOUT = 60.0  # a conda init can take seconds; an exec that never answers, not forever
-
-
-@dataclass(frozen=True)
-class Stat:
-    """One path on the far side, from lstat: ``kind`` is file, dir, link or other."""
-
-    kind: str
-    size: int
-    mode: int
-    mtime: float
-    link_target: str = ""
-
-
-@dataclass(frozen=True)
-class OsFailure:
-    """An OS error the far side met for one path (its errno and text, the free bytes if known)."""
-
-    errno: int
-    text: str
-    free: int = -1
-
-
-@dataclass(frozen=True)
-class Got:
-    """A small file as the far side read it: its bytes, their sha256, whether it changed."""
-
-    data: bytes
-    sha256: str
-    changed: bool
-
-
-def _hostile(what: str) -> TransferError:
-    return TransferError(f"the far side's helper broke its protocol: {what}", HOSTILE_HINT)
-
-
-def failure_of(doc: Any) -> OsFailure:
-    """An ``[errno, text(, free)]`` list from the far side, checked."""
-    if (
-        isinstance(doc, list)
-        and 2 <= len(doc) <= 3
-        and isinstance(doc[0], int)
-        and isinstance(doc[1], str)
-        and all(isinstance(x, int) for x in doc[2:])
-    ):
-        return OsFailure(doc[0], doc[1][:500], doc[2] if len(doc) == 3 else -1)
-    raise _hostile("an error that is not [errno, text]")
-
-
-def _is_sha(value: Any) -> bool:
-    return (
-        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-    )
 
 
 class FarSide:
@@ -178,16 +135,16 @@ class FarSide:
             while True:
                 kind, rid, length = _HEAD.unpack(await stdout.readexactly(_HEAD.size))
                 if length > (MAX_DATA if kind == b"D" else MAX_JSON):
-                    raise _hostile(f"a frame of {length} bytes")
+                    raise hostile(f"a frame of {length} bytes")
                 payload = await stdout.readexactly(length)
                 if rid in self._streams:
                     self._streams[rid].put_nowait((kind, payload))
                 elif kind in (b"R", b"!") and rid in self._replies:
-                    self._replies.pop(rid).set_result((kind, _json(payload)))
+                    self._replies.pop(rid).set_result((kind, json_of(payload)))
                 elif kind in (b"R", b"!") and rid in self._forgotten:
                     self._forgotten.discard(rid)
                 else:
-                    raise _hostile(f"an answer {kind!r} to no question ({rid})")
+                    raise hostile(f"an answer {kind!r} to no question ({rid})")
         except asyncio.IncompleteReadError:
             self._end(ConnectionDropped("the far side's helper ended"))
         except (OSError, asyncssh.Error) as e:
@@ -207,7 +164,7 @@ class FarSide:
     async def _answer(self, future: asyncio.Future[tuple[bytes, Any]]) -> Any:
         kind, doc = await future
         if kind == b"!":
-            raise _failure_error(doc)
+            raise failure_error(doc)
         return doc
 
     # ------------------------------------------------------------------ requests
@@ -222,24 +179,24 @@ class FarSide:
         for at, future in zip(range(0, len(items), CHUNK), asked, strict=True):
             doc = await self._answer(future)
             if not isinstance(doc, list) or len(doc) != len(items[at : at + CHUNK]):
-                raise _hostile(f"{what} answer of the wrong length")
+                raise hostile(f"{what} answer of the wrong length")
             found += doc
         return found
 
     async def stat(self, paths: list[str]) -> list[Stat | OsFailure]:
         """lstat of each path, in one round trip."""
-        return [_stat(item) for item in await self._each(b"S", paths, "a stat")]
+        return [stat_of(item) for item in await self._each(b"S", paths, "a stat")]
 
     async def hashes(self, items: list[tuple[str, int]]) -> list[str | OsFailure]:
         """sha256 of each file's first ``limit`` bytes (-1: all of it), in one pass."""
         found: list[str | OsFailure] = []
         for item in await self._each(b"H", [list(i) for i in items], "a hash"):
-            if isinstance(item, list) and len(item) == 3 and _is_sha(item[0]):
+            if isinstance(item, list) and len(item) == 3 and is_sha(item[0]):
                 found.append(item[0])
             elif isinstance(item, list) and len(item) == 3 and item[0] is None:
                 found.append(failure_of(item[1:]))
             else:
-                raise _hostile("a hash answer that is no sha256")
+                raise hostile("a hash answer that is no sha256")
         return found
 
     async def mkdirs(self, paths: list[str]) -> list[OsFailure | None]:
@@ -287,17 +244,17 @@ class FarSide:
         try:
             self._send(b"G", rid, json.dumps([list(i) for i in items]).encode())
             for _, size in items:
-                kind, payload = await _next_frame(queue)
+                kind, payload = await next_frame(queue)
                 if kind != b"F":
-                    raise _hostile(f"{kind!r} where a file's header was due")
-                head = _json(payload)
+                    raise hostile(f"{kind!r} where a file's header was due")
+                head = json_of(payload)
                 if isinstance(head, dict) and "error" in head:
                     yield failure_of(head["error"])
                     continue
-                yield await _file(queue, head, size)
-            kind, _ = await _next_frame(queue)
+                yield await file_of(queue, head, size)
+            kind, _ = await next_frame(queue)
             if kind != b"R":
-                raise _hostile(f"{kind!r} after the last file asked for")
+                raise hostile(f"{kind!r} after the last file asked for")
         finally:
             self._streams.pop(rid, None)
 
@@ -345,8 +302,8 @@ class HashJob:
         if kind != b"R":
             failure_of(doc)  # checked, then the caller's serial check decides
             return None
-        if not (isinstance(doc, list) and len(doc) == 3 and _is_sha(doc[0])):
-            raise _hostile("a hash job's answer that is no sha256")
+        if not (isinstance(doc, list) and len(doc) == 3 and is_sha(doc[0])):
+            raise hostile("a hash job's answer that is no sha256")
         digest, hashed, changed = doc
         return digest, bool(changed) or hashed != self._size
 
@@ -405,69 +362,6 @@ class LateJob:
 def _seen(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-def _failure_error(doc: Any) -> TransferError:
-    failure = failure_of(doc)
-    return TransferError(f"the far side's helper failed: {failure.text}")
-
-
-def _json(payload: bytes) -> Any:
-    try:
-        return json.loads(payload) if payload else None
-    except ValueError:
-        raise _hostile("an answer that is not JSON") from None
-
-
-def _stat(item: Any) -> Stat | OsFailure:
-    if isinstance(item, list) and item and item[0] is None:
-        return failure_of(item[1:])
-    kinds = {"f": "file", "d": "dir", "l": "link", "o": "other"}
-    if (
-        isinstance(item, list)
-        and len(item) in (4, 5)
-        and item[0] in kinds
-        and isinstance(item[1], int)
-        and isinstance(item[2], int)
-        and isinstance(item[3], (int, float))
-    ):
-        target = item[4] if len(item) == 5 and isinstance(item[4], str) else ""
-        return Stat(kinds[item[0]], item[1], item[2], float(item[3]), target)
-    raise _hostile("a stat answer of the wrong shape")
-
-
-async def _next_frame(
-    queue: asyncio.Queue[tuple[bytes, bytes] | BaseException],
-) -> tuple[bytes, bytes]:
-    item = await queue.get()
-    if isinstance(item, BaseException):
-        raise item
-    return item
-
-
-async def _file(
-    queue: asyncio.Queue[tuple[bytes, bytes] | BaseException], head: Any, planned: int
-) -> Got:
-    """One file's data frames after its header; never more than ``planned`` bytes."""
-    if not (
-        isinstance(head, dict)
-        and isinstance(head.get("size"), int)
-        and _is_sha(head.get("sha256"))
-        and isinstance(head.get("changed"), bool)
-    ):
-        raise _hostile("a file header of the wrong shape")
-    size: int = head["size"]
-    if not 0 <= size <= planned:
-        raise _hostile(f"a file of {size} bytes where {planned} were asked for")
-    parts: list[bytes] = []
-    got = 0
-    while got < size:
-        kind, payload = await _next_frame(queue)
-        if kind != b"D" or got + len(payload) > size:
-            raise _hostile("more bytes than the file's header announced")
-        parts.append(payload)
-        got += len(payload)
-    return Got(b"".join(parts), head["sha256"], head["changed"] or size != planned)
 
 
 async def _greeted(process: asyncssh.SSHClientProcess[bytes], nonce: str) -> bool:

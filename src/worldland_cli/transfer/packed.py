@@ -37,7 +37,8 @@ from worldland_cli.transfer.errors import (
     checksum_failed,
 )
 from worldland_cli.transfer.failures import remote_os_failure
-from worldland_cli.transfer.farside import FarSide, OsFailure, failure_of
+from worldland_cli.transfer.farreplies import OsFailure, failure_of
+from worldland_cli.transfer.farside import FarSide
 from worldland_cli.transfer.localfs import LocalTree, read_small
 from worldland_cli.transfer.model import Leg
 
@@ -67,15 +68,12 @@ async def _pipelined(
 ) -> None:
     """Start each batch (which returns how to settle it) with one more in flight meanwhile."""
     pending: deque[Callable[[], Awaitable[None]]] = deque()
-    try:
-        for batch in work:
-            pending.append(await start(batch))
-            if len(pending) > 1:
-                await pending.popleft()()
-        while pending:
+    for batch in work:
+        pending.append(await start(batch))
+        if len(pending) > 1:
             await pending.popleft()()
-    finally:
-        pending.clear()
+    while pending:
+        await pending.popleft()()
 
 
 async def send(helper: FarSide, legs: list[Leg], overwrite: bool, done: Done) -> None:

@@ -30,7 +30,8 @@ import asyncssh
 
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import DestinationExistsError, TransferError, not_ours
-from worldland_cli.transfer.farside import FarSide, OsFailure, Stat
+from worldland_cli.transfer.farreplies import OsFailure, Stat
+from worldland_cli.transfer.farside import FarSide
 from worldland_cli.transfer.localfs import file_sha256, read_mark
 from worldland_cli.transfer.model import (
     BLOCKED,
