@@ -195,7 +195,7 @@ def _syncfs() -> Callable[[int], int] | None:
     2,000 small ones cost seconds. None elsewhere: then each file is fsynced."""
     try:
         call: Callable[[int], int] = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no syncfs (macOS), no libc by that name
         return None
     return call
 
