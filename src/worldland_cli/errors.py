@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad flags or arguments (click's own convention)
     UNREACHABLE = 3  # a remote (hub, pod) could not be reached
     DENIED = 4  # authentication or authorisation refused
+    INTERRUPTED = 130  # stopped by Ctrl-C (SIGINT), as a shell reports it: 128 + 2
 
 
 class ActionableError(Exception):

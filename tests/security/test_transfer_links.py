@@ -6,9 +6,10 @@ SSH key, and a later ``send`` of ``ckpt`` uploaded the key. Received links are n
 step by step through the tree as it will exist on disk, and ``send`` recreates links instead
 of following them unless asked to (``--follow-links``).
 
-Receiving a tree again: a name already here is taken, a link as much as a file, unless
---overwrite, which replaces the name itself (never what a link there points to); a
-directory on the way that is a symlink out of LOCAL_DIR still stops the receive.
+Receiving a tree again: a name already here with other content is taken, a link (to another
+target) as much as a file, unless --overwrite, which replaces the name itself (never what a
+link there points to); what is here already, the same, is skipped; a directory on the way
+that is a symlink out of LOCAL_DIR still stops the receive.
 """
 
 from __future__ import annotations
@@ -160,6 +161,10 @@ def test_receiving_links_again_without_overwrite_says_the_name_is_taken(tmp_path
     back = tmp_path / "back"
     with hostile_server(tmp_path / "keys") as pod:
         asyncio.run(download(pod.location(tree), back, pod.creds))
+        again = asyncio.run(download(pod.location(tree), back, pod.creds))  # the same: skipped
+        assert again.files == [] and len(again.unchanged) == 2
+        os.unlink(tree / "latest")
+        os.symlink("data/v2.bin", tree / "latest")  # now another link at the name
         with pytest.raises(DestinationExistsError, match=r"already in .*ckpt/latest") as info:
             asyncio.run(download(pod.location(tree), back, pod.creds))
     assert info.value.hint == "pass --overwrite to replace them"

@@ -29,6 +29,10 @@ from tests.support.procs import process_table
 
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "/usr/bin/ssh-keygen"
+# Runs a command as root without the capabilities that let root read and write any file, so
+# file modes deny it as they deny a renter (tests run as root; an account of its own would
+# change the machine's passwd).
+NO_DAC_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 
 
 def sshd_missing_reason() -> str | None:
@@ -119,6 +123,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def account_home(home: Path, bashrc: str) -> list[str]:
+    """sshd_config lines that give the account ``home`` as HOME, with this ``~/.bashrc``.
+
+    The same user, another HOME (sshd's ``SetEnv`` overrides the one from passwd), so a test
+    can give the remote account a slow shell start-up without touching a real home: bash
+    reads ``$HOME/.bashrc`` for every command sshd runs (Debian's bash sources it when
+    SSH_CLIENT is set), as a pod whose ``~/.bashrc`` runs ``pyenv init`` or ``conda`` does.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".bashrc").write_text(bashrc)
+    return [f"SetEnv HOME={home}"]
+
+
 def _write_config(
     directory: Path, port: int, host_key: Path, authorized: Path, extra: list[str]
 ) -> Path:
@@ -164,12 +181,17 @@ def _wait_listening(proc: subprocess.Popen[bytes], log: Path, port: int, timeout
 
 @contextlib.contextmanager
 def start_sshd(
-    directory: Path, *, host_key: Path | None = None, extra_config: list[str] | None = None
+    directory: Path,
+    *,
+    host_key: Path | None = None,
+    extra_config: list[str] | None = None,
+    prefix: list[str] | None = None,
 ) -> Iterator[SshdServer]:
     """Run sshd until the block ends.
 
     ``host_key`` reuses a key file; ``extra_config`` appends sshd_config lines, e.g.
     ``["ForceCommand internal-sftp"]`` for an account that allows SFTP but no shell.
+    ``prefix`` runs sshd under another command, such as :data:`NO_DAC_OVERRIDE`.
     """
     reason = sshd_missing_reason()
     if reason:
@@ -194,7 +216,7 @@ def start_sshd(
         config = _write_config(directory, port, host_key, authorized, extra_config or [])
         with log.open("wb") as log_file:
             proc = subprocess.Popen(
-                [SSHD, "-D", "-e", "-f", str(config)],
+                [*(prefix or []), SSHD, "-D", "-e", "-f", str(config)],
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

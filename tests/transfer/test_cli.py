@@ -95,6 +95,15 @@ def test_usage_errors_exit_2() -> None:
     assert runner.invoke(app, ["receive", "ssh://h"]).exit_code == 2
 
 
+def test_a_dry_run_never_spends_or_makes_a_code(tmp_path: Path) -> None:
+    code = "4817-cactus-walrus-ember-quill-topaz"
+    claimed = runner.invoke(app, ["receive", code, str(tmp_path), "--dry-run"])
+    assert claimed.exit_code == 2 and "would spend it" in " ".join(claimed.output.split())
+    src = random_file(tmp_path / "a.bin", 10)
+    offered = runner.invoke(app, ["send", str(src), "--pod", "pod-1", "--dry-run"])
+    assert offered.exit_code == 2 and "no dry run" in " ".join(offered.output.split())
+
+
 def test_start_up_does_not_import_the_ssh_libraries() -> None:
     code = (
         "import sys, worldland_cli.main, worldland_cli.commands.transfer, "

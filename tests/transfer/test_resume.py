@@ -23,6 +23,8 @@ SIZE = 24 * (1 << 20) + 123
 CHUNK = 255 * 1024
 FAST_RETRY = Options(retries=3, backoff=0.05)
 REFUSED = r"checksum mismatch|changed during the transfer"
+# The smallest file that moves on its own (smaller ones travel packed, tests/transfer/test_tree.py).
+ONE_BY_ONE = 5 * CHUNK
 
 
 # Both data paths (the OpenSSH lane, and asyncssh's) share the pipeline that keeps a .part
@@ -117,9 +119,9 @@ def test_download_of_content_that_changes_under_us_fails_and_keeps_no_file(
 ) -> None:
     # The far side hashes the source while we read it; a change after every byte arrived
     # (its hash may already be done) is still caught by its before/after stat of the file.
-    src = random_file(tmp_path / "remote" / "f.bin", 4 * CHUNK)
+    src = random_file(tmp_path / "remote" / "f.bin", ONE_BY_ONE)
     back = tmp_path / "back"
-    hook = Hook(4 * CHUNK, lambda: _corrupt(src))  # after every byte arrived, before the check
+    hook = Hook(ONE_BY_ONE, lambda: _corrupt(src))  # after every byte arrived, before the check
     with pytest.raises(ChecksumError, match=REFUSED):
         asyncio.run(download(parse_ssh_url(sshd.url(str(src)), "x"), back, creds, None, hook))
     assert hook.fired_at is not None
@@ -156,9 +158,9 @@ def test_upload_corrupted_on_the_far_side_fails_and_keeps_no_file(
 ) -> None:
     # The corruption comes after the last write was acknowledged, just before the far side
     # hashes the finished .part: that hash must catch it.
-    src = random_file(tmp_path / "f.bin", 4 * CHUNK)
+    src = random_file(tmp_path / "f.bin", ONE_BY_ONE)
     remote = tmp_path / "remote"
-    hook = Hook(4 * CHUNK, lambda: corrupt(remote / "f.bin.part"))
+    hook = Hook(ONE_BY_ONE, lambda: corrupt(remote / "f.bin.part"))
     with pytest.raises(ChecksumError):
         asyncio.run(upload([src], parse_ssh_url(sshd.url(str(remote)), "x"), creds, None, hook))
     assert hook.fired_at is not None

@@ -96,11 +96,42 @@ KnownHosts = Annotated[
         help="Trusted host keys for ssh:// targets (default ~/.ssh/known_hosts).",
     ),
 ]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace files that already exist.")]
+Overwrite = Annotated[
+    bool,
+    typer.Option(
+        "--overwrite",
+        help="Replace files that exist at the destination with other content (files with the "
+        "same size and sha256 are skipped either way).",
+    ),
+]
 Retries = Annotated[
     int,
     typer.Option(
-        "--retries", min=0, metavar="N", help="Reconnect this many times after a dropped link."
+        "--retries",
+        min=0,
+        metavar="N",
+        help="Reconnect this many times after a link that dropped mid-transfer (a first "
+        "connection that fails is not retried).",
+    ),
+]
+Exclude = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        metavar="PATTERN",
+        help="Leave out what PATTERN matches, rsync's rules (repeatable): '*.pyc' or "
+        "'__pycache__' (a name at any depth), 'cache/*.bin' (the end of a path), '/top/logs' "
+        "(anchored at the sent or received directory), 'logs/' (directories only), '**' "
+        "(across '/').",
+    ),
+]
+TransferDryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        "-n",
+        help="Say what would move and why (new, differs, partial; same: skipped) and move "
+        "nothing; exit 1 if a real run would refuse something.",
     ),
 ]
 NoOpenssh = Annotated[

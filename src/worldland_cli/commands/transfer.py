@@ -20,6 +20,7 @@ import typer
 
 from worldland_cli.commands.common import noted
 from worldland_cli.commands.options import (
+    Exclude,
     HubCa,
     HubUrl,
     Identity,
@@ -28,7 +29,9 @@ from worldland_cli.commands.options import (
     NoOpenssh,
     Overwrite,
     Retries,
+    TransferDryRun,
 )
+from worldland_cli.errors import ExitCode
 from worldland_cli.output import Result
 
 if TYPE_CHECKING:
@@ -82,29 +85,72 @@ def _run(
     import asyncio
 
     from worldland_cli.transfer.display import shown
+    from worldland_cli.transfer.failures import interruptible
     from worldland_cli.transfer.progress import NullProgress, RichProgress
 
     with noted(note):
         if sys.stderr.isatty():
             with RichProgress(description) as bar:
-                summary = asyncio.run(job(bar))
+                summary = asyncio.run(interruptible(job(bar)))
         else:
-            summary = asyncio.run(job(NullProgress()))
+            summary = asyncio.run(interruptible(job(NullProgress())))
+    if summary.verdicts is not None:
+        return _dry_run(summary, extra)
     doc = summary.to_dict()
     lines = [
         f"{summary.direction}: {len(summary.files)} file(s), {doc['bytes']} bytes in "
-        f"{doc['seconds']} s ({doc['mb_per_s']} MB/s), sha256 verified -> "
+        f"{doc['seconds']} s ({doc['mb_per_s']} MB/s moved), sha256 verified -> "
         f"{shown(summary.destination)}"
     ]
+    if summary.unchanged:
+        lines.append(
+            f"skipped {len(summary.unchanged)} file(s) already there (the same size and sha256)"
+        )
+    if summary.excluded:
+        lines.append(f"excluded {summary.excluded} by --exclude")
     # The notes went by on stderr, if it is a terminal.
     lines += [f"skipped {shown(x.path)}: {shown(x.reason)}" for x in summary.skipped]
     return Result({**doc, **(extra or {})}, lines)
+
+
+def _dry_run(summary: Summary, extra: dict[str, Any] | None) -> Result:
+    """What a run would do: each entry that would move or be refused, and why.
+
+    Exit 1 when a real run would refuse something (other content without --overwrite, a
+    .part someone else wrote, a directory in the way), so a script can check first.
+    """
+    from worldland_cli.transfer.display import shown
+    from worldland_cli.transfer.model import SAME
+
+    verdicts = summary.verdicts or []
+    doc = summary.to_dict()
+    lines: list[str] = []
+    moving = refused = 0
+    for v in verdicts:
+        if v.action == SAME or (v.entry.kind == "dir" and v.action != "blocked"):
+            continue
+        moves = v.moves(summary.overwrite)
+        moving += moves
+        refused += not moves
+        verb = "would move" if moves else "would refuse"
+        lines.append(f"{verb} {shown(v.entry.rel)}: {v.action}, {shown(v.why)}")
+    unchanged = sum(1 for v in verdicts if v.action == SAME and v.entry.kind != "dir")
+    lines.append(
+        f"dry run ({summary.direction} -> {shown(summary.destination)}): {moving} to move, "
+        f"{unchanged} the same (skipped), {refused} refused"
+        + (f", {summary.excluded} excluded" if summary.excluded else "")
+        + "; nothing was moved"
+    )
+    code = ExitCode.FAILED if refused else ExitCode.OK
+    return Result({**doc, **(extra or {})}, lines, exit_code=code)
 
 
 def _options(
     overwrite: bool,
     retries: int,
     no_openssh: bool,
+    exclude: list[str] | None,
+    dry_run: bool,
     registered: Registered | None = None,
     follow_links: bool = False,
 ) -> Options:
@@ -116,6 +162,8 @@ def _options(
         openssh=not no_openssh,
         registered=registered,
         follow_links=follow_links,
+        exclude=tuple(exclude or ()),
+        dry_run=dry_run,
     )
 
 
@@ -194,16 +242,24 @@ def send(
     ] = False,
     retries: Retries = 5,
     no_openssh: NoOpenssh = False,
+    exclude: Exclude = None,
+    dry_run: TransferDryRun = False,
     json_output: JsonFlag = False,
 ) -> Result:
     """Upload files and directories; each is verified by sha256 before it gets its name.
 
-    Data lands in NAME.part on the far side and is renamed only when the far side's sha256
-    matches; running the same command again after a failure resumes where it stopped. A pod
-    is looked up at the hub and only the host key the hub pinned for it is accepted.
+    Data lands in NAME.part (small files: a hidden staging name) on the far side and is
+    renamed only when the far side's sha256 matches. Run the same command again after a
+    failure or Ctrl-C: files already there with the same size and sha256 are skipped, a
+    NAME.part resumes from its verified prefix, and other content at a name is refused
+    (listed) unless --overwrite. A pod is looked up at the hub and only the host key the
+    hub pinned for it is accepted.
     Code mode (run inside a pod): `worldland send FILE` registers FILE with the hub and
     prints a one-time code for `worldland receive CODE`.
-    Exit status: 0 sent, 1 failed, 2 usage, 3 unreachable, 4 denied (login, key, host key).
+    Exit status: 0 sent, 1 failed (checksum, other content at a name, permission denied or
+    no space left on either side: one line naming the path), 2 usage, 3 unreachable (a dead
+    pod fails at once; a link that drops mid-transfer is retried), 4 denied (login, key,
+    host key).
     """
     from worldland_cli.transfer.targets import (
         DEFAULT_POD_DIR,
@@ -220,6 +276,12 @@ def send(
     except TargetError as e:
         raise typer.BadParameter(str(e), param_hint="PATH... [TARGET]") from e
     if target is None:
+        if dry_run:
+            raise typer.BadParameter(
+                "code mode registers the file with the hub, which is no dry run; name a TARGET "
+                "to see what would be sent there",
+                param_hint="--dry-run",
+            )
         return _send_code(Path(sources[0]), pod, hub, hub_ca)
     try:
         where: SshLocation | PodLocation = (
@@ -238,7 +300,7 @@ def send(
     from worldland_cli.transfer.upload import upload
 
     creds = _credentials(identity, known_hosts)
-    opts = _options(overwrite, retries, no_openssh, follow_links=follow_links)
+    opts = _options(overwrite, retries, no_openssh, exclude, dry_run, follow_links=follow_links)
     paths = [Path(s) for s in sources]
     return _run("send", lambda bar: upload(paths, loc, creds, opts, bar), extra)
 
@@ -260,16 +322,22 @@ def receive(
     overwrite: Overwrite = False,
     retries: Retries = 5,
     no_openssh: NoOpenssh = False,
+    exclude: Exclude = None,
+    dry_run: TransferDryRun = False,
     json_output: JsonFlag = False,
 ) -> Result:
     """Download a file or directory into LOCAL_DIR, verified by sha256, never outside it.
 
-    Data lands in NAME.part and is renamed only when its sha256 matches the source's (and,
-    for a code, the sha256 the sender registered); a NAME.part left by an earlier run resumes
-    from its verified prefix, and one this tool did not write is refused. Existing files are
-    kept unless --overwrite. Modes are masked by the umask. A code names one regular file of
-    the registered size, saved under the registered name; it works once.
-    Exit status: 0 received, 1 failed, 2 usage, 3 unreachable, 4 denied.
+    Data lands in NAME.part (small files: a hidden staging name) and is renamed only when
+    its sha256 matches the source's (and, for a code, the sha256 the sender registered).
+    Run the same command again after a failure or Ctrl-C: files already here with the same
+    size and sha256 are skipped, a NAME.part resumes from its verified prefix, one this tool
+    did not write is refused, and other content at a name is refused (listed) unless
+    --overwrite. Modes are masked by the umask. A code names one regular file of the
+    registered size, saved under the registered name; it works once.
+    Exit status: 0 received, 1 failed (checksum, other content at a name, permission denied
+    or no space left on either side: one line naming the path), 2 usage, 3 unreachable (a
+    dead pod fails at once), 4 denied.
     """
     from worldland_cli.transfer.targets import PodLocation, TargetError, parse_source
 
@@ -281,6 +349,10 @@ def receive(
     registered: Registered | None = None
     note: str | None = None
     if isinstance(parsed, str):
+        if dry_run:
+            raise typer.BadParameter(
+                "a code works once, and claiming it to look would spend it", param_hint="--dry-run"
+            )
         from worldland_cli import config
         from worldland_cli.transfer.remote import claim_code
 
@@ -301,5 +373,5 @@ def receive(
     from worldland_cli.transfer.download import download
 
     creds = _credentials(identity, known_hosts)
-    opts = _options(overwrite, retries, no_openssh, registered)
+    opts = _options(overwrite, retries, no_openssh, exclude, dry_run, registered)
     return _run("receive", lambda bar: download(loc, local_dir, creds, opts, bar), extra, note)

@@ -12,17 +12,19 @@ made get the pod's modes, masked by the umask, and times.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import posixpath
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
 import asyncssh
 
 from worldland_cli.host import Host
-from worldland_cli.transfer import pipeline
+from worldland_cli.transfer import packed, pipeline
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.engine import Engine
 from worldland_cli.transfer.errors import (
@@ -30,11 +32,20 @@ from worldland_cli.transfer.errors import (
     DestinationExistsError,
     TransferError,
     UnsafePathError,
-    not_ours,
+    checksum_failed,
 )
 from worldland_cli.transfer.lanes import Slot
-from worldland_cli.transfer.localfs import SYNC_EVERY, Digest, LocalTree, foreign_part, writing
-from worldland_cli.transfer.model import Entry, Leg, Options, Registered, Skipped, Summary
+from worldland_cli.transfer.localfs import SYNC_EVERY, Digest, LocalTree, writing
+from worldland_cli.transfer.model import (
+    SAME,
+    Entry,
+    Leg,
+    Options,
+    Registered,
+    Skipped,
+    Summary,
+    Verdict,
+)
 from worldland_cli.transfer.partmark import MARK_SUFFIX, PART_SUFFIX, PartMark
 from worldland_cli.transfer.pipeline import Carrier, Moved
 from worldland_cli.transfer.progress import NullProgress, ProgressSink
@@ -45,7 +56,10 @@ from worldland_cli.transfer.safety import (
     local_destination,
 )
 from worldland_cli.transfer.ssh import Credentials
+from worldland_cli.transfer.survey import LocalSide, RemoteSide, survey
 from worldland_cli.transfer.targets import SshLocation
+
+_LISTINGS_IN_FLIGHT = 32  # directories listed at once over the one SFTP channel
 
 
 async def download(
@@ -103,15 +117,37 @@ class _Downloader(Engine):
         self.tree = LocalTree(dest, Host.umask(), opts.overwrite)
 
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:
-        if self.entries is None:
-            async with await conn.start_sftp_client() as sftp:
+        async with await conn.start_sftp_client() as sftp:
+            if self.entries is None:
                 entries = await self.plan(sftp)
-            self.prepare(entries)
-            self.entries = entries
-            self.add_files([e for e in entries if e.kind == "file"])
-        self.start_lane_early(conn)
+                self.entries = entries
+                self.tally.add_files([e for e in entries if e.kind == "file"])
+            todo = [
+                e for e in self.entries if e.kind != "file" or not self.tally.results[e.rel].done
+            ]
+            files = [e for e in todo if e.kind == "file"]
+            verdicts = await survey(
+                todo,
+                lambda e: str(local_destination(self.dest, e.rel, replacing=e.kind != "dir")),
+                {f.rel: self.leg_of(f) for f in files},
+                LocalSide(),
+                RemoteSide(sftp, self.launching()),
+            )
+            if self.opts.dry_run:
+                self.verdicts = verdicts
+                return
+            judged = self.judged(verdicts, f"in {shown(self.dest)}")
+            self.tree.make_root()
+            self.tree.make_dirs(self.entries)
+            self.start_lane_early(conn)
+            packable = self.packable(judged)
+            helper = await self.helper() if packable else None
+            if helper is not None and packable:
+                await packed.receive(
+                    helper, packable, self.tree, self.opts.fsync, self.tally.packed_done
+                )
         await self.each_file(conn)
-        self.tree.finish(self.entries)
+        self.tree.finish([e for e in todo if e.kind == "dir" or judged[e.rel].action != SAME])
 
     # ------------------------------------------------------------------ the plan
 
@@ -129,6 +165,8 @@ class _Downloader(Engine):
             return [self.registered_file(root, top, registered)]
         name = check_name(posixpath.basename(root.rstrip("/")))
         mode = top.permissions or 0
+        if self.left_out(name, stat.S_ISDIR(mode)):
+            return []
         if stat.S_ISREG(mode):
             return [_entry(name, "file", top, root)]
         if not stat.S_ISDIR(mode):  # stat followed a link: this is what it leads to
@@ -139,42 +177,68 @@ class _Downloader(Engine):
                 "sockets are skipped with a note)",
             )
         entries = [_entry(name, "dir", top, root)]
-        stack = [(root, name)]
-        while stack:
-            remote_dir, rel_dir = stack.pop()
+        gate = asyncio.Semaphore(_LISTINGS_IN_FLIGHT)
+
+        async def listing(remote_dir: str) -> Sequence[asyncssh.SFTPName]:
             # Names come as bytes (asyncssh would fail the whole listing on one it cannot
             # decode, and decodes each entry's longname, which we never use, as well).
-            listed = await sftp.readdir(remote_dir.encode())
-            for item in sorted(listed, key=lambda n: cast(bytes, n.filename)):
-                raw = cast(bytes, item.filename)
-                if raw in (b".", b".."):
-                    continue
-                mode = item.attrs.permissions or 0
-                child = self.decoded(raw, f"{rel_dir}/", stat.S_ISDIR(mode))
-                if child is None:
-                    continue
-                rel = f"{rel_dir}/{check_name(child)}"
-                path = f"{remote_dir}/{child}"
-                if child.endswith(MARK_SUFFIX):  # never ours to take from a pod
-                    self.skip(Skipped(rel, "a resume mark of worldland's"))
-                    continue
-                if stat.S_ISDIR(mode):
-                    entries.append(_entry(rel, "dir", item.attrs, path))
-                    stack.append((path, rel))
-                elif stat.S_ISREG(mode):
-                    entries.append(_entry(rel, "file", item.attrs, path))
-                elif stat.S_ISLNK(mode):
-                    target = await sftp.readlink(path.encode())
-                    try:
-                        text = target.decode()
-                    except UnicodeDecodeError:
-                        self.skip(Skipped(rel, "a symlink whose target is not valid UTF-8"))
-                        continue
-                    entries.append(Entry(rel=rel, kind="link", source=path, link_target=text))
-                else:
-                    self.skip(Skipped(rel, "not a file, directory or symlink"))
+            async with gate:
+                return await sftp.readdir(remote_dir.encode())
+
+        level = [(root, name)]
+        while level:  # a level of directories listed at once: a round trip each, not each
+            listed = await asyncio.gather(*(listing(remote_dir) for remote_dir, _ in level))
+            below: list[tuple[str, str]] = []
+            for (remote_dir, rel_dir), names in zip(level, listed, strict=True):
+                for item in sorted(names, key=lambda n: cast(bytes, n.filename)):
+                    found = await self.listed(sftp, item, remote_dir, rel_dir)
+                    if found is not None:
+                        entries.append(found)
+                        if found.kind == "dir":
+                            below.append((found.source, found.rel))
+            level = below
         self.check_tree(entries)
         return entries
+
+    async def listed(
+        self, sftp: asyncssh.SFTPClient, item: asyncssh.SFTPName, remote_dir: str, rel_dir: str
+    ) -> Entry | None:
+        """The entry for one listed name, or None when it is left out (and why)."""
+        raw = cast(bytes, item.filename)
+        if raw in (b".", b".."):
+            return None
+        mode = item.attrs.permissions or 0
+        child = self.decoded(raw, f"{rel_dir}/", stat.S_ISDIR(mode))
+        if child is None:
+            return None
+        rel = f"{rel_dir}/{check_name(child)}"
+        path = f"{remote_dir}/{child}"
+        if self.left_out(rel, stat.S_ISDIR(mode)):
+            return None
+        if child.endswith(MARK_SUFFIX):  # never ours to take from a pod
+            self.tally.skip(Skipped(rel, "a resume mark of worldland's"))
+            return None
+        if stat.S_ISDIR(mode):
+            return _entry(rel, "dir", item.attrs, path)
+        if stat.S_ISREG(mode):
+            return _entry(rel, "file", item.attrs, path)
+        if stat.S_ISLNK(mode):
+            target = await sftp.readlink(path.encode())
+            try:
+                text = target.decode()
+            except UnicodeDecodeError:
+                self.tally.skip(Skipped(rel, "a symlink whose target is not valid UTF-8"))
+                return None
+            return Entry(rel=rel, kind="link", source=path, link_target=text)
+        self.tally.skip(Skipped(rel, "not a file, directory or symlink"))
+        return None
+
+    def left_out(self, rel: str, is_dir: bool) -> bool:
+        """Whether --exclude leaves ``rel`` out (counted)."""
+        if self.excludes and self.excludes.excluded(rel, is_dir):
+            self.tally.excluded += 1
+            return True
+        return False
 
     def decoded(self, raw: bytes, where: str, is_dir: bool) -> str | None:
         r"""A listed name as text, or None once it is skipped for not being UTF-8.
@@ -194,7 +258,7 @@ class _Downloader(Engine):
                 if is_dir
                 else "a name that is not valid UTF-8"
             )
-            self.skip(Skipped(rel, why, "rename it on the pod"))
+            self.tally.skip(Skipped(rel, why, "rename it on the pod"))
             return None
 
     def registered_file(self, root: str, attrs: asyncssh.SFTPAttrs, code: Registered) -> Entry:
@@ -248,34 +312,18 @@ class _Downloader(Engine):
                     "receive them one at a time, into different directories",
                 )
 
-    def prepare(self, entries: list[Entry]) -> None:
-        """Check every destination, then create the directories (owner-only until done)."""
-        self.tree.make_root()
-        taken, foreign = [], []
-        for e in entries:
-            # A file or link replaces the name itself (never what a link there points to),
-            # so a link at that name is a name taken like any other.
-            target = local_destination(self.dest, e.rel, replacing=e.kind != "dir")
-            if e.kind != "dir" and os.path.lexists(target) and not self.opts.overwrite:
-                taken.append(e.rel)
-            part = target.with_name(target.name + PART_SUFFIX)
-            if e.kind == "file" and not self.opts.overwrite and foreign_part(part):
-                foreign.append(e.rel + PART_SUFFIX)
-            if e.kind != "dir" and target.is_dir() and not target.is_symlink():
-                what = "a symlink" if e.kind == "link" else "a file"
-                raise DestinationExistsError(
-                    f"{shown(target)} is a directory; the remote has {what} there",
-                    "move it away, then run the command again",
-                )
-        if taken:
-            raise DestinationExistsError(
-                f"already in {shown(self.dest)}: {', '.join(shown(t) for t in taken[:5])}"
-                + (f" and {len(taken) - 5} more" if len(taken) > 5 else ""),
-                "pass --overwrite to replace them",
+    def blocked(self, verdict: Verdict) -> DestinationExistsError:
+        target = shown(local_destination(self.dest, verdict.entry.rel, replacing=True))
+        if verdict.entry.kind == "dir":
+            return DestinationExistsError(
+                f"{target} is in the way: the remote has a directory there",
+                "move it away, then run the command again",
             )
-        if foreign:
-            raise not_ours(foreign, f"in {shown(self.dest)}")
-        self.tree.make_dirs(entries)
+        what = "a symlink" if verdict.entry.kind == "link" else "a file"
+        return DestinationExistsError(
+            f"{target} is a directory; the remote has {what} there",
+            "move it away, then run the command again",
+        )
 
     # ------------------------------------------------------------------ the engine's hooks
 
@@ -320,4 +368,4 @@ class _Downloader(Engine):
         if theirs == ours and want in (None, ours):
             return None
         sent = want if theirs == ours and want else theirs
-        return self.checksum_failed(f, ours, sent, "source")
+        return checksum_failed(f.rel, ours, sent, "source")

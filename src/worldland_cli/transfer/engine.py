@@ -9,12 +9,17 @@ How a file moves (:meth:`Engine.move_one`, for ``upload.py`` and ``download.py``
 * The bytes travel through a :class:`.pipeline.Carrier` that :mod:`.lanes` picks: the
   OpenSSH lane for large files, asyncssh for the rest (and for all when ``ssh`` is missing).
   Writes complete in order, so a ``.part`` is always a clean prefix of the source.
-* Our sha256 is taken as the bytes stream; the far side hashes its copy meanwhile
-  (:mod:`.farhash`). Only when both agree, and the far side saw no change to its file, does
-  the ``.part`` get its final name; otherwise it is deleted and the file fails.
+* Our sha256 is taken as the bytes stream; the far side hashes its copy meanwhile (a job
+  of the connection's far-side helper, :mod:`.farside`). Only when both agree, and the far
+  side saw no change to its file, does the ``.part`` get its final name; otherwise it is
+  deleted and the file fails.
 * ``files_in_flight`` files move at once, each worker on its own SFTP channel (and lane) of
   one connection. A dropped connection is retried with exponential backoff; finished files
-  stay finished.
+  stay finished. A first connection that fails is not retried: a dead pod says so at once.
+
+Before that, a tree is judged against its destination (:mod:`.survey`, on every attempt, so
+a retry sees what the last one left): files already there are skipped, and small ones that
+need no resume travel packed (:mod:`.packed`), all of them through one far-side process.
 
 The directions differ only in what they plan and where each side of a file is: the hooks
 at the end of :class:`Engine`.
@@ -24,73 +29,49 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections import deque
-from collections.abc import Iterator
 from typing import Protocol
 
 import asyncssh
 
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import (
-    HOSTILE_HINT,
     ChecksumError,
-    ConnectionDropped,
+    DestinationExistsError,
     TransferError,
     UnreachableError,
+    changed_during,
 )
-from worldland_cli.transfer.farhash import FarHash
+from worldland_cli.transfer.exclude import Excludes
+from worldland_cli.transfer.failures import actionable, explain, flatten, is_drop
+from worldland_cli.transfer.farreplies import OsFailure
+from worldland_cli.transfer.farside import FarSide, LateJob
 from worldland_cli.transfer.lanes import Lanes, Slot
 from worldland_cli.transfer.localfs import Digest, prefix_digest
-from worldland_cli.transfer.model import Entry, FileResult, Leg, Options, Skipped, Summary
+from worldland_cli.transfer.model import (
+    DIFFERS,
+    NEW,
+    SAME,
+    Entry,
+    FileResult,
+    Leg,
+    Options,
+    Summary,
+    Verdict,
+)
+from worldland_cli.transfer.packed import PACK_MAX
 from worldland_cli.transfer.pipeline import Carrier, Moved
 from worldland_cli.transfer.progress import ProgressSink
 from worldland_cli.transfer.ssh import Credentials, connect, remote_sha256
+from worldland_cli.transfer.survey import refusal
+from worldland_cli.transfer.tally import Tally
 from worldland_cli.transfer.targets import SshLocation
 
 # Progress from a pipeline thread reaches the event loop in steps this large (moved_from_thread).
 REPORT_EVERY = 4 << 20
-
-_DROPS: tuple[type[BaseException], ...] = (
-    asyncssh.ConnectionLost,
-    asyncssh.DisconnectError,
-    asyncssh.SFTPConnectionLost,
-    asyncssh.SFTPNoConnection,
-    asyncssh.ChannelOpenError,
-    ConnectionError,
-    TimeoutError,
-    BrokenPipeError,
-)
-
-
-def _is_drop(exc: BaseException) -> bool:
-    return isinstance(exc, (_DROPS, ConnectionDropped))
-
-
-def _actionable(exc: BaseException, loc: SshLocation) -> BaseException:
-    """An SFTP error the far side answered with, as a TransferError a person can read.
-
-    Its reason is the far side's text: it is shown escaped, and never as a traceback. A bad
-    message is asyncssh refusing what the far side sent (a packet over its 4 MiB limit, one
-    cut short), not a refusal by the far side, and is named as such.
-    """
-    if isinstance(exc, asyncssh.SFTPBadMessage):
-        return TransferError(
-            f"the remote {loc.host}:{loc.port} broke the SFTP protocol: {shown(exc.reason)}",
-            HOSTILE_HINT,
-        )
-    if isinstance(exc, asyncssh.SFTPError):
-        return TransferError(f"the remote refused a request: {shown(exc.reason)}")
-    return exc
-
-
-def _flatten(group: BaseException) -> Iterator[BaseException]:
-    if isinstance(group, BaseExceptionGroup):
-        for inner in group.exceptions:
-            yield from _flatten(inner)
-    else:
-        yield group
 
 
 class Parts(Protocol):
@@ -131,49 +112,55 @@ class Engine(abc.ABC):
         self.creds = creds
         self.opts = opts
         self.progress = progress
-        self.files: list[Entry] = []  # the files to move, once planned
-        self.results: dict[str, FileResult] = {}
-        self.marks: dict[str, int] = {}
+        self.tally = Tally(progress)
         self.retries = 0
         self.lanes = Lanes(loc, creds, progress, opts.openssh)
-        self.followers: dict[str, FarHash] = {}  # far-side hashes told of each acknowledgement
-        self.skipped: list[Skipped] = []
+        self.excludes = Excludes(opts.exclude)
+        self.verdicts: list[Verdict] | None = None  # a dry run's
+        self.connected = False
+        self._helper: asyncio.Future[FarSide | None] | None = None
+        self._legs: dict[str, Leg] = {}  # this attempt's, worked out once each
 
     async def transfer(self, direction: str, source: str, destination: str) -> Summary:
         """Run the whole transfer; its --json document."""
         began = time.monotonic()
         await self.run()
-        return Summary(
-            direction=direction,
-            source=source,
-            destination=destination,
-            files=[self.results[f.rel] for f in self.files],
-            seconds=time.monotonic() - began,
-            retries=self.retries,
-            skipped=self.skipped,
-        )
+        summary = self.tally.summary(direction, source, destination)
+        summary.seconds = time.monotonic() - began
+        summary.retries = self.retries
+        summary.verdicts = self.verdicts
+        summary.overwrite = self.opts.overwrite
+        return summary
 
     # ------------------------------------------------------------------ retry loop
 
     async def run(self) -> None:
-        """Run :meth:`work` on a fresh connection until it succeeds or the retries run out."""
+        """Run :meth:`work` on a fresh connection until it succeeds or the retries run out.
+
+        Only a link that worked once is retried: a first connection refused (a dead pod, a
+        wrong port) fails at once, where it used to wait out 16 s of backoff.
+        """
         while True:
             try:
                 conn = await connect(self.loc, self.creds)
+                self.connected = True
+                self._legs = {}
                 async with conn:
+                    self._helper = asyncio.ensure_future(FarSide.launch(conn))
                     try:
                         await self.work(conn)
                     finally:
                         await self.lanes.end_early()
+                        await self._end_helper()
                 return
             except UnreachableError:
-                if self.retries >= self.opts.retries:
+                if not self.connected or self.retries >= self.opts.retries:
                     raise
             except BaseException as exc:
-                errors = list(_flatten(exc))
-                fatal = [e for e in errors if not _is_drop(e)]
+                errors = list(flatten(exc))
+                fatal = [e for e in errors if not is_drop(e)]
                 if fatal:
-                    raise _actionable(fatal[0], self.loc) from None
+                    raise actionable(fatal[0], self.loc, self.far_follows) from None
                 if self.retries >= self.opts.retries:
                     raise UnreachableError(
                         f"the connection to {self.loc.host}:{self.loc.port} kept dropping "
@@ -185,16 +172,53 @@ class Engine(abc.ABC):
             self.progress.note(f"connection lost; retry {self.retries} in {delay:.1f}s")
             await asyncio.sleep(delay)
 
+    def launching(self) -> asyncio.Future[FarSide | None]:
+        """This connection's far-side helper as it starts (its ~/.bashrc runs meanwhile)."""
+        assert self._helper is not None
+        return self._helper
+
+    async def helper(self) -> FarSide | None:
+        """This connection's far-side helper, once started; None where it cannot run."""
+        return await asyncio.shield(self.launching())
+
+    def helper_now(self) -> FarSide | None:
+        """The helper if it has started already (None if not, or if it cannot run)."""
+        launching = self.launching()
+        if launching.done() and not launching.cancelled() and launching.exception() is None:
+            return launching.result()
+        return None
+
+    async def _end_helper(self) -> None:
+        launching, self._helper = self._helper, None
+        if launching is None:
+            return
+        if not launching.done():
+            launching.cancel()
+        with contextlib.suppress(BaseException):
+            helper = await launching
+            if helper is not None:
+                await helper.close()
+
+    def leg_of(self, f: Entry) -> Leg:
+        """``f``'s leg, worked out once an attempt: a received file's local path is checked
+        then (``safety.local_destination`` resolves every directory on the way)."""
+        found = self._legs.get(f.rel)
+        if found is None:
+            found = self._legs[f.rel] = self.leg(f)
+        return found
+
     def start_lane_early(self, conn: asyncssh.SSHClientConnection) -> None:
         """Open the first lane while the checks before the first large file still run.
 
         Its handshake (~0.15 s) would otherwise come after them.
         """
-        self.lanes.start_early(conn, [f.size for f in self.files if not self.results[f.rel].done])
+        self.lanes.start_early(
+            conn, [f.size for f in self.tally.files if not self.tally.results[f.rel].done]
+        )
 
     async def each_file(self, conn: asyncssh.SSHClientConnection) -> None:
         """Move the files not yet done, several at once, one SFTP channel per worker."""
-        queue = deque(f for f in self.files if not self.results[f.rel].done)
+        queue = deque(f for f in self.tally.files if not self.tally.results[f.rel].done)
 
         async def worker() -> None:
             if not queue:
@@ -217,29 +241,43 @@ class Engine(abc.ABC):
 
     async def move_one(self, conn: asyncssh.SSHClientConnection, slot: Slot, f: Entry) -> None:
         """Move one file into its ``.part``, verify it on both sides, give it its name."""
-        result = self.start_attempt(f)
-        leg = self.leg(f)
+        result = self.tally.start_attempt(f)
+        leg = self.leg_of(f)
+        try:
+            await self.move_leg(conn, slot, leg, result)
+        except BaseException as exc:
+            left = f.size - result.resumed_from - result.bytes_after_resume
+            explained = await explain(exc, slot.sftp, leg, self.far_follows, left)
+            if explained is exc:
+                raise
+            raise explained from exc
+
+    async def move_leg(
+        self, conn: asyncssh.SSHClientConnection, slot: Slot, leg: Leg, result: FileResult
+    ) -> None:
+        """:meth:`move_one`'s steps, for one attempt at ``leg``."""
+        f = leg.entry
         parts = self.parts(slot.sftp)
         held = await parts.claim(leg)
         start, digest = await self.verified_prefix(conn, slot.sftp, leg, held)
-        self.resumed(result, start)
+        self.tally.resumed(result, start)
 
         carrier = await self.lanes.carrier(conn, slot, f.size - start)
         result.carried_by = carrier.name
-        far = await FarHash.launch(conn, leg.remote, f.size, follow=self.far_follows)
-        self.followers[result.path] = far
+        far = LateJob(self.launching(), leg.remote, f.size, self.far_follows)
+        self.tally.followers[result.path] = far
         try:
             await self.carry(slot, carrier, leg, start, digest, self.moved_from_thread(result))
         except BaseException:
             far.cancel()
             raise
         finally:
-            del self.followers[result.path]
+            self.tally.followers.pop(result.path, None)
 
         ours = digest.hexdigest()
         theirs, how, changed = await self.far_view(conn, slot.sftp, far, leg.remote, f.size)
         refusal = (
-            self.changed_during(f, f"the remote {shown(leg.remote)}")
+            changed_during(f.rel, f"the remote {shown(leg.remote)}")
             if changed
             else self.mismatch(f, ours, theirs)
         )
@@ -255,7 +293,11 @@ class Engine(abc.ABC):
         """Where to start, and our hash so far: the ``held`` bytes if both sides hash alike."""
         if 0 < held <= leg.entry.size:
             prefix = prefix_digest(leg.local, held)
-            theirs, _ = await remote_sha256(conn, sftp, leg.remote, held)
+            helper = await self.helper()
+            if helper is None:
+                theirs: str | OsFailure = (await remote_sha256(conn, sftp, leg.remote, held))[0]
+            else:
+                theirs = (await helper.hashes([(leg.remote, held)]))[0]
             if theirs == prefix.hexdigest():
                 return held, prefix
         return 0, hashlib.sha256()
@@ -274,7 +316,7 @@ class Engine(abc.ABC):
             nonlocal pending
             pending += nbytes
             if pending >= REPORT_EVERY or reached >= result.size:
-                loop.call_soon_threadsafe(self.moved, result, pending, reached)
+                loop.call_soon_threadsafe(self.tally.moved, result, pending, reached)
                 pending = 0
 
         return report
@@ -283,77 +325,51 @@ class Engine(abc.ABC):
         self,
         conn: asyncssh.SSHClientConnection,
         sftp: asyncssh.SFTPClient,
-        far: FarHash,
+        far: LateJob,
         path: str,
         size: int,
     ) -> tuple[str, str, bool]:
         """The far side's (sha256, how, changed) of ``path``, from ``far`` or a serial check.
 
-        The serial check (exec without python3, or an sftp-only account) runs after the
-        stream, as it always did, so its verdict covers the whole transfer too.
+        The serial check (no helper: an sftp-only account, or no python3) runs after the
+        stream, as it always did, so its verdict covers the whole transfer too. A small
+        file is re-read over SFTP rather than hashed by a process started for it alone.
         """
         answer = await far.result()
         if answer is not None:
             return answer[0], "remote-exec", answer[1]
-        theirs, how = await remote_sha256(conn, sftp, path, size)
+        theirs, how = await remote_sha256(conn, sftp, path, size, exec_ok=size >= PACK_MAX)
         return theirs, how, False
 
-    # ------------------------------------------------------------------ bookkeeping
+    # ------------------------------------------------------------------ the tree
 
-    def add_files(self, files: list[Entry]) -> None:
-        """The planned files: each gets its result and joins the progress total."""
-        self.files = files
-        for f in files:
-            self.results[f.rel] = FileResult(path=f.rel, size=f.size)
-            self.progress.add_total(f.size)
+    def judged(self, verdicts: list[Verdict], where: str) -> dict[str, Verdict]:
+        """Act on the survey: refuse what may not be replaced, skip what is there already.
 
-    def skip(self, skipped: Skipped) -> None:
-        """Leave something out, with a note now and a line in --json's ``skipped``."""
-        self.skipped.append(skipped)
-        hint = f" ({skipped.hint})" if skipped.hint else ""
-        self.progress.note(f"skipping {shown(skipped.path)}: {shown(skipped.reason)}{hint}")
+        ``where`` names the destination in a refusal ("on the remote", "in DIR"). Returns
+        the verdicts by path; files the same at the destination are done and unchanged.
+        """
+        refused = refusal(verdicts, where, self.opts.overwrite, self.blocked)
+        if refused is not None:
+            raise refused
+        for v in verdicts:
+            if v.entry.kind == "file" and v.action == SAME:
+                self.tally.same(v.entry)
+        return {v.entry.rel: v for v in verdicts}
 
-    def start_attempt(self, entry: Entry) -> FileResult:
-        result = self.results[entry.rel]
-        result.attempts += 1
-        result.bytes_after_resume = 0
-        return result
-
-    def resumed(self, result: FileResult, start: int) -> None:
-        result.resumed_from = start
-        mark = self.marks.get(result.path, 0)
-        if start > mark:
-            self.progress.skip(start - mark)
-            self.marks[result.path] = start
-        if start:
-            self.progress.note(f"{shown(result.path)}: resuming at byte {start} (prefix verified)")
-
-    def moved(self, result: FileResult, nbytes: int, reached: int) -> None:
-        result.bytes_moved += nbytes
-        result.bytes_after_resume += nbytes
-        follower = self.followers.get(result.path)
-        if follower is not None:
-            follower.advance(reached)
-        mark = self.marks.get(result.path, 0)
-        if reached > mark:
-            self.progress.advance(reached - mark)
-            self.marks[result.path] = reached
-
-    @staticmethod
-    def checksum_failed(entry: Entry, received: str, sent: str, where: str) -> ChecksumError:
-        return ChecksumError(
-            f"{shown(entry.rel)}: checksum mismatch ({where}: {sent[:16]}..., received "
-            f"{received[:16]}...); the partial file was deleted",
-            "the source may have changed during the transfer; run the command again",
-        )
-
-    @staticmethod
-    def changed_during(entry: Entry, what: str) -> ChecksumError:
-        return ChecksumError(
-            f"{shown(entry.rel)}: {what} changed during the transfer, so no checksum can vouch for "
-            "it; the partial file was deleted",
-            "run the command again once nothing else writes to the file",
-        )
+    def packable(self, verdicts: dict[str, Verdict]) -> list[Leg]:
+        """The files still to move that may travel packed (where the helper runs): small,
+        new or replaced, no ``.part``."""
+        if self.opts.registered is not None:
+            return []
+        return [
+            self.leg_of(f)
+            for f in self.tally.files
+            if not self.tally.results[f.rel].done
+            and f.size < PACK_MAX
+            and verdicts[f.rel].action in (NEW, DIFFERS)
+            and not verdicts[f.rel].part
+        ]
 
     # ------------------------------------------------------------------ the directions
 
@@ -364,6 +380,10 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:
         """One attempt at the whole transfer on ``conn``: plan (once), move, finish the tree."""
+
+    @abc.abstractmethod
+    def blocked(self, verdict: Verdict) -> DestinationExistsError:
+        """The refusal of a directory where a file or link goes, or the reverse."""
 
     @abc.abstractmethod
     def leg(self, f: Entry) -> Leg:

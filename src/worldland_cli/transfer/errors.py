@@ -31,6 +31,19 @@ class HostKeyError(DeniedError):
     """The server's host key is unknown or differs from the trusted one; never auto-accepted."""
 
 
+class RemoteRefused(TransferError):
+    """The far side's SFTP server refused a request; ``code`` is its SFTP status.
+
+    Kept so that a refusal can be explained by what it means (``failures.py``): permission
+    denied, or a failure that statvfs shows to be a full disk.
+    """
+
+    def __init__(self, message: str, code: int, reason: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
 class ChecksumError(TransferError):
     """The bytes that arrived differ from the source; the partial file was discarded."""
 
@@ -54,6 +67,24 @@ def sent_more_than_asked(remote: str) -> TransferError:
         f"reading {shown(remote)}: the server sent more bytes than it was asked for (a protocol "
         "violation); nothing past the range asked for was written",
         HOSTILE_HINT,
+    )
+
+
+def checksum_failed(rel: str, received: str, sent: str, where: str) -> ChecksumError:
+    """The two ends' sha256 of one file disagree (``where``: "sent" or "source")."""
+    return ChecksumError(
+        f"{shown(rel)}: checksum mismatch ({where}: {sent[:16]}..., received "
+        f"{received[:16]}...); the partial file was deleted",
+        "the source may have changed during the transfer; run the command again",
+    )
+
+
+def changed_during(rel: str, what: str) -> ChecksumError:
+    """The far side saw ``what`` change while it was copied: no hash can vouch for it."""
+    return ChecksumError(
+        f"{shown(rel)}: {what} changed during the transfer, so no checksum can vouch for "
+        "it; the partial file was deleted",
+        "run the command again once nothing else writes to the file",
     )
 
 

@@ -1,9 +1,11 @@
 """The transfer model: what a transfer moves, how, and what came of it. No I/O here.
 
 Both directions plan a list of :class:`Entry` (``sendplan.py`` from the local disk,
-``download.py`` from the pod's listing), leave some things out (:class:`Skipped`), move the
-files under :class:`Options`, each along its :class:`Leg`, and report one
-:class:`FileResult` each in a :class:`Summary`, the ``--json`` document.
+``download.py`` from the pod's listing), leave some things out (:class:`Skipped`, and what
+``--exclude`` names), judge each against what the destination holds already
+(:class:`Verdict`, ``survey.py``), move the files under :class:`Options`, each along its
+:class:`Leg`, and report one :class:`FileResult` per file moved in a :class:`Summary`, the
+``--json`` document (or, with ``--dry-run``, the verdicts).
 """
 
 from __future__ import annotations
@@ -84,6 +86,40 @@ class Options:
     registered: Registered | None = None  # receiving a code: the one file it names
     openssh: bool = True  # large files through the OpenSSH client when it is installed
     follow_links: bool = False  # send what links inside a sent directory point to
+    exclude: tuple[str, ...] = ()  # --exclude patterns (exclude.py)
+    dry_run: bool = False  # say what would move and why; move nothing
+
+
+# What a destination's name holds, judged against the entry to move there (survey.py).
+NEW = "new"  # nothing there: it moves
+SAME = "same"  # the same size and sha256 (a link: the same target): skipped
+DIFFERS = "differs"  # other content: refused without --overwrite, replaced with it
+PARTIAL = "partial"  # nothing there but a .part of ours for this source: it resumes
+FOREIGN = "foreign"  # a NAME.part we did not write: refused without --overwrite
+BLOCKED = "blocked"  # a directory where a file or link goes, or the reverse: always refused
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What happens to one entry, and why, in words for --dry-run."""
+
+    entry: Entry
+    action: str
+    why: str
+    part: str = ""  # a NAME.part beside a file's destination: "ours", "stale", "not ours"
+
+    def moves(self, overwrite: bool) -> bool:
+        return self.action in (NEW, PARTIAL) or (overwrite and self.action in (DIFFERS, FOREIGN))
+
+    def to_dict(self, overwrite: bool) -> dict[str, Any]:
+        return {
+            "path": self.entry.rel,
+            "kind": self.entry.kind,
+            "size": self.entry.size,
+            "action": self.action,
+            "why": self.why,
+            "moves": self.moves(overwrite),
+        }
 
 
 @dataclass
@@ -114,9 +150,19 @@ class FileResult:
         }
 
 
+# Why a file that was not moved is listed under "skipped": it is there already.
+UNCHANGED = "unchanged: the same size and sha256 at the destination"
+
+
 @dataclass
 class Summary:
-    """The --json document of a finished transfer."""
+    """The --json document of a finished transfer (or of a dry run: ``verdicts``).
+
+    ``files`` are the files this run moved; a file already at the destination with the same
+    size and sha256 is not one of them: it is listed under ``skipped`` and counted as
+    ``unchanged``. The rate counts only the bytes that crossed the link (not a resumed
+    prefix, not a file skipped).
+    """
 
     direction: str
     source: str
@@ -125,21 +171,41 @@ class Summary:
     seconds: float = 0.0
     retries: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    excluded: int = 0
+    verdicts: list[Verdict] | None = None  # a dry run's, in the plan's order
+    overwrite: bool = False
 
     @property
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
+    @property
+    def bytes_moved(self) -> int:
+        return sum(f.bytes_moved for f in self.files)
+
     def to_dict(self) -> dict[str, Any]:
-        rate = self.total_bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
-        return {
+        rate = self.bytes_moved / self.seconds / 1e6 if self.seconds > 0 else 0.0
+        doc: dict[str, Any] = {
             "direction": self.direction,
             "source": self.source,
             "destination": self.destination,
             "files": [f.to_dict() for f in self.files],
             "bytes": self.total_bytes,
+            "bytes_moved": self.bytes_moved,
             "seconds": round(self.seconds, 3),
             "mb_per_s": round(rate, 1),
             "retries": self.retries,
-            "skipped": [s.to_dict() for s in self.skipped],
+            "skipped": [s.to_dict() for s in self.skipped]
+            + [{"path": p, "reason": UNCHANGED} for p in self.unchanged],
+            "counts": {
+                "moved": len(self.files),
+                "unchanged": len(self.unchanged),
+                "skipped": len(self.skipped),
+                "excluded": self.excluded,
+            },
         }
+        if self.verdicts is not None:
+            doc["dry_run"] = True
+            doc["plan"] = [v.to_dict(self.overwrite) for v in self.verdicts]
+        return doc

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import TransferError, UnsafePathError
+from worldland_cli.transfer.exclude import Excludes
 from worldland_cli.transfer.model import Entry, Skipped
 from worldland_cli.transfer.safety import check_symlink, links_on_disk
 
@@ -38,20 +39,35 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def plan_send(paths: list[Path], follow_links: bool) -> tuple[list[Entry], list[Skipped]]:
-    """The entries to send for ``paths``, in order (a directory before what it holds)."""
-    plan = _SendPlan(follow_links)
+def plan_send(
+    paths: list[Path], follow_links: bool, excludes: Excludes | None = None
+) -> tuple[list[Entry], list[Skipped], int]:
+    """The entries to send for ``paths``, in order (a directory before what it holds).
+
+    Also what was skipped and why, and how many entries ``excludes`` left out (an excluded
+    directory counts once: it is not walked).
+    """
+    plan = _SendPlan(follow_links, excludes or Excludes())
     for given in paths:
         plan.given(given)
-    return plan.entries, plan.skipped
+    return plan.entries, plan.skipped, plan.excluded
 
 
 class _SendPlan:
-    def __init__(self, follow_links: bool) -> None:
+    def __init__(self, follow_links: bool, excludes: Excludes) -> None:
         self.follow_links = follow_links
+        self.excludes = excludes
+        self.excluded = 0
         self.entries: list[Entry] = []
         self.skipped: list[Skipped] = []
         self.seen: set[str] = set()
+
+    def left_out(self, rel: str, is_dir: bool) -> bool:
+        """Whether --exclude leaves ``rel`` out (counted)."""
+        if self.excludes and self.excludes.excluded(rel, is_dir):
+            self.excluded += 1
+            return True
+        return False
 
     def add(self, path: Path, rel: str, kind: str, st: os.stat_result, target: str = "") -> None:
         if rel in self.seen:
@@ -81,6 +97,8 @@ class _SendPlan:
             st = path.stat()
         except FileNotFoundError:
             raise TransferError(f"{shown(given)} does not exist") from None
+        if self.left_out(path.name, stat.S_ISDIR(st.st_mode)):
+            return
         if stat.S_ISREG(st.st_mode):
             self.add(path, path.name, "file", st)
         elif stat.S_ISDIR(st.st_mode):
@@ -99,12 +117,15 @@ class _SendPlan:
                 self.skipped.append(Skipped(rel, self.undecodable(item), _RENAME))
                 continue
             if item.is_symlink() and not self.follow_links:
-                self.link(path, rel, top)
+                if not self.left_out(rel, False):
+                    self.link(path, rel, top)
                 continue
             try:
                 st = path.stat()
             except OSError:  # a dangling link (followed), or gone since it was listed
                 self.skipped.append(Skipped(rel, "a symlink that points nowhere"))
+                continue
+            if self.left_out(rel, stat.S_ISDIR(st.st_mode)):
                 continue
             if stat.S_ISDIR(st.st_mode):
                 here = (st.st_dev, st.st_ino)

@@ -17,7 +17,12 @@ from __future__ import annotations
 import struct
 
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.errors import HOSTILE_HINT, TransferError, sent_more_than_asked
+from worldland_cli.transfer.errors import (
+    HOSTILE_HINT,
+    RemoteRefused,
+    TransferError,
+    sent_more_than_asked,
+)
 
 # Packet types and flags (draft-ietf-secsh-filexfer-02, sections 3 and 6.3).
 INIT, VERSION, OPEN, CLOSE, READ, WRITE = 1, 2, 3, 4, 5, 6
@@ -165,7 +170,7 @@ class Codec:
     @staticmethod
     def refused(code: int, message: str, what: str) -> TransferError:
         reason = message or _FX_NAMES.get(code, f"SFTP status {code}")
-        return TransferError(f"{what}: {shown(reason)}")
+        return RemoteRefused(f"{what}: {shown(reason)}", code, reason)
 
     @staticmethod
     def data_length(head: bytes, length: int, room: int, remote: str) -> int:

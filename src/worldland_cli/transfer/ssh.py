@@ -206,26 +206,36 @@ async def connect(loc: SshLocation, creds: Credentials) -> asyncssh.SSHClientCon
 
 
 async def remote_sha256(
-    conn: asyncssh.SSHClientConnection, sftp: asyncssh.SFTPClient, path: str, length: int
+    conn: asyncssh.SSHClientConnection,
+    sftp: asyncssh.SFTPClient,
+    path: str,
+    length: int,
+    *,
+    exec_ok: bool = True,
 ) -> tuple[str, str]:
     """The sha256 of the first ``length`` bytes of a remote file, and how it was obtained.
 
-    The far side hashes its own copy over an exec channel where a shell is allowed; a
-    restricted (sftp-only) account falls back to re-reading the bytes over SFTP.
+    Where the far-side helper cannot run (``farside.py``): the far side hashes its own copy
+    over an exec channel where a shell is allowed (one login shell per call, so only where
+    ``exec_ok``: files large enough to be worth it); otherwise, and on a restricted
+    (sftp-only) account, the bytes are re-read over SFTP.
     """
+    result = None
     command = f"sh -c {shlex.quote(_REMOTE_HASH)} sh {shlex.quote(path)} {int(length)}"
     try:
-        result = await conn.run(command, check=False, timeout=None)
+        if exec_ok:
+            result = await conn.run(command, check=False, timeout=None)
     except asyncssh.ChannelOpenError:
         result = None
     if result is not None and result.exit_status == 0:
         found = _HEX64.search(str(result.stdout))
         if found:
             return found.group(1), "remote-exec"
-    return await _reread_sha256(sftp, path, length), "sftp-reread"
+    return await reread_sha256(sftp, path, length), "sftp-reread"
 
 
-async def _reread_sha256(sftp: asyncssh.SFTPClient, path: str, length: int) -> str:
+async def reread_sha256(sftp: asyncssh.SFTPClient, path: str, length: int) -> str:
+    """The sha256 of the first ``length`` bytes of a remote file, read back over SFTP."""
     digest = hashlib.sha256()
     try:
         request = min(sftp.limits.max_read_len, MAX_BLOCK)
