@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,21 @@ class Artifact:
 
     @classmethod
     def load(cls, path: Path) -> Artifact:
-        """Read a build file (``contracts/build/NAME.json``)."""
-        data = json.loads(path.read_text(encoding="utf-8"))
+        """Read a build file (``hub_stub/contracts/NAME.json``, or one of another build)."""
+        return cls._parse(path.read_text(encoding="utf-8"))
+
+    @classmethod
+    def bundled(cls, name: str) -> Artifact:
+        """A contract shipped with the hub (``WorldlandPayments``, ``TestToken``).
+
+        Read as package data, so an installed hub (a wheel, no source tree) has them too.
+        """
+        text = (resources.files("hub_stub") / "contracts" / f"{name}.json").read_text("utf-8")
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Artifact:
+        data = json.loads(text)
         return cls(data["contractName"], data["abi"], bytes.fromhex(data["bytecode"][2:]))
 
     def entry(self, kind: str, name: str) -> dict[str, Any]:
