@@ -305,6 +305,7 @@ class Rpc:
         to: str | None = None,
         gas: int | None = None,
         on_revert: Artifact | None = None,
+        value: int = 0,
     ) -> Receipt:
         """Sign a transaction with ``account``, send it and wait for its receipt.
 
@@ -321,7 +322,7 @@ class Rpc:
             "gasPrice": self.gas_price(),
             "nonce": self.nonce(account.address, "pending"),
             "chainId": self.chain_id,
-            "value": 0,
+            "value": value,
         }
         if to is not None:
             tx["to"] = to
