@@ -58,7 +58,7 @@ check: lint typecheck
 test: sysdeps tools $(STAMP) lint typecheck
 	$(BIN)/pytest -q -n 2
 
-demo: $(STAMP)
+demo: tools $(STAMP)
 	@$(BIN)/python scripts/demo.py
 
 # Everything the targets above and the tools they run leave behind, and nothing else.

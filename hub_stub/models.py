@@ -400,6 +400,8 @@ class TotalsOut(BaseModel):
     pending_wei: str
     failed_wei: str
     failed_reasons: dict[str, int]
+    last_paid_block: int | None
+    last_paid_tx: str | None
 
 
 class EarningsGroupOut(TotalsOut):

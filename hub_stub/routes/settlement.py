@@ -34,6 +34,8 @@ def _totals(totals: Totals) -> models.TotalsOut:
         pending_wei=str(totals.pending_wei),
         failed_wei=str(totals.failed_wei),
         failed_reasons=dict(totals.failed_reasons),
+        last_paid_block=totals.last_block,
+        last_paid_tx=totals.last_tx_hash,
     )
 
 

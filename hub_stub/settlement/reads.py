@@ -26,7 +26,7 @@ PENDING = (None, "priced", "submitted")
 
 _ROWS = (
     "SELECT u.node_id, u.seconds, u.gpu_count, u.wei, n.gpus, s.gpu_name, s.state, s.paid_wei, "
-    "s.reason FROM usage_events u JOIN nodes n ON n.node_id = u.node_id "
+    "s.reason, s.block, s.tx_hash FROM usage_events u JOIN nodes n ON n.node_id = u.node_id "
     "LEFT JOIN settlements s ON s.usage_rowid = u.rowid "
 )
 
@@ -43,6 +43,9 @@ class Totals:
     pending_wei: int = 0
     failed_wei: int = 0
     failed_reasons: Counter[str] = field(default_factory=Counter)
+    # The newest confirmed payment among the rows: where to look it up on chain.
+    last_block: int | None = None
+    last_tx_hash: str | None = None
 
     def add(self, row: sqlite3.Row) -> None:
         wei = int(row["wei"])
@@ -53,6 +56,7 @@ class Totals:
         state = row["state"]
         if state == "confirmed":
             self.paid_wei += int(row["paid_wei"])
+            self._paid_in(int(row["block"]), str(row["tx_hash"]))
         elif state in PENDING:
             self.pending_wei += wei
         else:
@@ -69,6 +73,12 @@ class Totals:
         self.pending_wei += other.pending_wei
         self.failed_wei += other.failed_wei
         self.failed_reasons.update(other.failed_reasons)
+        if other.last_block is not None and other.last_tx_hash is not None:
+            self._paid_in(other.last_block, other.last_tx_hash)
+
+    def _paid_in(self, block: int, tx_hash: str) -> None:
+        if self.last_block is None or block > self.last_block:
+            self.last_block, self.last_tx_hash = block, tx_hash
 
 
 def provider_totals(store: Store, provider: str) -> dict[tuple[str, str], Totals]:

@@ -281,6 +281,8 @@ class UsageTotals:
     pending_wei: int
     failed_wei: int
     failed_reasons: Mapping[str, int]
+    last_paid_block: int | None
+    last_paid_tx: str | None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -292,6 +294,8 @@ class UsageTotals:
             "pending_wei": str(self.pending_wei),
             "failed_wei": str(self.failed_wei),
             "failed_reasons": dict(self.failed_reasons),
+            "last_paid_block": self.last_paid_block,
+            "last_paid_tx": self.last_paid_tx,
         }
 
 
@@ -358,7 +362,7 @@ def _text(wei: int | None) -> str | None:
     return None if wei is None else str(wei)
 
 
-def _wei_or_none(value: Any) -> int | None:
+def _int_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
@@ -367,8 +371,8 @@ def _settlement(doc: Mapping[str, Any]) -> SettlementInfo:
     return SettlementInfo(
         enabled=bool(doc["enabled"]),
         contract=None if doc.get("contract") is None else str(doc["contract"]),
-        chain_id=_wei_or_none(doc.get("chain_id")),
-        confirmations=_wei_or_none(doc.get("confirmations")),
+        chain_id=_int_or_none(doc.get("chain_id")),
+        confirmations=_int_or_none(doc.get("confirmations")),
         token=None
         if token is None
         else Token(str(token["address"]), str(token["symbol"]), int(token["decimals"])),
@@ -385,6 +389,8 @@ def _totals(doc: Mapping[str, Any]) -> UsageTotals:
         pending_wei=int(doc["pending_wei"]),
         failed_wei=int(doc["failed_wei"]),
         failed_reasons={str(k): int(v) for k, v in doc["failed_reasons"].items()},
+        last_paid_block=_int_or_none(doc.get("last_paid_block")),
+        last_paid_tx=None if doc.get("last_paid_tx") is None else str(doc["last_paid_tx"]),
     )
 
 
@@ -912,7 +918,7 @@ class HubClient:
                 for g in doc["groups"]
             ),
             total=_totals(doc["total"]),
-            withdrawable_wei=_wei_or_none(doc.get("withdrawable_wei")),
+            withdrawable_wei=_int_or_none(doc.get("withdrawable_wei")),
             chain_error=doc.get("chain_error"),
         )
 
@@ -925,8 +931,8 @@ class HubClient:
             settlement=_settlement(doc["settlement"]),
             total=_totals(doc["total"]),
             owed_wei=int(doc["owed_wei"]),
-            deposit_wei=_wei_or_none(doc.get("deposit_wei")),
-            withdrawal_requested_wei=_wei_or_none(doc.get("withdrawal_requested_wei")),
+            deposit_wei=_int_or_none(doc.get("deposit_wei")),
+            withdrawal_requested_wei=_int_or_none(doc.get("withdrawal_requested_wei")),
             withdrawal_available_at=None if available is None else parse_time(available),
             chain_error=doc.get("chain_error"),
         )

@@ -60,9 +60,14 @@ def test_cli_earnings_and_balance_show_a_confirmed_payment(market: Market, tmp_p
         assert group["seconds"] == 180 and group["intervals"] == 3
         assert group["billed_wei"] == group["paid_wei"] == str(total)
         assert doc["withdrawable_wei"] == str(total) and doc["chain_error"] is None
+        assert group["last_paid_tx"] == market.paid()[-1].tx_hash
+        assert group["last_paid_block"] == market.paid()[-1].block_number
         text = cli("earnings", "--hub", hub.url)
         assert text.exit_code == 0, text.output
-        assert f"paid:   0.00000000018 WLT ({total} wei)" in text.stdout
+        assert (
+            f"paid:   0.00000000018 WLT ({total} wei), confirmed on chain (1 block); latest in "
+            f"block {group['last_paid_block']}, transaction {group['last_paid_tx']}"
+        ) in text.stdout
         assert f"withdrawable now: 0.00000000018 WLT ({total} wei)" in text.stdout
 
         # The renter, with a session of its own (a fresh WORLDLAND_HOME would do as well).

@@ -113,13 +113,23 @@ def _totals(totals: UsageTotals, info: SettlementInfo) -> list[str]:
     lines = [
         f"billed: {_amount(totals.billed_wei, info)} for {totals.seconds} s "
         f"({totals.gpu_seconds} GPU-seconds, {totals.intervals} intervals)",
-        f"paid:   {_amount(totals.paid_wei, info)}",
+        f"paid:   {_amount(totals.paid_wei, info)}{_confirmed(totals, info)}",
         f"pending: {_amount(totals.pending_wei, info)}",
     ]
     if totals.failed_wei or totals.failed_reasons:
         reasons = ", ".join(f"{name} x{count}" for name, count in totals.failed_reasons.items())
         lines.append(f"failed: {_amount(totals.failed_wei, info)} ({reasons})")
     return lines
+
+
+def _confirmed(totals: UsageTotals, info: SettlementInfo) -> str:
+    if totals.last_paid_tx is None:
+        return ""
+    blocks = info.confirmations or 1
+    return (
+        f", confirmed on chain ({blocks} block{'s' if blocks != 1 else ''}); latest in block "
+        f"{totals.last_paid_block}, transaction {totals.last_paid_tx}"
+    )
 
 
 def _amount(wei: int, info: SettlementInfo) -> str:
