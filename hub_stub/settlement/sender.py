@@ -51,6 +51,8 @@ REFUSALS = {
     4: ("zero-provider", False),
 }
 ALREADY_SETTLED = 1
+# What a node answers a rebroadcast of a transaction it has, or has mined (geth, anvil).
+BENIGN_REFUSALS = ("already known", "already imported", "nonce too low")
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,9 @@ class Sender:
         try:
             self.rpc.send_raw(raw)
         except RpcError as refused:
-            log.debug("broadcast refused: %s", refused)
+            text = str(refused).lower()
+            level = logging.DEBUG if any(m in text for m in BENIGN_REFUSALS) else logging.WARNING
+            log.log(level, "the node refused the broadcast: %s", refused)
 
     # ------------------------------------------------------------------ open transactions
 
