@@ -179,3 +179,30 @@ def test_the_database_refuses_another_contract(
     other = new_market(anvil, tmp_path)
     with pytest.raises(RuntimeError, match="settles against contract"):
         settling_hub(data, other)
+
+
+def test_a_batch_the_contract_refuses_fails_reverted_and_is_retried(
+    market: Market, tmp_path: Path
+) -> None:
+    """The operator rotated the settler away from this hub's key: every batch would revert,
+    so rows fail ``reverted`` (no gas spent) until the key is the settler again."""
+    renter = market.renter(deposit=10**15)
+    market.payments.transact(market.operator, "setSettler", market.funder.address)
+    hub = settling_hub(tmp_path / "hub", market, retry_after=0.5)
+    try:
+        with hub.client() as client:
+            node = provider(client, hub)
+            total = usage_for(client, hub, [renter], node, 3)
+
+            def reverted() -> bool:
+                found = rows(hub)
+                return len(found) == 3 and all(r["reason"] == "reverted" for r in found)
+
+            wait_for(reverted, 20, "rows failed reverted", hub)
+            assert "NotSettler" in rows(hub)[0]["detail"]
+            assert market.anvil.rpc.nonce(market.settler.address) == 0  # no gas spent
+            market.payments.transact(market.operator, "setSettler", market.settler.address)
+            wait_for(all_confirmed(hub, 3), 20, "rows paid once the key is the settler", hub)
+        assert_paid_exactly_once(market, hub, total)
+    finally:
+        hub.stop()
