@@ -58,7 +58,7 @@ check: lint typecheck
 test: sysdeps tools $(STAMP) lint typecheck
 	$(BIN)/pytest -q -n 2
 
-demo: $(STAMP)
+demo: tools $(STAMP)
 	@$(BIN)/python scripts/demo.py
 
 # Everything the targets above and the tools they run leave behind, and nothing else.
@@ -85,6 +85,7 @@ $(TOOLS_STAMP): tools/package.json tools/package-lock.json
 .PHONY: tools contracts
 tools: $(TOOLS_STAMP)
 
-# Rebuilds the committed contracts/build/*.json; tests/contracts checks they match the sources.
+# Rebuilds the committed hub_stub/contracts/*.json (package data: an installed hub deploys and
+# calls the contracts from them); tests/contracts checks they match the sources.
 contracts: $(TOOLS_STAMP)
-	node tools/compile.js contracts/build
+	node tools/compile.js hub_stub/contracts

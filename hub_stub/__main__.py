@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import ipaddress
+import logging
 import re
 import socket
 import ssl
@@ -23,6 +24,7 @@ from typing import Any
 from hub_stub.config import DEFAULT_VPN_POOL, HubConfig
 from hub_stub.kube import CA_HASH_RE, TOKEN_RE, JoinUnavailable
 from hub_stub.limits import AUTH_RATE, CLAIM_RATE, OPEN_RATE, Rate
+from hub_stub.settlement.config import SettlementConfig
 from worldland_cli.auth.origin import origin
 
 
@@ -67,6 +69,30 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number of seconds above 0, e.g. 2.5")
+    return value
+
+
+def _wei(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number of wei")
+    return int(text)
+
+
+def _address(text: str) -> str:
+    from eth_utils.address import is_address, to_checksum_address
+
+    if not is_address(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an address (0x and 40 hex digits)")
+    return str(to_checksum_address(text))
+
+
 def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str], str]:
     def check(text: str) -> str:
         if not regex.match(text):
@@ -81,7 +107,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="worldland-hub",
         description="Run the Worldland hub stub.",
-        epilog="also: worldland-hub vpn server-config --help (the VPN server's wg-quick config)",
+        epilog="also: worldland-hub vpn server-config --help (the VPN server's wg-quick config), "
+        "worldland-hub chain deploy --help (the payment contract on a dev chain)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to bind, 0 = any (default 8080)")
@@ -176,6 +203,76 @@ def parser() -> argparse.ArgumentParser:
         default=100_000,
         help="unspent login nonces held at once, from all addresses (100000)",
     )
+    settle = p.add_argument_group(
+        "on-chain settlement (docs/settlement.md): the first three turn it on, together"
+    )
+    settle.add_argument("--chain-rpc", metavar="URL", help="the chain's JSON-RPC URL")
+    settle.add_argument(
+        "--payments-contract", type=_address, metavar="ADDRESS", help="the WorldlandPayments"
+    )
+    settle.add_argument(
+        "--settler-key-file", type=Path, help="the hot wallet's private key (0600), the settler"
+    )
+    defaults = SettlementConfig("", "", Path())
+    settle.add_argument(
+        "--confirmations",
+        type=_positive,
+        default=defaults.confirmations,
+        help=f"blocks that confirm a payment, its own included ({defaults.confirmations})",
+    )
+    settle.add_argument(
+        "--settle-batch",
+        type=_positive,
+        default=defaults.batch_size,
+        help=f"usage rows per transaction ({defaults.batch_size})",
+    )
+    settle.add_argument(
+        "--settle-interval",
+        type=_seconds,
+        default=defaults.interval,
+        metavar="SECONDS",
+        help=f"pause when there is nothing to settle ({defaults.interval:g})",
+    )
+    settle.add_argument(
+        "--replace-after",
+        type=_seconds,
+        default=defaults.replace_after,
+        metavar="SECONDS",
+        help="resend an unmined transaction at a higher gas price after this "
+        f"({defaults.replace_after:g})",
+    )
+    settle.add_argument(
+        "--max-gas-price", type=_wei, metavar="WEI", help="gas price ceiling (default: none)"
+    )
+    settle.add_argument(
+        "--retry-after",
+        type=_seconds,
+        default=defaults.retry_after,
+        metavar="SECONDS",
+        help=f"check a failed row again after this ({defaults.retry_after:g})",
+    )
+    settle.add_argument(
+        "--min-balance",
+        type=_wei,
+        default=defaults.min_balance,
+        metavar="WEI",
+        help=f"alert below this settler gas balance ({defaults.min_balance})",
+    )
+    settle.add_argument(
+        "--watch-interval",
+        type=_seconds,
+        default=defaults.watch_interval,
+        metavar="SECONDS",
+        help=f"check the hot wallet this often ({defaults.watch_interval:g})",
+    )
+    settle.add_argument("--alert-webhook", metavar="URL", help="POST alerts here as JSON")
+    settle.add_argument(
+        "--chain-timeout",
+        type=_seconds,
+        default=defaults.rpc_timeout,
+        metavar="SECONDS",
+        help=f"one JSON-RPC call at most ({defaults.rpc_timeout:g})",
+    )
     p.add_argument("--port-file", type=Path, help="write the bound port here once listening")
     p.add_argument("--log-level", default="warning", help="uvicorn log level (default warning)")
     return p
@@ -196,6 +293,7 @@ def config_from_args(args: argparse.Namespace) -> HubConfig:
             "clients use: pass --public-url (e.g. https://hub.example.com)"
         )
     return HubConfig(
+        settlement=settlement_config(args),
         data_dir=args.data_dir.resolve(),
         host=args.host,
         port=args.port,
@@ -222,6 +320,46 @@ def config_from_args(args: argparse.Namespace) -> HubConfig:
         claim_rate=args.claim_rate,
         max_pending_nonces=args.max_pending_nonces,
     )
+
+
+def settlement_config(args: argparse.Namespace) -> SettlementConfig | None:
+    """The settlement flags, or None when settlement is off (none of the three given)."""
+    given = [args.chain_rpc, args.payments_contract, args.settler_key_file]
+    if not any(given):
+        return None
+    if not all(given):
+        raise SystemExit(
+            "settlement needs all of --chain-rpc, --payments-contract, --settler-key-file"
+        )
+    return SettlementConfig(
+        rpc_url=args.chain_rpc,
+        contract=args.payments_contract,
+        key_file=args.settler_key_file.resolve(),
+        confirmations=args.confirmations,
+        batch_size=args.settle_batch,
+        interval=args.settle_interval,
+        replace_after=args.replace_after,
+        max_gas_price=args.max_gas_price,
+        retry_after=args.retry_after,
+        min_balance=args.min_balance,
+        watch_interval=args.watch_interval,
+        alert_webhook=args.alert_webhook,
+        rpc_timeout=args.chain_timeout,
+    )
+
+
+def log_settlement() -> None:
+    """The worker's log lines (payments, stuck transactions, alerts) on stderr.
+
+    Its own logger and handler: uvicorn configures only its own loggers, and the root
+    logger is left to whoever embeds the hub.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("hub_stub.settlement")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def vpn_parser() -> argparse.ArgumentParser:
@@ -275,8 +413,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     if given[:2] == ["vpn", "server-config"]:
         vpn_server_config(given[2:])
         return
+    if given[:2] == ["chain", "deploy"]:
+        from hub_stub.settlement import deploy
+
+        deploy.main(given[2:])
+        return
     args = parser().parse_args(given)
     config = config_from_args(args)
+    if config.settlement is not None:
+        log_settlement()
 
     import uvicorn
 
@@ -318,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             app,
             http=PeerCertH11Protocol,
             ws="none",
-            lifespan="off",
+            lifespan="on",
             log_level=args.log_level,
             access_log=False,
             backlog=2048,

@@ -15,7 +15,8 @@ the 422 format and the OpenAPI document that describes it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,7 +26,7 @@ from fastapi.responses import JSONResponse
 from hub_stub import __version__
 from hub_stub.config import HubConfig
 from hub_stub.limits import BodyLimit
-from hub_stub.routes import auth, certs, meta, nodes, pods, transfers, usage, vpn
+from hub_stub.routes import auth, certs, meta, nodes, pods, settlement, transfers, usage, vpn
 from hub_stub.state import Hub
 
 ERROR_SCHEMA: dict[str, Any] = {
@@ -37,7 +38,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 # FastAPI matches a request against the included routers in this order, walking each
 # router's routes in turn, so the one holding the heartbeat (the bulk of the traffic) comes
 # first; /openapi.json lists the paths in this order too.
-ROUTERS = (nodes, meta, auth, certs, vpn, pods, transfers, usage)
+ROUTERS = (nodes, meta, auth, certs, vpn, pods, transfers, usage, settlement)
 
 
 def _validation_message(errors: Sequence[Any]) -> str:
@@ -55,14 +56,31 @@ async def readable_422(request: Request, exc: RequestValidationError) -> JSONRes
 
 
 def create_app(config: HubConfig) -> FastAPI:
-    """Build the app (creating the data directory, database and CA on first start)."""
+    """Build the app (creating the data directory, database and CA on first start).
+
+    The settlement worker, when configured, runs while the app is served: started and
+    stopped by the ASGI lifespan, so a SIGTERM lets the round in progress finish.
+    """
+    hub = Hub(config)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if hub.settlement is not None:
+            hub.settlement.start()
+        try:
+            yield
+        finally:
+            if hub.settlement is not None:
+                hub.settlement.stop()
+
     app = FastAPI(
         title="Worldland hub",
         version=__version__,
         description="Hub API v1 (see docs/hub-api.md): SIWE auth, CA, nodes, join, VPN, "
-        "pods, transfer codes, usage ledger.",
+        "pods, transfer codes, usage ledger, settlement.",
+        lifespan=lifespan,
     )
-    app.state.hub = Hub(config)
+    app.state.hub = hub
     app.add_middleware(BodyLimit)
     app.exception_handler(RequestValidationError)(readable_422)
     for module in ROUTERS:

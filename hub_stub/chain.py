@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,21 @@ class Artifact:
 
     @classmethod
     def load(cls, path: Path) -> Artifact:
-        """Read a build file (``contracts/build/NAME.json``)."""
-        data = json.loads(path.read_text(encoding="utf-8"))
+        """Read a build file (``hub_stub/contracts/NAME.json``, or one of another build)."""
+        return cls._parse(path.read_text(encoding="utf-8"))
+
+    @classmethod
+    def bundled(cls, name: str) -> Artifact:
+        """A contract shipped with the hub (``WorldlandPayments``, ``TestToken``).
+
+        Read as package data, so an installed hub (a wheel, no source tree) has them too.
+        """
+        text = (resources.files("hub_stub") / "contracts" / f"{name}.json").read_text("utf-8")
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Artifact:
+        data = json.loads(text)
         return cls(data["contractName"], data["abi"], bytes.fromhex(data["bytecode"][2:]))
 
     def entry(self, kind: str, name: str) -> dict[str, Any]:
@@ -170,11 +184,13 @@ class Receipt:
 
 @dataclass(frozen=True)
 class Event:
-    """A decoded log: the event's name and its arguments by parameter name."""
+    """A decoded log: the event's name, its arguments by parameter name, and where it is."""
 
     name: str
     args: dict[str, Any]
     address: str
+    tx_hash: str | None = None
+    block_number: int | None = None
 
 
 class Rpc:
@@ -222,15 +238,13 @@ class Rpc:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def wait_receipt(self, tx_hash: str, *, timeout: float = 120.0) -> Receipt:
-        """Poll until ``tx_hash`` is mined; raise :class:`TransactionFailed` when it failed."""
-        deadline = time.monotonic() + timeout
-        while (raw := self.request("eth_getTransactionReceipt", tx_hash)) is None:
-            if time.monotonic() > deadline:
-                raise ChainError(f"transaction {tx_hash} not mined within {timeout:.0f} s")
-            time.sleep(0.2)
+    def receipt(self, tx_hash: str) -> Receipt | None:
+        """The receipt of ``tx_hash`` (status 0 included), or None while it is not mined."""
+        raw = self.request("eth_getTransactionReceipt", tx_hash)
+        if raw is None:
+            return None
         address = raw.get("contractAddress")
-        receipt = Receipt(
+        return Receipt(
             tx_hash=tx_hash,
             status=int(raw["status"], 16),
             gas_used=int(raw["gasUsed"], 16),
@@ -238,9 +252,50 @@ class Rpc:
             contract_address=to_checksum_address(address) if address else None,
             logs=list(raw["logs"]),
         )
+
+    def wait_receipt(self, tx_hash: str, *, timeout: float = 120.0) -> Receipt:
+        """Poll until ``tx_hash`` is mined; raise :class:`TransactionFailed` when it failed."""
+        deadline = time.monotonic() + timeout
+        while (receipt := self.receipt(tx_hash)) is None:
+            if time.monotonic() > deadline:
+                raise ChainError(f"transaction {tx_hash} not mined within {timeout:.0f} s")
+            time.sleep(0.2)
         if receipt.status != 1:
             raise TransactionFailed(receipt)
         return receipt
+
+    def block_number(self) -> int:
+        """The number of the latest block."""
+        return int(self.request("eth_blockNumber"), 16)
+
+    def nonce(self, address: str, block: str = "latest") -> int:
+        """How many transactions ``address`` has sent as of ``block`` (its next nonce there)."""
+        return int(self.request("eth_getTransactionCount", address, block), 16)
+
+    def balance(self, address: str) -> int:
+        """The native-coin balance of ``address`` in wei (what pays for gas)."""
+        return int(self.request("eth_getBalance", address, "latest"), 16)
+
+    def gas_price(self) -> int:
+        """The node's suggested legacy gas price in wei."""
+        return int(self.request("eth_gasPrice"), 16)
+
+    def estimate_gas(
+        self, sender: str, data: bytes, to: str | None = None, on_revert: Artifact | None = None
+    ) -> int:
+        """Gas for the call as the node runs it now; a revert raises :class:`Reverted`, named
+        after ``on_revert``'s errors."""
+        call: dict[str, Any] = {"from": sender, "data": f"0x{data.hex()}"}
+        if to is not None:
+            call["to"] = to
+        try:
+            return int(self.request("eth_estimateGas", call), 16)
+        except Reverted as revert:
+            raise (on_revert or _NO_ABI).decode_revert(revert.data) from None
+
+    def send_raw(self, raw: bytes) -> str:
+        """Broadcast a signed transaction; its hash (the node computes the same one)."""
+        return str(self.request("eth_sendRawTransaction", f"0x{raw.hex()}"))
 
     def send(
         self,
@@ -250,6 +305,7 @@ class Rpc:
         to: str | None = None,
         gas: int | None = None,
         on_revert: Artifact | None = None,
+        value: int = 0,
     ) -> Receipt:
         """Sign a transaction with ``account``, send it and wait for its receipt.
 
@@ -257,28 +313,21 @@ class Rpc:
         refused here (:class:`Reverted`, named after ``on_revert``'s errors) without spending
         gas. With ``gas`` it is sent as is, and a revert is mined as :class:`TransactionFailed`.
         """
-        call: dict[str, Any] = {"from": account.address, "data": f"0x{data.hex()}"}
-        if to is not None:
-            call["to"] = to
         if gas is None:
-            try:
-                estimate = int(self.request("eth_estimateGas", call), 16)
-            except Reverted as revert:
-                raise (on_revert or _NO_ABI).decode_revert(revert.data) from None
+            estimate = self.estimate_gas(account.address, data, to, on_revert)
             gas = int(estimate * (1 + GAS_MARGIN))
         tx: dict[str, Any] = {
             "data": data,
             "gas": gas,
-            "gasPrice": int(self.request("eth_gasPrice"), 16),
-            "nonce": int(self.request("eth_getTransactionCount", account.address, "pending"), 16),
+            "gasPrice": self.gas_price(),
+            "nonce": self.nonce(account.address, "pending"),
             "chainId": self.chain_id,
-            "value": 0,
+            "value": value,
         }
         if to is not None:
             tx["to"] = to
         signed = account.sign_transaction(tx)
-        tx_hash = self.request("eth_sendRawTransaction", f"0x{signed.raw_transaction.hex()}")
-        return self.wait_receipt(str(tx_hash))
+        return self.wait_receipt(self.send_raw(bytes(signed.raw_transaction)))
 
 
 class Contract:
@@ -319,7 +368,11 @@ class Contract:
         return self.rpc.send(account, data, to=self.address, gas=gas, on_revert=self.artifact)
 
     def events(self, receipt: Receipt) -> list[Event]:
-        """This contract's events in ``receipt``, in log order (other contracts' are skipped).
+        """This contract's events in ``receipt``, in log order (see :meth:`decode_logs`)."""
+        return self.decode_logs(receipt.logs)
+
+    def decode_logs(self, logs: Sequence[Mapping[str, Any]]) -> list[Event]:
+        """This contract's events among ``logs``, in order (other contracts' are skipped).
 
         Indexed parameters must be of static types (both contracts' are): a string or array
         would be logged as its hash, which this does not decode.
@@ -330,7 +383,7 @@ class Contract:
             if entry["type"] == "event" and not entry.get("anonymous", False)
         }
         events = []
-        for log in receipt.logs:
+        for log in logs:
             topics = [bytes.fromhex(topic[2:]) for topic in log["topics"]]
             if to_checksum_address(log["address"]) != self.address or not topics:
                 continue
@@ -344,8 +397,32 @@ class Contract:
                 args[param["name"]] = _decode([param], topic)[0]
             values = _decode(plain, bytes.fromhex(log["data"][2:]))
             args.update(zip((p["name"] for p in plain), values, strict=True))
-            events.append(Event(entry["name"], args, self.address))
+            block = log.get("blockNumber")
+            events.append(
+                Event(
+                    entry["name"],
+                    args,
+                    self.address,
+                    tx_hash=log.get("transactionHash"),
+                    block_number=None if block is None else int(block, 16),
+                )
+            )
         return events
+
+    def logs(self, event: str, *topics: bytes | None, from_block: int = 0) -> list[Event]:
+        """This contract's ``event`` logs up to the latest block, filtered by indexed values
+        (``topics``, 32 bytes each, in parameter order; None matches any)."""
+        entry = self.artifact.entry("event", event)
+        query = {
+            "address": self.address,
+            "fromBlock": hex(from_block),
+            "toBlock": "latest",
+            "topics": [
+                f"0x{keccak(text=_signature(entry)).hex()}",
+                *(None if topic is None else f"0x{topic.hex()}" for topic in topics),
+            ],
+        }
+        return self.decode_logs(self.rpc.request("eth_getLogs", query))
 
 
 def deploy(rpc: Rpc, artifact: Artifact, account: LocalAccount, *args: Any) -> Contract:

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 from hub_stub.limits import AUTH_RATE, CLAIM_RATE, OPEN_RATE, Rate
+from hub_stub.settlement.config import SettlementConfig
 from worldland_cli.auth.origin import Origin, origin
 
 DEFAULT_VPN_POOL = (ipaddress.IPv4Address("10.100.1.2"), ipaddress.IPv4Address("10.100.1.254"))
@@ -53,6 +54,8 @@ class HubConfig:
     kube_ca_hashes: tuple[str, ...] = field(default_factory=tuple)
     kubeconfig: Path | None = None
     bootstrap_token_ttl: dt.timedelta = dt.timedelta(hours=24)
+    # On-chain settlement (docs/settlement.md); None: the ledger is kept, nothing is paid.
+    settlement: SettlementConfig | None = None
 
     @cached_property
     def origin(self) -> Origin:

@@ -373,3 +373,57 @@ class UsageSummary(BaseModel):
     seconds: int
     wei: str
     events: int
+
+
+class TokenOut(BaseModel):
+    address: str
+    symbol: str
+    decimals: int
+
+
+class SettlementOut(BaseModel):
+    """Whether and where the hub settles; chain figures are None when it could not ask."""
+
+    enabled: bool
+    contract: str | None = None
+    chain_id: int | None = None
+    confirmations: int | None = None
+    token: TokenOut | None = None
+
+
+class TotalsOut(BaseModel):
+    intervals: int
+    seconds: int
+    gpu_seconds: int
+    billed_wei: str
+    paid_wei: str
+    pending_wei: str
+    failed_wei: str
+    failed_reasons: dict[str, int]
+    last_paid_block: int | None
+    last_paid_tx: str | None
+
+
+class EarningsGroupOut(TotalsOut):
+    node_id: str
+    gpu_type: str
+
+
+class EarningsOut(BaseModel):
+    address: str
+    settlement: SettlementOut
+    groups: list[EarningsGroupOut]
+    total: TotalsOut
+    withdrawable_wei: str | None
+    chain_error: str | None
+
+
+class BalanceOut(BaseModel):
+    address: str
+    settlement: SettlementOut
+    total: TotalsOut
+    owed_wei: str
+    deposit_wei: str | None
+    withdrawal_requested_wei: str | None
+    withdrawal_available_at: str | None
+    chain_error: str | None

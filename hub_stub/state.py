@@ -1,4 +1,5 @@
-"""The hub's state, built once per app: configuration, store, CA, secrets, limiters, join source.
+"""The hub's state, built once per app: configuration, store, CA, secrets, limiters, join source,
+metrics and, when configured, settlement.
 
 One object, kept on ``app.state.hub``, so that every endpoint reaches the same store, token
 cache and rate limiters through the request (:data:`hub_stub.deps.TheHub`) rather than through
@@ -22,6 +23,10 @@ from hub_stub.ca import CertificateAuthority, write_private
 from hub_stub.config import HubConfig
 from hub_stub.kube import JoinSource, KubeconfigJoin, NotConfigured, StaticJoin
 from hub_stub.limits import RateLimiter
+from hub_stub.metrics import HubMetrics
+from hub_stub.settlement.ledger import ContractMismatch
+from hub_stub.settlement.service import Settlement
+from hub_stub.signer import KeyFileError
 from hub_stub.store import Store
 from hub_stub.vpn_config import server_key_path
 
@@ -56,6 +61,13 @@ class Hub:
             self.join = StaticJoin(config.kube_api_server, config.kube_token, config.kube_ca_hashes)
         else:
             self.join = NotConfigured()
+        self.metrics = HubMetrics()
+        self.settlement: Settlement | None = None
+        if config.settlement is not None:
+            try:
+                self.settlement = Settlement(self.store, config.settlement, self.metrics)
+            except (KeyFileError, ContractMismatch) as exc:
+                raise SystemExit(f"worldland-hub: {exc}") from None
 
 
 def private_data_dir(path: Path) -> None:

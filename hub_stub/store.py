@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry migrates from version index to index + 1; append, never edit a shipped one.
 MIGRATIONS: tuple[str, ...] = (
@@ -175,6 +175,77 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE pods ADD COLUMN node_id TEXT REFERENCES nodes (node_id);
     CREATE INDEX pods_node ON pods (node_id);
     CREATE INDEX usage_pod ON usage_events (pod_id, start);
+    """,
+    # 3 -> 4: on-chain settlement (docs/settlement.md). A usage row names the renter it is
+    # billed to, taken from the pod when the hub accepts it (a pod can change renter later;
+    # older rows take the pod's renter now). settlements holds one row per usage row once
+    # priced, in the ledger's order (usage_rowid: the worker prices past the last one); its
+    # AUTOINCREMENT id is the contract's settlementId, dense as the contract's bitmap wants.
+    # settle_txs records each transaction before it is broadcast (write-ahead),
+    # settle_attempts each signed version of it (a replacement has a higher gas price and
+    # the same nonce), settlement_chain the contract this database settles against.
+    """
+    ALTER TABLE usage_events ADD COLUMN renter TEXT;
+    UPDATE usage_events
+        SET renter = (SELECT p.renter FROM pods p WHERE p.pod_id = usage_events.pod_id);
+    CREATE INDEX usage_renter ON usage_events (renter);
+    CREATE TABLE settlement_chain (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        chain_id INTEGER,
+        contract TEXT NOT NULL,
+        settler TEXT NOT NULL,
+        watched_nonce INTEGER
+    );
+    CREATE TABLE settle_txs (
+        tx_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sender TEXT NOT NULL,
+        nonce INTEGER NOT NULL,
+        gas INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('sent', 'final', 'dropped')),
+        tx_hash TEXT,
+        block INTEGER,
+        gas_used INTEGER,
+        created_at REAL NOT NULL,
+        UNIQUE (sender, nonce)
+    );
+    CREATE INDEX settle_txs_state ON settle_txs (state);
+    CREATE TABLE settle_attempts (
+        tx_hash TEXT PRIMARY KEY,
+        tx_id INTEGER NOT NULL REFERENCES settle_txs (tx_id),
+        gas_price TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        sent_at REAL NOT NULL
+    );
+    CREATE INDEX settle_attempts_tx ON settle_attempts (tx_id);
+    CREATE TABLE settlements (
+        settlement_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        usage_rowid INTEGER NOT NULL UNIQUE,
+        node_id TEXT NOT NULL,
+        event_id TEXT NOT NULL,
+        renter TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        gpu_name TEXT NOT NULL,
+        gpu_seconds INTEGER NOT NULL,
+        price_per_sec_wei TEXT NOT NULL,
+        amount_wei TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('priced', 'submitted', 'confirmed', 'failed')),
+        tx_id INTEGER REFERENCES settle_txs (tx_id),
+        tx_hash TEXT,
+        block INTEGER,
+        paid_wei TEXT,
+        reason TEXT,
+        detail TEXT,
+        retry_at REAL,
+        priced_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        UNIQUE (node_id, event_id),
+        FOREIGN KEY (node_id, event_id) REFERENCES usage_events (node_id, event_id)
+    );
+    CREATE INDEX settlements_state ON settlements (state, settlement_id);
+    CREATE INDEX settlements_tx ON settlements (tx_id);
+    CREATE INDEX settlements_provider ON settlements (provider);
+    CREATE INDEX settlements_renter ON settlements (renter);
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

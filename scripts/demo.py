@@ -2,15 +2,21 @@
 
 1. A provider asks `worldland doctor` whether this host is ready (on a machine without a GPU
    the truthful answer is NOT READY, exit 1, and that is part of a successful demo).
-2. An embedded hub starts: `python -m hub_stub` with SQLite and TLS from its own CA.
-3. The provider makes a wallet and registers: SIWE login, node registration, mTLS cert.
-4. The node daemon starts for that node (`worldland daemon` on 127.0.0.1:8444, where doctor
-   looks): `curl -k .../health`, a GPU pod's usage reaching the hub's ledger to the second,
-   and `worldland doctor --only daemon.health` ok. No cluster runs here, so the pods come
-   from the stand-in Kubernetes API the tests use (tests/support/fakekube.py).
-5. The hub operator registers a pod for a renter: a real OpenSSH sshd on loopback.
-6. The renter logs in with another wallet, sends a file to the pod and receives it back,
-   then uses a one-time code the way runpodctl does.
+2. A local chain (anvil) runs the payment contract (`worldland-hub chain deploy`); a renter
+   makes a wallet and escrows test tokens in it.
+3. An embedded hub starts: `python -m hub_stub` with SQLite, TLS from its own CA, and
+   settlement on (the hot wallet's key file, 0600).
+4. The provider makes a wallet and registers: SIWE login, node registration, mTLS cert.
+5. The node daemon starts for that node (`worldland daemon` on 127.0.0.1:8444, where doctor
+   looks): `curl -k .../health`, the renter's GPU pod's usage reaching the hub's ledger to
+   the second, and `worldland doctor --only daemon.health` ok. No cluster runs here, so the
+   pods come from the stand-in Kubernetes API the tests use (tests/support/fakekube.py).
+6. The hub operator registers a pod for the renter: a real OpenSSH sshd on loopback.
+7. The renter logs in, sends a file to the pod and receives it back, then (8.) uses a
+   one-time code the way runpodctl does.
+9. Settlement: the hub's worker has paid the GPU pod's metered seconds to the provider on
+   chain; `worldland balance` shows the renter's side and `worldland earnings` ends the demo
+   with the provider's confirmed payment.
 
 Every step runs the installed `worldland` command in a subprocess, as a person would.
 """
@@ -35,6 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.support.anvil import RunningAnvil, start_anvil  # noqa: E402
 from tests.support.fakekube import (  # noqa: E402
     FakeKube,
     running_status,
@@ -171,8 +178,10 @@ def ledger(hub: RunningHub, env: dict[str, str], node_id: str) -> dict[str, obje
         return dict(response.json())
 
 
-def daemon_part(work: Path, hub: RunningHub, provider: dict[str, str], node_id: str) -> None:
-    banner(f"4. Node daemon on 127.0.0.1:{DAEMON_PORT}: node API, heartbeats, usage metering")
+def daemon_part(
+    work: Path, hub: RunningHub, provider: dict[str, str], node_id: str, renter: str
+) -> None:
+    banner(f"5. Node daemon on 127.0.0.1:{DAEMON_PORT}: node API, heartbeats, usage metering")
     with start_fake_kube() as kube, node_daemon(work, provider, kube) as log:
         started = log_lines(log, "daemon.started")[0]
         print(f"daemon.started: listen={started['listen']} metrics={started['metrics']}")
@@ -182,7 +191,7 @@ def daemon_part(work: Path, hub: RunningHub, provider: dict[str, str], node_id: 
             print(f"$ curl -k {url}", flush=True)
             subprocess.run([curl, "-sk", url], check=True)
             print()
-        register_pod_for_usage(hub, GPU_POD, node_id)
+        register_pod_for_usage(hub, GPU_POD, node_id, renter)
         begun = int(time.time()) - 12
         kube.cluster.add_pod(
             GPU_POD, node_name=DEMO_NODE, gpus=1, status=running_status(iso(begun))
@@ -208,11 +217,11 @@ def daemon_part(work: Path, hub: RunningHub, provider: dict[str, str], node_id: 
         sh([WORLDLAND, "doctor", "--only", "daemon.health"], provider)
 
 
-def register_pod_for_usage(hub: RunningHub, pod_id: str, node_id: str) -> None:
-    """The operator places the GPU pod on the node (the hub bills only placed pods)."""
+def register_pod_for_usage(hub: RunningHub, pod_id: str, node_id: str, renter: str) -> None:
+    """The operator places the renter's GPU pod on the node (the hub bills only placed pods)."""
     body = {
         "pod_id": pod_id,
-        "renter_address": "0x000000000000000000000000000000000000dEaD",
+        "renter_address": renter,
         "node_id": node_id,
         "ssh_host": "127.0.0.1",
         "ssh_port": 2222,
@@ -229,44 +238,137 @@ def sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+GPU_MODEL = "NVIDIA H100 80GB HBM3"
+PRICE = 1_000_000_000  # wei per GPU-second: `worldland register`'s default, and the rate
+ETHER = 10**18
+
+
+def key_file(path: Path, key: bytes) -> Path:
+    """A key file as its owner keeps it: 64 hex characters, 0600 from the first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key.hex() + "\n")
+    return path
+
+
+def chain_part(work: Path, chain: RunningAnvil, renter_home: Path) -> list[str]:
+    """Deploy the market on the local chain, escrow the renter's tokens; the hub's flags."""
+    from eth_account import Account
+
+    from hub_stub.chain import Artifact, Contract
+
+    banner(f"2. A local chain (anvil) at {chain.url}: the payment contract, the renter's escrow")
+    env = dict(os.environ, WORLDLAND_HOME=str(renter_home), COLUMNS="100")
+    made = json.loads(sh([WORLDLAND, "wallet", "new", "--json"], env))
+    renter = Account.from_key(bytes.fromhex(Path(made["key_file"]).read_text().strip()))
+    operator = key_file(work / "operator.key", bytes(chain.accounts[0].key))
+    settler = Account.create()
+    settler_key = key_file(work / "settler.key", bytes(settler.key))
+    for address in (settler.address, renter.address):  # gas money from a funded dev account
+        chain.rpc.send(chain.accounts[1], b"", to=address, gas=21_000, value=ETHER)
+    deploy = [
+        "worldland-hub", "chain", "deploy", "--chain-rpc", chain.url,
+        "--operator-key-file", str(operator), "--settler-key-file", str(settler_key),
+        "--rate", f"{GPU_MODEL}={PRICE}", "--mint", f"{renter.address}={ETHER}",
+    ]  # fmt: skip
+    print(f"$ {shlex.join(deploy)}", flush=True)
+    deployed = subprocess.run(
+        [sys.executable, "-m", "hub_stub", *deploy[1:]],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    ).stdout
+    print(deployed, end="")
+    market = json.loads(deployed)
+    token = Contract(chain.rpc, Artifact.bundled("TestToken"), market["token"])
+    payments = Contract(
+        chain.rpc, Artifact.bundled("WorldlandPayments"), market["payments_contract"]
+    )
+    escrow = ETHER // 10
+    token.transact(renter, "approve", payments.address, escrow)
+    receipt = payments.transact(renter, "deposit", escrow)
+    print(
+        f"renter {renter.address}: approve + deposit {escrow} wei (0.1 WLT) into the "
+        f"escrow, block {receipt.block_number}"
+    )
+    return [
+        "--chain-rpc", chain.url, "--payments-contract", payments.address,
+        "--settler-key-file", str(settler_key), "--confirmations", "1",
+        "--settle-interval", "0.5",
+    ]  # fmt: skip
+
+
 def round_trip(work: Path) -> None:
-    hub = start_hub(work / "hub", tls=True)
+    chain = start_anvil(work / "anvil")
     try:
-        banner(f"2. Embedded hub (SQLite, TLS from its own CA) at {hub.url}")
-        provider = actor_env(work / "provider", hub)
-        renter = actor_env(work / "renter", hub)
-        sh([WORLDLAND, "diag", "network", "--timeout", "3"], provider, ok=(0, 1))
-
-        banner("3. Provider: wallet, SIWE login, node registration, mTLS certificate")
-        sh([WORLDLAND, "wallet", "new"], provider)
-        gpu_flags = ["--gpu-type", "NVIDIA H100 80GB HBM3", "--memory-gb", "80"]
-        sh([WORLDLAND, "register", "--host", "127.0.0.1", *gpu_flags], provider)
-        registered = sh(
-            [WORLDLAND, "register", "--host", "127.0.0.1", *gpu_flags, "--json"], provider
-        )
-        node_id = json.loads(registered)["node_id"]
-        sh([WORLDLAND, "certs", "status"], provider)
-        sh([WORLDLAND, "whoami"], provider)
-        daemon_part(work, hub, provider, node_id)
-
-        reason = sshd_missing_reason()
-        if reason:
-            print(f"skipping the renter part: {reason}")
-            return
-        banner("5. A pod: a real OpenSSH sshd on loopback, registered by the hub operator")
-        with start_sshd(work / "pod") as sshd:
-            renter_part(work, hub, renter, node_id, sshd)
+        settlement = chain_part(work, chain, work / "renter")
+        hub = start_hub(work / "hub", tls=True, extra_args=settlement)
+        try:
+            hub_part(work, hub)
+        finally:
+            hub.stop()
     finally:
-        hub.stop()
+        chain.stop()
+
+
+def hub_part(work: Path, hub: RunningHub) -> None:
+    banner(f"3. Embedded hub (SQLite, TLS from its own CA, settlement on) at {hub.url}")
+    provider = actor_env(work / "provider", hub)
+    renter = actor_env(work / "renter", hub)
+    sh([WORLDLAND, "diag", "network", "--timeout", "3"], provider, ok=(0, 1))
+    renter_address = json.loads(sh([WORLDLAND, "wallet", "address", "--json"], renter))["address"]
+
+    banner("4. Provider: wallet, SIWE login, node registration, mTLS certificate")
+    sh([WORLDLAND, "wallet", "new"], provider)
+    gpu_flags = ["--gpu-type", GPU_MODEL, "--memory-gb", "80"]
+    sh([WORLDLAND, "register", "--host", "127.0.0.1", *gpu_flags], provider)
+    registered = sh([WORLDLAND, "register", "--host", "127.0.0.1", *gpu_flags, "--json"], provider)
+    node_id = json.loads(registered)["node_id"]
+    sh([WORLDLAND, "certs", "status"], provider)
+    sh([WORLDLAND, "whoami"], provider)
+    daemon_part(work, hub, provider, node_id, renter_address)
+
+    reason = sshd_missing_reason()
+    if reason:
+        print(f"skipping the pod transfers: {reason}")
+    else:
+        banner("6. A pod: a real OpenSSH sshd on loopback, registered by the hub operator")
+        with start_sshd(work / "pod") as sshd:
+            renter_part(work, hub, renter, renter_address, node_id, sshd)
+    settlement_part(hub, provider, renter)
+
+
+def settlement_part(hub: RunningHub, provider: dict[str, str], renter: dict[str, str]) -> None:
+    banner("9. Settlement: the GPU pod's metered seconds, paid to the provider on chain")
+
+    def paid() -> bool:
+        earned = json.loads(run_quiet([WORLDLAND, "earnings", "--json"], provider))
+        total = earned["total"]
+        return int(total["billed_wei"]) > 0 and total["paid_wei"] == total["billed_wei"]
+
+    until(paid, 30, "the hub did not pay the provider within 30 s")
+    sh([WORLDLAND, "login"], renter)
+    sh([WORLDLAND, "balance"], renter)
+    sh([WORLDLAND, "earnings"], provider)
+
+
+def run_quiet(args: list[str], env: dict[str, str]) -> str:
+    """A worldland command whose output the demo reads rather than shows."""
+    return subprocess.run(args, env=env, text=True, capture_output=True, check=True).stdout
 
 
 def renter_part(
-    work: Path, hub: RunningHub, renter: dict[str, str], node_id: str, sshd: SshdServer
+    work: Path,
+    hub: RunningHub,
+    renter: dict[str, str],
+    renter_address: str,
+    node_id: str,
+    sshd: SshdServer,
 ) -> None:
-    renter_address = json.loads(sh([WORLDLAND, "wallet", "new", "--json"], renter))["address"]
     register_pod(hub, "pod-demo-1", renter_address, node_id, sshd)
 
-    banner("6. Renter: login, send a file to the pod, receive it back, verified")
+    banner("7. Renter: login, send a file to the pod, receive it back, verified")
     sh([WORLDLAND, "login"], renter)
     payload = work / "dataset.bin"
     payload.write_bytes(os.urandom(8 * 1024 * 1024))
@@ -282,7 +384,7 @@ def renter_part(
         raise DemoFailed("the received file differs from the one sent")
     print(f"sha256 {sha256(payload)[:16]}... identical after the round trip")
 
-    banner("7. One-time code (runpodctl style): send inside the pod, receive anywhere")
+    banner("8. One-time code (runpodctl style): send inside the pod, receive anywhere")
     out = sh(
         [WORLDLAND, "send", str(remote_dir / payload.name), "--pod", "pod-demo-1", "--json"],
         renter,
@@ -309,8 +411,8 @@ def main() -> int:
             print(f"\ndemo failed: {e}", file=sys.stderr)
             return 1
     banner(
-        "Demo complete: doctor, hub, SIWE login, node registration, mTLS, node daemon and "
-        "usage, pod transfer, code"
+        "Demo complete: doctor, chain, hub, SIWE login, node registration, mTLS, node daemon "
+        "and usage, pod transfer, code, on-chain settlement"
     )
     return 0
 

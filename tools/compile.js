@@ -3,7 +3,7 @@
 // package) and write one JSON file per contract: abi, bytecode, and the exact compiler version
 // and settings, so a fresh compile can be compared byte for byte with the committed build.
 //
-// usage: node tools/compile.js [OUTDIR]   (default: contracts/build)
+// usage: node tools/compile.js [OUTDIR]   (default: hub_stub/contracts, shipped as package data)
 'use strict';
 
 const fs = require('fs');
@@ -21,7 +21,7 @@ const SETTINGS = {
 };
 
 function main() {
-  const outDir = path.resolve(process.argv[2] || path.join(ROOT, 'contracts', 'build'));
+  const outDir = path.resolve(process.argv[2] || path.join(ROOT, 'hub_stub', 'contracts'));
   const sources = {};
   for (const name of SOURCES) {
     sources[name] = { content: fs.readFileSync(path.join(ROOT, 'contracts', name), 'utf8') };

@@ -1,8 +1,8 @@
-"""What anyone may ask before logging in: is the hub up, and how to talk to it."""
+"""What anyone may ask before logging in: is the hub up, how to talk to it, its metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from hub_stub import __version__, models
 from hub_stub.deps import OPEN, TheHub
@@ -31,3 +31,20 @@ def info(hub: TheHub) -> models.Info:
         vpn_server_public_key=hub.vpn_server_public_key,
         vpn_endpoint=hub.vpn_endpoint,
     )
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=OPEN,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def metrics(hub: TheHub) -> Response:
+    """Prometheus metrics: open like /health and rate-limited the same way.
+
+    Open rather than behind the admin token, so a scraper never holds the credential that
+    places pods; everything in it is public on chain or a count (docs/settlement.md).
+    """
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return Response(hub.metrics.render(), media_type=CONTENT_TYPE_LATEST)

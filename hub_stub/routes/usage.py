@@ -19,10 +19,14 @@ MAX_USAGE_BATCH = 1000
 router = APIRouter()
 
 
-def billable(db: sqlite3.Connection, event: models.UsageEvent, node: sqlite3.Row) -> None:
-    """Refuse an event the hub cannot vouch for (see :func:`post_usage`)."""
+def billable(db: sqlite3.Connection, event: models.UsageEvent, node: sqlite3.Row) -> str:
+    """Refuse an event the hub cannot vouch for (see :func:`post_usage`); else its renter.
+
+    The renter is the pod's now, when the interval is accepted: settlement bills them, even
+    if the operator gives the pod to someone else before the worker gets to the row.
+    """
     name, pod_id = event.event_id, event.pod_id
-    pod = db.execute("SELECT node_id FROM pods WHERE pod_id = ?", (pod_id,)).fetchone()
+    pod = db.execute("SELECT node_id, renter FROM pods WHERE pod_id = ?", (pod_id,)).fetchone()
     if pod is None:
         raise HTTPException(422, f"event {name}: pod {pod_id} is unknown to the hub")
     if pod["node_id"] is None:
@@ -55,6 +59,7 @@ def billable(db: sqlite3.Connection, event: models.UsageEvent, node: sqlite3.Row
             f"event {name} overlaps event {other['event_id']} of pod {pod_id}: a pod's GPU "
             "time is billed once",
         )
+    return str(pod["renter"])
 
 
 @router.post(
@@ -109,12 +114,12 @@ def post_usage(
                     )
                 duplicates += 1
                 continue
-            billable(db, event, node)
+            renter = billable(db, event, node)
             db.execute(
                 'INSERT INTO usage_events (event_id, node_id, pod_id, gpu_count, start, "end", '
-                "seconds, price_per_sec_wei, wei, received_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (event.event_id, *values[:5], seconds, values[5], wei, now),
+                "seconds, price_per_sec_wei, wei, received_at, renter) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (event.event_id, *values[:5], seconds, values[5], wei, now, renter),
             )
             accepted += 1
     return models.UsageAccepted(accepted=accepted, duplicates=duplicates)

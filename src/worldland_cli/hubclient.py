@@ -16,7 +16,7 @@ One place decides timeouts, retries and what a failure tells the person:
 httpx is imported when a client is built, never when this module is imported, so commands
 that only need the types stay fast to start.
 
-Why one module of about 750 lines: it is the client half of the API contract
+Why one module of about 950 lines: it is the client half of the API contract
 (docs/hub-api.md), read side by side with hub_stub/routes/ when either changes; the typed
 results come first, then one method per endpoint in the order of that document, and the
 retry, TLS and error policy above them is shared by every call.
@@ -235,6 +235,163 @@ class UsageSummary:
     seconds: int
     wei: int
     events: int
+
+
+@dataclass(frozen=True)
+class Token:
+    """The ERC-20 settlement pays in, as the hub read it from the contract."""
+
+    address: str
+    symbol: str
+    decimals: int
+
+
+@dataclass(frozen=True)
+class SettlementInfo:
+    """Whether the hub settles on chain, and where; chain figures None when unknown."""
+
+    enabled: bool
+    contract: str | None
+    chain_id: int | None
+    confirmations: int | None
+    token: Token | None
+
+    def to_json(self) -> dict[str, Any]:
+        token = self.token
+        return {
+            "enabled": self.enabled,
+            "contract": self.contract,
+            "chain_id": self.chain_id,
+            "confirmations": self.confirmations,
+            "token": None
+            if token is None
+            else {"address": token.address, "symbol": token.symbol, "decimals": token.decimals},
+        }
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """Usage rows summed: billed by the ledger, and how much is paid, pending, failed."""
+
+    intervals: int
+    seconds: int
+    gpu_seconds: int
+    billed_wei: int
+    paid_wei: int
+    pending_wei: int
+    failed_wei: int
+    failed_reasons: Mapping[str, int]
+    last_paid_block: int | None
+    last_paid_tx: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "intervals": self.intervals,
+            "seconds": self.seconds,
+            "gpu_seconds": self.gpu_seconds,
+            "billed_wei": str(self.billed_wei),
+            "paid_wei": str(self.paid_wei),
+            "pending_wei": str(self.pending_wei),
+            "failed_wei": str(self.failed_wei),
+            "failed_reasons": dict(self.failed_reasons),
+            "last_paid_block": self.last_paid_block,
+            "last_paid_tx": self.last_paid_tx,
+        }
+
+
+@dataclass(frozen=True)
+class EarningsGroup:
+    node_id: str
+    gpu_type: str
+    totals: UsageTotals
+
+
+@dataclass(frozen=True)
+class Earnings:
+    """A provider's side: per node and GPU type, and what the contract lets them withdraw."""
+
+    address: str
+    settlement: SettlementInfo
+    groups: tuple[EarningsGroup, ...]
+    total: UsageTotals
+    withdrawable_wei: int | None
+    chain_error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "settlement": self.settlement.to_json(),
+            "groups": [
+                {"node_id": g.node_id, "gpu_type": g.gpu_type, **g.totals.to_json()}
+                for g in self.groups
+            ],
+            "total": self.total.to_json(),
+            "withdrawable_wei": _text(self.withdrawable_wei),
+            "chain_error": self.chain_error,
+        }
+
+
+@dataclass(frozen=True)
+class Balance:
+    """A renter's side: what their GPU time cost, what is paid and owed, their escrow."""
+
+    address: str
+    settlement: SettlementInfo
+    total: UsageTotals
+    owed_wei: int
+    deposit_wei: int | None
+    withdrawal_requested_wei: int | None
+    withdrawal_available_at: dt.datetime | None
+    chain_error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        available = self.withdrawal_available_at
+        return {
+            "address": self.address,
+            "settlement": self.settlement.to_json(),
+            "total": self.total.to_json(),
+            "owed_wei": str(self.owed_wei),
+            "deposit_wei": _text(self.deposit_wei),
+            "withdrawal_requested_wei": _text(self.withdrawal_requested_wei),
+            "withdrawal_available_at": None if available is None else format_time(available),
+            "chain_error": self.chain_error,
+        }
+
+
+def _text(wei: int | None) -> str | None:
+    return None if wei is None else str(wei)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _settlement(doc: Mapping[str, Any]) -> SettlementInfo:
+    token = doc.get("token")
+    return SettlementInfo(
+        enabled=bool(doc["enabled"]),
+        contract=None if doc.get("contract") is None else str(doc["contract"]),
+        chain_id=_int_or_none(doc.get("chain_id")),
+        confirmations=_int_or_none(doc.get("confirmations")),
+        token=None
+        if token is None
+        else Token(str(token["address"]), str(token["symbol"]), int(token["decimals"])),
+    )
+
+
+def _totals(doc: Mapping[str, Any]) -> UsageTotals:
+    return UsageTotals(
+        intervals=int(doc["intervals"]),
+        seconds=int(doc["seconds"]),
+        gpu_seconds=int(doc["gpu_seconds"]),
+        billed_wei=int(doc["billed_wei"]),
+        paid_wei=int(doc["paid_wei"]),
+        pending_wei=int(doc["pending_wei"]),
+        failed_wei=int(doc["failed_wei"]),
+        failed_reasons={str(k): int(v) for k, v in doc["failed_reasons"].items()},
+        last_paid_block=_int_or_none(doc.get("last_paid_block")),
+        last_paid_tx=None if doc.get("last_paid_tx") is None else str(doc["last_paid_tx"]),
+    )
 
 
 def _pod_ssh(doc: Mapping[str, Any], pod_id: str) -> PodSsh:
@@ -746,4 +903,36 @@ class HubClient:
             seconds=int(doc["seconds"]),
             wei=int(doc["wei"]),
             events=int(doc["events"]),
+        )
+
+    # ------------------------------------------------------------------------ settlement
+
+    def earnings(self) -> Earnings:
+        """The logged-in wallet's earnings as a provider (GET /v1/earnings)."""
+        doc = self.request("GET", "/v1/earnings")
+        return Earnings(
+            address=str(doc["address"]),
+            settlement=_settlement(doc["settlement"]),
+            groups=tuple(
+                EarningsGroup(str(g["node_id"]), str(g["gpu_type"]), _totals(g))
+                for g in doc["groups"]
+            ),
+            total=_totals(doc["total"]),
+            withdrawable_wei=_int_or_none(doc.get("withdrawable_wei")),
+            chain_error=doc.get("chain_error"),
+        )
+
+    def balance(self) -> Balance:
+        """The logged-in wallet's balance as a renter (GET /v1/balance)."""
+        doc = self.request("GET", "/v1/balance")
+        available = doc.get("withdrawal_available_at")
+        return Balance(
+            address=str(doc["address"]),
+            settlement=_settlement(doc["settlement"]),
+            total=_totals(doc["total"]),
+            owed_wei=int(doc["owed_wei"]),
+            deposit_wei=_int_or_none(doc.get("deposit_wei")),
+            withdrawal_requested_wei=_int_or_none(doc.get("withdrawal_requested_wei")),
+            withdrawal_available_at=None if available is None else parse_time(available),
+            chain_error=doc.get("chain_error"),
         )

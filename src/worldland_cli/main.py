@@ -18,6 +18,7 @@ from worldland_cli.commands import doctor
 from worldland_cli.commands import join as join_cmd
 from worldland_cli.commands import login as login_cmd
 from worldland_cli.commands import register as register_cmd
+from worldland_cli.commands import settlement as settlement_cmd
 from worldland_cli.commands import transfer as transfer_cmd
 from worldland_cli.commands import wallet as wallet_cmd
 from worldland_cli.commands.common import GlobalOptions
@@ -69,6 +70,8 @@ app.add_typer(wallet_cmd.app, name="wallet")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(certs_cmd.app, name="certs")
 app.command("daemon")(daemon_cmd.daemon)
+app.command("earnings")(settlement_cmd.earnings)
+app.command("balance")(settlement_cmd.balance)
 
 
 def run() -> None:

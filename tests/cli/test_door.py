@@ -28,6 +28,8 @@ READS_CONFIG = [
     ["certs", "status"],
     ["certs", "bootstrap"],
     ["register"],
+    ["earnings"],
+    ["balance"],
     ["wallet", "address"],
     ["receive", "4417-abbey-acid-acorn-acre-actor"],
 ]

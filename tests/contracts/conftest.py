@@ -15,7 +15,7 @@ from eth_account.signers.local import LocalAccount
 from hub_stub.chain import Artifact, Contract, Receipt, Rpc, deploy, gpu_type
 from tests.support.anvil import RunningAnvil, anvil  # noqa: F401
 
-BUILD = Path(__file__).resolve().parents[2] / "contracts" / "build"
+BUILD = Path(__file__).resolve().parents[2] / "hub_stub" / "contracts"
 TOKEN = Artifact.load(BUILD / "TestToken.json")
 PAYMENTS = Artifact.load(BUILD / "WorldlandPayments.json")
 

@@ -1,4 +1,4 @@
-"""The committed contracts/build files are what the pinned solc-js makes of the sources."""
+"""The committed hub_stub/contracts files are what the pinned solc-js makes of the sources."""
 
 from __future__ import annotations
 
@@ -32,5 +32,5 @@ def test_committed_build_matches_a_fresh_compile(tmp_path: Path) -> None:
     )
     for name in fresh:
         assert (tmp_path / name).read_bytes() == (BUILD / name).read_bytes(), (
-            f"contracts/build/{name} is stale: run `make contracts` and commit it"
+            f"hub_stub/contracts/{name} is stale: run `make contracts` and commit it"
         )

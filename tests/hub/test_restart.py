@@ -173,7 +173,9 @@ def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
     hub = start_hub(data)
     try:
         with sqlite3.connect(data / "hub.sqlite3") as db:
-            assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+            assert db.execute("SELECT version FROM schema_version").fetchall() == [
+                (SCHEMA_VERSION,)
+            ]
             digest = hashlib.sha256(OLD_CODE.encode()).hexdigest()
             assert db.execute("SELECT code_hash FROM transfers").fetchall() == [(digest,)]
             certs = db.execute("SELECT serial, revoked_at FROM certs").fetchall()
@@ -198,3 +200,39 @@ def test_a_version_2_database_is_upgraded_in_place(tmp_path: Path) -> None:
             assert claimed.json()["code"] == OLD_CODE
     finally:
         hub.stop()
+
+
+def test_a_version_3_database_bills_its_usage_to_the_pods_renter(tmp_path: Path) -> None:
+    """Schema 4 names the renter on each usage row: older rows take their pod's renter."""
+    path = tmp_path / "hub.sqlite3"
+    renter = Account.create().address
+    with sqlite3.connect(path) as db:
+        for script in MIGRATIONS[:3]:
+            db.executescript(script.replace("sha256_hex(code)", "code"))
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version (version) VALUES (3)")
+        db.execute(
+            "INSERT INTO nodes (node_id, owner, host, gpu_key, gpus, price_per_sec_wei, labels, "
+            "registered_at) VALUES (?, 'o', 'h', 'g', '[]', '5', '{}', 0)",
+            (OLD_NODE,),
+        )
+        db.execute(
+            "INSERT INTO pods (pod_id, renter, node_id, ssh_host, ssh_port, ssh_user, host_key, "
+            "updated_at) VALUES ('pod-3', ?, ?, '127.0.0.1', 22, 'root', 'k', 0)",
+            (renter, OLD_NODE),
+        )
+        db.execute(
+            'INSERT INTO usage_events (event_id, node_id, pod_id, gpu_count, start, "end", '
+            "seconds, price_per_sec_wei, wei, received_at) "
+            "VALUES ('ev-3', ?, 'pod-3', 1, 0, 10, 10, '5', '50', 11)",
+            (OLD_NODE,),
+        )
+    db.close()
+    store = Store(path)
+    try:
+        with store.read() as conn:
+            rows = conn.execute("SELECT event_id, renter FROM usage_events").fetchall()
+            assert [tuple(r) for r in rows] == [("ev-3", renter)]
+            assert conn.execute("SELECT count(*) FROM settlements").fetchone()[0] == 0
+    finally:
+        store.close()
