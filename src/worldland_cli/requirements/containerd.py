@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 
 from worldland_cli.host import Host
-from worldland_cli.join.actions import Action, EnableUnit, InstallPackages, Manual
+from worldland_cli.join.actions import Action, Deferred, EnableUnit, InstallPackages, Manual
 from worldland_cli.requirements import containerd_plan as cplan
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 from worldland_cli.requirements.containerd_config import (
@@ -157,7 +157,7 @@ class NvidiaRuntime(Requirement):
             wanted = cplan.nvidia_changes(plan.cfg, host)
             sets_binary = any(path[-1] in ("BinaryName", cplan.NVIDIA) for path, _ in wanted)
             if sets_binary and not host.exists(cplan.NVIDIA_BINARY):
-                return Manual(
+                return Deferred(
                     f"install the NVIDIA Container Toolkit first ({cplan.NVIDIA_BINARY} is "
                     "missing): sudo apt-get install -y nvidia-container-toolkit"
                 )
@@ -216,7 +216,7 @@ class SystemdCgroup(Requirement):
         def changes(plan: cplan.ConfigPlan) -> list[cplan.Change] | Manual:
             wanted = cplan.systemd_cgroup_changes(plan.cfg)
             if wanted is None:
-                return Manual(finding.remedy or CONFIGURE_NVIDIA)
+                return Manual(finding.remedy or CONFIGURE_NVIDIA, command=True)
             return wanted
 
         return cplan.plan_step(host, changes)

@@ -117,7 +117,7 @@ class DaemonHealth(Requirement):
         if actions or not enabled:
             now = daemon_missing(host, settings.worldland) is None
             actions.append(EnableUnit(DAEMON_UNIT, now=now))
-        return actions or [Manual(finding.remedy or RESTART_REMEDY)]
+        return actions or [Manual(finding.remedy or RESTART_REMEDY, command=True)]
 
     def _probe(self, host: Host) -> Finding:
         cert_dir = self.cert_dir

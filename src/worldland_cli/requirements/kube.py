@@ -137,7 +137,7 @@ class Binaries(Requirement):
         from worldland_cli.templating import render
 
         if all(dpkg_installed(host, p) for p in PACKAGES):
-            return [Manual(finding.remedy or ALIGN_REMEDY)]
+            return [Manual(finding.remedy or ALIGN_REMEDY, command=True)]
         url = repository_url(settings.kube_version)
         text = render("kubernetes.list", minor=settings.kube_version, keyring=KEYRING, url=url)
         repository = AptRepository(f"{url}Release.key", KEYRING, LIST, text)

@@ -97,7 +97,7 @@ class Joined(Requirement):
         from worldland_cli.join.kubeadm import KubeadmJoin, WriteJoinConfig
 
         if host.exists(KUBELET_CONF):  # there, but broken: kubeadm's preflight would refuse
-            return [Manual(finding.remedy or REJOIN_REMEDY)]
+            return [Manual(finding.remedy or REJOIN_REMEDY, command=True)]
         cfg = config.load()
         name = host.hostname().lower()  # what kubeadm registers by default
         try:

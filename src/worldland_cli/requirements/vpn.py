@@ -104,13 +104,18 @@ class WireGuard(Requirement):
         return res.stdout.strip() or "not installed"
 
     def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
-        """What is missing, in the seed's order: the tools, wg0.conf, wg0 up, enabled."""
+        """What is missing, in the seed's order: the tools, wg0.conf, wg0 up, enabled.
+
+        Before join (doctor's fix) the tools are all the check asks for; the peer is join's.
+        """
         from worldland_cli.join.wireguard import InterfaceUp, WireGuardPeer, interface_up
 
         actions: list[Action] = []
         installed = host.which("wg") is not None
         if not installed:
             actions.append(InstallPackages(("wireguard-tools",)))
+        if not self.joining and not host.exists(f"/etc/wireguard/{self.interface}.conf"):
+            return actions or [Manual(finding.remedy or JOIN_REMEDY, command=True)]
         if not host.exists(f"/etc/wireguard/{self.interface}.conf"):
             actions.append(
                 WireGuardPeer(
@@ -129,4 +134,4 @@ class WireGuard(Requirement):
             actions.append(EnableUnit(self.unit, now=False))
         # Up, with a peer, enabled, and still no recent handshake: the hub's server or the
         # path to it, which join cannot mend.
-        return actions or [Manual(finding.remedy or JOIN_REMEDY)]
+        return actions or [Manual(finding.remedy or JOIN_REMEDY, command=True)]
