@@ -139,7 +139,9 @@ def test_containerd_running_without_systemd_asks_the_socket(fakebin: FakeBin) ->
         sock_path = root / "run/containerd/containerd.sock"
         sock_path.parent.mkdir(parents=True)
         host = Host(root, search_path=fakebin.env_path())
-        assert Running().check(host).status is Status.FAIL
+        down = Running().check(host)
+        assert down.status is Status.FAIL
+        assert down.remedy == "sudo systemctl enable --now containerd"  # never `containerd &`
         with socket.socket(socket.AF_UNIX) as server:
             server.bind(str(sock_path))
             server.listen(1)

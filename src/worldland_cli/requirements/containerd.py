@@ -38,7 +38,10 @@ NEW_CONFIG_REMEDY = (
 # containerd's own loader names the file and line it cannot use.
 DUMP_REMEDY = cplan.DUMP_CHECK
 # A key that is missing (not merely false) has no one-line sed; join adds it in place.
-EDIT_REMEDY = "sudo worldland join   # edits {files} in place (the diff: worldland join --dry-run)"
+EDIT_REMEDY = (
+    "sudo worldland join --yes --only {step}   # edits {files} in place "
+    "(the diff first: worldland join --dry-run --only {step})"
+)
 # CRI v1, which Kubernetes 1.26+ requires, arrived in containerd 1.6.
 MIN_VERSION = (1, 6)
 
@@ -89,7 +92,7 @@ class Running(Requirement):
         why = res.describe_failure() if not res.ok else "no state from systemctl"
         return self.fail(
             f"{why}; nothing listens on {SOCKET}",
-            "sudo containerd &   # or: " + START_REMEDY,
+            START_REMEDY,
             CONTAINERD_DOC,
         )
 
@@ -184,7 +187,7 @@ class SystemdCgroup(Requirement):
             )
         path = (*cplan.RUNTIMES, default, "options", "SystemdCgroup")
         decides = shlex.quote(cplan.deciding_file(cfg, path).path)
-        edit = EDIT_REMEDY.format(files=decides)
+        edit = EDIT_REMEDY.format(step=self.id, files=decides)
         if runtime is None:
             # containerd's built-in runc entry, which has SystemdCgroup = false.
             return self.fail(

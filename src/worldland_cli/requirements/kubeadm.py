@@ -18,8 +18,8 @@ from worldland_cli.join.actions import Action, Manual
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 from worldland_cli.requirements.kube import KUBE_DOC, KUBELET_CONF
 
-JOIN_REMEDY = "sudo worldland join   # kubeadm join with the hub's parameters"
-REJOIN_REMEDY = "sudo kubeadm reset -f && sudo worldland join"
+JOIN_REMEDY = "sudo worldland join --yes --only kube.joined   # kubeadm join, the hub's parameters"
+REJOIN_REMEDY = "sudo kubeadm reset -f && sudo worldland join --yes --only kube.joined"
 LABEL_PREFIX = "worldland.io"
 _LABEL_VALUE_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 

@@ -18,7 +18,10 @@ INSTALL_REMEDY = "sudo apt-get install -y wireguard-tools"
 # WireGuard gives up on a session 180 s after its last handshake (REJECT_AFTER_TIME), and a
 # live peer with persistent keepalive re-handshakes every two minutes.
 STALE_AFTER_S = 180
-JOIN_REMEDY = "sudo worldland join   # registers this node's WireGuard peer with the hub"
+JOIN_REMEDY = (
+    "sudo worldland join --yes --only vpn.wireguard   # registers this node's WireGuard peer "
+    "with the hub"
+)
 # Right after `wg-quick up`, the first handshake takes a round trip (PersistentKeepalive
 # sends one at once): join's check waits this long for it, doctor's does not wait.
 HANDSHAKE_WAIT_S = 10.0
