@@ -14,6 +14,7 @@ from worldland_cli.commands import certs as certs_cmd
 from worldland_cli.commands import config_cmd as config_cmd
 from worldland_cli.commands import daemon as daemon_cmd
 from worldland_cli.commands import diag as diag_cmd
+from worldland_cli.commands import docs as docs_cmd
 from worldland_cli.commands import doctor
 from worldland_cli.commands import join as join_cmd
 from worldland_cli.commands import login as login_cmd
@@ -69,6 +70,7 @@ app.add_typer(wallet_cmd.app, name="wallet")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(certs_cmd.app, name="certs")
 app.command("daemon")(daemon_cmd.daemon)
+app.command("docs")(docs_cmd.docs)
 
 
 def run() -> None:

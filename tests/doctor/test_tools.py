@@ -53,7 +53,7 @@ def test_nvml_missing_fails_with_the_seed_driver_remedy(host: Host, mocker: Mock
     assert finding.status is Status.FAIL
     assert "NVML Shared Library Not Found" in finding.observed
     assert "ubuntu-drivers install nvidia:535" in (finding.remedy or "")
-    assert finding.doc == "docs/provider-guide.md#nvidia-driver"
+    assert finding.doc == "provider-guide#nvidia-driver"
 
 
 def test_nvidia_smi_answers(host: Host, fakebin: FakeBin) -> None:

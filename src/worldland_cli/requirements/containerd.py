@@ -20,7 +20,7 @@ from worldland_cli.requirements.containerd_config import (
     containerd_version,
 )
 
-CONTAINERD_DOC = "docs/provider-guide.md#containerd"
+CONTAINERD_DOC = "provider-guide#containerd"
 SOCKET = "/run/containerd/containerd.sock"
 INSTALL_REMEDY = "sudo apt-get install -y containerd && sudo systemctl enable --now containerd"
 START_REMEDY = "sudo systemctl enable --now containerd"

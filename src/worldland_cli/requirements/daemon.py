@@ -25,7 +25,7 @@ from worldland_cli.join.actions import Action, EnableUnit, Manual, WriteFile, sh
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement, Status
 from worldland_cli.requirements.kube import KUBELET_CONF
 
-DAEMON_DOC = "docs/provider-guide.md#node-daemon"
+DAEMON_DOC = "provider-guide#node-daemon"
 DEFAULT_URL = "https://localhost:8444/health"
 # One unit name everywhere: doctor's remedies, diag's journals, the support bundle, join.
 DAEMON_UNIT = "worldland-node.service"

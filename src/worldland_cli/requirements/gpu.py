@@ -29,7 +29,7 @@ DRIVER_REMEDY = (
     "sudo apt-get install -y ubuntu-drivers-common && "
     "sudo ubuntu-drivers install nvidia:535 && sudo reboot"
 )
-DRIVER_DOC = "docs/provider-guide.md#nvidia-driver"
+DRIVER_DOC = "provider-guide#nvidia-driver"
 # update-notifier's mark, set by the postinst of packages that need a reboot (kernel modules).
 REBOOT_REQUIRED = "/var/run/reboot-required"
 # ubuntu-drivers turns on KMS for branches >= 470 by writing this file before apt runs.

@@ -25,8 +25,8 @@ from worldland_cli.join.actions import (
 from worldland_cli.requirements.apt_repo import AptRepository, repository_actions
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 
-KUBE_DOC = "docs/provider-guide.md#kubernetes"
-GPU_DOC = "docs/provider-guide.md#gpu-in-kubernetes"
+KUBE_DOC = "provider-guide#kubernetes"
+GPU_DOC = "provider-guide#gpu-in-kubernetes"
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 GPU_RESOURCE = "nvidia.com/gpu"
 K8S_MINOR = "1.29"

@@ -13,7 +13,7 @@ from worldland_cli.host import Host
 from worldland_cli.join.actions import Action, EnableUnit, InstallPackages, Manual
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 
-VPN_DOC = "docs/provider-guide.md#wireguard"
+VPN_DOC = "provider-guide#wireguard"
 INSTALL_REMEDY = "sudo apt-get install -y wireguard-tools"
 # WireGuard gives up on a session 180 s after its last handshake (REJECT_AFTER_TIME), and a
 # live peer with persistent keepalive re-handshakes every two minutes.
