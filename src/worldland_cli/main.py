@@ -18,6 +18,7 @@ from worldland_cli.commands import docs as docs_cmd
 from worldland_cli.commands import doctor
 from worldland_cli.commands import join as join_cmd
 from worldland_cli.commands import login as login_cmd
+from worldland_cli.commands import pods as pods_cmd
 from worldland_cli.commands import register as register_cmd
 from worldland_cli.commands import transfer as transfer_cmd
 from worldland_cli.commands import wallet as wallet_cmd
@@ -60,6 +61,7 @@ app.command("doctor")(doctor.doctor)
 app.command("join")(join_cmd.join)
 app.command("reset")(join_cmd.reset)
 app.add_typer(diag_cmd.app, name="diag")
+app.command("pods")(pods_cmd.pods)
 app.command("send")(transfer_cmd.send)
 app.command("receive")(transfer_cmd.receive)
 app.command("login")(login_cmd.login)
