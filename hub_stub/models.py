@@ -12,7 +12,7 @@ import datetime as dt
 import re
 import unicodedata
 import uuid
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Path
 from pydantic import (
@@ -288,6 +288,27 @@ class SshOut(BaseModel):
     port: int
     user: str
     host_key: str
+
+
+PodState = Literal["running", "placed", "node-offline", "unplaced"]
+
+
+class PodOut(BaseModel):
+    """One of the caller's pods, as ``GET /v1/pods`` lists it (docs/hub-api.md)."""
+
+    pod_id: str
+    node_id: str | None
+    gpu_model: str | None  # the node's (the most common model when it has several)
+    gpu_count: int  # the node's GPUs; 0 on no node
+    state: PodState
+    last_billed_at: str | None  # the end of the newest usage the node reported for it
+    ssh_host: str
+    ssh_port: int
+    ssh_user: str
+
+
+class PodList(BaseModel):
+    pods: list[PodOut]
 
 
 class TransferIn(Strict):

@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "worldland_cli", "worldland_cli.errors", "worldland_cli.times", "worldland_cli.urls",
             "worldland_cli.deadline", "worldland_cli.host", "worldland_cli.templating",
+            "worldland_cli.guides",
             "worldland_cli.output", "worldland_cli.config",
         ),
     ),

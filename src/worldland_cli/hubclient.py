@@ -183,6 +183,38 @@ class PodSsh:
 
 
 @dataclass(frozen=True)
+class PodInfo:
+    """One of the renter's pods (``GET /v1/pods``): where it runs and how to reach it."""
+
+    pod_id: str
+    node_id: str | None
+    gpu_model: str | None
+    gpu_count: int
+    state: str
+    last_billed_at: dt.datetime | None
+    ssh_host: str
+    ssh_port: int
+    ssh_user: str
+
+    @property
+    def ssh(self) -> str:
+        """``USER@HOST:PORT``, as a person types it."""
+        host = f"[{self.ssh_host}]" if ":" in self.ssh_host else self.ssh_host
+        return f"{self.ssh_user}@{host}:{self.ssh_port}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pod_id": self.pod_id,
+            "node_id": self.node_id,
+            "gpu_model": self.gpu_model,
+            "gpu_count": self.gpu_count,
+            "state": self.state,
+            "last_billed_at": format_time(self.last_billed_at) if self.last_billed_at else None,
+            "ssh": {"host": self.ssh_host, "port": self.ssh_port, "user": self.ssh_user},
+        }
+
+
+@dataclass(frozen=True)
 class TransferCode:
     code: str
     expires_at: dt.datetime
@@ -864,6 +896,24 @@ class HubClient:
             admin_token=admin_token,
         )
         return str(doc["pod_id"])
+
+    def list_pods(self) -> list[PodInfo]:
+        """The caller's pods, as their renter."""
+        doc = self.request("GET", "/v1/pods")
+        return [
+            PodInfo(
+                pod_id=str(p["pod_id"]),
+                node_id=None if p.get("node_id") is None else str(p["node_id"]),
+                gpu_model=None if p.get("gpu_model") is None else str(p["gpu_model"]),
+                gpu_count=int(p.get("gpu_count") or 0),
+                state=str(p.get("state") or "unknown"),
+                last_billed_at=parse_time(p["last_billed_at"]) if p.get("last_billed_at") else None,
+                ssh_host=str(p["ssh_host"]),
+                ssh_port=int(p["ssh_port"]),
+                ssh_user=str(p["ssh_user"]),
+            )
+            for p in doc["pods"]
+        ]
 
     def pod_ssh(self, pod_id: str) -> PodSsh:
         return _pod_ssh(self.request("GET", f"/v1/pods/{_seg(pod_id)}/ssh"), pod_id)

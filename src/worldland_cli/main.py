@@ -14,9 +14,11 @@ from worldland_cli.commands import certs as certs_cmd
 from worldland_cli.commands import config_cmd as config_cmd
 from worldland_cli.commands import daemon as daemon_cmd
 from worldland_cli.commands import diag as diag_cmd
+from worldland_cli.commands import docs as docs_cmd
 from worldland_cli.commands import doctor
 from worldland_cli.commands import join as join_cmd
 from worldland_cli.commands import login as login_cmd
+from worldland_cli.commands import pods as pods_cmd
 from worldland_cli.commands import register as register_cmd
 from worldland_cli.commands import settlement as settlement_cmd
 from worldland_cli.commands import transfer as transfer_cmd
@@ -60,6 +62,7 @@ app.command("doctor")(doctor.doctor)
 app.command("join")(join_cmd.join)
 app.command("reset")(join_cmd.reset)
 app.add_typer(diag_cmd.app, name="diag")
+app.command("pods")(pods_cmd.pods)
 app.command("send")(transfer_cmd.send)
 app.command("receive")(transfer_cmd.receive)
 app.command("login")(login_cmd.login)
@@ -72,6 +75,7 @@ app.add_typer(certs_cmd.app, name="certs")
 app.command("daemon")(daemon_cmd.daemon)
 app.command("earnings")(settlement_cmd.earnings)
 app.command("balance")(settlement_cmd.balance)
+app.command("docs")(docs_cmd.docs)
 
 
 def run() -> None:

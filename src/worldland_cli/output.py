@@ -107,15 +107,27 @@ def error(message: str, hint: str | None = None) -> None:
         err.print(f"  [dim]hint:[/] {escape(hint)}", highlight=False, soft_wrap=True)
 
 
-def render_report(report: Report, *, verbose: bool = False) -> None:
-    """doctor's table, grouped by area, with the readiness verdict."""
+def render_report(report: Report, fixes: Sequence[FixBlock] = (), *, verbose: bool = False) -> None:
+    """doctor's table in the seed's order (what the fixes are numbered by), the fixes, the
+    readiness verdict."""
     render_findings(
-        sorted(report.findings, key=lambda f: f.area),
+        report.findings,
         report.summary(),
         failed=report.failed,
         show_ms=verbose,
         sections=True,
+        fixes=fixes,
     )
+
+
+@dataclass(frozen=True)
+class FixBlock:
+    """One numbered fix: what it is for, the commands to paste, where to read more."""
+
+    title: str
+    commands: Sequence[str]
+    doc: str | None = None
+    status: str = "fail"
 
 
 def render_findings(
@@ -125,11 +137,13 @@ def render_findings(
     failed: bool,
     show_ms: bool = False,
     sections: bool = False,
+    fixes: Sequence[FixBlock] | None = None,
 ) -> None:
-    """A table of what was seen, then the fixes as whole lines so they can be pasted.
+    """A table of what was seen, then the fixes as numbered blocks of shell, then ``summary``.
 
-    Remedies are printed outside the table on purpose: a command wrapped inside a narrow
-    cell cannot be copied into a shell. Used by doctor and by every diag probe.
+    Fixes are printed outside the table on purpose: a command wrapped inside a narrow cell
+    cannot be copied into a shell. Without ``fixes`` (diag's probes), each finding's remedy
+    is its own block, in the findings' order.
     """
     from rich.markup import escape
     from rich.table import Table
@@ -157,13 +171,156 @@ def render_findings(
     out = console()
     out.print(table)
 
-    fixes = [f for f in findings if f.remedy and f.status.value in ("fail", "warn")]
+    if fixes is None:
+        fixes = [
+            FixBlock(f"{f.id}: {f.observed}", [f.remedy or ""], f.doc, f.status.value)
+            for f in findings
+            if f.remedy and f.status.value in ("fail", "warn")
+        ]
     if fixes:
-        out.print("\n[bold]To fix:[/]")
-        for f in fixes:
-            out.print(f"  [{STATUS_STYLE[f.status.value]}]{f.id}[/]", highlight=False)
-            out.print(f"    {escape(f.remedy or '')}", soft_wrap=True)
-            if f.doc:
-                out.print(f"    [dim]see {escape(f.doc)}[/]", soft_wrap=True)
+        out.print("\n[bold]To fix, paste these blocks into a shell, in this order:[/]\n")
+        render_fixes(fixes, out.width)
     style = "bold red" if failed else "bold green"
-    out.print(f"\n[{style}]{escape(summary)}[/]")
+    out.print(f"[{style}]{escape(summary)}[/]")
+
+
+def render_fixes(fixes: Sequence[FixBlock], width: int) -> None:
+    """Each fix: a numbered comment line, its commands broken to ``width``, its doc, a gap.
+
+    Every line printed here is shell (the titles and notes are comments), so the whole
+    section can be pasted at once, and no line is wider than the terminal where a shell
+    allows a break: a command wrapped by the terminal instead reads back as another one.
+    """
+    from rich.text import Text
+
+    out = console()
+    for number, fix in enumerate(fixes, 1):
+        style = STATUS_STYLE.get(fix.status, "bold")
+        for line in comment_lines(f"{number}. {fix.title}", width):
+            out.print(Text(line, style=style), soft_wrap=True)
+        for command in fix.commands:
+            # Written as they are: rich would expand the tabs of a file's here-document.
+            out.file.write("".join(line + "\n" for line in paste_lines(command, width)))
+            out.file.flush()
+        if fix.doc:
+            for line in comment_lines(f"more: worldland docs {fix.doc}", width):
+                out.print(Text(line, style="dim"), soft_wrap=True)
+        out.print()
+
+
+def comment_lines(text: str, width: int) -> list[str]:
+    """``text`` as shell comment lines within ``width`` (a word longer than that stays whole)."""
+    import textwrap
+
+    wrapped = textwrap.wrap(
+        text,
+        width=max(width - 2, 20),
+        break_long_words=False,
+        break_on_hyphens=False,
+        subsequent_indent="  ",
+    )
+    return [f"# {line}" for line in wrapped] or ["#"]
+
+
+def paste_lines(command: str, width: int) -> list[str]:
+    """``command`` as lines a shell reads back as the same command, each within ``width``
+    where a break is possible.
+
+    A line breaks only between words outside quotes, with a backslash (which a shell removes
+    with the newline), after ``&&``, ``||``, ``|`` or ``;`` where it can; continuation lines
+    are indented two spaces. A trailing comment moves above the command as comment lines (a
+    backslash inside a comment would not continue the line). A here-document's body and
+    delimiter are data and are printed as they are; a word longer than a line stays whole.
+    """
+    first, newline, body = command.partition("\n")
+    tail = body.split("\n") if newline else []
+    if len(first) <= width:
+        return [first, *tail]
+    words, comment = _shell_words(first)
+    head = comment_lines(comment.removeprefix("#").strip(), width) if comment else []
+    return [*head, *_packed(words, width - 2), *tail]
+
+
+_OPERATORS = frozenset({"&&", "||", "|", ";"})
+
+
+def _packed(words: Sequence[str], room: int) -> list[str]:
+    """``words`` in lines of at most ``room`` characters (before the " \\" each line but the
+    last gets): a whole ``cmd ... &&`` together where it fits, else word by word.
+
+    An operator stays with the word before it, and a word too long for any line shares the
+    line it starts on, which is too long anyway, rather than leave fragments around it.
+    """
+    units: list[str] = []
+    for word in words:
+        if word in _OPERATORS and units:
+            units[-1] += " " + word
+        else:
+            units.append(word)
+    segments: list[list[str]] = [[]]
+    for unit in units:
+        segments[-1].append(unit)
+        if unit.rsplit(" ", 1)[-1] in _OPERATORS:
+            segments.append([])
+    lines: list[str] = []
+    current = ""
+    for segment in (s for s in segments if s):
+        text = " ".join(segment)
+        if current and len(current) + 1 + len(text) <= room:
+            current += " " + text
+            continue
+        if current:
+            lines.append(current)
+            current = ""
+        if len(text) + (2 if lines else 0) <= room:
+            current = ("  " if lines else "") + text
+            continue
+        for unit in segment:
+            overlong = len(unit) + 2 > room
+            if current and (len(current) + 1 + len(unit) <= room or overlong):
+                current += " " + unit
+                continue
+            if current:
+                lines.append(current)
+            current = ("  " if lines else "") + unit
+    if current:
+        lines.append(current)
+    return [line + " \\" for line in lines[:-1]] + lines[-1:]
+
+
+def _shell_words(line: str) -> tuple[list[str], str]:
+    """The words of one shell line as written (quotes kept) and its trailing comment.
+
+    Only what decides where a break may go is modelled: quotes, backslash escapes, blanks,
+    and a ``#`` that starts a word.
+    """
+    words: list[str] = []
+    word = ""
+    quote = ""
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if quote:
+            word += char
+            if quote == '"' and char == "\\" and index + 1 < len(line):
+                word += line[index + 1]
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in " \t":
+            if word:
+                words.append(word)
+                word = ""
+        elif char == "#" and not word:
+            return words, line[index:]
+        elif char == "\\" and index + 1 < len(line):
+            word += line[index : index + 2]
+            index += 1
+        else:
+            word += char
+            if char in "'\"":
+                quote = char
+        index += 1
+    if word:
+        words.append(word)
+    return words, ""

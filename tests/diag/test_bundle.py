@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from tests.diag.conftest import ToolMaker
 from tests.support.pki import Pki, key_pem
+from worldland_cli import config
 from worldland_cli.diag.base import DiagReport, fail
 from worldland_cli.diag.bundle import build_bundle, never_bundled
 from worldland_cli.host import Host
@@ -148,11 +149,10 @@ def test_no_planted_secret_survives_anywhere(
     assert b"default_runtime_name" in files["files/etc/containerd/config.toml"]
     assert b"Xid (PCI:0000:00:04): 79" in files["dmesg-nvidia.txt"]
     assert b"BEGIN CERTIFICATE" in files[f"files{HOME}/certs/node.crt"]
-    # Secret files are refused by name, never archived.
+    # Secret files are never archived: the home's files are collected by name, and these
+    # are not among the names.
     for secret_file in ("certs/node.key", "private-key.txt", "session.json"):
-        assert f"{HOME}/{secret_file}" in bundle.refused
-    assert f"files{HOME}/private-key.txt" not in files
-    assert f"files{HOME}/session.json" not in files
+        assert f"files{HOME}/{secret_file}" not in files
 
 
 def test_collection_never_opens_key_files(
@@ -303,3 +303,118 @@ def test_joins_journal_and_step_logs_are_bundled_but_never_its_backups(
         assert files[f"{where}/logs/0001-kernel.modules.log"] == b"$ modprobe -a\n"
         assert f"{where}/backups/0002-wg0.conf" not in files
     assert not [p for p in host.reads if "/backups/" in p]
+
+
+ADMIN_TOKEN = "q3Vw8kZbN1rT5yHcX0pLmA7sD2fG9jK4uE6iO_-RtYw"  # secrets.token_urlsafe(32)
+SEED = "legal winner thank year wave sausage worth useful legal winner thank yellow"  # BIP-39
+SLACK = "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx"
+GITHUB = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+HUB = "https://127.0.0.1:9"  # refused at once: the probes fail fast
+
+
+def plant_in_home(root: Path) -> None:
+    """What a person may leave in WORLDLAND_HOME beside the CLI's own files."""
+    home = root / HOME.lstrip("/")
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "admin-token").write_text(ADMIN_TOKEN + "\n")
+    (home / "hub-admin.txt").write_text(f"{ADMIN_TOKEN}\n")
+    (home / "wallet-backup.txt").write_text(SEED + "\n")
+    (home / "slack-webhook.txt").write_text(SLACK + "\n")
+    (home / "my-api-token").write_text("nothing to see\n")
+
+
+def test_only_known_files_are_collected_from_the_home(
+    root: Path, bindir: Path, planted: dict[str, str]
+) -> None:
+    """A hub admin token, a seed phrase and a Slack token left in WORLDLAND_HOME survived
+    when the whole folder was bundled; now only the CLI's own files are read from it."""
+    plant_in_home(root)
+    host = RecordingHost(root, search_path=f"{bindir}:/usr/bin:/bin")
+    host.reads = []
+    bundle = build_bundle(host, HOME, timeout=1.0, probes={})
+    files = members(bundle.data)
+    for secret in (ADMIN_TOKEN, SEED, SLACK):
+        assert not [n for n, data in files.items() if secret.encode() in data], secret
+    home_members = sorted(n for n in files if n.startswith(f"files{HOME}/"))
+    assert home_members == [
+        f"files{HOME}/certs/ca.crt",
+        f"files{HOME}/certs/node.crt",
+        f"files{HOME}/config.toml",
+        f"files{HOME}/node.json",
+    ]
+    planted_names = ("admin-token", "hub-admin.txt", "wallet-backup.txt", "slack-webhook.txt")
+    assert not [p for p in host.reads if p.endswith((*planted_names, "my-api-token"))]
+
+
+def test_each_kind_of_secret_inside_a_collected_file_is_redacted(
+    root: Path, host: Host, tool: ToolMaker, planted: dict[str, str]
+) -> None:
+    log = root.parent / "logs" / "kubelet"
+    log.write_text(
+        f"recovery phrase: {SEED}\n"
+        "numbered: " + " ".join(f"{n}. {w}" for n, w in enumerate(SEED.split(), 1)) + "\n"
+        f"notify {SLACK} and {GITHUB}\n"
+        f"WORLDLAND_ADMIN_TOKEN={ADMIN_TOKEN}\n"
+        f"curl -H 'Authorization: Bearer {ADMIN_TOKEN}' https://hub/v1/admin/pods\n"
+        "kubelet started: the node is Ready, 1 GPU, able to schedule\n"
+    )
+    files = members(build_bundle(host, HOME, timeout=1.0, probes={}).data)
+    text = files["logs/kubelet.log"].decode()
+    for secret in (SEED, SLACK, GITHUB, ADMIN_TOKEN, "legal winner thank"):
+        assert secret not in text, secret
+    assert text.count("[REDACTED:seed-phrase]") == 2
+    assert text.count("[REDACTED:token-prefix]") == 2
+    assert "kubelet started: the node is Ready, 1 GPU, able to schedule" in text
+    kinds = {(e["member"], e["kind"]) for e in json.loads(files["redactions.json"])}
+    assert {("logs/kubelet.log", "seed-phrase"), ("logs/kubelet.log", "token-prefix")} <= kinds
+
+
+def test_the_bundle_stays_useful_with_a_session(
+    root: Path, bindir: Path, tool: ToolMaker, planted: dict[str, str]
+) -> None:
+    """Redact values, not what surrounds them: with a live session the hub's URL, the
+    versions and the findings stay readable where the runbook sends support to read them."""
+    home = root / HOME.lstrip("/")
+    config.set_value("hub", HUB)  # what the probes read (the live home's config.toml)
+    (home / "config.toml").write_text(f'hub = "{HUB}"\n')
+    (home / "node.json").write_text(json.dumps({"node_id": "n-1", "hub": HUB, "host": "10.0.0.7"}))
+    session = {
+        "token": SESSION,
+        "address": "0xabc",
+        "hub": HUB,
+        "expires_at": "2030-01-01T00:00:00Z",
+    }
+    (home / "session.json").write_text(json.dumps({"sessions": {HUB: session}}))
+    (home / "api-token").write_text("a file whose name says token\n")  # not collected
+    tool("uname", "echo 'Linux gpu-node-1 5.15.0-113-generic x86_64 GNU/Linux'")
+    host = Host(root, search_path=f"{bindir}:/usr/bin:/bin")
+    bundle = build_bundle(host, HOME, timeout=1.0)
+    files = members(bundle.data)
+    assert f'hub = "{HUB}"' in files[f"files{HOME}/config.toml"].decode()
+    assert json.loads(files[f"files{HOME}/node.json"])["hub"] == HUB
+    network = json.loads(files["diag/network.json"])
+    assert network["data"]["hub"] == HUB
+    versions = files["versions.txt"].decode()
+    assert versions.startswith("worldland ") and "5.15.0-113-generic" in versions
+    doctor = json.loads(files["doctor.json"])
+    assert {c["id"] for c in doctor["checks"]} >= {"gpu.driver", "containerd.installed"}
+    assert all(c["status"] in ("ok", "warn", "fail", "skip") for c in doctor["checks"])
+    for name, data in files.items():
+        if name.endswith(".json"):
+            json.loads(data)  # every JSON member parses, the manifest included
+        assert SESSION.encode() not in data, name
+    assert "[REDACTED" not in files["manifest.json"].decode()
+
+
+def test_a_member_named_token_keeps_the_manifest_json() -> None:
+    from worldland_cli.diag.redact import Redactor
+
+    redactor = Redactor()
+    doc = {"members": {"files/home/.worldland/api-token": 41}, "token": "abc123456", "n": 1}
+    clean = redactor.redact_json("manifest.json", doc)
+    assert clean == {
+        "members": {"files/home/.worldland/api-token": 41},
+        "token": "[REDACTED:secret-field]",
+        "n": 1,
+    }
+    assert json.loads(json.dumps(clean)) == clean

@@ -59,8 +59,12 @@ def test_foreign_ca_wrong_key_and_open_mode_are_each_named(
     ("start", "days", "status", "words"),
     [
         (timedelta(days=-40), 30, Status.FAIL, "expired"),
-        (timedelta(days=-25), 30, Status.WARN, "expires in"),
+        (timedelta(days=-25), 30, Status.WARN, "past its renewal time"),
         (timedelta(days=2), 30, Status.FAIL, "not valid until"),
+        # The hub's default lifetime is 7 days: a new certificate is fine, not "6 days left".
+        (timedelta(minutes=-5), 7, Status.OK, "valid until"),
+        (timedelta(days=-4), 7, Status.OK, "valid until"),  # renewal due after 4 d 16 h
+        (timedelta(days=-5), 7, Status.WARN, "a third of its 7 days lifetime left"),
     ],
 )
 def test_expiry_and_not_yet_valid(
@@ -73,7 +77,9 @@ def test_expiry_and_not_yet_valid(
     check = next(c for c in probe_certs(host, CERTS).checks if c.id == "certs.node")
     assert check.status is status and words in check.observed
     if status is Status.WARN:  # the daemon renews: its unit's journal says why it did not
-        assert check.remedy == "journalctl -u worldland-node.service -n 50"
+        assert (
+            check.remedy == "journalctl -u worldland-node.service -n 50   # why the renewal failed"
+        )
 
 
 def test_not_joined_is_skipped_and_cli_exit_codes(

@@ -47,11 +47,13 @@ def units(tool: ToolMaker, tmp_path: Path) -> Path:
     logs.mkdir()
     (logs / "kubelet").write_text(OK_LINE + "\n")
     tool("journalctl", f'f="{logs}/$2"; [ -f "$f" ] && cat "$f"; exit 0')
-    tool(
-        "systemctl",
-        "printf 'ActiveState=active\\nSubState=running\\nNRestarts=0\\nResult=success\\n'",
-    )
+    systemctl(tool, "ActiveState=active\\nSubState=running\\nNRestarts=0\\nResult=success")
     return logs
+
+
+def systemctl(tool: ToolMaker, show: str) -> None:
+    """kubelet installed and enabled; ``systemctl show kubelet`` prints ``show``."""
+    tool("systemctl", f"[ \"$1\" = is-enabled ] && {{ echo enabled; exit 0; }}; printf '{show}\\n'")
 
 
 def test_kubelet_client_cert_is_read_under_the_root(
@@ -147,7 +149,7 @@ def test_cni_error_found_in_events_alone(host: Host, kube: FakeKube, units: Path
 
 
 def test_not_joined_and_kubelet_down(host: Host, tool: ToolMaker, units: Path) -> None:
-    tool("systemctl", "printf 'ActiveState=activating\\nSubState=auto-restart\\nNRestarts=14\\n'")
+    systemctl(tool, "ActiveState=activating\\nSubState=auto-restart\\nNRestarts=14")
     c = checks(host)
     assert c["k8s.api"].status is Status.SKIP and "not joined" in c["k8s.api"].observed
     assert c["k8s.kubelet"].status is Status.FAIL and "14 restart" in c["k8s.kubelet"].observed
@@ -167,3 +169,43 @@ def test_a_hanging_journalctl_is_cut_and_cli_reports_json(
     assert by_id["k8s.kubelet-log"]["status"] == "skip"
     assert by_id["k8s.kubelet"]["status"] == "ok"
     assert res.exit_code == 0
+
+
+NO_UNIT = (
+    'case "$1" in is-enabled) echo "Failed to get unit file state for kubelet.service: '
+    'No such file or directory" >&2; exit 1;; '
+    "show) printf 'ActiveState=inactive\\nSubState=dead\\nNRestarts=0\\n';; esac"
+)
+NO_SYSTEMD = (
+    "echo 'System has not been booted with systemd as init system (PID 1). Can'\\''t operate.'"
+    " >&2; echo 'Failed to connect to bus: Host is down' >&2; exit 1"
+)
+
+
+@pytest.mark.parametrize(
+    ("script", "diag_status", "doctor_status"),
+    [(NO_UNIT, Status.FAIL, Status.FAIL), (NO_SYSTEMD, Status.SKIP, Status.SKIP)],
+)
+def test_diag_and_doctor_say_the_same_about_a_missing_kubelet(
+    host: Host, tool: ToolMaker, script: str, diag_status: Status, doctor_status: Status
+) -> None:
+    """No kubelet: diag once said "restart kubelet" where doctor said it was not installed."""
+    from worldland_cli.requirements.kube import KubeletEnabled
+
+    tool("systemctl", script)
+    tool("journalctl", "echo '-- No entries --'")
+    c = checks(host)
+    doctor = KubeletEnabled().check(host)
+    assert (c["k8s.kubelet"].status, doctor.status) == (diag_status, doctor_status)
+    assert doctor.observed.split(":")[0] in c["k8s.kubelet"].observed
+    assert "restart" not in (c["k8s.kubelet"].remedy or "")
+    assert c["k8s.kubelet-log"].status is Status.SKIP
+
+
+def test_an_empty_journal_is_not_a_clean_one(host: Host, tool: ToolMaker, units: Path) -> None:
+    """journalctl prints "-- No entries --" for an empty journal: that is no evidence."""
+    tool("journalctl", "echo '-- No entries --'")
+    c = checks(host)
+    assert c["k8s.kubelet"].status is Status.OK
+    assert c["k8s.kubelet-log"].status is Status.SKIP
+    assert "no kubelet journal entries" in c["k8s.kubelet-log"].observed

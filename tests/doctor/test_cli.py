@@ -95,7 +95,8 @@ def test_table_output_groups_and_prints_fixes(ready: Path, nvml_t4: str, fakebin
     result = CliRunner().invoke(app, ["doctor", "--root", str(ready)])
     assert result.exit_code == 1
     assert "toolkit.nvidia-ctk" in result.stdout
-    assert "To fix:" in result.stdout
+    assert "To fix, paste these blocks into a shell, in this order:" in result.stdout
+    assert "# 1. toolkit.nvidia-ctk: nvidia-ctk not found" in result.stdout
     assert "sudo apt-get install -y nvidia-container-toolkit" in result.stdout
     assert "NOT READY" in result.stdout
 

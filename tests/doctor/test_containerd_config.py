@@ -293,4 +293,4 @@ def test_builtin_runc_remedy_edits_the_existing_file_in_place(host: Host, root: 
     assert "built-in defaults" in finding.observed
     remedy = finding.remedy or ""
     assert "tee" not in remedy and "config default" not in remedy, remedy
-    assert "worldland join" in remedy and MAIN in remedy
+    assert "worldland join --yes --only containerd.systemd-cgroup" in remedy and MAIN in remedy

@@ -198,7 +198,14 @@ def test_daemon_health_unhealthy_and_unreachable(host: Host, root: Path, pki: Pk
     assert "answered 503" in sick.observed
     gone = DaemonHealth(url=url, cert_dir=cert_dir).check(host)
     assert gone.status is Status.FAIL
-    assert "systemctl restart worldland-node.service" in (gone.remedy or "")
+    # Registered, not joined: no unit runs the daemon yet, so a restart would not help.
+    assert "worldland-node.service is not installed" in gone.observed
+    assert gone.remedy is not None and gone.remedy.startswith(
+        "sudo worldland join --yes --only daemon.health"
+    )
+    write(root, "/etc/systemd/system/worldland-node.service", "[Service]\nExecStart=/bin/true\n")
+    stopped = DaemonHealth(url=url, cert_dir=cert_dir).check(host)
+    assert "systemctl restart worldland-node.service" in (stopped.remedy or "")
 
 
 def test_daemon_health_rejects_a_server_outside_the_hub_ca(

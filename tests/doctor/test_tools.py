@@ -53,7 +53,7 @@ def test_nvml_missing_fails_with_the_seed_driver_remedy(host: Host, mocker: Mock
     assert finding.status is Status.FAIL
     assert "NVML Shared Library Not Found" in finding.observed
     assert "ubuntu-drivers install nvidia:535" in (finding.remedy or "")
-    assert finding.doc == "docs/provider-guide.md#nvidia-driver"
+    assert finding.doc == "provider-guide#nvidia-driver"
 
 
 def test_nvidia_smi_answers(host: Host, fakebin: FakeBin) -> None:
@@ -139,7 +139,9 @@ def test_containerd_running_without_systemd_asks_the_socket(fakebin: FakeBin) ->
         sock_path = root / "run/containerd/containerd.sock"
         sock_path.parent.mkdir(parents=True)
         host = Host(root, search_path=fakebin.env_path())
-        assert Running().check(host).status is Status.FAIL
+        down = Running().check(host)
+        assert down.status is Status.FAIL
+        assert down.remedy == "sudo systemctl enable --now containerd"  # never `containerd &`
         with socket.socket(socket.AF_UNIX) as server:
             server.bind(str(sock_path))
             server.listen(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import sqlite3
@@ -13,7 +14,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from hub_stub.words import WORDS
-from tests.hub.conftest import HOST_KEY, bearer, login, path_of
+from tests.hub.conftest import HOST_KEY, bearer, login, path_of, register_node, register_pod
 from tests.support.hub import RunningHub
 
 SHA = "a" * 64
@@ -175,3 +176,62 @@ def test_transfer_bodies_are_validated(
     response = create(client, token, pod_id, **changes)
     assert response.status_code == 422
     assert isinstance(response.json()["detail"], str)
+
+
+def test_a_renter_lists_their_pods_with_node_gpus_state_and_ssh(
+    client: httpx.Client, stub_hub: RunningHub, wallet: LocalAccount
+) -> None:
+    """GET /v1/pods: the renter's pods (runpodctl get pod), so pod ids need not come from
+    elsewhere; the state is what the hub knows from each pod's node."""
+    renter = login(client, wallet, stub_hub.siwe_domain)
+    provider = login(client, Account.create(), stub_hub.siwe_domain)
+    busy = register_node(client, provider, gpus=2)
+    quiet = register_node(client, provider, gpus=1)
+    running = register_pod(client, stub_hub, wallet.address, node_id=busy, pod_id="a-running")
+    register_pod(client, stub_hub, wallet.address, node_id=quiet, pod_id="b-offline")
+    register_pod(client, stub_hub, wallet.address, pod_id="c-unplaced")
+    register_pod(client, stub_hub, Account.create().address, node_id=busy, pod_id="d-theirs")
+    beat = client.post(f"/v1/nodes/{busy}/heartbeat", headers=bearer(provider))
+    assert beat.status_code == 200, beat.text
+    end = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(seconds=5)
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "node_id": busy,
+        "pod_id": running,
+        "gpu_count": 2,
+        "start": (end - dt.timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "price_per_sec_wei": "1000",
+    }
+    assert client.post("/v1/usage", json=[event], headers=bearer(provider)).status_code == 200
+
+    listed = client.get("/v1/pods", headers=bearer(renter))
+    assert listed.status_code == 200, listed.text
+    pods = {p["pod_id"]: p for p in listed.json()["pods"]}
+    assert list(pods) == ["a-running", "b-offline", "c-unplaced"]
+    assert pods["a-running"] == {
+        "pod_id": "a-running",
+        "node_id": busy,
+        "gpu_model": "Tesla T4",
+        "gpu_count": 2,
+        "state": "running",
+        "last_billed_at": event["end"],
+        "ssh_host": "127.0.0.1",
+        "ssh_port": 2222,
+        "ssh_user": "root",
+    }
+    assert (pods["b-offline"]["state"], pods["b-offline"]["gpu_count"]) == ("node-offline", 1)
+    assert pods["c-unplaced"] == {
+        "pod_id": "c-unplaced",
+        "node_id": None,
+        "gpu_model": None,
+        "gpu_count": 0,
+        "state": "unplaced",
+        "last_billed_at": None,
+        "ssh_host": "127.0.0.1",
+        "ssh_port": 2222,
+        "ssh_user": "root",
+    }
+    stranger = login(client, Account.create(), stub_hub.siwe_domain)
+    assert client.get("/v1/pods", headers=bearer(stranger)).json() == {"pods": []}
+    assert client.get("/v1/pods").status_code == 401

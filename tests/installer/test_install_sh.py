@@ -165,3 +165,22 @@ def test_the_installed_copy_renders_every_template(installed: Installed) -> None
     rendered = subprocess.run([str(python), "-c", render], capture_output=True, text=True)
     assert rendered.returncode == 0, rendered.stderr
     assert rendered.stdout.endswith("net.ipv4.ip_forward = 1\n")
+
+
+def test_the_installed_copy_opens_every_doc_doctor_points_at(installed: Installed) -> None:
+    """docs/ ships inside the wheel: `worldland docs TOPIC` works where there is no checkout."""
+    link = installed.bin_dir / "worldland"
+    listed = subprocess.run([str(link), "docs", "--json"], capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert set(json.loads(listed.stdout)["topics"]) == {
+        p.stem for p in (REPO / "docs").glob("*.md")
+    }
+    doctor = json.loads(
+        subprocess.run([str(link), "doctor", "--json"], capture_output=True, text=True).stdout
+    )
+    pointed = {c["doc"] for c in doctor["checks"] if c["doc"]} | {f["doc"] for f in doctor["fixes"]}
+    assert pointed, "doctor pointed at no doc on this host"
+    for topic in sorted(t for t in pointed if t):
+        shown = subprocess.run([str(link), "docs", topic], capture_output=True, text=True)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.startswith("## "), shown.stdout[:80]

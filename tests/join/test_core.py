@@ -288,3 +288,19 @@ def test_a_step_that_failed_halfway_is_finished_once_its_check_passes(fake: Fake
     states = [(e.action.kind, e.state) for e in fake.journal.entries()]
     assert states == [("write-file", "done"), ("manual", "failed"), ("manual", "done")]
     assert plan_join(fake.host, [step], SETTINGS, journal=fake.journal).empty
+
+
+def test_only_runs_the_named_steps_and_leaves_the_rest(fake: FakeHost) -> None:
+    """doctor's fix for a step only join can take is `worldland join --only STEP`."""
+    root = str(fake.root)
+    planned = json.loads(
+        cli("join", "--dry-run", "--root", root, "--only", "kernel", "--json").stdout
+    )
+    assert [s["id"] for s in planned["plan"]["steps"]] == ["kernel.modules", "kernel.sysctl"]
+    assert planned["plan"]["skipped"] == []
+    done = cli("join", "--yes", "--root", root, "--only", "system.swap")
+    assert done.exit_code == 0, done.output
+    assert system.Swap().check(fake.host).status is Status.OK
+    assert kernel.Modules().check(fake.host).status is Status.FAIL
+    unknown = cli("join", "--dry-run", "--root", root, "--only", "kernel.nope")
+    assert unknown.exit_code == 2 and "unknown check 'kernel.nope'" in unknown.output

@@ -150,7 +150,9 @@ def test_a_kubelet_conf_naming_no_server_is_not_joined_and_needs_a_person(fake: 
     finding = kubeadm.Joined(joining=True).check(fake.host)
     assert finding.status is Status.FAIL and "names no API server" in finding.observed
     actions = kubeadm.Joined(joining=True).plan(fake.host, finding, JoinSettings())
-    assert [a.as_shell() for a in actions] == ["sudo kubeadm reset -f && sudo worldland join"]
+    assert [a.as_shell() for a in actions] == [
+        "sudo kubeadm reset -f && sudo worldland join --yes --only kube.joined"
+    ]
 
 
 def write_worldland(path: Path, has_daemon: bool) -> str:

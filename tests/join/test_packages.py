@@ -67,9 +67,8 @@ def test_the_dry_run_shows_each_step_as_shell_a_person_could_paste(ubuntu: FakeH
     download = "/var/lib/worldland/downloads"
     assert shell["gpu.driver"] == [
         "sudo apt-get update && sudo apt-get install -y ubuntu-drivers-common",
-        "sudo ubuntu-drivers install --package-list /var/lib/worldland/ubuntu-drivers.packages "
-        "nvidia:535",
-        f"sudo install -m 644 /dev/stdin {UNIT_PATH} <<'EOF'\n"
+        "sudo ubuntu-drivers install nvidia:535",
+        f"sudo install -D -m 644 /dev/stdin {UNIT_PATH} <<'EOF'\n"
         + (plan.steps[0].actions[2].content)  # type: ignore[attr-defined]
         + "EOF",
         f"sudo systemctl enable {UNIT}",

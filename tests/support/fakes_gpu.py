@@ -3,8 +3,8 @@
 Registered in :data:`tests.support.fakesystem.TOOLS` on import (fakesystem loads this
 plugin), with the repositories of :mod:`tests.support.fakes_apt`:
 
-- ``ubuntu-drivers`` (package ubuntu-drivers-common): ``list`` and ``install --package-list
-  PATH nvidia:BRANCH`` as ubuntu-drivers-common does them: KMS turned on in
+- ``ubuntu-drivers`` (package ubuntu-drivers-common): ``list`` and ``install [--package-list
+  PATH] nvidia:BRANCH`` as ubuntu-drivers-common does them: KMS turned on in
   /lib/modprobe.d/nvidia-kms.conf first, then nvidia-driver-BRANCH and its prebuilt kernel
   modules installed, the reboot marked in /var/run/reboot-required (the modules package's
   postinst does that), the installed packages appended to PATH. A branch it does not offer,
@@ -96,9 +96,13 @@ def _ubuntu_drivers(root: Path, args: list[str]) -> int:
                 f"linux-modules-nvidia-{branch}-{KERNEL_FLAVOUR})"
             )
         return 0
-    if len(args) != 4 or args[:2] != ["install", "--package-list"]:
+    if args[:2] == ["install", "--package-list"] and len(args) == 4:
+        package_list: Path | None = root / args[2].lstrip("/")
+    elif args[:1] == ["install"] and len(args) == 2:  # the seed's form, as a person types it
+        package_list = None
+    else:
         raise Unexpected
-    package_list, spec = root / args[2].lstrip("/"), args[3]
+    spec = args[-1]
     branch = spec.removeprefix("nvidia:")
     wanted = (
         [f"nvidia-driver-{branch}", f"linux-modules-nvidia-{branch}-{KERNEL_FLAVOUR}"]
@@ -122,8 +126,9 @@ def _ubuntu_drivers(root: Path, args: list[str]) -> int:
     (marks / "reboot-required").write_text("*** System restart required ***\n")
     with (marks / "reboot-required.pkgs").open("a") as f:
         f.write(f"linux-modules-nvidia-{branch}-{KERNEL_FLAVOUR}\n")
-    with package_list.open("a") as f:
-        f.write("\n".join(to_install) + "\n")
+    if package_list is not None:
+        with package_list.open("a") as f:
+            f.write("\n".join(to_install) + "\n")
     return 0
 
 

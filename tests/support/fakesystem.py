@@ -384,7 +384,12 @@ def calls(directory: Path) -> list[str]:
 # More fakes live in modules of their own (one per area of join); each registers its tools
 # in TOOLS and its packages with add_package when imported. A module not written yet is
 # simply absent.
-PLUGINS = ("tests.support.fakes_gpu", "tests.support.fakes_containerd", "tests.support.fakes_node")
+PLUGINS = (
+    "tests.support.fakes_gpu",
+    "tests.support.fakes_containerd",
+    "tests.support.fakes_node",
+    "tests.support.fakes_sudo",
+)
 
 
 def load_plugins() -> None:

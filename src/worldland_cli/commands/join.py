@@ -146,7 +146,7 @@ def _matching(pattern: str, what: str) -> Callable[[str], str]:
     return check
 
 
-def _this_worldland() -> str:
+def this_worldland() -> str:
     """The absolute path of this ``worldland``, for the node daemon's unit to run.
 
     The console script sits beside the interpreter of its virtual environment (the
@@ -169,6 +169,12 @@ def join(
     dry_run: DryRun = False,
     yes: AssumeYes = False,
     root: Root = Path("/"),
+    only: list[str] = typer.Option(
+        None,
+        "--only",
+        metavar="ID,...",
+        help="Only these requirements (ids, or areas like 'containerd'); leave the rest.",
+    ),
     skip: list[str] = typer.Option(
         None, "--skip", metavar="ID,...", help="Leave these requirements to a person."
     ),
@@ -208,6 +214,7 @@ def join(
       worldland join --dry-run          # the plan, with diffs; changes nothing
       sudo worldland join               # asks once, then does it
       sudo worldland join --yes --skip gpu.driver
+      sudo worldland join --only containerd.systemd-cgroup   # one step, as doctor suggests
       sudo worldland join --hub https://hub.example.org --private-key-file /root/wallet.key
 
     The hub steps log in as the wallet (silently with its key file, else with the session
@@ -227,14 +234,20 @@ def join(
     from worldland_cli.join.run import join_host
     from worldland_cli.requirements import all_requirements
     from worldland_cli.requirements.base import JoinSettings
+    from worldland_cli.requirements.runner import UnknownCheckError, resolve
 
     as_json = wants_json(ctx)
     host = Host(root, default_timeout=30.0)
     cfg = config.load()
     requirements = all_requirements(cert_dir=cfg.cert_dir(), joining=True)
     endpoint = HubEndpoint.from_config(cfg, hub, hub_ca)
+    try:
+        chosen = resolve(requirements, split_ids(only))
+    except UnknownCheckError as e:
+        raise typer.BadParameter(str(e), param_hint="--only") from e
+    requirements = [r for r in requirements if not chosen or r.id in chosen]
     skipped = split_ids(skip)
-    worldland = _this_worldland()
+    worldland = this_worldland()
     ca_file = str(Path(endpoint.ca_file).absolute()) if endpoint.ca_file else None
     settings = JoinSettings(
         kube_version=kube_version,

@@ -2,6 +2,8 @@
 
 Three rules make it safe to attach to a ticket:
 
+* only files support needs are collected, each named (``SYSTEM_FILES``, ``HOME_FILES``): a
+  file someone left in WORLDLAND_HOME (a hub admin token, a seed phrase) is never read;
 * files that *are* secrets (wallet key, session token, TLS and WireGuard private keys) are
   never opened for the archive: :func:`never_bundled` refuses them by name before any read;
 * every member passes through the :class:`~worldland_cli.diag.redact.Redactor`, JSON
@@ -26,7 +28,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from worldland_cli import __version__
-from worldland_cli.config import CERTS_NAME, PRIVATE_KEY_NAME, SESSION_NAME
+from worldland_cli.config import CERTS_NAME, CONFIG_NAME, NODE_NAME, PRIVATE_KEY_NAME, SESSION_NAME
 from worldland_cli.deadline import Outcome, run_all, run_one
 from worldland_cli.diag.base import DiagReport
 from worldland_cli.diag.gpu import nvidia_kernel_lines
@@ -39,7 +41,9 @@ from worldland_cli.requirements.daemon import DAEMON_UNIT
 MAX_MEMBER_BYTES = 2 * 1024 * 1024
 MAX_TOTAL_BYTES = 16 * 1024 * 1024
 LOG_UNITS = ("kubelet", "containerd", DAEMON_UNIT.removesuffix(".service"), "wg-quick@wg0")
-SECRET_NAMES = frozenset({PRIVATE_KEY_NAME, SESSION_NAME, "privatekey", "presharedkey"})
+SECRET_NAMES = frozenset(
+    {PRIVATE_KEY_NAME, SESSION_NAME, "privatekey", "presharedkey", "admin-token"}
+)
 SECRET_SUFFIXES = (".key", ".pem", ".p12", ".pfx")
 SYSTEM_FILES = (
     "/etc/os-release",
@@ -51,7 +55,10 @@ SYSTEM_FILES = (
     "/etc/wireguard/wg0.conf",
     "/etc/cni/net.d/*",
 )
-HOME_FILES = ("*", "journal/*", "logs/*", f"{CERTS_NAME}/*")
+# What support reads from WORLDLAND_HOME, by name: the settings, the node's id and hub, and
+# the public certificates. Never the whole folder: anything else a person keeps there is
+# theirs (the session, the wallet key and node.key are also refused by name).
+HOME_FILES = (CONFIG_NAME, NODE_NAME, f"{CERTS_NAME}/node.crt", f"{CERTS_NAME}/ca.crt")
 # join's journal and what each step printed, current and after each reset; never its
 # backups/, which hold copies of the host's own files as they were.
 JOIN_FILES = ("steps.jsonl", "logs/*")
@@ -145,16 +152,6 @@ def _known_secrets(host: Host, home: str, redactor: Redactor) -> None:
     redactor.add_known("wireguard-private-key", keys)
 
 
-def _redact_json(redactor: Redactor, member: str, doc: Any) -> Any:
-    if isinstance(doc, str):
-        return redactor.redact(member, doc)
-    if isinstance(doc, dict):
-        return {k: _redact_json(redactor, member, v) for k, v in doc.items()}
-    if isinstance(doc, list | tuple):
-        return [_redact_json(redactor, member, v) for v in doc]
-    return doc
-
-
 class _Writer:
     """Adds members to the tar under the size caps, redacting each on the way in."""
 
@@ -175,8 +172,9 @@ class _Writer:
         self._add(member, self.redactor.redact(member, text), capped=capped)
 
     def json(self, member: str, doc: Any, *, capped: bool = True) -> None:
-        clean = _redact_json(self.redactor, member, doc)
-        self.text(member, json.dumps(clean, indent=2, default=str) + "\n", capped=capped)
+        """Redacted as JSON, value by value, so it stays JSON (never as text: see redact)."""
+        clean = self.redactor.redact_json(member, json.loads(json.dumps(doc, default=str)))
+        self._add(member, json.dumps(clean, indent=2) + "\n", capped=capped)
 
     def raw(self, member: str, text: str) -> None:
         """Members this module wrote itself and that hold no host data (the manifests).

@@ -12,12 +12,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from worldland_cli.auth.certs import renew_after
 from worldland_cli.diag.base import DiagReport, Finding, fail, ok, skip, warn
 from worldland_cli.host import Host
 from worldland_cli.requirements.daemon import DAEMON_UNIT
 
-RENEW_WARN_DAYS = 7
-REJOIN = "worldland join   # fetches a fresh node certificate from the hub"
+REJOIN = "worldland certs bootstrap   # a new node certificate from the hub, as the wallet"
 
 
 def _load_cert(host: Host, path: str) -> Any:
@@ -47,7 +47,22 @@ def _describe(cert: Any) -> dict[str, Any]:
     }
 
 
-def _validity(check_id: str, cert: Any, what: str, now: datetime) -> Finding:
+def _span(seconds: float) -> str:
+    """A time span as a person reads it: days, else hours, else minutes."""
+    for unit, size in (("day", 86400), ("hour", 3600)):
+        if seconds >= 2 * size:
+            return f"{int(seconds // size)} {unit}s"
+    return f"{max(int(seconds // 60), 0)} minutes"
+
+
+def _validity(check_id: str, cert: Any, what: str, now: datetime, *, node: bool) -> Finding:
+    """In date, and, for the node's certificate, renewed when it should have been.
+
+    Renewal is judged against the certificate's own lifetime, as the daemon renews it
+    (:func:`worldland_cli.auth.certs.renew_after`: a third of the lifetime left, the rule
+    kubelet's certificate manager follows); a fixed number of days would call the hub's
+    brand-new 7-day certificate overdue. The hub CA is the operator's to rotate.
+    """
     info = _describe(cert)
     if now < cert.not_valid_before_utc:
         return fail(
@@ -58,18 +73,33 @@ def _validity(check_id: str, cert: Any, what: str, now: datetime) -> Finding:
         )
     left = cert.not_valid_after_utc - now
     if left.total_seconds() <= 0:
-        return fail(check_id, f"{what} expired on {info['not_after']}", REJOIN, **info)
-    if left.days < RENEW_WARN_DAYS:
+        remedy = REJOIN if node else "the hub operator must issue a new CA"
+        return fail(check_id, f"{what} expired on {info['not_after']}", remedy, **info)
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    due = renew_after(cert.not_valid_before_utc, cert.not_valid_after_utc)
+    info["renew_after"] = due.isoformat()
+    if now >= due:
+        late = f"{what} expires in {_span(left.total_seconds())} ({info['not_after']}): "
+        if node:
+            return warn(
+                check_id,
+                late + f"past its renewal time ({due.isoformat()}, a third of its "
+                f"{_span(lifetime.total_seconds())} lifetime left); the daemon renews it then",
+                f"journalctl -u {DAEMON_UNIT} -n 50   # why the renewal failed",
+                **info,
+            )
         return warn(
             check_id,
-            f"{what} expires in {left.days} day(s) ({info['not_after']}); "
-            "the daemon should have renewed it",
-            f"journalctl -u {DAEMON_UNIT} -n 50",
+            late + "less than a third of its lifetime left; the hub operator rotates it",
+            None,
             **info,
         )
     sans = ", ".join(info["sans"]) or "no SANs"
     return ok(
-        check_id, f"{what} valid until {info['not_after']} ({left.days} days); {sans}", **info
+        check_id,
+        f"{what} valid until {info['not_after']} ({_span(left.total_seconds())} left, "
+        f"renewed after {due.isoformat()}); {sans}",
+        **info,
     )
 
 
@@ -95,9 +125,9 @@ def probe_certs(host: Host, cert_dir: str, now: datetime | None = None) -> DiagR
     if node is None and not report.checks:
         report.add(skip("certs.node", f"no {base}/node.crt: this node has not joined"))
     elif node is not None:
-        report.add(_validity("certs.node", node, "node certificate", clock))
+        report.add(_validity("certs.node", node, "node certificate", clock, node=True))
     if ca is not None:
-        report.add(_validity("certs.ca", ca, "hub CA certificate", clock))
+        report.add(_validity("certs.ca", ca, "hub CA certificate", clock, node=False))
     elif not any(c.id == "certs.ca" for c in report.checks):
         report.add(skip("certs.ca", f"no {base}/ca.crt"))
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from worldland_cli.diag.base import DiagReport, Finding, bounded, fail, ok, skip, warn
 from worldland_cli.host import Host
+from worldland_cli.requirements.kube import kubelet_unit
 
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -37,18 +38,33 @@ GPU_REMEDY = (
     "kubectl delete pod -n kube-system -l name=nvidia-device-plugin-ds"
 )
 KUBELET_REMEDY = "sudo systemctl restart kubelet && journalctl -u kubelet -n 50 --no-pager"
+# What doctor prints for the same fact, in the order to run it.
+INSTALL_REMEDY = "worldland doctor --only kube   # the install, in order (or: sudo worldland join)"
 JOURNAL_LINES = 400
+# journalctl's own lines, not the unit's: "-- No entries --", "-- Boot 1a2b... --",
+# "-- Logs begin at ... --", "-- Reboot --".
+_JOURNAL_META = re.compile(r"^-- .* --$")
 
 
 def journal(host: Host, unit: str, timeout: float, lines: int = JOURNAL_LINES) -> list[str]:
+    """The unit's last ``lines`` journal lines; journalctl's markers are not among them, so
+    an empty journal is empty ("-- No entries --" is not a line the kubelet wrote)."""
     res = host.run(
         ["journalctl", "-u", unit, "--no-pager", "-o", "short-iso", "-n", str(lines)],
         timeout=timeout,
     )
-    return res.stdout.splitlines() if res.ok else []
+    if not res.ok:
+        return []
+    return [line for line in res.stdout.splitlines() if not _JOURNAL_META.match(line.strip())]
 
 
 def kubelet_state_check(host: Host, timeout: float) -> Finding:
+    """Whether kubelet runs; first whether it is there at all, by doctor's own probe."""
+    unit = kubelet_unit(host, timeout)
+    if unit.state == "no-systemd":
+        return skip("k8s.kubelet", f"{unit.observed}: nothing runs kubelet as a service")
+    if unit.state == "not-installed":
+        return fail("k8s.kubelet", unit.observed, INSTALL_REMEDY, installed=False)
     res = host.run(
         [
             "systemctl",
@@ -111,7 +127,9 @@ def probe_k8s(host: Host, timeout: float = 5.0, node_name: str | None = None) ->
     node = (node_name or host.hostname()).lower()
     report.data["node"] = node
 
-    report.add(bounded("k8s.kubelet", lambda: kubelet_state_check(host, timeout), timeout + 1))
+    state = report.add(
+        bounded("k8s.kubelet", lambda: kubelet_state_check(host, timeout), timeout + 1)
+    )
     logs: dict[str, list[str]] = {}
 
     def kubelet_log() -> Finding:
@@ -119,8 +137,12 @@ def probe_k8s(host: Host, timeout: float = 5.0, node_name: str | None = None) ->
             logs[unit] = journal(host, unit, timeout)
         errors = [ln for ln in logs["kubelet"] if KLOG_ERROR_RE.search(ln)]
         report.data["kubelet_errors"] = errors[-30:]
+        if state.details.get("installed") is False:
+            return skip("k8s.kubelet-log", "kubelet is not installed: no journal to read")
         if not logs["kubelet"]:
-            return skip("k8s.kubelet-log", "no kubelet journal (journalctl absent or empty)")
+            return skip(
+                "k8s.kubelet-log", "no kubelet journal entries (journalctl absent or empty)"
+            )
         if errors:
             return warn(
                 "k8s.kubelet-log",

@@ -2,10 +2,15 @@
 
 Two layers, because either alone leaks: patterns catch secrets by their shape or by the
 key they sit under (a PEM private key block, ``client-key-data:``, ``PrivateKey =``,
-``Authorization: Bearer``, ``"token": "..."``, a bare 64-hex wallet key), and known values
-(the session token, the wallet key, the WireGuard key read from wg0.conf) are scrubbed
-wherever they appear, whatever surrounds them.  The manifest records the kind, the bundle
-member and the count of every redaction, never the value.
+``Authorization: Bearer``, ``"token": "..."``, a bare 64-hex wallet key, a token with a
+vendor's prefix such as Slack's ``xoxb-``, a BIP-39 seed phrase), and known values (the
+session token, the wallet key, the WireGuard key read from wg0.conf) are scrubbed wherever
+they appear, whatever surrounds them.  The manifest records the kind, the bundle member and
+the count of every redaction, never the value.
+
+JSON is redacted as JSON (:meth:`Redactor.redact_json`): each string on its own, and the
+value under a key that names a secret replaced whole. Redacting its text instead cut
+``"files/.../api-token": 41`` into ``"...": [REDACTED:secret-field]``, which no parser reads.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
 MARK = "[REDACTED:{kind}]"
 
@@ -24,6 +31,24 @@ _SECRET_KEYS = (
     r"|(?:access|secret)[_-]?key|wallet_key)"
     r"|auth|identitytoken"
 )
+
+
+# A key naming a secret, as a whole JSON key (``token``, ``api_token``, ``X-Api-Key``).
+_SECRET_KEY = re.compile(rf"(?i)(?:{_SECRET_KEYS})")
+# BIP-39 phrases are 12 to 24 words; a run of 12 or more list words is one (or holds one).
+SEED_WORDS = 12
+_WORD = re.compile(r"[A-Za-z]+")
+# Between the words of a phrase: blanks, commas, and the numbers of a numbered list ("1. ").
+_BETWEEN_WORDS = re.compile(r"[\s,;:.()\d-]+")
+
+
+@cache
+def bip39_words() -> frozenset[str]:
+    """The BIP-39 English word list (eth-account ships it for its own mnemonics)."""
+    from eth_account.hdaccount.mnemonic import Mnemonic
+    from eth_account.types import Language
+
+    return frozenset(Mnemonic(Language.ENGLISH).wordlist)
 
 
 @dataclass(frozen=True)
@@ -83,6 +108,19 @@ _RULES: tuple[_Rule, ...] = (
     _Rule("jwt", re.compile(r"\beyJ[\w-]{4,}\.eyJ[\w-]{4,}\.[\w-]*"), (0,)),
     _Rule("kubeadm-token", re.compile(r"(?<![\w.-])[a-z0-9]{6}\.[a-z0-9]{16}(?![\w.-])"), (0,)),
     _Rule("aws-access-key-id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), (0,)),
+    # Tokens whose vendor prefix says what they are: Slack (xoxb-, xoxp-, xapp-), GitHub
+    # (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_), GitLab (glpat-), OpenAI (sk-), Stripe
+    # (sk_live_, rk_live_), Google API keys (AIza), Hugging Face (hf_), npm (npm_), PyPI.
+    _Rule(
+        "token-prefix",
+        re.compile(
+            r"(?<![\w-])(?:xox[abposr]-[A-Za-z0-9-]{10,}|xapp-[A-Za-z0-9-]{10,}"
+            r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{30,}|glpat-[\w-]{20,}"
+            r"|sk-(?:proj-)?[\w-]{20,}|[sr]k_live_[A-Za-z0-9]{16,}|AIza[\w-]{35}"
+            r"|hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|pypi-[\w-]{50,})"
+        ),
+        (0,),
+    ),
     _Rule(
         "url-password",
         re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@\"']*:)([^/\s@\"']+)(?=@)"),
@@ -116,6 +154,7 @@ class Redactor:
     def redact(self, member: str, text: str) -> str:
         for rule in _RULES:
             text = self._apply(rule, member, text)
+        text = self._seed_phrases(member, text)
         for kind, values in self.known.items():
             for value in sorted(values, key=len, reverse=True):
                 n = text.count(value)
@@ -140,6 +179,59 @@ class Redactor:
             return whole[: start - base] + mark + whole[end - base :]
 
         return rule.pattern.sub(replace, text)
+
+    def redact_json(self, member: str, doc: Any) -> Any:
+        """``doc`` with every string redacted on its own and the value under a key that
+        names a secret (``"token": ...``) replaced whole; keys are redacted like strings
+        (a URL with a password can be one). The result is JSON as valid as ``doc``."""
+        if isinstance(doc, str):
+            return self.redact(member, doc)
+        if isinstance(doc, dict):
+            out: dict[Any, Any] = {}
+            for key, value in doc.items():
+                name = self.redact(member, key) if isinstance(key, str) else key
+                secret = isinstance(key, str) and _SECRET_KEY.fullmatch(key) is not None
+                scalar = isinstance(value, str | int | float) and not isinstance(value, bool)
+                if secret and scalar and value != "" and not str(value).startswith("[REDACTED"):
+                    self.counts[(member, "secret-field")] += 1
+                    out[name] = MARK.format(kind="secret-field")
+                else:
+                    out[name] = self.redact_json(member, value)
+            return out
+        if isinstance(doc, list | tuple):
+            return [self.redact_json(member, value) for value in doc]
+        return doc
+
+    def _seed_phrases(self, member: str, text: str) -> str:
+        """Runs of ``SEED_WORDS`` or more BIP-39 words (a wallet's recovery phrase) go whole.
+
+        Ordinary English rarely runs that long inside the list: "the", "a", "is", "of" and
+        "to" are not in it.
+        """
+        if len(text) < SEED_WORDS * 3:
+            return text
+        words = bip39_words()
+        runs: list[tuple[int, int]] = []
+        start = end = count = 0
+        for match in _WORD.finditer(text):
+            joined = count and _BETWEEN_WORDS.fullmatch(text, end, match.start()) is not None
+            if match.group(0).lower() not in words:
+                if count >= SEED_WORDS:
+                    runs.append((start, end))
+                count = 0
+                continue
+            if not joined:
+                if count >= SEED_WORDS:
+                    runs.append((start, end))
+                start, count = match.start(), 0
+            count, end = count + 1, match.end()
+        if count >= SEED_WORDS:
+            runs.append((start, end))
+        mark = MARK.format(kind="seed-phrase")
+        for first, last in reversed(runs):
+            text = text[:first] + mark + text[last:]
+            self.counts[(member, "seed-phrase")] += 1
+        return text
 
     def manifest(self) -> list[dict[str, object]]:
         """What was redacted where: kind, member, count, and never the value itself."""

@@ -117,6 +117,10 @@ class Action(ABC):
 
     kind: ClassVar[str]
     registry: ClassVar[dict[str, type[Action]]] = {}
+    # No command a person could paste does this (it asks the hub for the step's parameters,
+    # or it can only be planned once the steps before it have run): doctor's fix for a step
+    # with such an action is join's own run of that step, `worldland join --only STEP`.
+    join_only: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -203,9 +207,18 @@ class WriteFile(Action):
         return f"write {self.path}" + (f" (mode {self.mode:o})" if self.mode is not None else "")
 
     def as_shell(self) -> str:
+        """A here-document into ``install -D`` (which makes missing directories, as the
+        host's write does); its delimiter is a word no line of the content is."""
         body = self.content if self.content.endswith("\n") else self.content + "\n"
         mode = f"{self.mode:o}" if self.mode is not None else "644"
-        return f"sudo install -m {mode} /dev/stdin {self.path} <<'EOF'\n{body}EOF"
+        lines = set(body.splitlines())
+        delimiter = next(
+            word for n in range(len(lines) + 1) if (word := "EOF" + "_" * n) not in lines
+        )
+        return (
+            f"sudo install -D -m {mode} /dev/stdin {shlex.quote(self.path)} <<'{delimiter}'\n"
+            f"{body}{delimiter}"
+        )
 
     def _mode(self, host: Host) -> int:
         if self.mode is not None:
@@ -389,16 +402,23 @@ class RestartUnit(Action):
 
 @dataclass(frozen=True)
 class Manual(Action):
-    """What join will not do by itself: it stops here and says what a person must do."""
+    """What join will not do by itself: it stops here and says what a person must do.
+
+    ``command``: the instruction is a command a person pastes (doctor's remedy); otherwise
+    it is words, and ``as_shell`` makes it comment lines, so a script of fixes stays shell.
+    """
 
     kind: ClassVar[str] = "manual"
     instruction: str
+    command: bool = False
 
     def describe(self) -> str:
         return f"needs a person: {self.instruction}"
 
     def as_shell(self) -> str:
-        return self.instruction
+        if self.command:
+            return self.instruction
+        return "\n".join(f"# {line}".rstrip() for line in self.instruction.splitlines())
 
     def apply(self, host: Host, out: Output) -> None:
         out.note(f"needs a person: {self.instruction}")  # the log join's error names
@@ -407,6 +427,23 @@ class Manual(Action):
     def finish(self, host: Host, out: Output) -> None:
         """The step's check passes now: the person did it."""
         out.note(f"done by a person since: {self.instruction}")
+
+
+@dataclass(frozen=True)
+class Deferred(Manual):
+    """A step join can plan only once the steps before it have run: containerd's config
+    starts from the installed containerd's own defaults and uses the toolkit's nvidia-ctk.
+
+    A real join plans every step just before it runs it, so it meets one only when an
+    earlier step it needs was skipped or left to a person; then it stops like
+    :class:`Manual`. A dry run and doctor show it; doctor's fix is ``join --only STEP``.
+    """
+
+    kind: ClassVar[str] = "deferred"
+    join_only: ClassVar[bool] = True
+
+    def describe(self) -> str:
+        return f"planned once the steps before it have run: {self.instruction}"
 
 
 @dataclass(frozen=True)
@@ -435,7 +472,9 @@ class InstallDriver(Action):
         return ("ubuntu-drivers", "install", "--package-list", self.package_list, self.driver)
 
     def as_shell(self) -> str:
-        return "sudo " + shlex.join(self._argv())
+        """The seed's command: the package list is join's record for ``reset --purge``,
+        and a person has no journal (nor, on a fresh host, its directory) to keep it in."""
+        return f"sudo ubuntu-drivers install {shlex.quote(self.driver)}"
 
     def touches(self) -> tuple[str, ...]:
         return (self.package_list, *self.files)

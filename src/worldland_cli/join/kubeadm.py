@@ -75,6 +75,7 @@ class WriteJoinConfig(HubCaller, Action):
     """Ask the hub for the node's join parameters; write the JoinConfiguration, mode 0600."""
 
     kind: ClassVar[str] = "kubeadm-join-config"
+    join_only: ClassVar[bool] = True
     hub: str
     node_name: str
     labels: tuple[str, ...] = ()
@@ -88,7 +89,8 @@ class WriteJoinConfig(HubCaller, Action):
 
     def as_shell(self) -> str:
         return (
-            f"sudo worldland join {self.hub_flags()}   # {self.path} (mode 600) from "
+            f"sudo worldland join --only kube.joined {self.hub_flags()}   # {self.path} "
+            "(mode 600) from "
             "POST /v1/nodes/{id}/join"
         )
 

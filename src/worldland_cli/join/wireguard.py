@@ -113,6 +113,7 @@ class WireGuardPeer(HubCaller, Action):
     """Make (or reuse) the key, get the node's address from the hub, write wg0.conf 0600."""
 
     kind: ClassVar[str] = "wireguard-peer"
+    join_only: ClassVar[bool] = True
     hub: str
     interface: str = "wg0"
     hub_ca: str | None = None
@@ -131,8 +132,8 @@ class WireGuardPeer(HubCaller, Action):
 
     def as_shell(self) -> str:
         return (
-            f"sudo worldland join {self.hub_flags()}   # a key made here, the node's address "
-            f"from the hub (POST /v1/vpn/peers), {self.path} mode 600"
+            f"sudo worldland join --only vpn.wireguard {self.hub_flags()}   # a key made here, "
+            f"the node's address from the hub (POST /v1/vpn/peers), {self.path} mode 600"
         )
 
     def diff(self, host: Host) -> str:

@@ -83,6 +83,11 @@ class JoinSettings:
     resume_environment: tuple[str, ...] = ()  # "NAME=value"
 
 
+def by_hand(finding: Finding, words: str) -> Manual:
+    """The step a person takes: doctor's remedy (a command to paste), else ``words``."""
+    return Manual(finding.remedy, command=True) if finding.remedy else Manual(words)
+
+
 class Requirement(ABC):
     """One thing a provider host must have; subclasses set ``id`` and ``title``."""
 
@@ -99,7 +104,7 @@ class Requirement(ABC):
         Called just before the actions run, once the earlier steps are done, so a plan may
         depend on them (containerd's default config needs containerd installed).
         """
-        return [Manual(finding.remedy or f"meet {self.id} ({finding.observed})")]
+        return [by_hand(finding, f"meet {self.id} ({finding.observed})")]
 
     def finding(
         self,

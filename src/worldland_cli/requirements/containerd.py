@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 
 from worldland_cli.host import Host
-from worldland_cli.join.actions import Action, EnableUnit, InstallPackages, Manual
+from worldland_cli.join.actions import Action, Deferred, EnableUnit, InstallPackages, Manual
 from worldland_cli.requirements import containerd_plan as cplan
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 from worldland_cli.requirements.containerd_config import (
@@ -20,7 +20,7 @@ from worldland_cli.requirements.containerd_config import (
     containerd_version,
 )
 
-CONTAINERD_DOC = "docs/provider-guide.md#containerd"
+CONTAINERD_DOC = "provider-guide#containerd"
 SOCKET = "/run/containerd/containerd.sock"
 INSTALL_REMEDY = "sudo apt-get install -y containerd && sudo systemctl enable --now containerd"
 START_REMEDY = "sudo systemctl enable --now containerd"
@@ -38,7 +38,10 @@ NEW_CONFIG_REMEDY = (
 # containerd's own loader names the file and line it cannot use.
 DUMP_REMEDY = cplan.DUMP_CHECK
 # A key that is missing (not merely false) has no one-line sed; join adds it in place.
-EDIT_REMEDY = "sudo worldland join   # edits {files} in place (the diff: worldland join --dry-run)"
+EDIT_REMEDY = (
+    "sudo worldland join --yes --only {step}   # edits {files} in place "
+    "(the diff first: worldland join --dry-run --only {step})"
+)
 # CRI v1, which Kubernetes 1.26+ requires, arrived in containerd 1.6.
 MIN_VERSION = (1, 6)
 
@@ -89,7 +92,7 @@ class Running(Requirement):
         why = res.describe_failure() if not res.ok else "no state from systemctl"
         return self.fail(
             f"{why}; nothing listens on {SOCKET}",
-            "sudo containerd &   # or: " + START_REMEDY,
+            START_REMEDY,
             CONTAINERD_DOC,
         )
 
@@ -157,7 +160,7 @@ class NvidiaRuntime(Requirement):
             wanted = cplan.nvidia_changes(plan.cfg, host)
             sets_binary = any(path[-1] in ("BinaryName", cplan.NVIDIA) for path, _ in wanted)
             if sets_binary and not host.exists(cplan.NVIDIA_BINARY):
-                return Manual(
+                return Deferred(
                     f"install the NVIDIA Container Toolkit first ({cplan.NVIDIA_BINARY} is "
                     "missing): sudo apt-get install -y nvidia-container-toolkit"
                 )
@@ -184,7 +187,7 @@ class SystemdCgroup(Requirement):
             )
         path = (*cplan.RUNTIMES, default, "options", "SystemdCgroup")
         decides = shlex.quote(cplan.deciding_file(cfg, path).path)
-        edit = EDIT_REMEDY.format(files=decides)
+        edit = EDIT_REMEDY.format(step=self.id, files=decides)
         if runtime is None:
             # containerd's built-in runc entry, which has SystemdCgroup = false.
             return self.fail(
@@ -216,7 +219,7 @@ class SystemdCgroup(Requirement):
         def changes(plan: cplan.ConfigPlan) -> list[cplan.Change] | Manual:
             wanted = cplan.systemd_cgroup_changes(plan.cfg)
             if wanted is None:
-                return Manual(finding.remedy or CONFIGURE_NVIDIA)
+                return Manual(finding.remedy or CONFIGURE_NVIDIA, command=True)
             return wanted
 
         return cplan.plan_step(host, changes)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from worldland_cli.host import Host
 from worldland_cli.join.actions import (
     Action,
+    Deferred,
     Manual,
     RestartUnit,
     RunCommand,
@@ -186,8 +187,8 @@ def start(host: Host) -> ConfigPlan | Manual:
         res = host.run(["containerd", "config", "default"])
         if res.not_found:
             # A dry run on a fresh host: join plans this again once containerd is installed.
-            return Manual(f"install containerd first; then join writes {MAIN_CONFIG} from "
-                          "`containerd config default` and edits it in place")  # fmt: skip
+            return Deferred(f"install containerd first; then join writes {MAIN_CONFIG} from "
+                            "`containerd config default` and edits it in place")  # fmt: skip
         if not res.ok:
             return Manual(f"write {MAIN_CONFIG}: `containerd config default` failed: "
                           f"{res.describe_failure()}")  # fmt: skip

@@ -25,13 +25,15 @@ from worldland_cli.join.actions import Action, EnableUnit, Manual, WriteFile, sh
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement, Status
 from worldland_cli.requirements.kube import KUBELET_CONF
 
-DAEMON_DOC = "docs/provider-guide.md#node-daemon"
+DAEMON_DOC = "provider-guide#node-daemon"
 DEFAULT_URL = "https://localhost:8444/health"
 # One unit name everywhere: doctor's remedies, diag's journals, the support bundle, join.
 DAEMON_UNIT = "worldland-node.service"
 UNIT_PATH = f"/etc/systemd/system/{DAEMON_UNIT}"
 RESTART_REMEDY = f"sudo systemctl restart {DAEMON_UNIT} && journalctl -u {DAEMON_UNIT} -n 50"
-JOIN_REMEDY = f"sudo worldland join   # installs and enables {DAEMON_UNIT}"
+JOIN_REMEDY = (
+    f"sudo worldland join --yes --only daemon.health   # installs and enables {DAEMON_UNIT}"
+)
 
 
 class DaemonHealth(Requirement):
@@ -76,8 +78,17 @@ class DaemonHealth(Requirement):
                 "(worldland join starts the daemon)"
             )
         finding = self._probe(host)
-        if finding.status is not Status.FAIL or unit is None:
+        if finding.status is not Status.FAIL:
             return finding
+        if unit is None:
+            # After `worldland register` alone: a restart of a unit nothing installed would
+            # only fail again ("Unit worldland-node.service not found").
+            return self.fail(
+                f"{finding.observed}; {DAEMON_UNIT} is not installed, so nothing runs the "
+                "daemon (`worldland daemon` runs it in the foreground)",
+                JOIN_REMEDY,
+                DAEMON_DOC,
+            )
         missing = daemon_missing(host, exec_program(unit))
         if missing is None and self.joining:
             # Join's part is the unit, installed and enabled; a daemon that does not answer
@@ -117,7 +128,7 @@ class DaemonHealth(Requirement):
         if actions or not enabled:
             now = daemon_missing(host, settings.worldland) is None
             actions.append(EnableUnit(DAEMON_UNIT, now=now))
-        return actions or [Manual(finding.remedy or RESTART_REMEDY)]
+        return actions or [Manual(finding.remedy or RESTART_REMEDY, command=True)]
 
     def _probe(self, host: Host) -> Finding:
         cert_dir = self.cert_dir

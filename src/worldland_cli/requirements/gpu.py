@@ -22,14 +22,14 @@ from worldland_cli.join.actions import (
     state_dir,
 )
 from worldland_cli.join.resume import resume_actions
-from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
+from worldland_cli.requirements.base import Finding, JoinSettings, Requirement, by_hand
 
 # The seed README's advice: 535 builds against GCP's Ubuntu kernels where newer branches fail.
 DRIVER_REMEDY = (
     "sudo apt-get install -y ubuntu-drivers-common && "
     "sudo ubuntu-drivers install nvidia:535 && sudo reboot"
 )
-DRIVER_DOC = "docs/provider-guide.md#nvidia-driver"
+DRIVER_DOC = "provider-guide#nvidia-driver"
 # update-notifier's mark, set by the postinst of packages that need a reboot (kernel modules).
 REBOOT_REQUIRED = "/var/run/reboot-required"
 # ubuntu-drivers turns on KMS for branches >= 470 by writing this file before apt runs.
@@ -89,7 +89,7 @@ class Driver(Requirement):
 
     def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
         if "driver_version" in finding.details:  # loaded, but NVML sees no GPU
-            return [Manual(finding.remedy or finding.observed)]
+            return [by_hand(finding, finding.observed)]
         return driver_plan(host, settings)
 
 
@@ -124,5 +124,5 @@ class NvidiaSmi(Requirement):
 
     def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
         if finding.details.get("wedged"):
-            return [Manual(finding.remedy or finding.observed)]
+            return [by_hand(finding, finding.observed)]
         return driver_plan(host, settings)

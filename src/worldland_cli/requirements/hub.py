@@ -14,8 +14,11 @@ from worldland_cli.host import Host
 from worldland_cli.join.actions import Action
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 
-HUB_DOC = "docs/provider-guide.md#hub"
-JOIN_REMEDY = "sudo worldland join   # logs in with the wallet, registers, fetches the certificate"
+HUB_DOC = "provider-guide#hub"
+JOIN_REMEDY = (
+    "sudo worldland join --yes --only hub.registered   # logs in with the wallet, registers, "
+    "fetches the certificate"
+)
 
 
 class Registered(Requirement):

@@ -10,7 +10,7 @@ from worldland_cli.host import Host
 from worldland_cli.join.actions import Action, RunCommand, WriteFile, sha256_text
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 
-KERNEL_DOC = "docs/provider-guide.md#kernel"
+KERNEL_DOC = "provider-guide#kernel"
 MODULES = ("overlay", "br_netfilter")
 MODULES_FILE = "/etc/modules-load.d/k8s.conf"
 SYSCTL_FILE = "/etc/sysctl.d/99-kubernetes.conf"

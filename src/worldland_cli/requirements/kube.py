@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from worldland_cli.host import Host
@@ -25,8 +26,8 @@ from worldland_cli.join.actions import (
 from worldland_cli.requirements.apt_repo import AptRepository, repository_actions
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 
-KUBE_DOC = "docs/provider-guide.md#kubernetes"
-GPU_DOC = "docs/provider-guide.md#gpu-in-kubernetes"
+KUBE_DOC = "provider-guide#kubernetes"
+GPU_DOC = "provider-guide#gpu-in-kubernetes"
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 GPU_RESOURCE = "nvidia.com/gpu"
 K8S_MINOR = "1.29"
@@ -137,7 +138,7 @@ class Binaries(Requirement):
         from worldland_cli.templating import render
 
         if all(dpkg_installed(host, p) for p in PACKAGES):
-            return [Manual(finding.remedy or ALIGN_REMEDY)]
+            return [Manual(finding.remedy or ALIGN_REMEDY, command=True)]
         url = repository_url(settings.kube_version)
         text = render("kubernetes.list", minor=settings.kube_version, keyring=KEYRING, url=url)
         repository = AptRepository(f"{url}Release.key", KEYRING, LIST, text)
@@ -164,34 +165,74 @@ def _kubelet_skew(kubeadm: tuple[int, int], kubelet: tuple[int, int]) -> str | N
     return None
 
 
+@dataclass(frozen=True)
+class KubeletUnit:
+    """What systemd says about kubelet.service: the one probe doctor and ``diag k8s`` share,
+    so they never disagree about whether kubelet is installed (diag once said "restart
+    kubelet" where doctor said it was not installed).
+
+    ``state`` is systemctl's (``enabled``, ``disabled``, ``masked``, ...), or one of
+    ``not-installed`` (no unit file), ``no-systemd`` (no systemctl, or no systemd running:
+    a container), ``timed-out``, ``unknown``.
+    """
+
+    state: str
+    observed: str
+
+    @property
+    def installed(self) -> bool:
+        return self.state not in ("not-installed", "no-systemd", "timed-out", "unknown")
+
+    @property
+    def enabled(self) -> bool:
+        return self.state in ("enabled", "enabled-runtime", "static", "alias")
+
+
+# systemctl's words where no systemd runs (a container, a chroot): nothing can start a unit.
+_NO_SYSTEMD = ("Failed to connect to bus", "System has not been booted with systemd")
+
+
+def kubelet_unit(host: Host, timeout: float | None = None) -> KubeletUnit:
+    """``systemctl is-enabled kubelet``, read the way doctor and diag both report it."""
+    res = host.run(["systemctl", "is-enabled", "kubelet"], timeout=timeout)
+    state = res.stdout.strip()
+    if res.not_found:
+        return KubeletUnit("no-systemd", "systemctl not found: no systemd to start kubelet")
+    if any(words in res.stderr for words in _NO_SYSTEMD):
+        first = res.stderr.strip().splitlines()[0]
+        return KubeletUnit("no-systemd", f"no systemd running here ({first})")
+    if "No such file" in res.stderr or state == "not-found":
+        return KubeletUnit("not-installed", "kubelet.service is not installed")
+    if res.timed_out:
+        return KubeletUnit("timed-out", res.describe_failure())
+    if not state:
+        return KubeletUnit("unknown", f"kubelet.service: {res.describe_failure()}")
+    return KubeletUnit(state, f"kubelet.service is {state}")
+
+
 class KubeletEnabled(Requirement):
     id = "kube.kubelet-enabled"
     title = "kubelet service enabled"
 
     def check(self, host: Host) -> Finding:
-        res = host.run(["systemctl", "is-enabled", "kubelet"])
-        if res.not_found:
-            return self.skip("systemctl not found: no systemd to start kubelet at boot")
-        state = res.stdout.strip()
-        if state in ("enabled", "enabled-runtime", "static", "alias"):
-            return self.ok(f"kubelet.service is {state}")
-        if "No such file" in res.stderr or state == "not-found":
-            return self.fail("kubelet.service is not installed", INSTALL_REMEDY, KUBE_DOC)
-        if res.timed_out:
-            return self.fail(res.describe_failure(), None, KUBE_DOC)
-        if state.startswith("masked"):
+        unit = kubelet_unit(host)
+        if unit.enabled:
+            return self.ok(unit.observed)
+        if unit.state == "no-systemd":
+            return self.skip(f"{unit.observed}: nothing starts kubelet at boot")
+        if unit.state == "not-installed":
+            return self.fail(unit.observed, INSTALL_REMEDY, KUBE_DOC)
+        if unit.state in ("timed-out", "unknown"):
+            return self.fail(unit.observed, None, KUBE_DOC)
+        if unit.state.startswith("masked"):
             # `systemctl enable` refuses a masked unit ("Unit file ... is masked").
             return self.fail(
-                f"kubelet.service is {state}",
+                unit.observed,
                 "sudo systemctl unmask kubelet && sudo systemctl enable kubelet",
                 KUBE_DOC,
                 masked=True,
             )
-        return self.fail(
-            f"kubelet.service is {state or res.describe_failure()}",
-            "sudo systemctl enable kubelet",
-            KUBE_DOC,
-        )
+        return self.fail(unit.observed, "sudo systemctl enable kubelet", KUBE_DOC)
 
     def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
         """``systemctl enable kubelet`` (not --now: it restarts in a loop until kubeadm join);

@@ -18,8 +18,8 @@ from worldland_cli.join.actions import Action, Manual
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 from worldland_cli.requirements.kube import KUBE_DOC, KUBELET_CONF
 
-JOIN_REMEDY = "sudo worldland join   # kubeadm join with the hub's parameters"
-REJOIN_REMEDY = "sudo kubeadm reset -f && sudo worldland join"
+JOIN_REMEDY = "sudo worldland join --yes --only kube.joined   # kubeadm join, the hub's parameters"
+REJOIN_REMEDY = "sudo kubeadm reset -f && sudo worldland join --yes --only kube.joined"
 LABEL_PREFIX = "worldland.io"
 _LABEL_VALUE_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -97,7 +97,7 @@ class Joined(Requirement):
         from worldland_cli.join.kubeadm import KubeadmJoin, WriteJoinConfig
 
         if host.exists(KUBELET_CONF):  # there, but broken: kubeadm's preflight would refuse
-            return [Manual(finding.remedy or REJOIN_REMEDY)]
+            return [Manual(finding.remedy or REJOIN_REMEDY, command=True)]
         cfg = config.load()
         name = host.hostname().lower()  # what kubeadm registers by default
         try:

@@ -8,7 +8,7 @@ from worldland_cli.host import Host
 from worldland_cli.join.actions import Action, RunCommand, WriteFile, sha256_text
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 
-SWAP_DOC = "docs/provider-guide.md#swap"
+SWAP_DOC = "provider-guide#swap"
 # Comments out every active fstab line whose type field is swap, whether the fields are
 # separated by spaces or tabs (the seed's '/ swap /' misses tab-separated lines).
 FSTAB_SWAP_SED = r"sed -i -E '/^[^#]\S*\s+\S+\s+swap\s/ s/^/#/' /etc/fstab"

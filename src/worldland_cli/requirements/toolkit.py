@@ -14,7 +14,7 @@ from worldland_cli.join.actions import Action, InstallPackages
 from worldland_cli.requirements.apt_repo import AptRepository, repository_actions
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 
-TOOLKIT_DOC = "docs/provider-guide.md#container-toolkit"
+TOOLKIT_DOC = "provider-guide#container-toolkit"
 # The seed README's repository setup and install, as one line a person can paste.
 TOOLKIT_REMEDY = (
     "curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey | "

@@ -13,12 +13,15 @@ from worldland_cli.host import Host
 from worldland_cli.join.actions import Action, EnableUnit, InstallPackages, Manual
 from worldland_cli.requirements.base import Finding, JoinSettings, Requirement
 
-VPN_DOC = "docs/provider-guide.md#wireguard"
+VPN_DOC = "provider-guide#wireguard"
 INSTALL_REMEDY = "sudo apt-get install -y wireguard-tools"
 # WireGuard gives up on a session 180 s after its last handshake (REJECT_AFTER_TIME), and a
 # live peer with persistent keepalive re-handshakes every two minutes.
 STALE_AFTER_S = 180
-JOIN_REMEDY = "sudo worldland join   # registers this node's WireGuard peer with the hub"
+JOIN_REMEDY = (
+    "sudo worldland join --yes --only vpn.wireguard   # registers this node's WireGuard peer "
+    "with the hub"
+)
 # Right after `wg-quick up`, the first handshake takes a round trip (PersistentKeepalive
 # sends one at once): join's check waits this long for it, doctor's does not wait.
 HANDSHAKE_WAIT_S = 10.0
@@ -104,13 +107,18 @@ class WireGuard(Requirement):
         return res.stdout.strip() or "not installed"
 
     def plan(self, host: Host, finding: Finding, settings: JoinSettings) -> list[Action]:
-        """What is missing, in the seed's order: the tools, wg0.conf, wg0 up, enabled."""
+        """What is missing, in the seed's order: the tools, wg0.conf, wg0 up, enabled.
+
+        Before join (doctor's fix) the tools are all the check asks for; the peer is join's.
+        """
         from worldland_cli.join.wireguard import InterfaceUp, WireGuardPeer, interface_up
 
         actions: list[Action] = []
         installed = host.which("wg") is not None
         if not installed:
             actions.append(InstallPackages(("wireguard-tools",)))
+        if not self.joining and not host.exists(f"/etc/wireguard/{self.interface}.conf"):
+            return actions or [Manual(finding.remedy or JOIN_REMEDY, command=True)]
         if not host.exists(f"/etc/wireguard/{self.interface}.conf"):
             actions.append(
                 WireGuardPeer(
@@ -129,4 +137,4 @@ class WireGuard(Requirement):
             actions.append(EnableUnit(self.unit, now=False))
         # Up, with a peer, enabled, and still no recent handshake: the hub's server or the
         # path to it, which join cannot mend.
-        return actions or [Manual(finding.remedy or JOIN_REMEDY)]
+        return actions or [Manual(finding.remedy or JOIN_REMEDY, command=True)]
