@@ -25,72 +25,40 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-# Run as a script from anywhere: the repository root holds tests/support.
+# Run as a script from anywhere: the repository root holds tests/support and bench.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.sshd import SshdServer, account_home, start_sshd
-
-REPO = Path(__file__).resolve().parent.parent
-WORLDLAND = str(REPO / ".venv" / "bin" / "worldland")
-BASHRC = {"plain": "", "sleep": "sleep 0.2\n"}
-
-
-def _client_cpu() -> float:
-    """CPU seconds of every process this bench started and reaped (the client side)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from bench._common import (
+    Case,
+    Endpoint,
+    Samples,
+    account_config,
+    clearer,
+    machine_line,
+    make_tree,
+    measure,
+    require_tools,
+    run,
+)
+from tests.support.sshd import SshdServer, start_sshd
 
 
-def _make_tree(top: Path, files: int, size: int) -> None:
-    top.mkdir(parents=True)
-    for i in range(files):
-        (top / f"f{i:05d}.bin").write_bytes(os.urandom(size))
-
-
-def _ssh_options(server: SshdServer) -> list[str]:
-    return [
-        *("-F", "none", "-i", str(server.client_key)),
-        *("-o", f"UserKnownHostsFile={server.known_hosts}", "-o", "BatchMode=yes"),
-    ]
-
-
-def _run(argv: list[str], batch: str | None = None) -> None:
-    subprocess.run(
-        argv,
-        input=batch,
-        text=True,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def _count_files(top: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(top))
 
 
 class Cases:
     """The commands of one account, each moving ``tree`` one way."""
 
     def __init__(self, server: SshdServer, work: Path, tree: Path) -> None:
-        self.server = server
+        self.end = Endpoint.direct(server)
         self.tree = tree
         self.remote = work / "remote"  # what a send fills
         self.pod_tree = work / "pod" / tree.name  # what a receive reads
@@ -98,98 +66,54 @@ class Cases:
         self.pod_tree.parent.mkdir(parents=True, exist_ok=True)
         if not self.pod_tree.exists():
             shutil.copytree(tree, self.pod_tree)
-        self.host = f"{server.user}@{server.host}"
-        self.auth = [
-            *("--identity", str(server.client_key)),
-            *("--known-hosts", str(server.known_hosts)),
+        self.files = _count_files(tree)
+
+    def _landed(self, where: Path) -> None:
+        found = _count_files(where / self.tree.name)
+        if found != self.files:
+            raise RuntimeError(f"{where}: {found} files arrived, not {self.files}")
+
+    def all(self) -> list[Case]:
+        end, remote, local, tree, pod = self.end, self.remote, self.local, self.tree, self.pod_tree
+        sftp, scp, rsync = end.sftp(), end.scp("-r"), end.rsync()
+        at = f"{end.login}:"
+
+        def case(name: str, action: Callable[[], None], where: Path) -> Case:
+            return Case(name, action, clearer(where), lambda: self._landed(where))
+
+        return [
+            case(
+                "send    worldland",
+                lambda: run(end.worldland("send", str(tree), end.url(remote))),
+                remote,
+            ),
+            case("send    sftp -b", lambda: run(sftp, f"put -r {tree} {remote}/\n"), remote),
+            case("send    scp -r", lambda: run([*scp, str(tree), f"{at}{remote}/"]), remote),
+            case("send    rsync", lambda: run([*rsync, str(tree), f"{at}{remote}/"]), remote),
+            case(
+                "receive worldland",
+                lambda: run(end.worldland("receive", end.url(pod), str(local))),
+                local,
+            ),
+            case("receive sftp -b", lambda: run(sftp, f"get -r {pod} {local}/\n"), local),
+            case("receive scp -r", lambda: run([*scp, f"{at}{pod}", f"{local}/"]), local),
+            case("receive rsync", lambda: run([*rsync, f"{at}{pod}", f"{local}/"]), local),
         ]
 
-    def clear(self, where: Path) -> Callable[[], None]:
-        def clear() -> None:
-            shutil.rmtree(where, ignore_errors=True)
-            where.mkdir()
 
-        return clear
-
-    def all(self) -> dict[str, tuple[Callable[[], None], Callable[[], None]]]:
-        s, ssh = self.server, _ssh_options(self.server)
-        sftp = ["sftp", "-q", *ssh, "-P", str(s.port), "-b", "-", self.host]
-        scp = ["scp", "-q", "-r", *ssh, "-P", str(s.port)]
-        rsync = ["rsync", "-a", "-e", " ".join(["ssh", *ssh, "-p", str(s.port)])]
-        remote, local, tree, pod = self.remote, self.local, self.tree, self.pod_tree
-        return {
-            "send    worldland": (
-                lambda: _run([WORLDLAND, "send", str(tree), s.url(str(remote)), *self.auth]),
-                self.clear(remote),
-            ),
-            "send    sftp -b": (
-                lambda: _run(sftp, f"put -r {tree} {remote}/\n"),
-                self.clear(remote),
-            ),
-            "send    scp -r": (
-                lambda: _run([*scp, str(tree), f"{self.host}:{remote}/"]),
-                self.clear(remote),
-            ),
-            "send    rsync": (
-                lambda: _run([*rsync, str(tree), f"{self.host}:{remote}/"]),
-                self.clear(remote),
-            ),
-            "receive worldland": (
-                lambda: _run([WORLDLAND, "receive", s.url(str(pod)), str(local), *self.auth]),
-                self.clear(local),
-            ),
-            "receive sftp -b": (
-                lambda: _run(sftp, f"get -r {pod} {local}/\n"),
-                self.clear(local),
-            ),
-            "receive scp -r": (
-                lambda: _run([*scp, f"{self.host}:{pod}", f"{local}/"]),
-                self.clear(local),
-            ),
-            "receive rsync": (
-                lambda: _run([*rsync, f"{self.host}:{pod}", f"{local}/"]),
-                self.clear(local),
-            ),
-        }
+def _account(name: str, work: Path, tree: Path, rounds: int) -> dict[str, Samples]:
+    """Every case for one account, ``rounds`` times."""
+    with start_sshd(work / f"sshd-{name}", extra_config=account_config(name, work)) as server:
+        return measure(Cases(server, work, tree).all(), rounds)
 
 
-def _timed(action: Callable[[], None], cleanup: Callable[[], None]) -> tuple[float, float]:
-    """(wall seconds, client CPU seconds) of one run, from a clean destination."""
-    cleanup()
-    busy = _client_cpu()
-    began = time.perf_counter()
-    action()
-    elapsed = time.perf_counter() - began
-    return elapsed, _client_cpu() - busy
-
-
-def _account(
-    name: str, work: Path, tree: Path, rounds: int
-) -> dict[str, tuple[list[float], list[float]]]:
-    """Every case for one account: (wall seconds, CPU seconds) per round."""
-    if name == "pyenv":
-        extra: list[str] = []  # this machine's own root account and its ~/.bashrc
-    else:
-        extra = account_home(work / f"home-{name}", BASHRC[name])
-    figures: dict[str, tuple[list[float], list[float]]] = {}
-    with start_sshd(work / f"sshd-{name}", extra_config=extra) as server:
-        cases = Cases(server, work, tree).all()
-        for _ in range(rounds):
-            for case, (action, cleanup) in cases.items():
-                wall, busy = _timed(action, cleanup)
-                walls, cpus = figures.setdefault(case, ([], []))
-                walls.append(wall)
-                cpus.append(busy)
-    return figures
-
-
-def _report(name: str, figures: dict[str, tuple[list[float], list[float]]]) -> None:
-    median = {case: statistics.median(walls) for case, (walls, _) in figures.items()}
+def _report(name: str, figures: dict[str, Samples]) -> None:
+    median = {case: samples.median for case, samples in figures.items()}
     print(f"  account {name}:")
-    for case, (walls, cpus) in figures.items():
+    for case, samples in figures.items():
         print(
-            f"    {case:20s} {median[case]:6.2f} s  [{min(walls):.2f}-{max(walls):.2f}]"
-            f"   client cpu {statistics.median(cpus):5.2f} s"
+            f"    {case:20s} {samples.spread()}"
+            f"   client cpu {statistics.median(samples.clients):5.2f} s"
         )
     for way in ("send", "receive"):
         peers = {c: m for c, m in median.items() if c.startswith(way) and "worldland" not in c}
@@ -209,22 +133,20 @@ def main() -> None:
     parser.add_argument("--accounts", default="plain,sleep")
     args = parser.parse_args()
     accounts = [a for a in args.accounts.split(",") if a]
-    for tool in ("sftp", "scp", "rsync"):
-        if shutil.which(tool) is None:
-            sys.exit(f"{tool} is not installed (apt-get install openssh-client rsync)")
+    require_tools()
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="worldland-bench-tree-"))
-    results: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    results: dict[str, dict[str, Samples]] = {}
     try:
         tree = work / "src" / "tree"
-        _make_tree(tree, args.files, args.size)
+        make_tree(tree, args.files, args.size)
         for name in accounts:
             results[name] = _account(name, work, tree, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(
         f"{args.files} x {args.size} B over loopback, whole processes, median of {args.rounds} "
-        f"[min-max]; {os.cpu_count()} x {_cpu_name()}; load average {load_before:.2f} before, "
+        f"[min-max]; {machine_line()}; load average {load_before:.2f} before, "
         f"{os.getloadavg()[0]:.2f} after"
     )
     for name, figures in results.items():
