@@ -3,6 +3,12 @@
 Each case is one command a user types, timed as a whole process from a clean destination:
 the destination is cleared (and the page cache's dirty pages written back) before each run,
 outside the timing, and the result is checked after it, also outside the timing.
+
+Three CPU figures per run: the client's (getrusage of the processes the bench started and
+reaped), both ends' (that plus what the sshd listener has reaped: every session process and
+what it ran, sftp-server, rsync --server, worldland's helper), and the whole machine's (busy
+time from /proc/stat across the command, less the bench's own process). Only the last sees
+work done outside those processes (the kernel's writeback, other users of a shared machine).
 """
 
 from __future__ import annotations
@@ -60,6 +66,23 @@ def busy_seconds() -> float:
         return 0.0
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def reaped_cpu(pid: int) -> float:
+    """CPU seconds of the children process ``pid`` has waited for (cutime + cstime)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # from field 3 (state) on
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(server: SshdServer, timeout: float = 10.0) -> None:
+    """Wait until the sshd has reaped every session (its CPU then counts in reaped_cpu)."""
+    deadline = time.monotonic() + timeout
+    while server.session_pids() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def cpu_name() -> str:
@@ -213,6 +236,7 @@ class Case:
 class Sample:
     wall: float  # seconds
     client: float  # CPU seconds of the processes the bench started
+    ends: float  # the client's CPU seconds and the sshd side's
     machine: float  # CPU seconds of the whole machine, less the bench's own process
 
 
@@ -220,11 +244,13 @@ class Sample:
 class Samples:
     walls: list[float] = field(default_factory=list)
     clients: list[float] = field(default_factory=list)
+    ends: list[float] = field(default_factory=list)
     machines: list[float] = field(default_factory=list)
 
     def add(self, sample: Sample) -> None:
         self.walls.append(sample.wall)
         self.clients.append(sample.client)
+        self.ends.append(sample.ends)
         self.machines.append(sample.machine)
 
     @property
@@ -236,26 +262,30 @@ class Samples:
         return f"{self.median:6.2f} s [{min(self.walls):.2f}-{max(self.walls):.2f}]"
 
 
-def timed(case: Case) -> Sample:
+def timed(case: Case, server: SshdServer) -> Sample:
     """One run of ``case`` from a clean destination, then a check of its result."""
     case.clear()
     os.sync()  # the previous run's writeback must not land in this run's time
+    settle(server)
     client, own, busy = client_cpu(), own_cpu(), busy_seconds()
+    far = reaped_cpu(server.process.pid)
     began = time.perf_counter()
     case.action()
     wall = time.perf_counter() - began
     machine = busy_seconds() - busy - (own_cpu() - own)
-    sample = Sample(wall, client_cpu() - client, max(machine, 0.0))
+    client = client_cpu() - client
+    settle(server)
+    far = reaped_cpu(server.process.pid) - far
     case.check()
-    return sample
+    return Sample(wall, client, client + far, max(machine, 0.0))
 
 
-def measure(cases: list[Case], rounds: int) -> dict[str, Samples]:
+def measure(cases: list[Case], rounds: int, server: SshdServer) -> dict[str, Samples]:
     """Every case in turn, ``rounds`` times; each destination is cleared after its last run."""
     figures = {case.name: Samples() for case in cases}
     for _ in range(rounds):
         for case in cases:
-            figures[case.name].add(timed(case))
+            figures[case.name].add(timed(case, server))
     for case in cases:
         case.clear()
     return figures

@@ -104,7 +104,7 @@ class Cases:
 def _account(name: str, work: Path, tree: Path, rounds: int) -> dict[str, Samples]:
     """Every case for one account, ``rounds`` times."""
     with start_sshd(work / f"sshd-{name}", extra_config=account_config(name, work)) as server:
-        return measure(Cases(server, work, tree).all(), rounds)
+        return measure(Cases(server, work, tree).all(), rounds, server)
 
 
 def _report(name: str, figures: dict[str, Samples]) -> None:
