@@ -134,6 +134,17 @@ TransferDryRun = Annotated[
         "nothing; exit 1 if a real run would refuse something.",
     ),
 ]
+Lanes = Annotated[
+    int | None,
+    typer.Option(
+        "--lanes",
+        min=1,
+        max=16,
+        metavar="N",
+        help="Carry each file of 8 MiB and more over N SSH channels at once (default: from "
+        "the measured round trip: 1 near, up to 8 on a long fat link).",
+    ),
+]
 NoOpenssh = Annotated[
     bool,
     typer.Option(

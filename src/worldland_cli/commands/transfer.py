@@ -26,6 +26,7 @@ from worldland_cli.commands.options import (
     Identity,
     JsonFlag,
     KnownHosts,
+    Lanes,
     NoOpenssh,
     Overwrite,
     Retries,
@@ -153,6 +154,7 @@ def _options(
     dry_run: bool,
     registered: Registered | None = None,
     follow_links: bool = False,
+    lanes: int | None = None,
 ) -> Options:
     from worldland_cli.transfer.model import Options
 
@@ -164,6 +166,7 @@ def _options(
         follow_links=follow_links,
         exclude=tuple(exclude or ()),
         dry_run=dry_run,
+        lanes=lanes,
     )
 
 
@@ -242,6 +245,7 @@ def send(
     ] = False,
     retries: Retries = 5,
     no_openssh: NoOpenssh = False,
+    lanes: Lanes = None,
     exclude: Exclude = None,
     dry_run: TransferDryRun = False,
     json_output: JsonFlag = False,
@@ -300,7 +304,9 @@ def send(
     from worldland_cli.transfer.upload import upload
 
     creds = _credentials(identity, known_hosts)
-    opts = _options(overwrite, retries, no_openssh, exclude, dry_run, follow_links=follow_links)
+    opts = _options(
+        overwrite, retries, no_openssh, exclude, dry_run, follow_links=follow_links, lanes=lanes
+    )
     paths = [Path(s) for s in sources]
     return _run("send", lambda bar: upload(paths, loc, creds, opts, bar), extra)
 
@@ -322,6 +328,7 @@ def receive(
     overwrite: Overwrite = False,
     retries: Retries = 5,
     no_openssh: NoOpenssh = False,
+    lanes: Lanes = None,
     exclude: Exclude = None,
     dry_run: TransferDryRun = False,
     json_output: JsonFlag = False,
@@ -373,5 +380,5 @@ def receive(
     from worldland_cli.transfer.download import download
 
     creds = _credentials(identity, known_hosts)
-    opts = _options(overwrite, retries, no_openssh, exclude, dry_run, registered)
+    opts = _options(overwrite, retries, no_openssh, exclude, dry_run, registered, lanes=lanes)
     return _run("receive", lambda bar: download(loc, local_dir, creds, opts, bar), extra, note)

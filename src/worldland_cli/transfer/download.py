@@ -35,7 +35,14 @@ from worldland_cli.transfer.errors import (
     checksum_failed,
 )
 from worldland_cli.transfer.lanes import Slot
-from worldland_cli.transfer.localfs import SYNC_EVERY, Digest, LocalTree, writing
+from worldland_cli.transfer.localfs import (
+    SYNC_EVERY,
+    Digest,
+    LocalTree,
+    prepare_ranged,
+    writing,
+    writing_range,
+)
 from worldland_cli.transfer.model import (
     SAME,
     Entry,
@@ -117,7 +124,7 @@ class _Downloader(Engine):
         self.tree = LocalTree(dest, Host.umask(), opts.overwrite)
 
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:
-        async with await conn.start_sftp_client() as sftp:
+        async with await self.planning_channel(conn) as sftp:
             if self.entries is None:
                 entries = await self.plan(sftp)
                 self.entries = entries
@@ -139,14 +146,14 @@ class _Downloader(Engine):
             judged = self.judged(verdicts, f"in {shown(self.dest)}")
             self.tree.make_root()
             self.tree.make_dirs(self.entries)
-            self.start_lane_early(conn)
+            self.start_lane_early(conn, sftp)
             packable = self.packable(judged)
             helper = await self.helper() if packable else None
             if helper is not None and packable:
                 await packed.receive(
                     helper, packable, self.tree, self.opts.fsync, self.tally.packed_done
                 )
-        await self.each_file(conn)
+            await self.each_file(conn, sftp)
         self.tree.finish([e for e in todo if e.kind == "dir" or judged[e.rel].action != SAME])
 
     # ------------------------------------------------------------------ the plan
@@ -361,6 +368,15 @@ class _Downloader(Engine):
                     sink.sync()
 
         await slot.run(carrier, fetch_and_sync)
+
+    async def prepare_ranged(self, sftp: asyncssh.SFTPClient, leg: Leg, keep: bool) -> None:
+        prepare_ranged(leg.local, keep)
+
+    def carry_range(self, carrier: Carrier, leg: Leg, start: int, end: int, moved: Moved) -> None:
+        with writing_range(leg.local, start, SYNC_EVERY if self.opts.fsync else 0) as sink:
+            pipeline.fetch(
+                carrier, leg.remote, start, end, sink, moved, in_flight=self.opts.requests_in_flight
+            )
 
     def mismatch(self, f: Entry, ours: str, theirs: str) -> ChecksumError | None:
         """The pod's hash must agree, and for a code also the hash its sender registered."""

@@ -187,10 +187,14 @@ class FarSide:
         """lstat of each path, in one round trip."""
         return [stat_of(item) for item in await self._each(b"S", paths, "a stat")]
 
-    async def hashes(self, items: list[tuple[str, int]]) -> list[str | OsFailure]:
-        """sha256 of each file's first ``limit`` bytes (-1: all of it), in one pass."""
+    async def hashes(
+        self, items: list[tuple[str, int]], sync: bool = False
+    ) -> list[str | OsFailure]:
+        """sha256 of each file's first ``limit`` bytes (-1: all of it), in one pass; with
+        ``sync``, each file is put on the far disk first (fdatasync)."""
         found: list[str | OsFailure] = []
-        for item in await self._each(b"H", [list(i) for i in items], "a hash"):
+        asked = [[path, limit, 1] if sync else [path, limit] for path, limit in items]
+        for item in await self._each(b"H", asked, "a hash"):
             if isinstance(item, list) and len(item) == 3 and is_sha(item[0]):
                 found.append(item[0])
             elif isinstance(item, list) and len(item) == 3 and item[0] is None:
@@ -198,6 +202,17 @@ class FarSide:
             else:
                 raise hostile("a hash answer that is no sha256")
         return found
+
+    async def blocks(self, path: str, size: int, limit: int) -> list[str] | OsFailure:
+        """sha256 of each ``size``-byte block of ``path``'s first ``limit`` bytes, one pass."""
+        _, future = self._request(b"B", [path, size, limit])
+        doc = await self._answer(future)
+        if isinstance(doc, list) and doc and doc[0] is None:
+            return failure_of(doc[1:])
+        want = -(-limit // size)
+        if not isinstance(doc, list) or len(doc) != want or not all(map(is_sha, doc)):
+            raise hostile("a block hash answer that is no list of sha256")
+        return doc
 
     async def mkdirs(self, paths: list[str]) -> list[OsFailure | None]:
         """Make each directory (parents first, in the order given); one that exists is fine."""

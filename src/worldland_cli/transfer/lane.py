@@ -301,7 +301,9 @@ class OpenSshLane:
     # ------------------------------------------------------------------ files
 
     @contextlib.contextmanager
-    def opened(self, path: str, *, write: bool, start: int) -> Iterator[RemoteFile]:
+    def opened(
+        self, path: str, *, write: bool, start: int, ranged: bool = False
+    ) -> Iterator[RemoteFile]:
         """``path`` open for :mod:`.pipeline`; the pipes stay open until the block ends.
 
         Closed when the block ends without an error; after one, answers may still be owed,
@@ -310,7 +312,7 @@ class OpenSshLane:
         with self._using_pipes():
             if not write:
                 flags, mode = PF_READ, None
-            elif start:
+            elif start or ranged:
                 flags, mode = PF_WRITE | PF_READ, None
             else:
                 flags, mode = PF_WRITE | PF_CREAT | PF_TRUNC, 0o600

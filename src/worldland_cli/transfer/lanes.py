@@ -5,6 +5,10 @@ per worker, kept for its later files); a smaller one, or every file once lanes a
 through asyncssh. Either way the engine gets a :class:`.pipeline.Carrier` and never asks
 which: the choice, the lane's handshake, its failure and its end are this module's.
 
+On a far link (:meth:`Lanes.count`, from the measured round trip, or ``--lanes``) large files
+go over several asyncssh channels at once instead (:mod:`.ranged`), and no lane is opened:
+the whole transfer then rides one connection.
+
 A lane trusts only the host key the asyncssh connection verified. One that cannot start (no
 ``ssh``, a refused key, no sftp subsystem) turns lanes off for the transfer, with a note; a
 different host key is fatal (HostKeyError); a dropped link is retried by the engine.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -23,6 +28,7 @@ from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
 from worldland_cli.transfer.pipeline import Carrier
 from worldland_cli.transfer.progress import ProgressSink
+from worldland_cli.transfer.ranged import NEAR, lanes_for
 from worldland_cli.transfer.sftpcarrier import AsyncsshCarrier
 from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import SshLocation
@@ -74,17 +80,59 @@ def _kill_unclaimed(opening: asyncio.Future[OpenSshLane]) -> None:
         opening.result().kill()
 
 
+async def _round_trip(sftp: asyncssh.SFTPClient) -> float:
+    """The least of two SFTP round trips, in seconds (the channel idle meanwhile)."""
+    best = float("inf")
+    for _ in range(2):
+        began = time.monotonic()
+        await sftp.lstat("/")
+        best = min(best, time.monotonic() - began)
+    return best
+
+
 class Lanes:
     """The lanes of one transfer: whether they are on, and the first one, opened early."""
 
     def __init__(
-        self, loc: SshLocation, creds: Credentials, progress: ProgressSink, enabled: bool
+        self,
+        loc: SshLocation,
+        creds: Credentials,
+        progress: ProgressSink,
+        enabled: bool,
+        asked: int | None = None,
     ) -> None:
         self._loc = loc
         self._creds = creds
         self._progress = progress
         self._off = not enabled
+        self._asked = asked  # --lanes N; None: from the round trip
+        self._opening = 0.0  # what the first SFTP channel took to open (three round trips)
+        self._rtt: asyncio.Future[float] | None = None
         self._early: asyncio.Future[OpenSshLane | None] | None = None
+
+    def channel_opened(self, seconds: float) -> None:
+        """How long the planning channel took to open: a first, free guess at the distance.
+
+        It is three round trips, plus the far side starting its SFTP server (through the
+        account's shell, so a slow ~/.bashrc makes a near pod look far): a guess under NEAR
+        is trusted, one over it is checked by :meth:`count`'s own round trips.
+        """
+        if not self._opening:
+            self._opening = seconds
+
+    async def count(self, sftp: asyncssh.SFTPClient) -> int:
+        """How many lanes a large file gets: --lanes, or what the round trip asks for."""
+        if self._asked is not None:
+            return self._asked
+        if self._opening / 3 < NEAR:
+            return 1
+        if self._rtt is None or (self._rtt.done() and self._rtt.exception() is not None):
+            self._rtt = asyncio.ensure_future(_round_trip(sftp))
+        try:
+            rtt = await asyncio.shield(self._rtt)
+        except (asyncssh.Error, OSError):
+            return 1
+        return lanes_for(rtt)
 
     async def carrier(self, conn: asyncssh.SSHClientConnection, slot: Slot, size: int) -> Carrier:
         """What carries ``size`` bytes for ``slot``: its lane, or asyncssh's data path."""
@@ -96,15 +144,24 @@ class Lanes:
                 return slot.lane
         return AsyncsshCarrier(slot.sftp, asyncio.get_running_loop())
 
-    def start_early(self, conn: asyncssh.SSHClientConnection, sizes: list[int]) -> None:
+    def start_early(
+        self, conn: asyncssh.SSHClientConnection, sftp: asyncssh.SFTPClient, sizes: list[int]
+    ) -> None:
         """Open the first lane while the checks before the first large file still run.
 
-        Its handshake (~0.15 s) would otherwise come after them. Called once the sizes of
-        the files still to move are known; :meth:`end_early` disposes of a lane nobody took.
+        Its handshake (~0.15 s) would otherwise come after them; a far link, whose large
+        files go over several channels of the connection, gets none. Called once the sizes
+        of the files still to move are known; :meth:`end_early` disposes of a lane nobody
+        took.
         """
         wanted = any(size >= LANE_MIN for size in sizes)
         if wanted and not self._off and self._early is None:
-            self._early = asyncio.ensure_future(self.open(conn))
+            self._early = asyncio.ensure_future(self._open_if_near(conn, sftp))
+
+    async def _open_if_near(
+        self, conn: asyncssh.SSHClientConnection, sftp: asyncssh.SFTPClient
+    ) -> OpenSshLane | None:
+        return await self.open(conn) if await self.count(sftp) == 1 else None
 
     async def end_early(self) -> None:
         early, self._early = self._early, None

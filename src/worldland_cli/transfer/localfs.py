@@ -62,17 +62,61 @@ def prefix_digest(path: Path, length: int) -> Digest:
 
 
 @contextlib.contextmanager
-def reading(path: Path, start: int, digest: Digest) -> Iterator[Callable[[memoryview], int]]:
-    """A reader of ``path`` from ``start``: it fills a buffer, hashes it, says how much (0: end)."""
+def reading(
+    path: Path, start: int, digest: Digest, end: int | None = None
+) -> Iterator[Callable[[memoryview], int]]:
+    """A reader of ``path`` from ``start`` (to ``end``, or the end of the file): it fills a
+    buffer, hashes it, says how much (0: the end)."""
     with path.open("rb", buffering=0) as source:
         source.seek(start)
+        at = start
 
         def read_and_hash(view: memoryview) -> int:
-            n: int = source.readinto(view) or 0
+            nonlocal at
+            if end is not None:
+                view = view[: max(0, end - at)]
+            n: int = (source.readinto(view) or 0) if view else 0
             digest.update(view[:n])
+            at += n
             return n
 
         yield read_and_hash
+
+
+def block_sha256s(path: Path, size: int, limit: int) -> list[str]:
+    """sha256 of each ``size``-byte block of ``path``'s first ``limit`` bytes (fewer where the
+    file is shorter): what a resume of a file that several lanes wrote compares."""
+    found: list[str] = []
+    with path.open("rb") as f:
+        while len(found) * size < limit:
+            want = min(size, limit - len(found) * size)
+            digest = hashlib.sha256()
+            while want > 0:
+                block = f.read(min(_PREFIX_READ, want))
+                if not block:
+                    return found
+                digest.update(block)
+                want -= len(block)
+            found.append(digest.hexdigest())
+    return found
+
+
+def sized_sha256(path: Path) -> tuple[str, int]:
+    """The sha256 of a whole file and the bytes it held as it was read."""
+    digest, length = hashlib.sha256(), 0
+    with path.open("rb", buffering=0) as f:
+        while block := f.read(_PREFIX_READ):
+            digest.update(block)
+            length += len(block)
+    return digest.hexdigest(), length
+
+
+class NoDigest:
+    """Stands in for a hash where bytes move out of order (ranged.py hashes the whole file
+    apart from the lanes)."""
+
+    def update(self, data: memoryview) -> None:
+        """Nothing: the range's bytes are hashed with the whole file."""
 
 
 def file_sha256(path: Path) -> str:
@@ -138,6 +182,31 @@ def writing(part: Path, start: int, digest: Digest, sync_every: int) -> Iterator
     with os.fdopen(fd, "wb", buffering=0) as out:
         out.truncate(start)
         yield Sink(fd, digest, start, sync_every)
+
+
+def prepare_ranged(part: Path, keep: bool) -> None:
+    """Create ``part`` for lanes to write ranges into (0600, never through a link); cut to
+    nothing unless ``keep`` (a resume: its blocks are compared, and the good ones kept)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (0 if keep else os.O_TRUNC)
+    os.close(os.open(part, flags, 0o600))
+
+
+@contextlib.contextmanager
+def writing_range(part: Path, start: int, sync_every: int) -> Iterator[Sink]:
+    """A :class:`Sink` into one range of ``part`` (made by :func:`prepare_ranged`), from
+    ``start``; nothing is cut, and the bytes are hashed with the whole file later."""
+    fd = os.open(part, os.O_WRONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "wb", buffering=0):
+        yield Sink(fd, NoDigest(), start, sync_every)
+
+
+def sync_file(part: Path) -> None:
+    """Put what the lanes wrote to ``part`` on the disk before it gets its name."""
+    fd = os.open(part, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------------------- .part files

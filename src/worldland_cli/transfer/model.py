@@ -88,6 +88,7 @@ class Options:
     follow_links: bool = False  # send what links inside a sent directory point to
     exclude: tuple[str, ...] = ()  # --exclude patterns (exclude.py)
     dry_run: bool = False  # say what would move and why; move nothing
+    lanes: int | None = None  # --lanes: channels per large file; None: from the round trip
 
 
 # What a destination's name holds, judged against the entry to move there (survey.py).
@@ -136,6 +137,7 @@ class FileResult:
     attempts: int = 0
     done: bool = False
     carried_by: str = ""  # "openssh" (the lane) or "asyncssh", for the last attempt
+    lanes: int = 1  # the channels that carried it at once (ranged.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -147,6 +149,7 @@ class FileResult:
             "bytes_moved": self.bytes_moved,
             "attempts": self.attempts,
             "carried_by": self.carried_by,
+            "lanes": self.lanes,
         }
 
 

@@ -77,11 +77,13 @@ class Carrier(Protocol):
     block: int  # the size of every READ and WRITE (request_block)
 
     def opened(
-        self, path: str, *, write: bool, start: int
+        self, path: str, *, write: bool, start: int, ranged: bool = False
     ) -> contextlib.AbstractContextManager[RemoteFile]:
         """``path`` open for reading, or for writing from ``start`` (0: created 0600, or cut).
 
-        Closed when the block ends; after an error the engine kills the carrier as well.
+        ``ranged``: one range of a file that several lanes write (:mod:`.ranged`), which is
+        never created or cut here. Closed when the block ends; after an error the engine
+        kills the carrier as well.
         """
 
     def kill(self) -> None:
@@ -104,17 +106,19 @@ def push(
     *,
     fsync: bool,
     in_flight: int,
+    end: int | None = None,
 ) -> int:
     """Write ``local`` from ``start`` into ``remote``, hashing what is read into ``digest``.
 
     Writes are acknowledged in order and ``moved`` hears of each. Returns the offset
     reached (the local size as read, which the caller compares with the planned size).
+    With ``end``, only the range up to it is written, into a file :mod:`.ranged` prepared.
     """
     pending: deque[tuple[int, int]] = deque()
     offset = start
     with (
-        carrier.opened(remote, write=True, start=start) as rf,
-        reading(local, start, digest) as read_and_hash,
+        carrier.opened(remote, write=True, start=start, ranged=end is not None) as rf,
+        reading(local, start, digest, end) as read_and_hash,
     ):
         ahead = ReadAhead(read_and_hash, carrier.block)
         try:

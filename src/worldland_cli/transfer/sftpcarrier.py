@@ -75,12 +75,15 @@ class AsyncsshCarrier:
         return await self._sftp.open(path, mode, attrs, block_size=0)
 
     @contextlib.contextmanager
-    def opened(self, path: str, *, write: bool, start: int) -> Iterator[RemoteFile]:
+    def opened(
+        self, path: str, *, write: bool, start: int, ranged: bool = False
+    ) -> Iterator[RemoteFile]:
         """``path`` open for the pipeline; closed however the block ends, if the link allows."""
         if not write:
             mode, attrs = "rb", asyncssh.SFTPAttrs()
         else:
-            mode, attrs = ("r+b" if start else "wb"), asyncssh.SFTPAttrs(permissions=0o600)
+            cut = not (start or ranged)
+            mode, attrs = ("wb" if cut else "r+b"), asyncssh.SFTPAttrs(permissions=0o600)
         rf = wait(self.call(self._open(path, mode, attrs)))
         try:
             yield _SftpFile(self, rf, path)

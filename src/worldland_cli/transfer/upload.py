@@ -32,7 +32,7 @@ from worldland_cli.transfer.errors import (
 from worldland_cli.transfer.failures import remote_os_failure, remote_refusal
 from worldland_cli.transfer.farside import FarSide
 from worldland_cli.transfer.lanes import Slot
-from worldland_cli.transfer.localfs import Digest
+from worldland_cli.transfer.localfs import Digest, NoDigest
 from worldland_cli.transfer.model import NEW, SAME, Entry, Leg, Options, Summary, Verdict
 from worldland_cli.transfer.partmark import PART_SUFFIX, PartMark
 from worldland_cli.transfer.pipeline import Carrier, Moved
@@ -85,7 +85,7 @@ class _Uploader(Engine):
         return posixpath.join(self.loc.path, rel)
 
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:
-        async with await conn.start_sftp_client() as sftp:
+        async with await self.planning_channel(conn) as sftp:
             links = [e for e in self.links if e.rel not in self.linked]
             files = [f for f in self.tally.files if not self.tally.results[f.rel].done]
             verdicts = await survey(
@@ -102,10 +102,10 @@ class _Uploader(Engine):
             packable = self.packable(judged)
             helper = await self.helper() if packable else self.helper_now()
             await self.make_dirs(sftp, helper, [v.entry for v in verdicts if v.action == NEW])
-            self.start_lane_early(conn)
+            self.start_lane_early(conn, sftp)
             if helper is not None and packable:
                 await packed.send(helper, packable, self.opts.overwrite, self.tally.packed_done)
-            await self.each_file(conn)
+            await self.each_file(conn, sftp)
             for link in links:
                 if judged[link.rel].action == SAME:
                     self.linked.add(link.rel)
@@ -210,6 +210,28 @@ class _Uploader(Engine):
             ),
         )
         if sent != leg.entry.size:
+            raise TransferError(
+                f"{shown(leg.local)} changed size while it was being sent; send it again"
+            )
+
+    async def prepare_ranged(self, sftp: asyncssh.SFTPClient, leg: Leg, keep: bool) -> None:
+        if not keep:
+            async with sftp.open(leg.remote, "wb", asyncssh.SFTPAttrs(permissions=0o600)):
+                pass
+
+    def carry_range(self, carrier: Carrier, leg: Leg, start: int, end: int, moved: Moved) -> None:
+        sent = pipeline.push(
+            carrier,
+            leg.local,
+            leg.remote,
+            start,
+            NoDigest(),
+            moved,
+            fsync=False,
+            in_flight=self.opts.requests_in_flight,
+            end=end,
+        )
+        if sent != end:
             raise TransferError(
                 f"{shown(leg.local)} changed size while it was being sent; send it again"
             )

@@ -1,0 +1,201 @@
+"""One large file over several lanes at once: what a long fat link needs.
+
+Why: SSH gives every channel a window, and a channel moves at most one window per round
+trip. OpenSSH's sshd gives a session channel 2 MiB, so one SFTP channel 100 ms away moves
+at most ~21 MB/s, whatever the link: a third of 400 Mbit/s, which is where sftp, scp and
+rsync all stop (issue 14's measurement). Several channels of the one connection, each with
+its own window, fill the link; the connection, its handshake and its far-side helper stay
+one.
+
+How a file moves here (:func:`carry_ranged`):
+
+* The lanes are SFTP channels of the transfer's asyncssh connection: the worker's own and
+  up to ``lanes - 1`` more, opened together (a server that allows fewer sessions, sshd's
+  ``MaxSessions``, gets fewer lanes). asyncssh advertises a 16 MiB window per channel for
+  what it receives (``ssh.WINDOW``), so a download's lanes are never held to 2 MiB either.
+* The bytes still wanted are cut into chunks; each lane takes the next chunk not yet taken,
+  so a slow lane holds the others up by one chunk at most. Each chunk is written in order
+  (the pipeline's rule), so each stops at a clean prefix of its own.
+* Resume keeps no map that would have to be written as the lanes go (and could be torn by a
+  kill): on a retry or a rerun both sides hash the ``.part`` and the source block by block
+  (``BLOCK``), each side in one pass, and only the blocks whose hashes differ move again.
+  Any block that matches holds the right bytes, however the last run ended.
+* The whole file's sha256 decides, as for every file: ours read from the local file, the far
+  side's taken by its helper from its own disk once the last chunk is flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import functools
+import math
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncssh
+
+from worldland_cli.transfer.pipeline import Carrier, Moved
+from worldland_cli.transfer.sftpcarrier import AsyncsshCarrier
+
+# A round trip shorter than this is a near link: one lane (the OpenSSH one) fills it.
+NEAR = 0.015
+# Beyond, one lane per this much round trip: N lanes of 2 MiB windows move 2 MiB per
+# PER_LANE, ~168 MB/s (1.3 Gbit/s), whatever the distance.
+PER_LANE = 0.0125
+MAX_LANES = 8
+# A resume compares blocks of this size (more for files over 32 GiB, so that one answer
+# lists at most MAX_BLOCKS hashes).
+BLOCK = 8 << 20
+MAX_BLOCKS = 4096
+# A lane takes this many blocks at a time: few enough opens (each costs a round trip of
+# idle window), small enough that lanes finish together.
+CHUNK_BLOCKS = 2
+
+# A pipeline call on a lane's thread: the carrier it runs on, and the call.
+Call = Callable[[Carrier, int, int, Moved], None]
+
+
+def lanes_for(rtt: float) -> int:
+    """How many lanes a link this many seconds away needs."""
+    if rtt < NEAR:
+        return 1
+    return max(2, min(MAX_LANES, math.ceil(rtt / PER_LANE)))
+
+
+def block_size(size: int) -> int:
+    return BLOCK * max(1, math.ceil(size / BLOCK / MAX_BLOCKS))
+
+
+def chunks(size: int, block: int, kept: set[int]) -> deque[tuple[int, int]]:
+    """The (start, end) ranges still to move: runs of blocks not ``kept``, cut in chunks."""
+    todo: deque[tuple[int, int]] = deque()
+    count = math.ceil(size / block)
+    i = 0
+    while i < count:
+        if i in kept:
+            i += 1
+            continue
+        j = i
+        while j < count and j not in kept and j - i < CHUNK_BLOCKS:
+            j += 1
+        todo.append((i * block, min(size, j * block)))
+        i = j
+    return todo
+
+
+def kept_blocks(ours: list[str], theirs: list[str], held: int, size: int, block: int) -> set[int]:
+    """The blocks both sides hold alike: whole blocks within ``held``, or the file's last."""
+    kept: set[int] = set()
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=False)):
+        end = min(size, (i + 1) * block)
+        if a == b and end <= held:
+            kept.add(i)
+    return kept
+
+
+@dataclass
+class Counter:
+    """Bytes the lanes have moved so far (for progress), shared by their threads."""
+
+    done: int
+    lock: threading.Lock
+
+    def add(self, n: int) -> int:
+        with self.lock:
+            self.done += n
+            return self.done
+
+
+async def open_lanes(
+    conn: asyncssh.SSHClientConnection, own: asyncssh.SFTPClient, lanes: int
+) -> tuple[list[AsyncsshCarrier], list[asyncssh.SFTPClient]]:
+    """The carriers of a ranged file: ``own`` and up to ``lanes - 1`` new SFTP channels.
+
+    A channel the server refuses (too many sessions) is a lane less, not a failure.
+    Returns the carriers and the channels opened here (the caller closes them).
+    """
+    opened = await asyncio.gather(
+        *(conn.start_sftp_client() for _ in range(lanes - 1)), return_exceptions=True
+    )
+    extra = [c for c in opened if isinstance(c, asyncssh.SFTPClient)]
+    for failed in opened:
+        if isinstance(failed, BaseException) and not isinstance(
+            failed, (asyncssh.ChannelOpenError, asyncssh.SFTPError)
+        ):
+            for sftp in extra:
+                sftp.exit()
+            raise failed
+    loop = asyncio.get_running_loop()
+    return [AsyncsshCarrier(s, loop) for s in (own, *extra)], extra
+
+
+async def close_unclaimed(
+    opening: asyncio.Future[tuple[list[AsyncsshCarrier], list[asyncssh.SFTPClient]]],
+) -> None:
+    """Close the channels of an :func:`open_lanes` that failed before they were used.
+
+    Once they were used, the caller has closed them; exiting an SFTP client twice is
+    harmless.
+    """
+    if not opening.done():
+        opening.cancel()
+    with contextlib.suppress(BaseException):
+        _, extra = await opening
+        for sftp in extra:
+            sftp.exit()
+
+
+async def carry_ranged(
+    carriers: list[AsyncsshCarrier],
+    todo: deque[tuple[int, int]],
+    call: Call,
+    report: Callable[[], Moved],
+) -> None:
+    """Move every chunk of ``todo``, each lane taking the next; the first failure stops all.
+
+    ``call`` moves one chunk through a carrier (on a thread of its own); ``report`` makes a
+    progress callback for a lane. A failed lane kills the others' carriers, which wakes
+    their threads; the chunks left stay for the retry's block comparison.
+    """
+    pool = concurrent.futures.ThreadPoolExecutor(len(carriers), "worldland-lane")
+    loop = asyncio.get_running_loop()
+
+    async def lane(carrier: Carrier) -> None:
+        moved = report()
+        while todo:
+            start, end = todo.popleft()
+            one = functools.partial(call, carrier, start, end, moved)
+            await _on_thread(loop, pool, carrier, one)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for carrier in carriers:
+                group.create_task(lane(carrier))
+    except BaseException:
+        for carrier in carriers:
+            carrier.kill()
+        raise
+    finally:
+        pool.shutdown(wait=False)
+
+
+async def _on_thread(
+    loop: asyncio.AbstractEventLoop,
+    pool: concurrent.futures.ThreadPoolExecutor,
+    carrier: Carrier,
+    call: Callable[[], None],
+) -> None:
+    """Run ``call`` on the pool; when this is cancelled, kill ``carrier`` and wait for it."""
+    running: Awaitable[None] = loop.run_in_executor(pool, call)
+    task = asyncio.ensure_future(running)
+    try:
+        await asyncio.shield(task)
+    except BaseException:
+        carrier.kill()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
