@@ -381,9 +381,22 @@ class Engine(abc.ABC):
             result.carried_by, result.lanes = "asyncssh", len(carriers)
             counter = Counter(kept_bytes, threading.Lock())
 
-            def report() -> Moved:
-                moved = self.moved_from_thread(result)
-                return lambda n, _reached: moved(n, counter.add(n))
+            loop = asyncio.get_running_loop()
+
+            def report(end: int) -> Moved:
+                """A chunk's progress, in REPORT_EVERY steps and whole at its end; the bar
+                shows the bytes of all lanes together."""
+                pending = 0
+
+                def moved(nbytes: int, reached: int) -> None:
+                    nonlocal pending
+                    pending += nbytes
+                    if pending >= REPORT_EVERY or reached >= end:
+                        total = counter.add(pending)
+                        loop.call_soon_threadsafe(self.tally.moved, result, pending, total)
+                        pending = 0
+
+                return moved
 
             try:
                 await carry_ranged(

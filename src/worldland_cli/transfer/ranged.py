@@ -153,22 +153,22 @@ async def carry_ranged(
     carriers: list[AsyncsshCarrier],
     todo: deque[tuple[int, int]],
     call: Call,
-    report: Callable[[], Moved],
+    report: Callable[[int], Moved],
 ) -> None:
     """Move every chunk of ``todo``, each lane taking the next; the first failure stops all.
 
-    ``call`` moves one chunk through a carrier (on a thread of its own); ``report`` makes a
-    progress callback for a lane. A failed lane kills the others' carriers, which wakes
-    their threads; the chunks left stay for the retry's block comparison.
+    ``call`` moves one chunk through a carrier (on a thread of its own); ``report(end)``
+    makes the progress callback of a chunk that ends at ``end``. A failed lane kills the
+    others' carriers, which wakes their threads; the chunks left stay for the retry's block
+    comparison.
     """
     pool = concurrent.futures.ThreadPoolExecutor(len(carriers), "worldland-lane")
     loop = asyncio.get_running_loop()
 
     async def lane(carrier: Carrier) -> None:
-        moved = report()
         while todo:
             start, end = todo.popleft()
-            one = functools.partial(call, carrier, start, end, moved)
+            one = functools.partial(call, carrier, start, end, report(end))
             await _on_thread(loop, pool, carrier, one)
 
     try:
