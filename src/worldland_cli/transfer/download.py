@@ -146,7 +146,7 @@ class _Downloader(Engine):
             judged = self.judged(verdicts, f"in {shown(self.dest)}")
             self.tree.make_root()
             self.tree.make_dirs(self.entries)
-            self.start_lane_early(conn, sftp)
+            self.start_lane_early(conn)
             packable = self.packable(judged)
             helper = await self.helper() if packable else None
             if helper is not None and packable:

@@ -236,18 +236,16 @@ class Engine(abc.ABC):
         side is (:meth:`.lanes.Lanes.channel_opened`)."""
         began = time.monotonic()
         sftp = await conn.start_sftp_client()
-        self.lanes.channel_opened(time.monotonic() - began)
+        self.lanes.channel_opened(time.monotonic() - began, sftp)
         return sftp
 
-    def start_lane_early(
-        self, conn: asyncssh.SSHClientConnection, sftp: asyncssh.SFTPClient
-    ) -> None:
+    def start_lane_early(self, conn: asyncssh.SSHClientConnection) -> None:
         """Open the first lane while the checks before the first large file still run.
 
         Its handshake (~0.15 s) would otherwise come after them.
         """
         self.lanes.start_early(
-            conn, sftp, [f.size for f in self.tally.files if not self.tally.results[f.rel].done]
+            conn, [f.size for f in self.tally.files if not self.tally.results[f.rel].done]
         )
 
     async def each_file(
@@ -302,7 +300,7 @@ class Engine(abc.ABC):
         f = leg.entry
         parts = self.parts(slot.sftp)
         if f.size >= LANE_MIN and self.opts.registered is None:
-            lanes = await self.lanes.count(slot.sftp)
+            lanes = await self.lanes.count()
             helper = await self.helper() if lanes > 1 else None
             if helper is not None:
                 await self.move_ranged(conn, slot, leg, result, lanes, helper)

@@ -90,6 +90,13 @@ async def _round_trip(sftp: asyncssh.SFTPClient) -> float:
     return best
 
 
+def _retrieved(probe: asyncio.Future[float]) -> None:
+    """Take a probe's failure (its channel closed first), which :meth:`Lanes.count` reads as
+    one lane; unread, asyncio would log it."""
+    if not probe.cancelled():
+        probe.exception()
+
+
 class Lanes:
     """The lanes of one transfer: whether they are on, and the first one, opened early."""
 
@@ -110,24 +117,27 @@ class Lanes:
         self._rtt: asyncio.Future[float] | None = None
         self._early: asyncio.Future[OpenSshLane | None] | None = None
 
-    def channel_opened(self, seconds: float) -> None:
+    def channel_opened(self, seconds: float, sftp: asyncssh.SFTPClient) -> None:
         """How long the planning channel took to open: a first, free guess at the distance.
 
         It is three round trips, plus the far side starting its SFTP server (through the
         account's shell, so a slow ~/.bashrc makes a near pod look far): a guess under NEAR
-        is trusted, one over it is checked by :meth:`count`'s own round trips.
+        is trusted; one over it is checked by round trips of our own, started now so that
+        the planning hides them.
         """
-        if not self._opening:
-            self._opening = seconds
+        if self._opening:
+            return
+        self._opening = seconds
+        if self._asked is None and seconds / 3 >= NEAR:
+            self._rtt = asyncio.ensure_future(_round_trip(sftp))
+            self._rtt.add_done_callback(_retrieved)
 
-    async def count(self, sftp: asyncssh.SFTPClient) -> int:
+    async def count(self) -> int:
         """How many lanes a large file gets: --lanes, or what the round trip asks for."""
         if self._asked is not None:
             return self._asked
-        if self._opening / 3 < NEAR:
+        if self._rtt is None:
             return 1
-        if self._rtt is None or (self._rtt.done() and self._rtt.exception() is not None):
-            self._rtt = asyncio.ensure_future(_round_trip(sftp))
         try:
             rtt = await asyncio.shield(self._rtt)
         except (asyncssh.Error, OSError):
@@ -144,9 +154,7 @@ class Lanes:
                 return slot.lane
         return AsyncsshCarrier(slot.sftp, asyncio.get_running_loop())
 
-    def start_early(
-        self, conn: asyncssh.SSHClientConnection, sftp: asyncssh.SFTPClient, sizes: list[int]
-    ) -> None:
+    def start_early(self, conn: asyncssh.SSHClientConnection, sizes: list[int]) -> None:
         """Open the first lane while the checks before the first large file still run.
 
         Its handshake (~0.15 s) would otherwise come after them; a far link, whose large
@@ -156,12 +164,10 @@ class Lanes:
         """
         wanted = any(size >= LANE_MIN for size in sizes)
         if wanted and not self._off and self._early is None:
-            self._early = asyncio.ensure_future(self._open_if_near(conn, sftp))
+            self._early = asyncio.ensure_future(self._open_if_near(conn))
 
-    async def _open_if_near(
-        self, conn: asyncssh.SSHClientConnection, sftp: asyncssh.SFTPClient
-    ) -> OpenSshLane | None:
-        return await self.open(conn) if await self.count(sftp) == 1 else None
+    async def _open_if_near(self, conn: asyncssh.SSHClientConnection) -> OpenSshLane | None:
+        return await self.open(conn) if await self.count() == 1 else None
 
     async def end_early(self) -> None:
         early, self._early = self._early, None

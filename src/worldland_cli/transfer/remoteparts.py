@@ -6,6 +6,7 @@ marks before anything moves, to tell a ``.part`` of ours from someone else's.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from typing import cast
 
@@ -60,18 +61,24 @@ class RemoteParts:
     async def place(self, leg: Leg) -> None:
         f = leg.entry
         attrs = asyncssh.SFTPAttrs(permissions=f.mode, atime=int(f.atime), mtime=int(f.mtime))
-        await self._sftp.setstat(leg.remote, attrs)
-        try:
-            if self._overwrite:
-                await self._sftp.posix_rename(leg.remote, leg.final)
-            else:
-                await self._sftp.rename(leg.remote, leg.final)
-        except asyncssh.SFTPFailure as e:
+        rename = self._sftp.posix_rename if self._overwrite else self._sftp.rename
+        # Asked together: the server answers in order, so the .part has its mode and times
+        # before it has its name, one round trip sooner (0.1 s at 100 ms).
+        modes, renamed = await asyncio.gather(
+            self._sftp.setstat(leg.remote, attrs),
+            rename(leg.remote, leg.final),
+            return_exceptions=True,
+        )
+        if isinstance(modes, BaseException):
+            raise modes
+        if isinstance(renamed, asyncssh.SFTPFailure):
             raise DestinationExistsError(
                 f"{shown(leg.final)} appeared on the remote during the transfer "
-                f"({shown(e.reason)})",
+                f"({shown(renamed.reason)})",
                 "pass --overwrite to replace it",
-            ) from e
+            ) from renamed
+        if isinstance(renamed, BaseException):
+            raise renamed
         await self._drop_mark(leg.remote)
 
     async def _write_mark(self, part: str, mark: PartMark, mode: str) -> int:

@@ -68,22 +68,27 @@ class AsyncsshCarrier:
             future.cancel()
 
     async def _open(
-        self, path: str, mode: str, attrs: asyncssh.SFTPAttrs
+        self, path: str, mode: str | int, attrs: asyncssh.SFTPAttrs
     ) -> asyncssh.SFTPClientFile:
         # SFTPClient.open gives an awaitable context manager, not the coroutine that
-        # run_coroutine_threadsafe takes; each READ and WRITE names its offset (block_size=0).
-        return await self._sftp.open(path, mode, attrs, block_size=0)
+        # run_coroutine_threadsafe takes; each READ and WRITE names its offset (block_size=0),
+        # and bytes go in and out whatever the flags (encoding=None: with integer flags
+        # asyncssh would encode and decode text).
+        return await self._sftp.open(path, mode, attrs, encoding=None, block_size=0)
 
     @contextlib.contextmanager
     def opened(
         self, path: str, *, write: bool, start: int, ranged: bool = False
     ) -> Iterator[RemoteFile]:
         """``path`` open for the pipeline; closed however the block ends, if the link allows."""
+        mode: str | int
         if not write:
             mode, attrs = "rb", asyncssh.SFTPAttrs()
         else:
-            cut = not (start or ranged)
-            mode, attrs = ("wb" if cut else "r+b"), asyncssh.SFTPAttrs(permissions=0o600)
+            # A range of a ranged file: created if need be (0600), never cut.
+            ranged_flags = asyncssh.FXF_WRITE | asyncssh.FXF_CREAT
+            mode = ranged_flags if ranged else "r+b" if start else "wb"
+            attrs = asyncssh.SFTPAttrs(permissions=0o600)
         rf = wait(self.call(self._open(path, mode, attrs)))
         try:
             yield _SftpFile(self, rf, path)

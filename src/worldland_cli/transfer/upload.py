@@ -102,7 +102,7 @@ class _Uploader(Engine):
             packable = self.packable(judged)
             helper = await self.helper() if packable else self.helper_now()
             await self.make_dirs(sftp, helper, [v.entry for v in verdicts if v.action == NEW])
-            self.start_lane_early(conn, sftp)
+            self.start_lane_early(conn)
             if helper is not None and packable:
                 await packed.send(helper, packable, self.opts.overwrite, self.tally.packed_done)
             await self.each_file(conn, sftp)
@@ -215,9 +215,10 @@ class _Uploader(Engine):
             )
 
     async def prepare_ranged(self, sftp: asyncssh.SFTPClient, leg: Leg, keep: bool) -> None:
+        # The lanes create the .part (0600) as they open it; only a stale one is cut here.
         if not keep:
-            async with sftp.open(leg.remote, "wb", asyncssh.SFTPAttrs(permissions=0o600)):
-                pass
+            with contextlib.suppress(asyncssh.SFTPNoSuchFile):
+                await sftp.truncate(leg.remote, 0)
 
     def carry_range(self, carrier: Carrier, leg: Leg, start: int, end: int, moved: Moved) -> None:
         sent = pipeline.push(
