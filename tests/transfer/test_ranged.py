@@ -23,8 +23,9 @@ from worldland_cli.transfer.model import Options
 from worldland_cli.transfer.partmark import PartMark, mark_of
 from worldland_cli.transfer.ranged import (
     BLOCK,
-    CHUNK_BLOCKS,
+    CHUNK,
     MAX_LANES,
+    Frontier,
     block_size,
     chunks,
     kept_blocks,
@@ -77,12 +78,24 @@ def test_the_number_of_lanes_follows_the_round_trip() -> None:
 def test_chunks_cover_exactly_the_blocks_not_kept() -> None:
     size = 7 * BLOCK + 10
     todo = list(chunks(size, BLOCK, {1, 2, 5}))
-    covered = [b for start, end in todo for b in range(start // BLOCK, -(-end // BLOCK))]
+    covered = sorted({start // BLOCK for start, _ in todo})
     assert covered == [0, 3, 4, 6, 7]
-    assert all(end - start <= CHUNK_BLOCKS * BLOCK for start, end in todo)
-    assert todo[-1][1] == size
+    assert all(0 < end - start <= CHUNK for start, end in todo)
+    assert todo == sorted(todo) and todo[-1][1] == size
+    assert sum(end - start for start, end in todo) == size - 3 * BLOCK
     # A huge file gets larger blocks, so one answer lists a bounded number of hashes.
     assert block_size(1 << 50) > BLOCK and (1 << 50) / block_size(1 << 50) <= 4096
+
+
+def test_the_frontier_is_the_complete_prefix_whatever_order_pieces_finish_in() -> None:
+    seen: list[int] = []
+    frontier = Frontier(seen.append)
+    pieces = [(i * 10, 10) for i in range(20)]
+    random.Random(7).shuffle(pieces)
+    for start, length in pieces:
+        frontier.done(start, length)
+    assert seen[-1] == 200 and seen == sorted(seen)
+    assert all(at % 10 == 0 for at in seen)
 
 
 def test_only_whole_blocks_within_what_is_held_are_kept() -> None:

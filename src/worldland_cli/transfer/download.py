@@ -41,7 +41,7 @@ from worldland_cli.transfer.localfs import (
     LocalTree,
     prepare_ranged,
     writing,
-    writing_range,
+    writing_at,
 )
 from worldland_cli.transfer.model import (
     SAME,
@@ -54,8 +54,9 @@ from worldland_cli.transfer.model import (
     Verdict,
 )
 from worldland_cli.transfer.partmark import MARK_SUFFIX, PART_SUFFIX, PartMark
-from worldland_cli.transfer.pipeline import Carrier, Moved
+from worldland_cli.transfer.pipeline import Carrier, Done, Moved, Take
 from worldland_cli.transfer.progress import NullProgress, ProgressSink
+from worldland_cli.transfer.ranged import Call
 from worldland_cli.transfer.safety import (
     check_name,
     check_symlink,
@@ -372,11 +373,19 @@ class _Downloader(Engine):
     async def prepare_ranged(self, sftp: asyncssh.SFTPClient, leg: Leg, keep: bool) -> None:
         prepare_ranged(leg.local, keep)
 
-    def carry_range(self, carrier: Carrier, leg: Leg, start: int, end: int, moved: Moved) -> None:
-        with writing_range(leg.local, start, SYNC_EVERY if self.opts.fsync else 0) as sink:
-            pipeline.fetch(
-                carrier, leg.remote, start, end, sink, moved, in_flight=self.opts.requests_in_flight
-            )
+    def ranged_lane(self, leg: Leg) -> Call:
+        def lane(carrier: Carrier, take: Take, done: Done) -> None:
+            with writing_at(leg.local) as write_at:
+                pipeline.fetch_ranges(
+                    carrier,
+                    leg.remote,
+                    write_at,
+                    take,
+                    done,
+                    in_flight=self.opts.requests_in_flight,
+                )
+
+        return lane
 
     def mismatch(self, f: Entry, ours: str, theirs: str) -> ChecksumError | None:
         """The pod's hash must agree, and for a code also the hash its sender registered."""

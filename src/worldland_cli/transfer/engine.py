@@ -36,6 +36,7 @@ import hashlib
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import asyncssh
@@ -61,6 +62,7 @@ from worldland_cli.transfer.farside import FarSide, LateJob
 from worldland_cli.transfer.lanes import LANE_MIN, Lanes, Slot
 from worldland_cli.transfer.localfs import (
     Digest,
+    Following,
     block_sha256s,
     prefix_digest,
     sized_sha256,
@@ -78,10 +80,11 @@ from worldland_cli.transfer.model import (
     Verdict,
 )
 from worldland_cli.transfer.packed import PACK_MAX
-from worldland_cli.transfer.pipeline import Carrier, Moved
+from worldland_cli.transfer.pipeline import Carrier, Done, Moved
 from worldland_cli.transfer.progress import ProgressSink
 from worldland_cli.transfer.ranged import (
-    Counter,
+    Call,
+    Frontier,
     block_size,
     carry_ranged,
     chunks,
@@ -343,17 +346,19 @@ class Engine(abc.ABC):
         lanes: int,
         helper: FarSide,
     ) -> None:
-        """:meth:`move_leg` for a far link: the file's chunks over several lanes at once.
+        """:meth:`move_leg` for a far link: the file's ranges over several lanes at once.
 
         A ``.part`` held already is compared block by block on both sides and only the
-        blocks that differ move; the whole file's sha256 on both sides decides, as always.
-        Each step that waits a round trip overlaps another where it can: the lanes open
-        while the ``.part`` is claimed and compared, the far disk syncs while it hashes.
+        blocks that differ move; the whole file's sha256 on both sides decides, as always,
+        each taken while the lanes run (:mod:`.ranged`). Steps that wait a round trip
+        overlap where they can: the lanes open while the ``.part`` is claimed and compared.
         """
         f = leg.entry
         parts = self.parts(slot.sftp)
         opening = asyncio.ensure_future(open_lanes(conn, slot.sftp, lanes))
-        early: asyncio.Future[Any] | None = None
+        source_hash: asyncio.Future[Any] | None = None  # the side that stays still
+        far: LateJob | None = None  # sending: the far side follows the .part
+        ours: Following | None = None  # receiving: we follow the .part
         try:
             held = await parts.claim(leg)
             block = block_size(f.size)
@@ -369,70 +374,105 @@ class Engine(abc.ABC):
             kept_bytes = sum(min(f.size, (i + 1) * block) - i * block for i in kept)
             await self.prepare_ranged(slot.sftp, leg, keep=bool(kept))
             self.tally.resumed(result, kept_bytes)
-            # The hash of the side that stays the same while the lanes run is taken meanwhile:
-            # the source, ours when sending and the far side's when receiving.
+            loop = asyncio.get_running_loop()
             if self.far_follows:
-                early = asyncio.ensure_future(asyncio.to_thread(sized_sha256, leg.local))
+                source_hash = asyncio.ensure_future(asyncio.to_thread(sized_sha256, leg.local))
+                far = following = LateJob(self.launching(), leg.remote, f.size, True)
+
+                def acknowledged(at: int) -> None:
+                    loop.call_soon_threadsafe(following.advance, at)
+
+                frontier = Frontier(acknowledged)
             else:
-                early = asyncio.ensure_future(self._far_hash(helper, leg.remote))
+                source_hash = asyncio.ensure_future(self._far_hash(helper, leg.remote))
+                ours = Following(leg.local)
+                frontier = Frontier(ours.advance)
+            for i in sorted(kept):
+                frontier.done(i * block, min(f.size, (i + 1) * block) - i * block)
             carriers, extra = await opening
             result.carried_by, result.lanes = "asyncssh", len(carriers)
-            counter = Counter(kept_bytes, threading.Lock())
-
-            loop = asyncio.get_running_loop()
-
-            def report(end: int) -> Moved:
-                """A chunk's progress, in REPORT_EVERY steps and whole at its end; the bar
-                shows the bytes of all lanes together."""
-                pending = 0
-
-                def moved(nbytes: int, reached: int) -> None:
-                    nonlocal pending
-                    pending += nbytes
-                    if pending >= REPORT_EVERY or reached >= end:
-                        total = counter.add(pending)
-                        loop.call_soon_threadsafe(self.tally.moved, result, pending, total)
-                        pending = 0
-
-                return moved
-
+            done, flush = self._ranged_progress(result, frontier, kept_bytes)
             try:
                 await carry_ranged(
-                    carriers,
-                    chunks(f.size, block, kept),
-                    lambda carrier, start, end, moved: self.carry_range(
-                        carrier, leg, start, end, moved
-                    ),
-                    report,
+                    carriers, chunks(f.size, block, kept), self.ranged_lane(leg), done
                 )
             finally:
                 for sftp in extra:
                     sftp.exit()
-            if self.far_follows:  # a source that changed meanwhile fails the comparison
-                ours, length = await early
-                theirs = await self._far_hash(helper, leg.remote, sync=self.opts.fsync)
+            flush()
+            if far is not None:
+                (ours_hash, length), far_answer, _ = await asyncio.gather(
+                    source_hash, far.result(), self._far_sync(helper, leg.remote)
+                )
+                if far_answer is None or far_answer[1]:
+                    raise changed_during(f.rel, f"the remote {shown(leg.remote)}")
+                theirs = far_answer[0]
             else:
-                await self.sync_ranged(leg)
-                theirs = await early
-                ours, length = await asyncio.to_thread(sized_sha256, leg.local)
+                assert ours is not None
+                theirs, (ours_hash, length), _ = await asyncio.gather(
+                    source_hash, asyncio.to_thread(ours.result), self.sync_ranged(leg)
+                )
         except BaseException:
-            if early is not None:
-                early.cancel()
+            if source_hash is not None:
+                source_hash.cancel()
+            if far is not None:
+                far.cancel()
+            if ours is not None:
+                await asyncio.to_thread(ours.cancel)
             await close_unclaimed(opening)
             raise
         refused = (
             changed_during(f.rel, shown(str(leg.local)))
             if length != f.size
-            else self.mismatch(f, ours, theirs)
+            else self.mismatch(f, ours_hash, theirs)
         )
         if refused is not None:
             await parts.discard(leg)
             raise refused
         await parts.place(leg)
-        result.sha256, result.verified_by, result.done = ours, "remote-exec", True
+        result.sha256, result.verified_by, result.done = ours_hash, "remote-exec", True
 
-    async def _far_hash(self, helper: FarSide, path: str, sync: bool = False) -> str:
-        theirs = (await helper.hashes([(path, -1)], sync))[0]
+    def _ranged_progress(
+        self, result: FileResult, frontier: Frontier, kept: int
+    ) -> tuple[Done, Callable[[], None]]:
+        """The lanes' ``done`` (from their threads) and the flush of what it still holds.
+
+        Each piece moves the frontier the hashes follow; the tally hears in REPORT_EVERY
+        steps, as from a single lane.
+        """
+        loop = asyncio.get_running_loop()
+        lock = threading.Lock()
+        pending, total = 0, kept
+
+        def done(offset: int, length: int) -> None:
+            nonlocal pending, total
+            frontier.done(offset, length)
+            with lock:
+                pending += length
+                total += length
+                if pending < REPORT_EVERY:
+                    return
+                step, pending, reached = pending, 0, total
+            loop.call_soon_threadsafe(self.tally.moved, result, step, reached)
+
+        def flush() -> None:
+            nonlocal pending
+            with lock:
+                step, pending, reached = pending, 0, total
+            if step:
+                self.tally.moved(result, step, reached)
+
+        return done, flush
+
+    async def _far_sync(self, helper: FarSide, path: str) -> None:
+        """Put an upload's ``.part`` on the far disk (no hash: a zero-length one)."""
+        if self.opts.fsync:
+            await self._far_hash(helper, path, sync=True, limit=0)
+
+    async def _far_hash(
+        self, helper: FarSide, path: str, sync: bool = False, limit: int = -1
+    ) -> str:
+        theirs = (await helper.hashes([(path, limit)], sync))[0]
         if isinstance(theirs, OsFailure):
             raise remote_os_failure(theirs, path, "hash")
         return theirs
@@ -554,8 +594,8 @@ class Engine(abc.ABC):
         """Make the leg's ``.part`` for lanes to write ranges into; cut it unless ``keep``."""
 
     @abc.abstractmethod
-    def carry_range(self, carrier: Carrier, leg: Leg, start: int, end: int, moved: Moved) -> None:
-        """Move bytes ``start`` to ``end`` of the leg through ``carrier`` (on a lane's thread)."""
+    def ranged_lane(self, leg: Leg) -> Call:
+        """What one lane of a ranged file runs on its thread: its share of the leg's ranges."""
 
     async def sync_ranged(self, leg: Leg) -> None:
         """Put what the lanes wrote to a local ``.part`` on the disk (receiving; when sending

@@ -23,6 +23,7 @@ import hashlib
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,22 +63,14 @@ def prefix_digest(path: Path, length: int) -> Digest:
 
 
 @contextlib.contextmanager
-def reading(
-    path: Path, start: int, digest: Digest, end: int | None = None
-) -> Iterator[Callable[[memoryview], int]]:
-    """A reader of ``path`` from ``start`` (to ``end``, or the end of the file): it fills a
-    buffer, hashes it, says how much (0: the end)."""
+def reading(path: Path, start: int, digest: Digest) -> Iterator[Callable[[memoryview], int]]:
+    """A reader of ``path`` from ``start``: it fills a buffer, hashes it, says how much (0: end)."""
     with path.open("rb", buffering=0) as source:
         source.seek(start)
-        at = start
 
         def read_and_hash(view: memoryview) -> int:
-            nonlocal at
-            if end is not None:
-                view = view[: max(0, end - at)]
-            n: int = (source.readinto(view) or 0) if view else 0
+            n: int = source.readinto(view) or 0
             digest.update(view[:n])
-            at += n
             return n
 
         yield read_and_hash
@@ -109,14 +102,6 @@ def sized_sha256(path: Path) -> tuple[str, int]:
             digest.update(block)
             length += len(block)
     return digest.hexdigest(), length
-
-
-class NoDigest:
-    """Stands in for a hash where bytes move out of order (ranged.py hashes the whole file
-    apart from the lanes)."""
-
-    def update(self, data: memoryview) -> None:
-        """Nothing: the range's bytes are hashed with the whole file."""
 
 
 def file_sha256(path: Path) -> str:
@@ -192,12 +177,100 @@ def prepare_ranged(part: Path, keep: bool) -> None:
 
 
 @contextlib.contextmanager
-def writing_range(part: Path, start: int, sync_every: int) -> Iterator[Sink]:
-    """A :class:`Sink` into one range of ``part`` (made by :func:`prepare_ranged`), from
-    ``start``; nothing is cut, and the bytes are hashed with the whole file later."""
+def reading_at(path: Path) -> Iterator[Callable[[int, int], bytes]]:
+    """``read_at(offset, length)`` on a source that lanes send in ranges; a short read is a
+    source that shrank."""
+    with path.open("rb", buffering=0) as source:
+        fd = source.fileno()
+
+        def read_at(offset: int, length: int) -> bytes:
+            data = os.pread(fd, length, offset)
+            if len(data) != length:
+                raise TransferError(
+                    f"{shown(path)} changed size while it was being sent; send it again"
+                )
+            return data
+
+        yield read_at
+
+
+@contextlib.contextmanager
+def writing_at(part: Path) -> Iterator[Callable[[int, memoryview], None]]:
+    """``write_at(offset, data)`` into a ``.part`` made by :func:`prepare_ranged`, for lanes
+    that receive ranges of it; never through a link, nothing cut."""
     fd = os.open(part, os.O_WRONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "wb", buffering=0):
-        yield Sink(fd, NoDigest(), start, sync_every)
+    try:
+
+        def write_at(offset: int, data: memoryview) -> None:
+            while data:
+                n = os.pwrite(fd, data, offset)
+                data, offset = data[n:], offset + n
+
+        yield write_at
+    finally:
+        os.close(fd)
+
+
+class Following:
+    """Our sha256 of a ``.part`` that lanes fill out of order, taken as its complete prefix
+    grows (:meth:`advance`), on a thread of its own: the hash is ready a moment after the
+    last byte, where a pass after the transfer would cost a second (at 1 GiB) more."""
+
+    def __init__(self, part: Path) -> None:
+        self._fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW)
+        self._digest = hashlib.sha256()
+        self._hashed = 0
+        self._limit = 0
+        self._ended = False
+        self._error: BaseException | None = None
+        self._moved = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="worldland-follow", daemon=True)
+        self._thread.start()
+
+    def advance(self, limit: int) -> None:
+        """Every byte below ``limit`` is written (from any thread)."""
+        with self._moved:
+            self._limit = max(self._limit, limit)
+            self._moved.notify()
+
+    def result(self) -> tuple[str, int]:
+        """The sha256 of the whole prefix given, and its length (blocks until hashed)."""
+        self._end(cancel=False)
+        if self._error is not None:
+            raise self._error
+        return self._digest.hexdigest(), self._hashed
+
+    def cancel(self) -> None:
+        """Stop hashing (the transfer failed) and let go of the file."""
+        self._end(cancel=True)
+
+    def _end(self, cancel: bool) -> None:
+        with self._moved:
+            self._ended = True
+            if cancel:
+                self._limit = 0
+            self._moved.notify()
+        self._thread.join()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._moved:
+                    while self._hashed >= self._limit and not self._ended:
+                        self._moved.wait()
+                    limit, ended = self._limit, self._ended
+                while self._hashed < limit:
+                    data = os.pread(self._fd, min(_PREFIX_READ, limit - self._hashed), self._hashed)
+                    if not data:
+                        return
+                    self._digest.update(data)
+                    self._hashed += len(data)
+                if ended and self._hashed >= self._limit:
+                    return
+        except BaseException as e:  # handed to result()
+            self._error = e
 
 
 def sync_file(part: Path) -> None:

@@ -106,19 +106,17 @@ def push(
     *,
     fsync: bool,
     in_flight: int,
-    end: int | None = None,
 ) -> int:
     """Write ``local`` from ``start`` into ``remote``, hashing what is read into ``digest``.
 
     Writes are acknowledged in order and ``moved`` hears of each. Returns the offset
     reached (the local size as read, which the caller compares with the planned size).
-    With ``end``, only the range up to it is written, into a file :mod:`.ranged` prepared.
     """
     pending: deque[tuple[int, int]] = deque()
     offset = start
     with (
-        carrier.opened(remote, write=True, start=start, ranged=end is not None) as rf,
-        reading(local, start, digest, end) as read_and_hash,
+        carrier.opened(remote, write=True, start=start) as rf,
+        reading(local, start, digest) as read_and_hash,
     ):
         ahead = ReadAhead(read_and_hash, carrier.block)
         try:
@@ -215,3 +213,86 @@ def _stream_reads(
                 rf.answer(scratch)
             asked.clear()
             wanted = offset + got
+
+
+# A lane of a ranged file (:mod:`.ranged`): the next (start, end) range to move, or None.
+Take = Callable[[], "tuple[int, int] | None"]
+# A lane's bytes done: (offset, length) acknowledged (sending) or written (receiving).
+Done = Callable[[int, int], None]
+
+
+def push_ranges(
+    carrier: Carrier,
+    read_at: Callable[[int, int], bytes],
+    remote: str,
+    take: Take,
+    done: Done,
+    *,
+    in_flight: int,
+) -> None:
+    """Write ranges of a local file into ``remote``, one lane's share, through one handle.
+
+    The lane keeps the far file open and its window full from one range to the next (an
+    open and a close per range would leave it idle two round trips each time); ``done``
+    hears of each write once acknowledged. ``read_at(offset, length)`` reads the source.
+    """
+    pending: deque[tuple[int, int]] = deque()
+    with carrier.opened(remote, write=True, start=0, ranged=True) as rf:
+        while (wanted := take()) is not None:
+            offset, end = wanted
+            while offset < end:
+                data = read_at(offset, min(carrier.block, end - offset))
+                rf.write(offset, memoryview(data))
+                pending.append((offset, len(data)))
+                offset += len(data)
+                if len(pending) >= in_flight:
+                    rf.written()
+                    done(*pending.popleft())
+        while pending:
+            rf.written()
+            done(*pending.popleft())
+
+
+def fetch_ranges(
+    carrier: Carrier,
+    remote: str,
+    write_at: Callable[[int, memoryview], None],
+    take: Take,
+    done: Done,
+    *,
+    in_flight: int,
+) -> None:
+    """Read ranges of ``remote`` into a local file, one lane's share, through one handle.
+
+    READs run ahead across ranges, ``in_flight`` at most; ``done`` hears of each once
+    ``write_at(offset, data)`` has it. A READ answered short is a source that shrank
+    (OpenSSH's sftp-server answers a regular file in full but at its end).
+    """
+    asked: deque[tuple[int, int]] = deque()
+    buffer = memoryview(bytearray(carrier.block))
+    with carrier.opened(remote, write=False, start=0) as rf:
+        ranges_left = True
+        wanted, end = 0, 0
+        while True:
+            batch: list[tuple[int, int]] = []
+            while len(asked) + len(batch) < in_flight and ranges_left:
+                if wanted >= end:
+                    following = take()
+                    if following is None:
+                        ranges_left = False
+                        break
+                    wanted, end = following
+                n = min(carrier.block, end - wanted)
+                batch.append((wanted, n))
+                wanted += n
+            if batch:
+                rf.ask(batch)
+                asked.extend(batch)
+            if not asked:
+                return
+            offset, n = asked.popleft()
+            got = rf.answer(buffer[:n])
+            if got < n:
+                raise TransferError(f"{shown(remote)} shrank during the transfer; fetch it again")
+            write_at(offset, buffer[:n])
+            done(offset, n)

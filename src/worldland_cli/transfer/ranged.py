@@ -13,15 +13,18 @@ How a file moves here (:func:`carry_ranged`):
   up to ``lanes - 1`` more, opened together (a server that allows fewer sessions, sshd's
   ``MaxSessions``, gets fewer lanes). asyncssh advertises a 16 MiB window per channel for
   what it receives (``ssh.WINDOW``), so a download's lanes are never held to 2 MiB either.
-* The bytes still wanted are cut into chunks; each lane takes the next chunk not yet taken,
-  so a slow lane holds the others up by one chunk at most. Each chunk is written in order
-  (the pipeline's rule), so each stops at a clean prefix of its own.
+* The bytes still wanted are cut into 1 MiB ranges; each lane takes the next one not yet
+  taken, through the one handle it keeps open with its window full, so the lanes work side
+  by side and the file's complete prefix grows steadily (:class:`Frontier`).
+* The hashes follow that prefix while the lanes run: the far side's helper hashes an
+  upload's ``.part`` as it is acknowledged (its ``follow`` job), a thread here hashes a
+  download's (``localfs.Following``), and the source's hash is taken meanwhile; so both
+  are ready a moment after the last byte.
 * Resume keeps no map that would have to be written as the lanes go (and could be torn by a
   kill): on a retry or a rerun both sides hash the ``.part`` and the source block by block
   (``BLOCK``), each side in one pass, and only the blocks whose hashes differ move again.
   Any block that matches holds the right bytes, however the last run ended.
-* The whole file's sha256 decides, as for every file: ours read from the local file, the far
-  side's taken by its helper from its own disk once the last chunk is flushed.
+* The whole file's sha256 decides, as for every file, each side's read from its own disk.
 """
 
 from __future__ import annotations
@@ -34,11 +37,10 @@ import math
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 import asyncssh
 
-from worldland_cli.transfer.pipeline import Carrier, Moved
+from worldland_cli.transfer.pipeline import Carrier, Done, Take
 from worldland_cli.transfer.sftpcarrier import AsyncsshCarrier
 
 # A round trip shorter than this is a near link: one lane (the OpenSSH one) fills it.
@@ -51,12 +53,14 @@ MAX_LANES = 8
 # lists at most MAX_BLOCKS hashes).
 BLOCK = 8 << 20
 MAX_BLOCKS = 4096
-# A lane takes this many blocks at a time: few enough opens (each costs a round trip of
-# idle window), small enough that lanes finish together.
-CHUNK_BLOCKS = 2
+# A lane takes this much at a time, through the handle it keeps open: small enough that the
+# lanes work side by side near the start of what is missing, so its complete prefix (which
+# the hashes follow) trails the newest byte by about the lanes' windows.
+CHUNK = 1 << 20
 
-# A pipeline call on a lane's thread: the carrier it runs on, and the call.
-Call = Callable[[Carrier, int, int, Moved], None]
+# One lane's whole share, on a thread of its own: its carrier, the next range to take, and
+# where each acknowledged (sending) or written (receiving) piece is told.
+Call = Callable[[Carrier, Take, Done], None]
 
 
 def lanes_for(rtt: float) -> int:
@@ -71,19 +75,13 @@ def block_size(size: int) -> int:
 
 
 def chunks(size: int, block: int, kept: set[int]) -> deque[tuple[int, int]]:
-    """The (start, end) ranges still to move: runs of blocks not ``kept``, cut in chunks."""
+    """The (start, end) ranges still to move, in order: the blocks not ``kept``, cut in
+    CHUNK pieces."""
     todo: deque[tuple[int, int]] = deque()
-    count = math.ceil(size / block)
-    i = 0
-    while i < count:
-        if i in kept:
-            i += 1
-            continue
-        j = i
-        while j < count and j not in kept and j - i < CHUNK_BLOCKS:
-            j += 1
-        todo.append((i * block, min(size, j * block)))
-        i = j
+    for i in range(math.ceil(size / block)):
+        if i not in kept:
+            end = min(size, (i + 1) * block)
+            todo.extend((at, min(end, at + CHUNK)) for at in range(i * block, end, CHUNK))
     return todo
 
 
@@ -97,17 +95,26 @@ def kept_blocks(ours: list[str], theirs: list[str], held: int, size: int, block:
     return kept
 
 
-@dataclass
-class Counter:
-    """Bytes the lanes have moved so far (for progress), shared by their threads."""
+class Frontier:
+    """How far a ranged file is complete from its first byte, as lanes finish pieces of it
+    in any order (from their threads); ``moved(frontier)`` hears of each advance."""
 
-    done: int
-    lock: threading.Lock
+    def __init__(self, moved: Callable[[int], None]) -> None:
+        self._moved = moved
+        self._lock = threading.Lock()
+        self._at = 0
+        self._ahead: dict[int, int] = {}  # pieces done beyond the frontier: start -> end
 
-    def add(self, n: int) -> int:
-        with self.lock:
-            self.done += n
-            return self.done
+    def done(self, start: int, length: int) -> None:
+        with self._lock:
+            if start != self._at:
+                self._ahead[start] = start + length
+                return
+            self._at = start + length
+            while self._at in self._ahead:
+                self._at = self._ahead.pop(self._at)
+            at = self._at
+        self._moved(at)
 
 
 async def open_lanes(
@@ -150,31 +157,27 @@ async def close_unclaimed(
 
 
 async def carry_ranged(
-    carriers: list[AsyncsshCarrier],
-    todo: deque[tuple[int, int]],
-    call: Call,
-    report: Callable[[int], Moved],
+    carriers: list[AsyncsshCarrier], todo: deque[tuple[int, int]], call: Call, done: Done
 ) -> None:
-    """Move every chunk of ``todo``, each lane taking the next; the first failure stops all.
+    """Move every range of ``todo``, each lane taking the next; the first failure stops all.
 
-    ``call`` moves one chunk through a carrier (on a thread of its own); ``report(end)``
-    makes the progress callback of a chunk that ends at ``end``. A failed lane kills the
-    others' carriers, which wakes their threads; the chunks left stay for the retry's block
-    comparison.
+    Each lane runs ``call`` once, on a thread of its own, with a ``take`` that hands out the
+    next range; ``done`` hears of every piece. A failed lane kills the others' carriers,
+    which wakes their threads; what was left stays for the retry's block comparison.
     """
     pool = concurrent.futures.ThreadPoolExecutor(len(carriers), "worldland-lane")
     loop = asyncio.get_running_loop()
+    lock = threading.Lock()
 
-    async def lane(carrier: Carrier) -> None:
-        while todo:
-            start, end = todo.popleft()
-            one = functools.partial(call, carrier, start, end, report(end))
-            await _on_thread(loop, pool, carrier, one)
+    def take() -> tuple[int, int] | None:
+        with lock:
+            return todo.popleft() if todo else None
 
     try:
         async with asyncio.TaskGroup() as group:
             for carrier in carriers:
-                group.create_task(lane(carrier))
+                one = functools.partial(call, carrier, take, done)
+                group.create_task(_on_thread(loop, pool, carrier, one))
     except BaseException:
         for carrier in carriers:
             carrier.kill()

@@ -32,11 +32,12 @@ from worldland_cli.transfer.errors import (
 from worldland_cli.transfer.failures import remote_os_failure, remote_refusal
 from worldland_cli.transfer.farside import FarSide
 from worldland_cli.transfer.lanes import Slot
-from worldland_cli.transfer.localfs import Digest, NoDigest
+from worldland_cli.transfer.localfs import Digest, reading_at
 from worldland_cli.transfer.model import NEW, SAME, Entry, Leg, Options, Summary, Verdict
 from worldland_cli.transfer.partmark import PART_SUFFIX, PartMark
-from worldland_cli.transfer.pipeline import Carrier, Moved
+from worldland_cli.transfer.pipeline import Carrier, Done, Moved, Take
 from worldland_cli.transfer.progress import NullProgress, ProgressSink
+from worldland_cli.transfer.ranged import Call
 from worldland_cli.transfer.remoteparts import RemoteParts
 from worldland_cli.transfer.sendplan import plan_send
 from worldland_cli.transfer.ssh import Credentials
@@ -220,22 +221,14 @@ class _Uploader(Engine):
             with contextlib.suppress(asyncssh.SFTPNoSuchFile):
                 await sftp.truncate(leg.remote, 0)
 
-    def carry_range(self, carrier: Carrier, leg: Leg, start: int, end: int, moved: Moved) -> None:
-        sent = pipeline.push(
-            carrier,
-            leg.local,
-            leg.remote,
-            start,
-            NoDigest(),
-            moved,
-            fsync=False,
-            in_flight=self.opts.requests_in_flight,
-            end=end,
-        )
-        if sent != end:
-            raise TransferError(
-                f"{shown(leg.local)} changed size while it was being sent; send it again"
-            )
+    def ranged_lane(self, leg: Leg) -> Call:
+        def lane(carrier: Carrier, take: Take, done: Done) -> None:
+            with reading_at(leg.local) as read_at:
+                pipeline.push_ranges(
+                    carrier, read_at, leg.remote, take, done, in_flight=self.opts.requests_in_flight
+                )
+
+        return lane
 
     def mismatch(self, f: Entry, ours: str, theirs: str) -> ChecksumError | None:
         return None if theirs == ours else checksum_failed(f.rel, theirs, ours, "sent")
