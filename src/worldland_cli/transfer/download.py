@@ -125,7 +125,7 @@ class _Downloader(Engine):
         self.tree = LocalTree(dest, Host.umask(), opts.overwrite)
 
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:
-        async with await self.planning_channel(conn) as sftp:
+        async with self.planning_channel(conn) as sftp:
             if self.entries is None:
                 entries = await self.plan(sftp)
                 self.entries = entries

@@ -36,7 +36,7 @@ import hashlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import asyncssh
@@ -119,6 +119,17 @@ class Parts(Protocol):
 
     async def place(self, leg: Leg) -> None:
         """Give the verified ``.part`` its mode, times and final name; drop its mark."""
+
+
+@contextlib.asynccontextmanager
+async def _channel(conn: asyncssh.SSHClientConnection) -> AsyncIterator[asyncssh.SFTPClient]:
+    """An SFTP channel, closed without waiting for the far side's answer: every request on
+    it has been answered by then, and the wait cost a round trip at the end of each run."""
+    sftp = await conn.start_sftp_client()
+    try:
+        yield sftp
+    finally:
+        sftp.exit()
 
 
 class Engine(abc.ABC):
@@ -234,13 +245,16 @@ class Engine(abc.ABC):
             found = self._legs[f.rel] = self.leg(f)
         return found
 
-    async def planning_channel(self, conn: asyncssh.SSHClientConnection) -> asyncssh.SFTPClient:
+    @contextlib.asynccontextmanager
+    async def planning_channel(
+        self, conn: asyncssh.SSHClientConnection
+    ) -> AsyncIterator[asyncssh.SFTPClient]:
         """The SFTP channel that plans the transfer; the time it took tells how far the far
         side is (:meth:`.lanes.Lanes.channel_opened`)."""
         began = time.monotonic()
-        sftp = await conn.start_sftp_client()
-        self.lanes.channel_opened(time.monotonic() - began, sftp)
-        return sftp
+        async with _channel(conn) as sftp:
+            self.lanes.channel_opened(time.monotonic() - began, sftp)
+            yield sftp
 
     def start_lane_early(self, conn: asyncssh.SSHClientConnection) -> None:
         """Open the first lane while the checks before the first large file still run.
@@ -273,7 +287,7 @@ class Engine(abc.ABC):
 
         async def worker() -> None:
             if queue:
-                async with await conn.start_sftp_client() as sftp:
+                async with _channel(conn) as sftp:
                     await work_on(sftp)
 
         async with asyncio.TaskGroup() as group:

@@ -86,7 +86,7 @@ class _Uploader(Engine):
         return posixpath.join(self.loc.path, rel)
 
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:
-        async with await self.planning_channel(conn) as sftp:
+        async with self.planning_channel(conn) as sftp:
             links = [e for e in self.links if e.rel not in self.linked]
             files = [f for f in self.tally.files if not self.tally.results[f.rel].done]
             verdicts = await survey(
