@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -201,3 +204,23 @@ def test_a_killed_run_leaves_a_part_the_next_run_resumes(
     assert result.resumed_from >= BLOCK
     assert result.bytes_moved == SIZE - result.resumed_from
     assert sha256_of(back / "big.bin") == sha256_of(src)
+
+
+def test_lanes_is_a_flag_of_the_real_command_and_json_says_how_many_carried(
+    sshd: SshdServer, tmp_path: Path
+) -> None:
+    src = random_file(tmp_path / "big.bin", 9 << 20)
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    auth = ["--identity", str(sshd.client_key), "--known-hosts", str(sshd.known_hosts)]
+    worldland = str(Path(sys.executable).with_name("worldland"))
+    argv = [worldland, "send", str(src), sshd.url(str(remote)), "--lanes", "3", "--json", *auth]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    (result,) = json.loads(done.stdout)["files"]
+    assert (result["lanes"], result["carried_by"]) == (3, "asyncssh")
+    assert result["sha256"] == sha256_of(remote / "big.bin") == sha256_of(src)
+
+    argv[argv.index("3")] = "0"
+    refused = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert refused.returncode == 2 and "--lanes" in json.loads(refused.stdout)["error"]
