@@ -26,6 +26,7 @@ from worldland_cli.commands import wallet as wallet_cmd
 from worldland_cli.commands.common import GlobalOptions
 from worldland_cli.commands.dispatch import Dispatch
 from worldland_cli.commands.options import JsonFlag
+from worldland_cli.commands.usage import WrittenUsage
 
 app = typer.Typer(
     name="worldland",
@@ -63,8 +64,8 @@ app.command("join")(join_cmd.join)
 app.command("reset")(join_cmd.reset)
 app.add_typer(diag_cmd.app, name="diag")
 app.command("pods")(pods_cmd.pods)
-app.command("send")(transfer_cmd.send)
-app.command("receive")(transfer_cmd.receive)
+app.command("send", cls=WrittenUsage)(transfer_cmd.send)
+app.command("receive", cls=WrittenUsage)(transfer_cmd.receive)
 app.command("login")(login_cmd.login)
 app.command("logout")(login_cmd.logout)
 app.command("whoami")(login_cmd.whoami)
@@ -75,7 +76,7 @@ app.add_typer(certs_cmd.app, name="certs")
 app.command("daemon")(daemon_cmd.daemon)
 app.command("earnings")(settlement_cmd.earnings)
 app.command("balance")(settlement_cmd.balance)
-app.command("docs")(docs_cmd.docs)
+app.command("docs", cls=WrittenUsage)(docs_cmd.docs)
 
 
 def run() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 
 from worldland_cli.commands.options import JsonFlag
+from worldland_cli.commands.usage import WrittenUsage
 from worldland_cli.output import Result
 
 app = typer.Typer(
@@ -63,7 +64,7 @@ def show(json_output: JsonFlag = False) -> Result:
     )
 
 
-@app.command("set")
+@app.command("set", cls=WrittenUsage)
 def set_(
     key: str = typer.Argument(..., metavar="KEY", help="A setting name (see `config show`)."),
     value: str = typer.Argument(..., metavar="VALUE"),

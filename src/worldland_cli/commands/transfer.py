@@ -211,7 +211,7 @@ def _send_code(
 def send(
     args: list[str] = typer.Argument(
         ...,
-        metavar="PATH... [TARGET]",
+        metavar="PATH... TARGET",
         help="Files or directories, then POD_ID[:REMOTE_DIR] (default /workspace) or "
         "ssh://USER@HOST:PORT/REMOTE_DIR. One PATH and no TARGET: code mode.",
     ),

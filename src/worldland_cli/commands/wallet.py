@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from worldland_cli.commands.options import JsonFlag, KeyFile
+from worldland_cli.commands.usage import WrittenUsage
 from worldland_cli.output import Result
 
 app = typer.Typer(
@@ -18,7 +19,7 @@ app = typer.Typer(
 )
 
 
-@app.command("new")
+@app.command("new", cls=WrittenUsage)
 def new(
     file: str | None = typer.Argument(
         None, metavar="[FILE]", help="Where to write the key (default: the configured key file)."

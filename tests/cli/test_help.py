@@ -1,0 +1,71 @@
+"""Every command's --help, as a person reads it: usage lines written the usual way.
+
+The tree is walked from the real app (typer.main.get_command), so a new command is checked
+without being listed here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import typer
+import typer.main
+from typer.core import TyperGroup
+from typer.testing import CliRunner
+
+from worldland_cli.main import app
+
+WORLDLAND = str(Path(sys.executable).with_name("worldland"))
+
+
+def leaves() -> Iterator[tuple[str, ...]]:
+    """The path of every command that runs something (not a group), e.g. ("diag", "gpu")."""
+
+    def walk(command: object, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        if isinstance(command, TyperGroup):
+            ctx = typer.Context(command, info_name=path[-1] if path else "worldland")
+            for name in command.list_commands(ctx):
+                yield from walk(command.get_command(ctx, name), (*path, name))
+        else:
+            yield path
+
+    yield from walk(typer.main.get_command(app), ())
+
+
+LEAVES = list(leaves())
+
+
+def help_text(path: tuple[str, ...]) -> str:
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_the_tree_is_walked() -> None:
+    assert ("send",) in LEAVES and ("diag", "fix", "cni") in LEAVES and len(LEAVES) > 20
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        ("send", "Usage: worldland send [OPTIONS] PATH... TARGET"),
+        ("receive", "Usage: worldland receive [OPTIONS] SOURCE [LOCAL_DIR]"),
+    ],
+)
+def test_transfer_usage_reads_as_a_person_writes_it(command: str, usage: str) -> None:
+    proc = subprocess.run(
+        [WORLDLAND, command, "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert proc.stdout.splitlines()[0] == usage
+
+
+@pytest.mark.parametrize("path", LEAVES, ids=" ".join)
+def test_usage_has_no_typer_braces(path: tuple[str, ...]) -> None:
+    usage = help_text(path).splitlines()[0]
+    assert usage.startswith(f"Usage: worldland {' '.join(path)} [OPTIONS]"), usage
+    # typer's {NAME} and [[NAME]]: give the command cls=WrittenUsage (commands/usage.py).
+    assert "{" not in usage and "[[" not in usage and "]]" not in usage, usage
