@@ -102,13 +102,27 @@ def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str], str]:
     return check
 
 
+EXAMPLES = """\
+examples:
+  worldland-hub --data-dir ./hub-data                      # http://127.0.0.1:8080
+  worldland-hub --data-dir ./hub-data --port 8443 --tls-self   # TLS from the hub's own CA
+  worldland-hub --data-dir /var/lib/worldland-hub --host 0.0.0.0 --port 8443 \\
+      --tls-cert /etc/ssl/hub.pem --tls-key /etc/ssl/hub.key \\
+      --public-url https://hub.example.org:8443
+  worldland-hub --data-dir ./hub-data --port 0 --port-file ./hub.port   # any free port
+  worldland-hub vpn server-config --data-dir ./hub-data --output wg0.conf
+  worldland-hub chain deploy --help                        # the payment contract, dev chains
+"""
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line (argparse: the hub must not depend on the CLI's Typer app)."""
     p = argparse.ArgumentParser(
         prog="worldland-hub",
         description="Run the Worldland hub stub.",
-        epilog="also: worldland-hub vpn server-config --help (the VPN server's wg-quick config), "
-        "worldland-hub chain deploy --help (the payment contract on a dev chain)",
+        # Raw: the examples keep their lines (argparse would run them into one paragraph).
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to bind, 0 = any (default 8080)")

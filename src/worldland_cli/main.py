@@ -30,7 +30,14 @@ from worldland_cli.commands.usage import WrittenUsage
 
 app = typer.Typer(
     name="worldland",
-    help="Rent out an NVIDIA GPU box on the Worldland marketplace, move data to pods, diagnose.",
+    help="Rent out an NVIDIA GPU box on the Worldland marketplace, move data to pods, diagnose."
+    "\n\n\b\nExamples:\n"
+    "  worldland doctor                                 # provider: is this host ready?\n"
+    "  sudo worldland join                              # provider: make it so\n"
+    "  worldland login                                  # renter: sign in with the wallet\n"
+    "  worldland pods                                   # renter: your pods\n"
+    "  worldland send ./data pod-7f3a:/workspace        # renter: move data to one\n"
+    "  worldland docs                                   # the guides, offline",
     cls=Dispatch,  # the one door: every command's errors and results are rendered there
     no_args_is_help=True,
     add_completion=False,

@@ -22,21 +22,22 @@ from worldland_cli.main import app
 WORLDLAND = str(Path(sys.executable).with_name("worldland"))
 
 
-def leaves() -> Iterator[tuple[str, ...]]:
-    """The path of every command that runs something (not a group), e.g. ("diag", "gpu")."""
+def commands() -> Iterator[tuple[tuple[str, ...], bool]]:
+    """The path of every command and group, e.g. (("diag", "gpu"), False); () is the app."""
 
-    def walk(command: object, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+    def walk(command: object, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], bool]]:
+        group = isinstance(command, TyperGroup)
+        yield path, group
         if isinstance(command, TyperGroup):
             ctx = typer.Context(command, info_name=path[-1] if path else "worldland")
             for name in command.list_commands(ctx):
                 yield from walk(command.get_command(ctx, name), (*path, name))
-        else:
-            yield path
 
     yield from walk(typer.main.get_command(app), ())
 
 
-LEAVES = list(leaves())
+EVERY = [path for path, _ in commands()]
+LEAVES = [path for path, group in commands() if not group]
 
 
 def help_text(path: tuple[str, ...]) -> str:
@@ -69,3 +70,34 @@ def test_usage_has_no_typer_braces(path: tuple[str, ...]) -> None:
     assert usage.startswith(f"Usage: worldland {' '.join(path)} [OPTIONS]"), usage
     # typer's {NAME} and [[NAME]]: give the command cls=WrittenUsage (commands/usage.py).
     assert "{" not in usage and "[[" not in usage and "]]" not in usage, usage
+
+
+def examples(help_: str) -> list[str]:
+    """The lines of the Examples block: from "Examples:" to the next blank line."""
+    lines = help_.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip() == "Examples:"]
+    assert starts, "no 'Examples:' section"
+    block: list[str] = []
+    for line in lines[starts[0] + 1 :]:
+        if not line.strip():
+            break
+        block.append(line.strip())
+    return block
+
+
+def command_at(path: tuple[str, ...]) -> object:
+    command: object = typer.main.get_command(app)
+    for name in path:
+        assert isinstance(command, TyperGroup)
+        command = command.get_command(typer.Context(command), name)
+    return command
+
+
+@pytest.mark.parametrize("path", EVERY, ids=lambda p: " ".join(p) or "worldland")
+def test_every_command_and_group_has_examples(path: tuple[str, ...]) -> None:
+    block = examples(help_text(path))
+    command = " ".join(("worldland", *path))
+    assert any(f"{line} ".startswith(f"{command} ") for line in block), block
+    # click rewraps a paragraph into one unless a \b line comes first: examples would run
+    # into each other (`worldland daemon worldland daemon --listen ...`).
+    assert "\b\nExamples:" in str(getattr(command_at(path), "help", ""))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,14 @@ def test_a_readable_admin_token_file_is_refused(tmp_path: Path) -> None:
     os.chmod(token, 0o644)
     with pytest.raises(RuntimeError, match=f"chmod 600 {token}"):
         start_hub(tmp_path / "hub", extra_args=["--admin-token-file", str(token)])
+
+
+def test_help_ends_with_examples_line_by_line() -> None:
+    hub = Path(sys.executable).with_name("worldland-hub")
+    proc = subprocess.run(
+        [str(hub), "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = proc.stdout.splitlines()
+    block = lines[lines.index("examples:") + 1 :]
+    assert block[0].startswith("  worldland-hub --data-dir ")
+    assert any(line.startswith("  worldland-hub vpn server-config ") for line in block)

@@ -49,6 +49,13 @@ def register(
 ) -> Result:
     """Register this machine's GPUs with the hub and fetch its mTLS certificate; idempotent.
 
+    \b
+    Examples:
+      worldland register                               # GPUs as NVML reports them
+      worldland register --host 203.0.113.7 --price-per-sec 2000000000
+      worldland register --gpu-type 'Tesla T4' --memory-gb 16   # no NVML here
+      worldland register --hub https://hub.example.org:8443 --hub-ca ./hub-ca.crt --json
+
     Exit status: 0 registered, 1 failed (e.g. no GPU), 3 hub unreachable, 4 not logged in.
     """
     from worldland_cli import config
