@@ -10,6 +10,7 @@ Only the standard library is imported here: this module is loaded by ``worldland
 
 from __future__ import annotations
 
+import logging
 import os
 import string
 import tomllib
@@ -23,6 +24,8 @@ from worldland_cli.errors import ActionableError
 
 if TYPE_CHECKING:
     from worldland_cli.host import Host
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HUB = "http://127.0.0.1:8080"
 DEFAULT_PRICE_PER_SEC_WEI = 1_000_000_000
@@ -224,7 +227,9 @@ def read_file_values(host: Host | None = None) -> dict[str, str]:
     path = config_file()
     text = (host or _file_host()).read_text(str(path))
     if text is None:
+        log.debug("no config file at %s: defaults and environment only", path)
         return {}
+    log.debug("reading settings from %s", path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

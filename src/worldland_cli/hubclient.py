@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
+import re
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,6 +47,11 @@ if TYPE_CHECKING:
     import httpx
 
     from worldland_cli.config import Config
+
+log = logging.getLogger(__name__)
+# Path parts that are credentials (a transfer code works once, for whoever holds it): not in
+# the -v log, which people paste into tickets.
+_SECRET_PATH = re.compile(r"^(/v1/transfers/)[^/?]+")
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
@@ -492,6 +499,11 @@ def _retry_after(response: httpx.Response) -> float | None:
     return float(text)
 
 
+def _logged(path: str) -> str:
+    """``path`` as the -v log shows it: a transfer code replaced by ****."""
+    return _SECRET_PATH.sub(lambda m: f"{m.group(1)}****", path)
+
+
 def _describe(exc: BaseException, timeout: float) -> str:
     import httpx
 
@@ -628,36 +640,45 @@ class HubClient:
             headers["Authorization"] = f"Bearer {admin_token}"
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
+        shown = f"{method} {self.shown_url}{_logged(path)}"
         attempt = 0
         while True:
+            start = time.monotonic()
             try:
                 response = self._http.request(
                     method, path, json=json, params=params, headers=headers
                 )
             except httpx.TransportError as e:
+                log.info("%s: %s", shown, _describe(e, self.timeout))
                 tls_error = _ssl_failure(e)
                 if tls_error is not None:
                     raise self._tls_error(tls_error) from None
                 never_sent = isinstance(e, httpx.ConnectError | httpx.ConnectTimeout)
                 if attempt < self.retries and (never_sent or idempotent):
-                    self._sleep(self.backoff * 2**attempt)
+                    self._wait(self.backoff * 2**attempt)
                     attempt += 1
                     continue
                 raise HubUnreachable(
                     f"cannot reach the hub at {self.shown_url}: {_describe(e, self.timeout)}",
                     NETWORK_HINT,
                 ) from None
+            elapsed = (time.monotonic() - start) * 1000
+            log.info("%s -> %d in %.0f ms", shown, response.status_code, elapsed)
             if response.status_code >= 500 and idempotent and attempt < self.retries:
-                self._sleep(self.backoff * 2**attempt)
+                self._wait(self.backoff * 2**attempt)
                 attempt += 1
                 continue
             wait = _retry_after(response)
             if response.status_code == 429 and wait is not None and attempt < self.retries:
                 # Refused before any work was done, so any call may be sent again.
-                self._sleep(wait)
+                self._wait(wait)
                 attempt += 1
                 continue
             return self._decode(method, path, response)
+
+    def _wait(self, seconds: float) -> None:
+        log.info("trying again in %g s", seconds)
+        self._sleep(seconds)
 
     def _tls_error(self, error: ssl.SSLError) -> HubError:
         reason = getattr(error, "reason", None) or str(error)

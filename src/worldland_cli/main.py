@@ -28,6 +28,7 @@ from worldland_cli.commands.common import GlobalOptions
 from worldland_cli.commands.dispatch import Dispatch
 from worldland_cli.commands.options import JsonFlag
 from worldland_cli.commands.usage import WrittenUsage
+from worldland_cli.output import show_logs
 
 app = typer.Typer(
     name="worldland",
@@ -62,9 +63,17 @@ def main(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version."
     ),
     json_output: JsonFlag = False,
-    verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More detail (-vv: more)."),
+    verbose: int = typer.Option(
+        0,
+        "-v",
+        "--verbose",
+        count=True,
+        help="Log what it does on stderr: -v each hub request, -vv also the config file and "
+        "each tool run.",
+    ),
 ) -> None:
     ctx.ensure_object(GlobalOptions).verbose = verbose
+    show_logs(verbose)
 
 
 app.command("doctor")(doctor.doctor)

@@ -9,6 +9,7 @@ command's output follows one shape: ``{"ok": true, ...}`` or ``{"ok": false, "er
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,6 +106,39 @@ def error(message: str, hint: str | None = None) -> None:
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if hint:
         err.print(f"  [dim]hint:[/] {escape(hint)}", highlight=False, soft_wrap=True)
+
+
+class _Stderr(logging.Handler):
+    """Log records on stderr as it is when each is written (a test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # logging's contract: a broken stream must not break the command
+            self.handleError(record)
+
+
+def show_logs(verbosity: int) -> None:
+    """Log on stderr what the CLI does: ``-v`` INFO (each hub request and its answer),
+    ``-vv`` DEBUG too (the config file read, each tool run on the host).
+
+    The one place logging is configured, by the entry point once per invocation; modules
+    only log to ``logging.getLogger(__name__)``. stderr, so ``--json`` keeps stdout one
+    document. Only the CLI's own loggers: a library's debug output (asyncssh, httpx) is
+    noise to a person asking what worldland did. Without ``-v`` nothing is added, and
+    anything an earlier in-process invocation set up is taken down.
+    """
+    ours = logging.getLogger("worldland_cli")
+    for handler in [h for h in ours.handlers if isinstance(h, _Stderr)]:
+        ours.removeHandler(handler)
+    ours.setLevel(logging.NOTSET)
+    if verbosity <= 0:
+        return
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO if verbosity == 1 else logging.DEBUG)
 
 
 def render_report(report: Report, fixes: Sequence[FixBlock] = (), *, verbose: bool = False) -> None:
