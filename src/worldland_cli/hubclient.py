@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from worldland_cli import __version__
-from worldland_cli.config import DEFAULT_HUB
+from worldland_cli.config import DEFAULT_HUB, ConfigError
 from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.times import format_time, parse_time
 from worldland_cli.urls import mask_url
@@ -476,6 +476,22 @@ class HubEndpoint:
         )
 
 
+def hub_ca_context(ca_file: str | None) -> ssl.SSLContext:
+    """A TLS context that trusts ``ca_file`` (else the system's CAs).
+
+    A configured CA bundle that is gone or is not PEM is a configuration error (exit 2)
+    naming the file and where to set it, not a failure to reach the hub.
+    """
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except OSError as e:  # ssl.SSLError included
+        raise ConfigError(
+            f"cannot load the hub's CA bundle {ca_file}: {e.strerror or e}",
+            "fix the path where it is set (`worldland config show` says where: --hub-ca, "
+            "WORLDLAND_HUB_CA or `worldland config set hub_ca FILE`)",
+        ) from None
+
+
 def _seg(value: str) -> str:
     """One URL path segment: a pod id or code typed by a person must not add path parts."""
     return quote(value, safe="")
@@ -578,16 +594,16 @@ class HubClient:
         self._client_cert = client_cert is not None
         verify: ssl.SSLContext | bool = True
         if self.url.startswith("https://"):
-            try:
-                context = ssl.create_default_context(cafile=ca_file)
-                if client_cert is not None:
-                    context.load_cert_chain(client_cert[0], client_cert[1])
-            except (OSError, ssl.SSLError) as e:
-                raise HubError(
-                    f"cannot load TLS files for {self.shown_url}: {e.strerror or e}",
-                    "check --hub-ca / WORLDLAND_HUB_CA and the certificate directory",
-                ) from None
-            verify = context
+            verify = hub_ca_context(ca_file)
+            if client_cert is not None:
+                try:
+                    verify.load_cert_chain(client_cert[0], client_cert[1])
+                except (OSError, ssl.SSLError) as e:
+                    raise HubError(
+                        f"cannot load the node certificate {client_cert[0]} with its key "
+                        f"{client_cert[1]}: {e.strerror or e}",
+                        "run `worldland certs status`, then `worldland certs bootstrap`",
+                    ) from None
         self._http = httpx.Client(
             base_url=self.url,
             timeout=timeout,

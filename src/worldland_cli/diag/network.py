@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from worldland_cli.diag.base import DiagReport, Finding, bounded, fail, ok, skip, warn
 from worldland_cli.host import Host
+from worldland_cli.hubclient import hub_ca_context
 from worldland_cli.requirements.daemon import DAEMON_UNIT, RESTART_REMEDY
 
 DAEMON_JOURNAL = f"journalctl -u {DAEMON_UNIT} -n 50"
@@ -221,6 +222,10 @@ def probe_network(
     port = url.port or (443 if https else 80)
     certs = node_certs(host, cert_dir)
     if hub_ca:
+        if https:
+            # A configured CA bundle that is gone is a configuration error (exit 2, naming
+            # the file), as for every command that talks to the hub, not a TLS failure.
+            hub_ca_context(hub_ca)
         certs = replace(certs, ca=hub_ca)
     state: dict[str, Any] = {}
 
