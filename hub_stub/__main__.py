@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hub_stub import __version__
 from hub_stub.config import DEFAULT_VPN_POOL, HubConfig
 from hub_stub.kube import CA_HASH_RE, TOKEN_RE, JoinUnavailable
 from hub_stub.limits import AUTH_RATE, CLAIM_RATE, OPEN_RATE, Rate
@@ -124,6 +125,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EXAMPLES,
     )
+    p.add_argument("--version", action="version", version=f"worldland-hub {__version__}")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to bind, 0 = any (default 8080)")
     p.add_argument("--data-dir", type=Path, required=True, help="database, CA and secrets")
@@ -484,7 +486,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             **tls_args,
         )
     )
+    # One line on stderr, so an operator (or journalctl) sees where it serves and which URL
+    # logins must name; launchers that need the port read --port-file instead.
+    print(f"worldland-hub {__version__} {listening(config)}", file=sys.stderr, flush=True)
     server.run(sockets=[sock])
+
+
+def listening(config: HubConfig) -> str:
+    """``listening on http://127.0.0.1:8080 (public URL ...)``: the bound address and the
+    public URL SIWE messages must name (the same unless --public-url says otherwise)."""
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return (
+        f"listening on {'https' if config.tls else 'http'}://{host}:{config.port} "
+        f"(public URL {config.origin.uri})"
+    )
 
 
 if __name__ == "__main__":
