@@ -176,8 +176,9 @@ def render_findings(
     """A table of what was seen, then the fixes as numbered blocks of shell, then ``summary``.
 
     Fixes are printed outside the table on purpose: a command wrapped inside a narrow cell
-    cannot be copied into a shell. Without ``fixes`` (diag's probes), each finding's remedy
-    is its own block, in the findings' order.
+    cannot be copied into a shell. Without ``fixes`` (diag's probes), each remedy is a
+    block, in the findings' order, once: findings with the same remedy (no driver: NVML and
+    nvidia-smi both fail) share its block, as doctor's fixes do.
     """
     from rich.markup import escape
     from rich.table import Table
@@ -206,16 +207,29 @@ def render_findings(
     out.print(table)
 
     if fixes is None:
-        fixes = [
-            FixBlock(f"{f.id}: {f.observed}", [f.remedy or ""], f.doc, f.status.value)
-            for f in findings
-            if f.remedy and f.status.value in ("fail", "warn")
-        ]
+        fixes = _remedy_blocks(findings)
     if fixes:
         out.print("\n[bold]To fix, paste these blocks into a shell, in this order:[/]\n")
         render_fixes(fixes, out.width)
     style = "bold red" if failed else "bold green"
     out.print(f"[{style}]{escape(summary)}[/]")
+
+
+def _remedy_blocks(findings: Sequence[Finding]) -> list[FixBlock]:
+    """One block per distinct remedy of a failure or warning, titled by every check it fixes."""
+    grouped: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.remedy and f.status.value in ("fail", "warn"):
+            grouped.setdefault(f.remedy, []).append(f)
+    return [
+        FixBlock(
+            f"{', '.join(f.id for f in group)}: {group[0].observed}",
+            [remedy],
+            group[0].doc,
+            "fail" if any(f.status.value == "fail" for f in group) else "warn",
+        )
+        for remedy, group in grouped.items()
+    ]
 
 
 def render_fixes(fixes: Sequence[FixBlock], width: int) -> None:

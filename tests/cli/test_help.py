@@ -17,6 +17,7 @@ import typer.main
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
+from tests.support.commandlines import parse_failure, worldland_argv
 from worldland_cli.main import app
 
 WORLDLAND = str(Path(sys.executable).with_name("worldland"))
@@ -101,3 +102,14 @@ def test_every_command_and_group_has_examples(path: tuple[str, ...]) -> None:
     # click rewraps a paragraph into one unless a \b line comes first: examples would run
     # into each other (`worldland daemon worldland daemon --listen ...`).
     assert "\b\nExamples:" in str(getattr(command_at(path), "help", ""))
+
+
+@pytest.mark.parametrize("path", EVERY, ids=lambda p: " ".join(p) or "worldland")
+def test_every_example_parses_as_written(path: tuple[str, ...]) -> None:
+    lines = [worldland_argv(line) for line in examples(help_text(path))]
+    failures = {
+        " ".join(args): failure
+        for args in lines
+        if args is not None and (failure := parse_failure(args)) is not None
+    }
+    assert failures == {}
