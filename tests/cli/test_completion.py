@@ -93,10 +93,12 @@ def test_an_unknown_shell_is_a_usage_error() -> None:
 
 
 def test_typer_options_install_for_the_shell_they_run_in(tmp_path: Path) -> None:
-    shown = bash("worldland --show-completion", tmp_path)
+    # typer asks which shell runs `worldland`: bash must stay its parent, not exec it as
+    # the last command (then the parent would be whatever ran bash: make's sh, pytest).
+    shown = bash("worldland --show-completion; exit $?", tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "_WORLDLAND_COMPLETE=complete_bash" in shown.stdout
-    installed = bash("worldland --install-completion", tmp_path)
+    installed = bash("worldland --install-completion; exit $?", tmp_path)
     assert installed.returncode == 0, installed.stderr
     script = tmp_path / ".bash_completions" / "worldland.sh"
     assert script.read_text().strip() == shown.stdout.strip()
