@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hub_stub import __version__
 from hub_stub.config import DEFAULT_VPN_POOL, HubConfig
 from hub_stub.kube import CA_HASH_RE, TOKEN_RE, JoinUnavailable
 from hub_stub.limits import AUTH_RATE, CLAIM_RATE, OPEN_RATE, Rate
@@ -102,14 +103,29 @@ def _pattern(regex: re.Pattern[str], what: str) -> Callable[[str], str]:
     return check
 
 
+EXAMPLES = """\
+examples:
+  worldland-hub --data-dir ./hub-data                      # http://127.0.0.1:8080
+  worldland-hub --data-dir ./hub-data --port 8443 --tls-self   # TLS from the hub's own CA
+  worldland-hub --data-dir /var/lib/worldland-hub --host 0.0.0.0 --port 8443 \\
+      --tls-cert /etc/ssl/hub.pem --tls-key /etc/ssl/hub.key \\
+      --public-url https://hub.example.org:8443
+  worldland-hub --data-dir ./hub-data --port 0 --port-file ./hub.port   # any free port
+  worldland-hub vpn server-config --data-dir ./hub-data --output wg0.conf
+  worldland-hub chain deploy --help                        # the payment contract, dev chains
+"""
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line (argparse: the hub must not depend on the CLI's Typer app)."""
     p = argparse.ArgumentParser(
         prog="worldland-hub",
         description="Run the Worldland hub stub.",
-        epilog="also: worldland-hub vpn server-config --help (the VPN server's wg-quick config), "
-        "worldland-hub chain deploy --help (the payment contract on a dev chain)",
+        # Raw: the examples keep their lines (argparse would run them into one paragraph).
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
     )
+    p.add_argument("--version", action="version", version=f"worldland-hub {__version__}")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to bind, 0 = any (default 8080)")
     p.add_argument("--data-dir", type=Path, required=True, help="database, CA and secrets")
@@ -470,7 +486,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             **tls_args,
         )
     )
+    # One line on stderr, so an operator (or journalctl) sees where it serves and which URL
+    # logins must name; launchers that need the port read --port-file instead.
+    print(f"worldland-hub {__version__} {listening(config)}", file=sys.stderr, flush=True)
     server.run(sockets=[sock])
+
+
+def listening(config: HubConfig) -> str:
+    """``listening on http://127.0.0.1:8080 (public URL ...)``: the bound address and the
+    public URL SIWE messages must name (the same unless --public-url says otherwise)."""
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return (
+        f"listening on {'https' if config.tls else 'http'}://{host}:{config.port} "
+        f"(public URL {config.origin.uri})"
+    )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Only the standard library is imported here: this module is loaded by ``worldland
 
 from __future__ import annotations
 
+import logging
 import os
 import string
 import tomllib
@@ -20,9 +21,12 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from worldland_cli.errors import ActionableError
+from worldland_cli.urls import mask_url
 
 if TYPE_CHECKING:
     from worldland_cli.host import Host
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HUB = "http://127.0.0.1:8080"
 DEFAULT_PRICE_PER_SEC_WEI = 1_000_000_000
@@ -161,13 +165,7 @@ def validate(name: str, value: str) -> str:
             raise ConfigError(f"{name} must be a non-negative whole number, got {text!r}")
         return str(int(text))
     if key.kind == "url":
-        parts = urlsplit(text if "://" in text else f"http://{text}")
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(
-                f"{name} must be an http:// or https:// URL, got {text!r}",
-                "for example: https://hub.example.org:8443",
-            )
-        return urlunsplit(parts).rstrip("/")
+        return _url(name, text)
     if key.kind == "path":
         if _looks_like_private_key(text):
             # Never echo it: it would land in the terminal, config.toml (0644) and tickets.
@@ -178,6 +176,30 @@ def validate(name: str, value: str) -> str:
             )
         return str(Path(text).expanduser())
     return text
+
+
+def _url(name: str, text: str) -> str:
+    """An http(s) URL a hub can be reached at (what auth/origin.py accepts, which this layer
+    cannot import), without a trailing slash; the error shows it with any password masked."""
+    parts = urlsplit(text if "://" in text else f"http://{text}")
+    try:
+        port = parts.port  # None when absent
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port == 0
+        or parts.query
+        or parts.fragment
+        or any(c.isspace() for c in text)
+    ):
+        raise ConfigError(
+            f"{name} must be an http:// or https:// URL with a host and, if any, a port "
+            f"from 1 to 65535 (no spaces, query or fragment), got {mask_url(text)!r}",
+            "for example: https://hub.example.org:8443",
+        )
+    return urlunsplit(parts).rstrip("/")
 
 
 class Config:
@@ -224,7 +246,9 @@ def read_file_values(host: Host | None = None) -> dict[str, str]:
     path = config_file()
     text = (host or _file_host()).read_text(str(path))
     if text is None:
+        log.debug("no config file at %s: defaults and environment only", path)
         return {}
+    log.debug("reading settings from %s", path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -243,6 +267,28 @@ def read_file_values(host: Host | None = None) -> dict[str, str]:
     return values
 
 
+def check_ca_bundle(host: Host, path: str) -> None:
+    """ConfigError naming ``path`` unless it is a readable file of PEM certificates."""
+    import ssl
+
+    from worldland_cli.host import HostError
+
+    hint = (
+        "give the PEM certificate of the CA that signed the hub's TLS certificate (its "
+        "operator has it: worldland-hub keeps it in DATA_DIR/ca/ca.pem)"
+    )
+    try:
+        text = host.read_text(path)
+    except HostError as e:
+        raise ConfigError(f"hub_ca: {e}", hint) from None
+    if text is None:
+        raise ConfigError(f"hub_ca: {path} does not exist", hint)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=text)
+    except (ssl.SSLError, ValueError):
+        raise ConfigError(f"hub_ca: {path} holds no PEM certificate", hint) from None
+
+
 def load(host: Host | None = None, env: Mapping[str, str] | None = None) -> Config:
     """The configuration every command starts from."""
     return Config(read_file_values(host), os.environ if env is None else env)
@@ -251,12 +297,19 @@ def load(host: Host | None = None, env: Mapping[str, str] | None = None) -> Conf
 def set_value(name: str, value: str, host: Host | None = None) -> str:
     """Validate and store one key in config.toml (atomically); return the stored value.
 
-    Other keys and unknown keys already in the file are kept as they were.
+    A path is stored absolute: the file is read later from whatever directory a command runs
+    in. The hub's CA bundle must be there and hold a certificate now, or every TLS call
+    would fail later far from the cause. Other keys and unknown keys already in the file
+    are kept as they were.
     """
     import toml
 
     stored = validate(name, value)
     h = host or _file_host()
+    if KEYS[name].kind == "path":
+        stored = str(Path(stored).absolute())
+    if name == "hub_ca":
+        check_ca_bundle(h, stored)
     path = config_file()
     text = h.read_text(str(path))
     try:

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import shlex
 import shutil
 import socket
 import sqlite3
@@ -31,9 +33,26 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 DEFAULT_TIMEOUT = 5.0
 # How long to drain the pipes of a command killed for running past its timeout.
 KILL_GRACE = 1.0
+
+
+def _logged_argv(argv: Sequence[str]) -> str:
+    """The program and its leading words (``systemctl is-active kubelet``), for the -vv log.
+
+    From the first option on the words are left out: options carry values such as
+    kubeadm's ``--token``, and the log is what people paste into tickets.
+    """
+    shown: list[str] = []
+    for word in argv:
+        if word.startswith("-"):
+            shown.append("...")
+            break
+        shown.append(shlex.quote(word))
+    return " ".join(shown)
 
 
 class HostError(Exception):
@@ -476,6 +495,27 @@ class Host:
         A command that hangs is killed together with its children (its own process group),
         so a wedged nvidia-smi cannot keep doctor waiting.
         """
+        result = self._run(argv, timeout=timeout, input=input, env=env)
+        outcome = (
+            "not found"
+            if result.not_found
+            else "timed out"
+            if result.timed_out
+            else f"exit {result.returncode}"
+        )
+        log.debug(
+            "ran %s: %s in %.0f ms", _logged_argv(result.argv), outcome, result.duration * 1000
+        )
+        return result
+
+    def _run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None,
+        input: str | None,
+        env: Mapping[str, str] | None,
+    ) -> CommandResult:
         limit = self.default_timeout if timeout is None else timeout
         args = tuple(argv)
         start = time.monotonic()

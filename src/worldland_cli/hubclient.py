@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
+import re
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from worldland_cli import __version__
-from worldland_cli.config import DEFAULT_HUB
+from worldland_cli.config import DEFAULT_HUB, ConfigError
 from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.times import format_time, parse_time
 from worldland_cli.urls import mask_url
@@ -45,6 +47,11 @@ if TYPE_CHECKING:
     import httpx
 
     from worldland_cli.config import Config
+
+log = logging.getLogger(__name__)
+# Path parts that are credentials (a transfer code works once, for whoever holds it): not in
+# the -v log, which people paste into tickets.
+_SECRET_PATH = re.compile(r"^(/v1/transfers/)[^/?]+")
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
@@ -469,6 +476,22 @@ class HubEndpoint:
         )
 
 
+def hub_ca_context(ca_file: str | None) -> ssl.SSLContext:
+    """A TLS context that trusts ``ca_file`` (else the system's CAs).
+
+    A configured CA bundle that is gone or is not PEM is a configuration error (exit 2)
+    naming the file and where to set it, not a failure to reach the hub.
+    """
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except OSError as e:  # ssl.SSLError included
+        raise ConfigError(
+            f"cannot load the hub's CA bundle {ca_file}: {e.strerror or e}",
+            "fix the path where it is set (`worldland config show` says where: --hub-ca, "
+            "WORLDLAND_HUB_CA or `worldland config set hub_ca FILE`)",
+        ) from None
+
+
 def _seg(value: str) -> str:
     """One URL path segment: a pod id or code typed by a person must not add path parts."""
     return quote(value, safe="")
@@ -490,6 +513,11 @@ def _retry_after(response: httpx.Response) -> float | None:
     if not text.isdigit() or int(text) > MAX_RETRY_AFTER:
         return None
     return float(text)
+
+
+def _logged(path: str) -> str:
+    """``path`` as the -v log shows it: a transfer code replaced by ****."""
+    return _SECRET_PATH.sub(lambda m: f"{m.group(1)}****", path)
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
@@ -566,16 +594,16 @@ class HubClient:
         self._client_cert = client_cert is not None
         verify: ssl.SSLContext | bool = True
         if self.url.startswith("https://"):
-            try:
-                context = ssl.create_default_context(cafile=ca_file)
-                if client_cert is not None:
-                    context.load_cert_chain(client_cert[0], client_cert[1])
-            except (OSError, ssl.SSLError) as e:
-                raise HubError(
-                    f"cannot load TLS files for {self.shown_url}: {e.strerror or e}",
-                    "check --hub-ca / WORLDLAND_HUB_CA and the certificate directory",
-                ) from None
-            verify = context
+            verify = hub_ca_context(ca_file)
+            if client_cert is not None:
+                try:
+                    verify.load_cert_chain(client_cert[0], client_cert[1])
+                except (OSError, ssl.SSLError) as e:
+                    raise HubError(
+                        f"cannot load the node certificate {client_cert[0]} with its key "
+                        f"{client_cert[1]}: {e.strerror or e}",
+                        "run `worldland certs status`, then `worldland certs bootstrap`",
+                    ) from None
         self._http = httpx.Client(
             base_url=self.url,
             timeout=timeout,
@@ -628,36 +656,45 @@ class HubClient:
             headers["Authorization"] = f"Bearer {admin_token}"
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE")
+        shown = f"{method} {self.shown_url}{_logged(path)}"
         attempt = 0
         while True:
+            start = time.monotonic()
             try:
                 response = self._http.request(
                     method, path, json=json, params=params, headers=headers
                 )
             except httpx.TransportError as e:
+                log.info("%s: %s", shown, _describe(e, self.timeout))
                 tls_error = _ssl_failure(e)
                 if tls_error is not None:
                     raise self._tls_error(tls_error) from None
                 never_sent = isinstance(e, httpx.ConnectError | httpx.ConnectTimeout)
                 if attempt < self.retries and (never_sent or idempotent):
-                    self._sleep(self.backoff * 2**attempt)
+                    self._wait(self.backoff * 2**attempt)
                     attempt += 1
                     continue
                 raise HubUnreachable(
                     f"cannot reach the hub at {self.shown_url}: {_describe(e, self.timeout)}",
                     NETWORK_HINT,
                 ) from None
+            elapsed = (time.monotonic() - start) * 1000
+            log.info("%s -> %d in %.0f ms", shown, response.status_code, elapsed)
             if response.status_code >= 500 and idempotent and attempt < self.retries:
-                self._sleep(self.backoff * 2**attempt)
+                self._wait(self.backoff * 2**attempt)
                 attempt += 1
                 continue
             wait = _retry_after(response)
             if response.status_code == 429 and wait is not None and attempt < self.retries:
                 # Refused before any work was done, so any call may be sent again.
-                self._sleep(wait)
+                self._wait(wait)
                 attempt += 1
                 continue
             return self._decode(method, path, response)
+
+    def _wait(self, seconds: float) -> None:
+        log.info("trying again in %g s", seconds)
+        self._sleep(seconds)
 
     def _tls_error(self, error: ssl.SSLError) -> HubError:
         reason = getattr(error, "reason", None) or str(error)

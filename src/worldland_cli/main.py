@@ -11,6 +11,7 @@ import typer
 
 from worldland_cli import __version__
 from worldland_cli.commands import certs as certs_cmd
+from worldland_cli.commands import completion as completion_cmd
 from worldland_cli.commands import config_cmd as config_cmd
 from worldland_cli.commands import daemon as daemon_cmd
 from worldland_cli.commands import diag as diag_cmd
@@ -26,13 +27,22 @@ from worldland_cli.commands import wallet as wallet_cmd
 from worldland_cli.commands.common import GlobalOptions
 from worldland_cli.commands.dispatch import Dispatch
 from worldland_cli.commands.options import JsonFlag
+from worldland_cli.commands.usage import WrittenUsage
+from worldland_cli.output import show_logs
 
 app = typer.Typer(
     name="worldland",
-    help="Rent out an NVIDIA GPU box on the Worldland marketplace, move data to pods, diagnose.",
+    help="Rent out an NVIDIA GPU box on the Worldland marketplace, move data to pods, diagnose."
+    "\n\n\b\nExamples:\n"
+    "  worldland doctor                                 # provider: is this host ready?\n"
+    "  sudo worldland join                              # provider: make it so\n"
+    "  worldland login                                  # renter: sign in with the wallet\n"
+    "  worldland pods                                   # renter: your pods\n"
+    "  worldland send ./data pod-7f3a:/workspace        # renter: move data to one\n"
+    "  worldland docs                                   # the guides, offline",
     cls=Dispatch,  # the one door: every command's errors and results are rendered there
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion: ~2 ms of start-up
     pretty_exceptions_enable=False,
     # Plain click help: typer's rich help formatter alone costs ~100 ms of start-up.
     rich_markup_mode=None,
@@ -53,9 +63,17 @@ def main(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version."
     ),
     json_output: JsonFlag = False,
-    verbose: int = typer.Option(0, "-v", "--verbose", count=True, help="More detail (-vv: more)."),
+    verbose: int = typer.Option(
+        0,
+        "-v",
+        "--verbose",
+        count=True,
+        help="Log what it does on stderr: -v each hub request, -vv also the config file and "
+        "each tool run.",
+    ),
 ) -> None:
     ctx.ensure_object(GlobalOptions).verbose = verbose
+    show_logs(verbose)
 
 
 app.command("doctor")(doctor.doctor)
@@ -63,8 +81,8 @@ app.command("join")(join_cmd.join)
 app.command("reset")(join_cmd.reset)
 app.add_typer(diag_cmd.app, name="diag")
 app.command("pods")(pods_cmd.pods)
-app.command("send")(transfer_cmd.send)
-app.command("receive")(transfer_cmd.receive)
+app.command("send", cls=WrittenUsage)(transfer_cmd.send)
+app.command("receive", cls=WrittenUsage)(transfer_cmd.receive)
 app.command("login")(login_cmd.login)
 app.command("logout")(login_cmd.logout)
 app.command("whoami")(login_cmd.whoami)
@@ -75,7 +93,8 @@ app.add_typer(certs_cmd.app, name="certs")
 app.command("daemon")(daemon_cmd.daemon)
 app.command("earnings")(settlement_cmd.earnings)
 app.command("balance")(settlement_cmd.balance)
-app.command("docs")(docs_cmd.docs)
+app.command("docs", cls=WrittenUsage)(docs_cmd.docs)
+app.command("completion", cls=WrittenUsage)(completion_cmd.completion)
 
 
 def run() -> None:

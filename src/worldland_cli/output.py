@@ -9,6 +9,7 @@ command's output follows one shape: ``{"ok": true, ...}`` or ``{"ok": false, "er
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -107,6 +108,39 @@ def error(message: str, hint: str | None = None) -> None:
         err.print(f"  [dim]hint:[/] {escape(hint)}", highlight=False, soft_wrap=True)
 
 
+class _Stderr(logging.Handler):
+    """Log records on stderr as it is when each is written (a test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # logging's contract: a broken stream must not break the command
+            self.handleError(record)
+
+
+def show_logs(verbosity: int) -> None:
+    """Log on stderr what the CLI does: ``-v`` INFO (each hub request and its answer),
+    ``-vv`` DEBUG too (the config file read, each tool run on the host).
+
+    The one place logging is configured, by the entry point once per invocation; modules
+    only log to ``logging.getLogger(__name__)``. stderr, so ``--json`` keeps stdout one
+    document. Only the CLI's own loggers: a library's debug output (asyncssh, httpx) is
+    noise to a person asking what worldland did. Without ``-v`` nothing is added, and
+    anything an earlier in-process invocation set up is taken down.
+    """
+    ours = logging.getLogger("worldland_cli")
+    for handler in [h for h in ours.handlers if isinstance(h, _Stderr)]:
+        ours.removeHandler(handler)
+    ours.setLevel(logging.NOTSET)
+    if verbosity <= 0:
+        return
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO if verbosity == 1 else logging.DEBUG)
+
+
 def render_report(report: Report, fixes: Sequence[FixBlock] = (), *, verbose: bool = False) -> None:
     """doctor's table in the seed's order (what the fixes are numbered by), the fixes, the
     readiness verdict."""
@@ -142,8 +176,9 @@ def render_findings(
     """A table of what was seen, then the fixes as numbered blocks of shell, then ``summary``.
 
     Fixes are printed outside the table on purpose: a command wrapped inside a narrow cell
-    cannot be copied into a shell. Without ``fixes`` (diag's probes), each finding's remedy
-    is its own block, in the findings' order.
+    cannot be copied into a shell. Without ``fixes`` (diag's probes), each remedy is a
+    block, in the findings' order, once: findings with the same remedy (no driver: NVML and
+    nvidia-smi both fail) share its block, as doctor's fixes do.
     """
     from rich.markup import escape
     from rich.table import Table
@@ -172,16 +207,29 @@ def render_findings(
     out.print(table)
 
     if fixes is None:
-        fixes = [
-            FixBlock(f"{f.id}: {f.observed}", [f.remedy or ""], f.doc, f.status.value)
-            for f in findings
-            if f.remedy and f.status.value in ("fail", "warn")
-        ]
+        fixes = _remedy_blocks(findings)
     if fixes:
         out.print("\n[bold]To fix, paste these blocks into a shell, in this order:[/]\n")
         render_fixes(fixes, out.width)
     style = "bold red" if failed else "bold green"
     out.print(f"[{style}]{escape(summary)}[/]")
+
+
+def _remedy_blocks(findings: Sequence[Finding]) -> list[FixBlock]:
+    """One block per distinct remedy of a failure or warning, titled by every check it fixes."""
+    grouped: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.remedy and f.status.value in ("fail", "warn"):
+            grouped.setdefault(f.remedy, []).append(f)
+    return [
+        FixBlock(
+            f"{', '.join(f.id for f in group)}: {group[0].observed}",
+            [remedy],
+            group[0].doc,
+            "fail" if any(f.status.value == "fail" for f in group) else "warn",
+        )
+        for remedy, group in grouped.items()
+    ]
 
 
 def render_fixes(fixes: Sequence[FixBlock], width: int) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.auth.conftest import PLANTED_KEY, cli
+from tests.auth.conftest import PLANTED_KEY, cli, write_key
+from tests.support.hub import RunningHub
 from worldland_cli import config
 from worldland_cli.hubclient import HubEndpoint
 
@@ -113,3 +115,76 @@ def test_a_private_key_given_as_the_key_file_is_refused_unechoed(
     monkeypatch.setenv("WORLDLAND_PRIVATE_KEY_FILE", key)
     show = cli("config", "show")
     assert show.exit_code == 2 and PLANTED_KEY not in show.output
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://hub.example",
+        "https://",
+        "https://hub.example:99999",
+        "https://hub.example:port",
+        "https://hub.example:0",
+        "http://hub example",
+        "https://hub.example/?x=1",
+        "https://hub.example/#top",
+    ],
+)
+def test_config_set_refuses_a_hub_url_nothing_can_reach(url: str, worldland_home: Path) -> None:
+    result = cli("config", "set", "hub", url)
+    assert result.exit_code == 2, result.output
+    assert "error: hub must be an http:// or https:// URL" in result.stderr
+    assert not (worldland_home / "config.toml").exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda d: d / "missing.pem", "does not exist"),
+        (lambda d: d, "is a directory"),
+        (lambda d: write_key(d / "notes.txt", "not a certificate\n", 0o644), "holds no PEM"),
+    ],
+    ids=["missing", "directory", "not-pem"],
+)
+def test_config_set_hub_ca_names_a_file_it_cannot_use(
+    make: Callable[[Path], Path], says: str, tmp_path: Path, worldland_home: Path
+) -> None:
+    path = make(tmp_path)
+    result = cli("config", "set", "hub_ca", str(path))
+    assert result.exit_code == 2, result.output
+    assert f"error: hub_ca: {path} {says}" in result.stderr
+    assert not (worldland_home / "config.toml").exists()
+    doc = json.loads(cli("config", "set", "hub_ca", str(path), "--json").stdout)
+    assert doc["ok"] is False and str(path) in doc["error"]
+
+
+def test_config_set_stores_paths_absolute(
+    tls_hub: RunningHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "hub-ca.pem").write_bytes(tls_hub.ca_cert.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert cli("config", "set", "hub_ca", "hub-ca.pem").exit_code == 0
+    assert cli("config", "set", "cert_dir", "certs").exit_code == 0
+    monkeypatch.chdir("/")
+    cfg = config.load()
+    assert cfg.get("hub_ca") == str(tmp_path / "hub-ca.pem")
+    assert cfg.get("cert_dir") == str(tmp_path / "certs")
+
+
+def test_a_configured_hub_ca_that_vanished_is_named_with_exit_2(
+    tls_hub: RunningHub, tmp_path: Path
+) -> None:
+    ca = tmp_path / "hub-ca.pem"
+    ca.write_bytes(tls_hub.ca_cert.read_bytes())
+    assert cli("wallet", "new").exit_code == 0
+    assert cli("config", "set", "hub", tls_hub.url).exit_code == 0
+    assert cli("config", "set", "hub_ca", str(ca)).exit_code == 0
+    assert cli("login").exit_code == 0
+    ca.unlink()
+    for argv in (["login"], ["pods"], ["diag", "network", "--timeout", "2"]):
+        result = cli(*argv)
+        assert result.exit_code == 2, (argv, result.output)
+        assert f"error: cannot load the hub's CA bundle {ca}: No such file" in result.stderr
+        assert "worldland config set hub_ca FILE" in result.stderr
+    doc = json.loads(cli("login", "--json").stdout)
+    assert doc["ok"] is False and str(ca) in doc["error"]

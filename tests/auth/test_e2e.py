@@ -88,7 +88,9 @@ def test_wallet_login_register_certs_whoami(
     node_host = f"gpu-{uuid.uuid4().hex[:8]}.example"
     register = cli("register", *hub_args(hub), "--host", node_host)
     assert register.exit_code == 0, register.output
-    assert "GPU detected: Tesla T4 (15 GB)" in register.stdout
+    assert "GPU 0: Tesla T4, 15 GB (detected by NVML)" in register.stdout
+    assert f"Node address: {node_host} (from --host)" in register.stdout
+    assert "Price: 1000000000 wei per GPU-second (the default)" in register.stdout
     node_id = re.search(rf"Node registered: ({UUID})", register.stdout)
     assert node_id, register.stdout
     certs = worldland_home / "certs"
@@ -103,6 +105,12 @@ def test_wallet_login_register_certs_whoami(
     assert doc["node_id"] == node_id.group(1) and doc["created"] is False
     assert doc["certificates"]["action"] == "kept"
     assert doc["price_per_sec_wei"] == "1000000000"
+    assert doc["source"] == {
+        "gpu_type": "nvml",
+        "memory_gb": "nvml",
+        "host": "flag",
+        "price_per_sec": "default",
+    }
     assert doc["gpus"] == [{"name": "Tesla T4", "memory_mib": 15360, "uuid": nvml_t4}]
 
     status = cli("certs", "status", "--json")
@@ -234,6 +242,33 @@ def test_register_without_gpu_or_override_is_refused(
     assert manual.exit_code == 0, manual.output
     gpu = json.loads(manual.stdout)["gpus"][0]
     assert gpu["name"] == "RTX 4090" and gpu["memory_mib"] == 24 * 1024
+
+
+def test_register_says_where_each_value_came_from(
+    plain_hub: RunningHub, worldland_home: Path, nvml_t4: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_key(worldland_home / "private-key.txt", PLANTED_KEY)
+    assert cli("config", "set", "price_per_sec", "2000").exit_code == 0
+    monkeypatch.setenv("WORLDLAND_MEMORY_GB", "16")
+    typed = cli("register", *hub_args(plain_hub), "--gpu-type", "NVIDIA T4 (typed)")
+    assert typed.exit_code == 0, typed.output
+    assert (
+        "GPU 0: NVIDIA T4 (typed) (from --gpu-type), 16 GB (from WORLDLAND_MEMORY_GB)"
+        in typed.stdout
+    )
+    assert "(the address this machine reaches the hub from)" in typed.stdout
+    config_file = worldland_home / "config.toml"
+    assert f"Price: 2000 wei per GPU-second (from {config_file})" in typed.stdout
+    doc = json.loads(
+        cli("register", *hub_args(plain_hub), "--gpu-type", "NVIDIA T4", "--json").stdout
+    )
+    assert doc["source"] == {
+        "gpu_type": "flag",
+        "memory_gb": "env",
+        "host": "detected",
+        "price_per_sec": "file",
+    }
+    assert doc["gpus"] == [{"name": "NVIDIA T4", "memory_mib": 16 * 1024, "uuid": nvml_t4}]
 
 
 def test_expired_session_without_key_file_says_run_login(

@@ -129,6 +129,29 @@ def test_ecc_errors_and_severe_xid_fail(
     assert (
         by_id["gpu.xid"].status is Status.FAIL and "fallen off the bus" in by_id["gpu.xid"].observed
     )
+    # Pasted, the fix reboots and nothing else runs: the advice is a comment.
+    assert by_id["gpu.xid"].remedy == (
+        "sudo reboot   # if the Xid returns, the card or its PCIe slot needs service"
+    )
+
+
+def test_several_warnings_are_one_shell_line_each(
+    host: Host, tools: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_nvml(
+        monkeypatch,
+        nvmlDeviceGetPersistenceMode=lambda h: 0,
+        nvmlDeviceGetTemperature=lambda h, s: 88,
+        nvmlDeviceGetCurrPcieLinkWidth=lambda h: 8,
+    )
+    gpu0 = next(c for c in probe_gpu(host, 2.0).checks if c.id == "gpu.0")
+    assert gpu0.status is Status.WARN
+    # Pasted as printed: each command runs, and no comment swallows the one after it.
+    assert (gpu0.remedy or "").splitlines() == [
+        "nvidia-smi -q -d TEMPERATURE   # check fans, airflow",
+        "nvidia-smi -q | grep -A2 'Link Width'   # below its maximum: reseat the card",
+        "sudo nvidia-smi -pm 1",
+    ]
 
 
 def test_no_nvml_is_a_clear_failure_and_exit_1(
@@ -146,6 +169,10 @@ def test_no_nvml_is_a_clear_failure_and_exit_1(
     assert nvml["id"] == "gpu.nvml" and nvml["status"] == "fail"
     assert "NVML not available" in nvml["observed"] and "nvidia:535" in nvml["remedy"]
     assert not any(c["id"] == "gpu.0" for c in doc["checks"])
+    # No driver fails NVML and nvidia-smi alike: their one fix is printed once, for both.
+    text = CliRunner().invoke(app, ["diag", "gpu", "--root", str(root)]).stdout
+    assert "# 1. gpu.nvml, gpu.nvidia-smi: NVML not available" in text
+    assert text.count("ubuntu-drivers install nvidia:535") == 1 and "# 2." not in text
 
 
 def test_a_wedged_driver_is_cut_by_the_timeout(

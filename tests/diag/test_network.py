@@ -99,7 +99,19 @@ def test_untrusted_hub_certificate_is_named(host: Host, root: Path, joined: Path
         report = probe_network(host, CERTS, f"https://localhost:{port}", 3.0, ("127.0.0.1", 1))
     c = by_id(report.checks)
     assert c["network.tls"].status is Status.FAIL and "not trusted" in c["network.tls"].observed
+    assert (c["network.tls"].remedy or "").startswith("worldland config set hub_ca FILE   # ")
     assert c["network.http"].status is Status.SKIP
+
+
+def test_a_refused_hub_is_answered_with_commands_not_prose(host: Host) -> None:
+    # The remedies are printed under "paste these blocks into a shell": each must be shell.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    report = probe_network(host, CERTS, f"https://127.0.0.1:{port}", 1.0, ("127.0.0.1", 1))
+    tcp = by_id(report.checks)["network.tcp"]
+    assert tcp.status is Status.FAIL and "cannot connect" in tcp.observed
+    assert (tcp.remedy or "").startswith("worldland config show   # ")
 
 
 @pytest.fixture

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from hub_stub import __version__
 from hub_stub.__main__ import config_from_args, parser
 from tests.support.hub import start_hub
 
@@ -75,3 +78,32 @@ def test_a_readable_admin_token_file_is_refused(tmp_path: Path) -> None:
     os.chmod(token, 0o644)
     with pytest.raises(RuntimeError, match=f"chmod 600 {token}"):
         start_hub(tmp_path / "hub", extra_args=["--admin-token-file", str(token)])
+
+
+def test_help_ends_with_examples_line_by_line() -> None:
+    hub = Path(sys.executable).with_name("worldland-hub")
+    proc = subprocess.run(
+        [str(hub), "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = proc.stdout.splitlines()
+    block = lines[lines.index("examples:") + 1 :]
+    assert block[0].startswith("  worldland-hub --data-dir ")
+    assert any(line.startswith("  worldland-hub vpn server-config ") for line in block)
+
+
+def test_version_prints_it_and_exits_0() -> None:
+    hub = Path(sys.executable).with_name("worldland-hub")
+    proc = subprocess.run([str(hub), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"worldland-hub {__version__}\n"
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_the_hub_says_where_it_listens_and_its_public_url(tls: bool, tmp_path: Path) -> None:
+    public = "https://hub.example.org:8443"
+    running = start_hub(tmp_path, tls=tls, extra_args=["--public-url", public])
+    try:
+        lines = running.log.read_text().splitlines()
+    finally:
+        running.stop()
+    assert f"worldland-hub {__version__} listening on {running.url} (public URL {public})" in lines

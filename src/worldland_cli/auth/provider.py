@@ -9,7 +9,7 @@ the node id before it signs a certificate, so registration always comes first.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from worldland_cli.auth.certs import CertOutcome, ensure_certificate
 from worldland_cli.auth.node import (
@@ -26,10 +26,18 @@ from worldland_cli.config import Config
 from worldland_cli.host import Host
 from worldland_cli.hubclient import Gpu
 
+# Where a registered value came from: a setting's source (flag, env, file, default), or
+# "nvml" (the GPU's own answer) and "detected" (the address the route to the hub leaves from).
+ValueSource = Literal["flag", "env", "file", "default", "nvml", "detected"]
+
 
 @dataclass(frozen=True)
 class Registration:
-    """What ``register`` did: the node, its GPUs, who registered it, and its certificate."""
+    """What ``register`` did: the node, its GPUs, who registered it, and its certificate.
+
+    ``sources`` says where gpu_type, memory_gb, host and price_per_sec came from, so a
+    person who typed ``--gpu-type`` is not told the GPU was detected.
+    """
 
     node: NodeRecord
     created: bool
@@ -38,6 +46,7 @@ class Registration:
     price_per_sec_wei: int
     signed_in: bool  # the session had to be made on the way (a silent login)
     certificate: CertOutcome
+    sources: dict[str, ValueSource]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +57,7 @@ class Registration:
             "address": self.address,
             "gpus": [g.to_json() for g in self.gpus],
             "price_per_sec_wei": str(self.price_per_sec_wei),
+            "source": dict(self.sources),
             "certificates": {
                 "action": self.certificate.action,
                 **self.certificate.status.to_json(),
@@ -72,16 +82,28 @@ def register_this_node(
     signed or sent. Values given as None fall back to the environment and config.toml.
     """
     endpoint = sign_in.endpoint(cfg)
-    chosen_host = cfg.get("host", node_host) or default_node_host(endpoint.url)
+    given = {
+        "gpu_type": cfg.resolve("gpu_type", gpu_type),
+        "memory_gb": cfg.resolve("memory_gb", memory_gb),
+        "host": cfg.resolve("host", node_host),
+        "price_per_sec": cfg.resolve("price_per_sec", price_per_sec),
+    }
+    unset: dict[str, ValueSource] = {"host": "detected", "gpu_type": "nvml", "memory_gb": "nvml"}
+    sources: dict[str, ValueSource] = {
+        name: setting.source if setting.value is not None else unset[name]
+        for name, setting in given.items()
+    }
+    chosen_host = given["host"].value or default_node_host(endpoint.url)
+    memory = given["memory_gb"].value
     gpus = detect_gpus(
         host or Host(),
         chosen_host,
-        gpu_type=cfg.get("gpu_type", gpu_type),
-        memory_gb=cfg.get_int("memory_gb", memory_gb),
+        gpu_type=given["gpu_type"].value,
+        memory_gb=int(memory) if memory is not None else None,
     )
     logins: list[Session] = []
     client, session = authenticated_client(cfg, sign_in, host=host, on_login=logins.append)
-    price = cfg.get_int("price_per_sec", price_per_sec) or 0
+    price = int(given["price_per_sec"].value or 0)
     with client:
         record, created = register_node(
             client, node_host=chosen_host, gpus=gpus, price_per_sec_wei=price, host=host
@@ -97,6 +119,7 @@ def register_this_node(
         price_per_sec_wei=price,
         signed_in=bool(logins),
         certificate=certificate,
+        sources=sources,
     )
 
 

@@ -20,7 +20,12 @@ if TYPE_CHECKING:
     from worldland_cli.auth.relogin import SignIn
 
 app = typer.Typer(
-    help="Node certificate: status, bootstrap, renew.", no_args_is_help=True, rich_markup_mode=None
+    help="Node certificate: status, bootstrap, renew.\n\n"
+    "\b\nExamples:\n"
+    "  worldland certs status\n"
+    "  worldland certs renew                            # before a planned hub outage",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -50,6 +55,11 @@ def status(
     json_output: JsonFlag = False,
 ) -> Result:
     """Subject, expiry, renewal time and whether node.key matches node.crt.
+
+    \b
+    Examples:
+      worldland certs status
+      worldland certs status --cert-dir /etc/worldland/certs --json
 
     Exit status: 0 usable, 1 missing, expired, mismatched or not signed by ca.crt.
     """
@@ -90,7 +100,13 @@ def bootstrap(
     json_output: JsonFlag = False,
 ) -> Result:
     """Get a certificate for the registered node, or renew it when a third of its life is
-    left; the private key is made here (0600) and never sent."""
+    left; the private key is made here (0600) and never sent.
+
+    \b
+    Examples:
+      worldland certs bootstrap
+      worldland certs bootstrap --hub https://hub.example.org:8443 --hub-ca ./hub-ca.crt
+    """
     from worldland_cli.auth.relogin import SignIn
 
     return _ensure(
@@ -109,7 +125,13 @@ def renew(
     siwe_domain: SiweDomain = None,
     json_output: JsonFlag = False,
 ) -> Result:
-    """Renew now, whatever the remaining lifetime (over mTLS when the hub speaks TLS)."""
+    """Renew now, whatever the remaining lifetime (over mTLS when the hub speaks TLS).
+
+    \b
+    Examples:
+      worldland certs renew
+      worldland certs renew --json | jq -r .not_after
+    """
     from worldland_cli.auth.relogin import SignIn
 
     return _ensure(

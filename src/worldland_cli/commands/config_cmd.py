@@ -12,10 +12,14 @@ from typing import Any
 import typer
 
 from worldland_cli.commands.options import JsonFlag
+from worldland_cli.commands.usage import WrittenUsage
 from worldland_cli.output import Result
 
 app = typer.Typer(
-    help="Show or change settings (~/.worldland/config.toml).",
+    help="Show or change settings (~/.worldland/config.toml).\n\n"
+    "\b\nExamples:\n"
+    "  worldland config show\n"
+    "  worldland config set hub https://hub.example.org:8443",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -23,7 +27,14 @@ app = typer.Typer(
 
 @app.command("show")
 def show(json_output: JsonFlag = False) -> Result:
-    """Every setting, its value and where it came from; secrets masked."""
+    """Every setting, its value and where it came from; secrets masked.
+
+    \b
+    Examples:
+      worldland config show
+      worldland config show --json | jq -r .settings.hub.source
+      WORLDLAND_HUB=https://hub.example.org worldland config show
+    """
     from worldland_cli import config
     from worldland_cli.auth.session import load_session
     from worldland_cli.hubclient import HubEndpoint
@@ -63,13 +74,21 @@ def show(json_output: JsonFlag = False) -> Result:
     )
 
 
-@app.command("set")
+@app.command("set", cls=WrittenUsage)
 def set_(
     key: str = typer.Argument(..., metavar="KEY", help="A setting name (see `config show`)."),
     value: str = typer.Argument(..., metavar="VALUE"),
     json_output: JsonFlag = False,
 ) -> Result:
-    """Store one setting in config.toml (validated; other settings are kept)."""
+    """Store one setting in config.toml (validated; other settings are kept).
+
+    \b
+    Examples:
+      worldland config set hub https://hub.example.org:8443
+      worldland config set hub_ca /etc/worldland/hub-ca.crt
+      worldland config set price_per_sec 2000000000
+      worldland config show                            # every KEY, and where it comes from
+    """
     from worldland_cli import config
     from worldland_cli.urls import mask_url
 

@@ -53,15 +53,18 @@ def daemon(
 ) -> Result:
     """Run the node daemon: heartbeats, the mTLS node API, GPU metrics and pod usage metering.
 
-    Examples:
-
-      worldland daemon
-
-      worldland daemon --listen 0.0.0.0:8444 --kubeconfig /etc/kubernetes/kubelet.conf -v
-
     Logs one JSON line per event on stdout (journalctl -u worldland-node -o cat); with
-    --json, a failure to start is the JSON envelope too. Exit status: 0 after SIGTERM or
-    Ctrl-C, 1 when it cannot start (not registered, no certificate, a port in use).
+    --json, a failure to start is the JSON envelope too.
+
+    \b
+    Examples:
+      sudo systemctl restart worldland-node            # how a joined node runs it
+      worldland daemon                                 # in the foreground, Ctrl-C stops it
+      worldland daemon --listen 0.0.0.0:8444 --kubeconfig /etc/kubernetes/kubelet.conf -v
+      worldland daemon --metrics-listen off --heartbeat 10
+
+    Exit status: 0 after SIGTERM or Ctrl-C, 1 when it cannot start (not registered, no
+    certificate, a port in use).
     """
     from worldland_cli import config
     from worldland_cli.auth.relogin import SignIn

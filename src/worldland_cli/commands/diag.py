@@ -23,10 +23,20 @@ if TYPE_CHECKING:
     from worldland_cli.host import Host
 
 app = typer.Typer(
-    help="Deeper read-only probes for support (gpu, network, k8s, certs) and a redacted bundle.",
+    help="Deeper read-only probes for support (gpu, network, k8s, certs) and a redacted bundle."
+    "\n\n\b\nExamples:\n"
+    "  worldland diag network                           # can this host reach the hub?\n"
+    "  sudo worldland diag bundle                       # a tar.gz for a support ticket",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
-fix_app = typer.Typer(help="Apply a known remedy, after a confirmation.", no_args_is_help=True)
+fix_app = typer.Typer(
+    help="Apply a known remedy, after a confirmation.\n\n"
+    "\b\nExamples:\n"
+    "  worldland diag fix cni --json                    # the steps; changes nothing",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 app.add_typer(fix_app, name="fix")
 
 # Failing any of these means the hub itself cannot be reached (exit 3), not a local fault.
@@ -64,6 +74,12 @@ def gpu(
 
     NVML gives ECC, retired/remapped pages, clocks, power, temperature and PCIe link per GPU.
     Exit 1 when a GPU is unhealthy or the driver does not answer.
+
+    \b
+    Examples:
+      worldland diag gpu
+      worldland diag gpu --json | jq '.checks[] | select(.status != "ok")'
+      worldland diag gpu --timeout 20                  # a slow nvidia-smi -q
     """
     from worldland_cli.diag.gpu import probe_gpu
 
@@ -83,6 +99,12 @@ def network(
     DNS, TCP, TLS and HTTP with timings, mTLS with the node certificate, clock skew against
     the hub, WireGuard handshake age, port 8444.  Exit 3 when the hub cannot be reached,
     1 for other failures.
+
+    \b
+    Examples:
+      worldland diag network
+      worldland diag network --hub https://hub.example.org:8443 --hub-ca ./hub-ca.crt
+      worldland diag network --json --timeout 2 | jq -r '.checks[] | "\\(.id) \\(.status)"'
     """
     from worldland_cli import config
     from worldland_cli.diag.base import Status
@@ -107,12 +129,19 @@ def k8s(
     json_output: JsonFlag = False,
     timeout: StepTimeout = 5.0,
     root: Root = Path("/"),
-    node: str = typer.Option(None, "--node", help="Node name (default: this host's name)."),
+    node: str = typer.Option(
+        None, "--node", metavar="NAME", help="Node name (default: this host's name)."
+    ),
 ) -> Result:
     """kubelet, node conditions, allocatable GPUs, the device plugin, the CNI failure.
 
     Reads the kubelet journal and, with the kubelet's own kubeconfig, the API server; finds
     'cni0 already has an IP address' and 'Insufficient nvidia.com/gpu'.
+
+    \b
+    Examples:
+      sudo worldland diag k8s                          # the kubelet's kubeconfig is root's
+      worldland diag k8s --node gpu-worker-3 --json    # what this user may read
     """
     from worldland_cli.diag.k8s import probe_k8s
 
@@ -127,6 +156,11 @@ def certs(
     """The node's mTLS certificate: chain to the hub CA, SANs, expiry, key match, key mode.
 
     Looks in the configured cert_dir (WORLDLAND_CERT_DIR, config.toml; ~/.worldland/certs).
+
+    \b
+    Examples:
+      worldland diag certs
+      WORLDLAND_CERT_DIR=/etc/worldland/certs worldland diag certs --json
     """
     from worldland_cli import config
     from worldland_cli.diag.certs import probe_certs
@@ -151,6 +185,12 @@ def bundle(
 
     Holds doctor, every diag probe, versions, logs, configs and NVIDIA kernel lines, with
     every secret redacted (redactions.json inside says what was removed where).
+
+    \b
+    Examples:
+      sudo worldland diag bundle                       # ./worldland-bundle-HOST-TIME.tar.gz
+      worldland diag bundle -o /tmp/ticket-1234.tar.gz
+      tar -xzOf /tmp/ticket-1234.tar.gz redactions.json   # what was removed, where
     """
     import time
 
@@ -204,6 +244,12 @@ def fix_cni(
     Deletes cni0, removes /etc/cni/net.d/*, restarts containerd and kubelet.
     With --json and without --yes nothing is changed: the document lists the steps under
     "would_run" and says "confirmation_needed", and the exit status is 2 (add --yes).
+
+    \b
+    Examples:
+      worldland diag fix cni --json                    # the steps; changes nothing (exit 2)
+      sudo worldland diag fix cni                      # shows the steps, asks first
+      sudo worldland diag fix cni --yes --json
     """
     from rich.markup import escape
 

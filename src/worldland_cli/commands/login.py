@@ -26,6 +26,12 @@ def login(
 ) -> Result:
     """Sign in with the wallet (SIWE, EIP-4361) and keep the session token (0600).
 
+    \b
+    Examples:
+      worldland login                                  # the configured hub and key file
+      worldland login --hub https://hub.example.org:8443 --hub-ca ./hub-ca.crt
+      worldland login --private-key-file ~/keys/provider.key --json
+
     Exit status: 0 logged in, 1 failed, 3 hub unreachable, 4 refused (key file or hub).
     """
     as_json = wants_json(ctx)
@@ -65,6 +71,12 @@ def logout(
     """End the session with the hub: revoke its token there, then forget it here.
 
     The wallet key file is left alone; sessions with other hubs stay.
+
+    \b
+    Examples:
+      worldland logout
+      worldland logout --hub https://hub.example.org:8443
+
     Exit status: 0 logged out (or not logged in), 1 or 3 forgotten here but the hub could not
     be told (the token stays valid there until it expires).
     """
@@ -89,6 +101,12 @@ def whoami(
     json_output: JsonFlag = False,
 ) -> Result:
     """The wallet address, hub and token expiry of the session with the hub.
+
+    \b
+    Examples:
+      worldland whoami
+      worldland whoami --json | jq -r .address
+      worldland whoami --hub https://hub.example.org:8443
 
     Exit status: 0 logged in, 4 not logged in or the session expired.
     """

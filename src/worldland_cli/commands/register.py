@@ -1,8 +1,10 @@
 """`worldland register`: log in if needed, register this GPU node, bootstrap its certificate.
 
 Parsing and rendering only; the workflow is :func:`worldland_cli.auth.provider.register_this_node`.
-Its output mirrors the seed node's log ("GPU detected: ...", "SIWE authentication
-successful", "Node registered: ...", "Bootstrap certificates saved to ...").
+Its output follows the seed node's log ("SIWE authentication successful", "Node registered:
+...", "Bootstrap certificates saved to ..."), and says where each registered value came from
+("GPU 0: Tesla T4 (from --gpu-type), 15 GB (detected by NVML)"): the seed printed "GPU
+detected" for a type the person had typed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,28 @@ import typer
 
 from worldland_cli.commands.options import CertDir, HubCa, HubUrl, JsonFlag, KeyFile, SiweDomain
 from worldland_cli.output import Result
+
+# The flag that sets each value register reports the source of.
+_FLAGS = {
+    "gpu_type": "--gpu-type",
+    "memory_gb": "--memory-gb",
+    "host": "--host",
+    "price_per_sec": "--price-per-sec",
+}
+
+
+def _origin(name: str, source: str) -> str:
+    """Where a value came from, in words: "from --gpu-type", "detected by NVML"."""
+    from worldland_cli.config import KEYS, config_file
+
+    return {
+        "flag": f"from {_FLAGS[name]}",
+        "env": f"from {KEYS[name].env}",
+        "file": f"from {config_file()}",
+        "default": "the default",
+        "nvml": "detected by NVML",
+        "detected": "the address this machine reaches the hub from",
+    }[source]
 
 
 def register(
@@ -49,6 +73,13 @@ def register(
 ) -> Result:
     """Register this machine's GPUs with the hub and fetch its mTLS certificate; idempotent.
 
+    \b
+    Examples:
+      worldland register                               # GPUs as NVML reports them
+      worldland register --host 203.0.113.7 --price-per-sec 2000000000
+      worldland register --gpu-type 'Tesla T4' --memory-gb 16   # no NVML here
+      worldland register --hub https://hub.example.org:8443 --hub-ca ./hub-ca.crt --json
+
     Exit status: 0 registered, 1 failed (e.g. no GPU), 3 hub unreachable, 4 not logged in.
     """
     from worldland_cli import config
@@ -64,7 +95,20 @@ def register(
         price_per_sec=price_per_sec,
         cert_dir=cert_dir,
     )
-    lines = [f"GPU detected: {g.name} ({round(g.memory_mib / 1024)} GB)" for g in registration.gpus]
+    said = {name: _origin(name, source) for name, source in registration.sources.items()}
+    lines = []
+    for index, g in enumerate(registration.gpus):
+        name, memory = f"{g.name}", f"{round(g.memory_mib / 1024)} GB"
+        if said["gpu_type"] == said["memory_gb"]:
+            lines.append(f"GPU {index}: {name}, {memory} ({said['gpu_type']})")
+        else:
+            lines.append(
+                f"GPU {index}: {name} ({said['gpu_type']}), {memory} ({said['memory_gb']})"
+            )
+    lines.append(f"Node address: {registration.node.host} ({said['host']})")
+    lines.append(
+        f"Price: {registration.price_per_sec_wei} wei per GPU-second ({said['price_per_sec']})"
+    )
     if registration.signed_in:
         lines.append("SIWE authentication successful")
     lines.append(f"Node registered: {registration.node.node_id}")

@@ -27,6 +27,12 @@ def earnings(
     """A provider's GPU time and pay: billed, paid on chain, pending, failed, withdrawable.
 
     Per node and GPU type, for the logged-in wallet's nodes.
+
+    \b
+    Examples:
+      worldland earnings
+      worldland earnings --json | jq -r .withdrawable_wei
+
     Exit status: 0 shown, 1 failed, 3 hub unreachable, 4 not logged in.
     """
     with _client(hub, hub_ca, siwe_domain, private_key_file) as client:
@@ -42,6 +48,11 @@ def balance(
     json_output: JsonFlag = False,
 ) -> Result:
     """A renter's escrow and GPU bill: deposit on chain, owed (not yet paid), paid.
+
+    \b
+    Examples:
+      worldland balance
+      worldland balance --json | jq -r .owed_wei
 
     Exit status: 0 shown, 1 failed, 3 hub unreachable, 4 not logged in.
     """

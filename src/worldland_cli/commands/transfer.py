@@ -214,7 +214,7 @@ def _send_code(
 def send(
     args: list[str] = typer.Argument(
         ...,
-        metavar="PATH... [TARGET]",
+        metavar="PATH... TARGET",
         help="Files or directories, then POD_ID[:REMOTE_DIR] (default /workspace) or "
         "ssh://USER@HOST:PORT/REMOTE_DIR. One PATH and no TARGET: code mode.",
     ),
@@ -258,8 +258,20 @@ def send(
     NAME.part resumes from its verified prefix, and other content at a name is refused
     (listed) unless --overwrite. A pod is looked up at the hub and only the host key the
     hub pinned for it is accepted.
+
     Code mode (run inside a pod): `worldland send FILE` registers FILE with the hub and
     prints a one-time code for `worldland receive CODE`.
+
+    \b
+    Examples:
+      worldland pods                                   # find the pod id
+      worldland send ./dataset ./config.yaml pod-7f3a:/workspace/data
+      worldland send ./weights.bin pod-7f3a            # into /workspace
+      worldland send -n ./dataset pod-7f3a:data        # what would move, and why
+      worldland send --exclude '*.pyc' --exclude .git ./src pod-7f3a:src
+      worldland send ./ckpt ssh://root@10.100.1.7:30022/workspace
+      worldland send results.tar                       # inside a pod: prints a code
+
     Exit status: 0 sent, 1 failed (checksum, other content at a name, permission denied or
     no space left on either side: one line naming the path), 2 usage, 3 unreachable (a dead
     pod fails at once; a link that drops mid-transfer is retried), 4 denied (login, key,
@@ -342,6 +354,15 @@ def receive(
     did not write is refused, and other content at a name is refused (listed) unless
     --overwrite. Modes are masked by the umask. A code names one regular file of the
     registered size, saved under the registered name; it works once.
+
+    \b
+    Examples:
+      worldland receive pod-7f3a:/workspace/checkpoints ./out
+      worldland receive pod-7f3a:ckpt/model.pt         # a path inside /workspace
+      worldland receive -n pod-7f3a:/workspace/out .   # what would move, and why
+      worldland receive 4417-abbey-acid-acorn-acre-actor   # a code from `worldland send`
+      worldland receive ssh://root@10.100.1.7:30022/workspace/out ./out
+
     Exit status: 0 received, 1 failed (checksum, other content at a name, permission denied
     or no space left on either side: one line naming the path), 2 usage, 3 unreachable (a
     dead pod fails at once), 4 denied.

@@ -73,7 +73,7 @@ def _validity(check_id: str, cert: Any, what: str, now: datetime, *, node: bool)
         )
     left = cert.not_valid_after_utc - now
     if left.total_seconds() <= 0:
-        remedy = REJOIN if node else "the hub operator must issue a new CA"
+        remedy = REJOIN if node else "# the hub's CA expired: its operator must issue a new one"
         return fail(check_id, f"{what} expired on {info['not_after']}", remedy, **info)
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     due = renew_after(cert.not_valid_before_utc, cert.not_valid_after_utc)

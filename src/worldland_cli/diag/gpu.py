@@ -107,7 +107,12 @@ def _value(v: Any) -> Any:
 
 
 def _gpu_check(dev: dict[str, Any]) -> Finding:
-    """One verdict per GPU from its NVML counters, worst problem first."""
+    """One verdict per GPU from its NVML counters, worst problem first.
+
+    Each remedy is shell (advice as a comment): diag prints them under "paste these blocks
+    into a shell", and several warnings' remedies are one line each, so a comment cannot
+    swallow the next command.
+    """
     cid = f"gpu.{dev['index']}"
     name = dev.get("name") if isinstance(dev.get("name"), str) else "GPU"
     problems: list[tuple[bool, str, str | None]] = []  # (fatal, what, remedy)
@@ -117,13 +122,15 @@ def _gpu_check(dev: dict[str, Any]) -> Finding:
             (
                 True,
                 f"{ecc} uncorrectable ECC error(s) since boot",
-                "sudo reboot; if it returns, the card needs RMA",
+                "sudo reboot   # if they return, the card needs RMA",
             )
         )
     rows = _value(dev.get("remapped_rows"))
     if isinstance(rows, list | tuple) and len(rows) >= 4:
         if rows[3]:
-            problems.append((True, "row remapping failed", "the card needs RMA"))
+            problems.append(
+                (True, "row remapping failed", "# the card needs RMA: take the node off the market")
+            )
         elif rows[2]:
             problems.append((False, "row remapping pending", "sudo reboot  # applies the remap"))
     pending = _value(dev.get("retired_pages_pending"))
@@ -131,10 +138,22 @@ def _gpu_check(dev: dict[str, Any]) -> Finding:
         problems.append((False, "retired pages pending", "sudo reboot  # retires the pages"))
     temp = _value(dev.get("temperature_c"))
     if isinstance(temp, int) and temp >= HOT_C:
-        problems.append((False, f"running hot: {temp} C", "check fans and airflow"))
+        problems.append(
+            (
+                False,
+                f"running hot: {temp} C",
+                "nvidia-smi -q -d TEMPERATURE   # check fans, airflow",
+            )
+        )
     width, width_max = _value(dev.get("pcie_width")), _value(dev.get("pcie_width_max"))
     if isinstance(width, int) and isinstance(width_max, int) and width < width_max:
-        problems.append((False, f"PCIe link x{width} of x{width_max}", "reseat the card"))
+        problems.append(
+            (
+                False,
+                f"PCIe link x{width} of x{width_max}",
+                "nvidia-smi -q | grep -A2 'Link Width'   # below its maximum: reseat the card",
+            )
+        )
     if _value(dev.get("persistence_mode")) == 0:
         problems.append((False, "persistence mode off", "sudo nvidia-smi -pm 1"))
     facts = []
@@ -148,7 +167,7 @@ def _gpu_check(dev: dict[str, Any]) -> Finding:
     if any(p[0] for p in problems):
         return fail(cid, seen, next(p[2] for p in problems if p[0]), **details)
     if problems:
-        return warn(cid, seen, "; ".join(p[2] for p in problems if p[2]), **details)
+        return warn(cid, seen, "\n".join(p[2] for p in problems if p[2]), **details)
     return ok(cid, seen, **details)
 
 
@@ -197,7 +216,7 @@ def probe_gpu(host: Host, timeout: float = 5.0) -> DiagReport:
             return fail(
                 "gpu.xid",
                 f"{len(events)} Xid event(s); last severe: Xid {last['xid']} ({last['meaning']})",
-                "sudo reboot; if the Xid returns, the card or its PCIe slot needs service",
+                "sudo reboot   # if the Xid returns, the card or its PCIe slot needs service",
                 events=events[-50:],
             )
         if events:

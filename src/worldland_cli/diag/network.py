@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from worldland_cli.diag.base import DiagReport, Finding, bounded, fail, ok, skip, warn
 from worldland_cli.host import Host
+from worldland_cli.hubclient import hub_ca_context
 from worldland_cli.requirements.daemon import DAEMON_UNIT, RESTART_REMEDY
 
 DAEMON_JOURNAL = f"journalctl -u {DAEMON_UNIT} -n 50"
@@ -221,6 +222,10 @@ def probe_network(
     port = url.port or (443 if https else 80)
     certs = node_certs(host, cert_dir)
     if hub_ca:
+        if https:
+            # A configured CA bundle that is gone is a configuration error (exit 2, naming
+            # the file), as for every command that talks to the hub, not a TLS failure.
+            hub_ca_context(hub_ca)
         certs = replace(certs, ca=hub_ca)
     state: dict[str, Any] = {}
 
@@ -256,14 +261,16 @@ def probe_network(
                 "network.tcp",
                 f"no answer from {state['addr']}:{port} within "
                 f"{timeout:g}s (timed out): a firewall drops the packets",
-                "check outbound firewall / security group rules",
+                f"curl -sS --max-time 5 {hub}/health   # still no answer: an outbound "
+                "firewall or security group drops it",
                 timed_out=True,
             )
         except OSError as e:
             return fail(
                 "network.tcp",
                 f"cannot connect to {state['addr']}:{port}: {e}",
-                "is the hub up? check the hub address: WORLDLAND_HUB or config.toml",
+                "worldland config show   # is `hub` the hub's URL? if so, ask its operator "
+                "whether it is up",
             )
         return ok(
             "network.tcp",
@@ -290,8 +297,8 @@ def probe_network(
             return fail(
                 "network.tls",
                 f"the hub's certificate is not trusted: {e.verify_message}",
-                "check the hub URL; a proxy may intercept TLS; "
-                "`worldland join` fetches the hub CA into certs/ca.crt",
+                "worldland config set hub_ca FILE   # FILE: the CA that signed the hub's "
+                "certificate (or the hub URL is wrong, or a proxy intercepts TLS)",
             )
         except (ssl.SSLError, OSError) as e:
             return fail("network.tls", f"TLS handshake failed: {e}", None)
@@ -327,7 +334,7 @@ def probe_network(
             return fail(
                 "network.http",
                 f"GET /health answered {resp.status_code}",
-                "the hub is up but unhealthy: tell the hub operator",
+                f"curl -sS {hub}/health   # up but unhealthy: tell the hub operator",
             )
         return ok(
             "network.http",
