@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.support.sshd import SshdServer
-from tests.transfer.conftest import random_file, sha256_of
+from tests.transfer.conftest import Hook, random_file, sha256_of
 from worldland_cli.main import app
 from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import DestinationExistsError
@@ -105,3 +105,28 @@ def test_a_tree_holding_both_name_and_name_part_is_refused(
     assert result.exit_code == 1, result.output
     assert "ckpt/model.pt.part" in result.output
     assert not back.exists()
+
+
+def test_a_remote_mark_is_owner_only_and_never_written_through_a_link(
+    sshd: SshdServer, tmp_path: Path
+) -> None:
+    """The far-side helper writes marks (one round trip): 0600, and a link planted at a
+    mark's name is neither followed nor replaced."""
+    src = random_file(tmp_path / "f.bin", 12 << 20)
+    remote = tmp_path / "pod"
+    remote.mkdir()
+    mark = remote / "f.bin.part.worldland"
+    modes: list[int] = []
+    hook = Hook(6 << 20, lambda: modes.append(mark.stat().st_mode & 0o7777))
+    loc = parse_ssh_url(sshd.url(str(remote)), "x")
+    asyncio.run(upload([src], loc, _creds(sshd), Options(), hook))
+    assert modes == [0o600]
+    assert sorted(p.name for p in remote.iterdir()) == ["f.bin"]
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(MINE)
+    (remote / "g.bin.part.worldland").symlink_to(victim)
+    with pytest.raises(DestinationExistsError, match="not written by worldland"):
+        asyncio.run(upload([src.rename(tmp_path / "g.bin")], loc, _creds(sshd)))
+    assert victim.read_bytes() == MINE
+    assert (remote / "g.bin.part.worldland").is_symlink()

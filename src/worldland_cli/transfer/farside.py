@@ -214,6 +214,13 @@ class FarSide:
             raise hostile("a block hash answer that is no list of sha256")
         return doc
 
+    async def write_small(self, path: str, text: str, exclusive: bool) -> OsFailure | None:
+        """Write a small file of ours (0600, not through a link): only if absent when
+        ``exclusive``, else replacing what is there."""
+        _, future = self._request(b"W", [path, text, exclusive])
+        doc = await self._answer(future)
+        return None if doc is None else failure_of(doc)
+
     async def mkdirs(self, paths: list[str]) -> list[OsFailure | None]:
         """Make each directory (parents first, in the order given); one that exists is fine."""
         made = await self._each(b"M", paths, "a mkdir")

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 from typing import cast
 
 import asyncssh
 
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import DestinationExistsError, not_ours
+from worldland_cli.transfer.failures import remote_os_failure
+from worldland_cli.transfer.farside import FarSide
 from worldland_cli.transfer.model import Leg
 from worldland_cli.transfer.partmark import MARK_MAX, PartMark, mark_of
 
@@ -26,9 +29,12 @@ class RemoteParts:
     anything at a mark's name.
     """
 
-    def __init__(self, sftp: asyncssh.SFTPClient, overwrite: bool) -> None:
+    def __init__(
+        self, sftp: asyncssh.SFTPClient, overwrite: bool, helper: FarSide | None = None
+    ) -> None:
         self._sftp = sftp
         self._overwrite = overwrite
+        self._helper = helper  # writes a mark in one round trip where SFTP takes three
 
     async def claim(self, leg: Leg) -> int:
         """The bytes of the ``.part`` worth checking for a resume, once it is marked ours.
@@ -82,6 +88,15 @@ class RemoteParts:
         await self._drop_mark(leg.remote)
 
     async def _write_mark(self, part: str, mark: PartMark, mode: str) -> int:
+        if self._helper is not None:
+            failed = await self._helper.write_small(
+                mark_of(part), mark.encode().decode(), exclusive=mode == "xb"
+            )
+            if failed is not None and failed.errno == errno.EEXIST:
+                raise asyncssh.SFTPFileAlreadyExists(failed.text)
+            if failed is not None:
+                raise remote_os_failure(failed, mark_of(part), "write")
+            return 0
         owner_only = asyncssh.SFTPAttrs(permissions=0o600)
         async with self._sftp.open(mark_of(part), mode, owner_only) as f:
             await f.write(mark.encode())

@@ -192,7 +192,7 @@ class _Uploader(Engine):
         return Leg(entry=f, local=local, remote=final + PART_SUFFIX, final=final, mark=mark)
 
     def parts(self, sftp: asyncssh.SFTPClient) -> RemoteParts:
-        return RemoteParts(sftp, self.opts.overwrite)
+        return RemoteParts(sftp, self.opts.overwrite, self.helper_now())
 
     async def carry(
         self, slot: Slot, carrier: Carrier, leg: Leg, start: int, digest: Digest, moved: Moved
