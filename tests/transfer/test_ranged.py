@@ -34,7 +34,7 @@ from worldland_cli.transfer.ranged import (
     kept_blocks,
     lanes_for,
 )
-from worldland_cli.transfer.ssh import Credentials
+from worldland_cli.transfer.ssh import WINDOW, Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 from worldland_cli.transfer.upload import upload
 
@@ -76,6 +76,9 @@ def test_the_number_of_lanes_follows_the_round_trip() -> None:
     assert lanes_for(0.020) == 2
     assert lanes_for(0.100) == MAX_LANES  # 100 ms: the 2 MiB windows of 8 lanes, 168 MB/s
     assert lanes_for(5.0) == MAX_LANES
+    # Receiving, each lane's window is ours, 16 MiB: two lanes fill 168 MB/s at 100 ms.
+    assert lanes_for(0.100, WINDOW) == 2
+    assert lanes_for(0.290, WINDOW) == 3
 
 
 def test_chunks_cover_exactly_the_blocks_not_kept() -> None:

@@ -83,6 +83,7 @@ from worldland_cli.transfer.packed import PACK_MAX
 from worldland_cli.transfer.pipeline import Carrier, Done, Moved
 from worldland_cli.transfer.progress import ProgressSink
 from worldland_cli.transfer.ranged import (
+    SEND_WINDOW,
     Call,
     Frontier,
     block_size,
@@ -92,7 +93,7 @@ from worldland_cli.transfer.ranged import (
     kept_blocks,
     open_lanes,
 )
-from worldland_cli.transfer.ssh import Credentials, connect, remote_sha256
+from worldland_cli.transfer.ssh import WINDOW, Credentials, connect, remote_sha256
 from worldland_cli.transfer.survey import refusal
 from worldland_cli.transfer.tally import Tally
 from worldland_cli.transfer.targets import SshLocation
@@ -317,7 +318,7 @@ class Engine(abc.ABC):
         f = leg.entry
         parts = self.parts(slot.sftp)
         if f.size >= LANE_MIN and self.opts.registered is None:
-            lanes = await self.lanes.count()
+            lanes = await self.lanes.count(SEND_WINDOW if self.far_follows else WINDOW)
             helper = await self.helper() if lanes > 1 else None
             if helper is not None:
                 await self.move_ranged(conn, slot, leg, result, lanes, helper)

@@ -28,7 +28,7 @@ from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
 from worldland_cli.transfer.pipeline import Carrier
 from worldland_cli.transfer.progress import ProgressSink
-from worldland_cli.transfer.ranged import NEAR, lanes_for
+from worldland_cli.transfer.ranged import NEAR, SEND_WINDOW, lanes_for
 from worldland_cli.transfer.sftpcarrier import AsyncsshCarrier
 from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import SshLocation
@@ -132,8 +132,9 @@ class Lanes:
             self._rtt = asyncio.ensure_future(_round_trip(sftp))
             self._rtt.add_done_callback(_retrieved)
 
-    async def count(self) -> int:
-        """How many lanes a large file gets: --lanes, or what the round trip asks for."""
+    async def count(self, window: int) -> int:
+        """How many lanes a large file gets: --lanes, or what the round trip asks for with
+        lanes that move ``window`` per round trip."""
         if self._asked is not None:
             return self._asked
         if self._rtt is None:
@@ -142,7 +143,7 @@ class Lanes:
             rtt = await asyncio.shield(self._rtt)
         except (asyncssh.Error, OSError):
             return 1
-        return lanes_for(rtt)
+        return lanes_for(rtt, window)
 
     async def carrier(self, conn: asyncssh.SSHClientConnection, slot: Slot, size: int) -> Carrier:
         """What carries ``size`` bytes for ``slot``: its lane, or asyncssh's data path."""
@@ -167,7 +168,7 @@ class Lanes:
             self._early = asyncio.ensure_future(self._open_if_near(conn))
 
     async def _open_if_near(self, conn: asyncssh.SSHClientConnection) -> OpenSshLane | None:
-        return await self.open(conn) if await self.count() == 1 else None
+        return await self.open(conn) if await self.count(SEND_WINDOW) == 1 else None
 
     async def end_early(self) -> None:
         early, self._early = self._early, None

@@ -45,10 +45,14 @@ from worldland_cli.transfer.sftpcarrier import AsyncsshCarrier
 
 # A round trip shorter than this is a near link: one lane (the OpenSSH one) fills it.
 NEAR = 0.015
-# Beyond, one lane per this much round trip: N lanes of 2 MiB windows move 2 MiB per
-# PER_LANE, ~168 MB/s (1.3 Gbit/s), whatever the distance.
-PER_LANE = 0.0125
+# What the lanes of a far link aim to move at most, whatever the distance: 168 MB/s (1.3
+# Gbit/s), eight of sshd's 2 MiB windows per 100 ms.
+RATE = 168e6
+# The window a lane moves per round trip: when sending, what OpenSSH's sshd gives a session
+# channel; when receiving, what asyncssh advertises (ssh.WINDOW).
+SEND_WINDOW = 2 << 20
 MAX_LANES = 8
+
 # A resume compares blocks of this size (more for files over 32 GiB, so that one answer
 # lists at most MAX_BLOCKS hashes).
 BLOCK = 8 << 20
@@ -63,11 +67,13 @@ CHUNK = 1 << 20
 Call = Callable[[Carrier, Take, Done], None]
 
 
-def lanes_for(rtt: float) -> int:
-    """How many lanes a link this many seconds away needs."""
+def lanes_for(rtt: float, window: int = SEND_WINDOW) -> int:
+    """How many lanes a link this many seconds away needs, each moving ``window`` per round
+    trip: none extra when near, at least two when far (each lane waits a round trip for
+    every range it opens), at most MAX_LANES."""
     if rtt < NEAR:
         return 1
-    return max(2, min(MAX_LANES, math.ceil(rtt / PER_LANE)))
+    return max(2, min(MAX_LANES, math.ceil(rtt * RATE / window)))
 
 
 def block_size(size: int) -> int:
