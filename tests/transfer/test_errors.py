@@ -217,3 +217,27 @@ def test_a_full_local_disk_names_enospc_and_keeps_what_resumes(
     for p in pod.iterdir():
         assert sha256_of(p) == sha256_of(small_disk / "ckpt" / p.name)
     assert sorted(os.listdir(small_disk / "ckpt")) == sorted(os.listdir(pod))  # nothing else
+
+
+@pytest.mark.parametrize("direction", ["send", "receive"])
+def test_a_full_disk_under_several_lanes_is_one_line_and_a_rerun_completes(
+    sshd: SshdServer, small_disk: Path, tmp_path: Path, direction: str
+) -> None:
+    """The lane that met the full disk is what is reported, not the lanes killed after it."""
+    if direction == "send":
+        src = random_file(tmp_path / "data" / "big.bin", 10 << 20)
+        argv = ["send", str(src), sshd.url(str(small_disk)), "--lanes", "3"]
+        side, dest = "the remote's", small_disk / "big.bin"
+    else:
+        src = random_file(tmp_path / "pod" / "big.bin", 10 << 20)
+        argv = ["receive", sshd.url(str(src)), str(small_disk), "--lanes", "3"]
+        side, dest = "this computer's", small_disk / "big.bin"
+    code, said, _ = worldland(sshd, *argv, as_json=False)
+    assert code == 1
+    assert f"no space left on {side} disk (ENOSPC): cannot write {small_disk}" in said
+    assert (small_disk / "big.bin.part").exists()
+    _grow(small_disk)
+    code, said, doc = worldland(sshd, *argv, as_json=True)
+    assert code == 0, said
+    assert doc is not None and doc["files"][0]["lanes"] == 3  # type: ignore[index]
+    assert sha256_of(dest) == sha256_of(src)

@@ -40,6 +40,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncssh
 
+from worldland_cli.transfer.failures import flatten, is_drop
 from worldland_cli.transfer.pipeline import Carrier, Done, Take
 from worldland_cli.transfer.sftpcarrier import AsyncsshCarrier
 
@@ -184,6 +185,13 @@ async def carry_ranged(
             for carrier in carriers:
                 one = functools.partial(call, carrier, take, done)
                 group.create_task(_on_thread(loop, pool, carrier, one))
+    except BaseExceptionGroup as failed:
+        for carrier in carriers:
+            carrier.kill()
+        # The engine explains one file's failure (a full disk, a refusal) from one error:
+        # the lane that failed first, not the drops of the lanes killed after it.
+        errors = list(flatten(failed))
+        raise next((e for e in errors if not is_drop(e)), errors[0]) from None
     except BaseException:
         for carrier in carriers:
             carrier.kill()
