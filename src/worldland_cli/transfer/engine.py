@@ -388,7 +388,7 @@ class Engine(abc.ABC):
                     kept = kept_blocks(ours_b, theirs_b, held, f.size, block)
             kept_bytes = sum(min(f.size, (i + 1) * block) - i * block for i in kept)
             await self.prepare_ranged(slot.sftp, leg, keep=bool(kept))
-            self.tally.resumed(result, kept_bytes)
+            self.tally.resumed(result, kept_bytes, "the blocks both sides hash alike")
             loop = asyncio.get_running_loop()
             if self.far_follows:
                 source_hash = asyncio.ensure_future(asyncio.to_thread(sized_sha256, leg.local))

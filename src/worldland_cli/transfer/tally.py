@@ -53,14 +53,15 @@ class Tally:
         result.bytes_after_resume = 0
         return result
 
-    def resumed(self, result: FileResult, start: int) -> None:
+    def resumed(self, result: FileResult, start: int, kept: str = "prefix verified") -> None:
+        """``start`` bytes of the file are there already (``kept``: how they were judged)."""
         result.resumed_from = start
         mark = self.marks.get(result.path, 0)
         if start > mark:
             self.progress.skip(start - mark)
             self.marks[result.path] = start
         if start:
-            self.progress.note(f"{shown(result.path)}: resuming at byte {start} (prefix verified)")
+            self.progress.note(f"{shown(result.path)}: resuming, {start} bytes there ({kept})")
 
     def moved(self, result: FileResult, nbytes: int, reached: int) -> None:
         result.bytes_moved += nbytes
