@@ -301,3 +301,28 @@ def test_an_expired_code_says_so(
         assert got.exit_code == 1 and "has expired" in got.output
     finally:
         hub.stop()
+
+
+def test_a_code_moves_over_several_lanes_and_still_answers_to_the_registered_sha256(
+    pod_hub: RunningHub, pod_sshd: SshdServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pod_id = register_pod(pod_hub, pod_sshd, renter(tmp_path / "sender", pod_hub, monkeypatch))
+    src = random_file(tmp_path / "ckpt.pt", 9 << 20)
+    codes = []
+    for _ in range(2):
+        sent = cli("send", str(src), "--pod", pod_id, "--hub", pod_hub.url, "--json")
+        assert sent.exit_code == 0, sent.output
+        codes.append(json.loads(sent.stdout)["code"])
+
+    dest = tmp_path / "dest"
+    lanes = ["--lanes", "2", *ssh_args(pod_sshd)]
+    got = cli("receive", codes[0], str(dest), "--hub", pod_hub.url, "--json", *lanes)
+    assert got.exit_code == 0, got.output
+    (result,) = json.loads(got.stdout)["files"]
+    assert (result["lanes"], result["sha256"]) == (2, sha256_of(src))
+
+    random_file(src, 9 << 20)  # changed after it was registered, the same size
+    again = cli("receive", codes[1], str(tmp_path / "again"), "--hub", pod_hub.url, *lanes)
+    assert again.exit_code == 1, again.output
+    assert "checksum mismatch" in again.output
+    assert not list((tmp_path / "again").glob("ckpt.pt*"))

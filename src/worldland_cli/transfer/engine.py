@@ -317,7 +317,7 @@ class Engine(abc.ABC):
         """:meth:`move_one`'s steps, for one attempt at ``leg``."""
         f = leg.entry
         parts = self.parts(slot.sftp)
-        if f.size >= LANE_MIN and self.opts.registered is None:
+        if f.size >= LANE_MIN:
             lanes = await self.lanes.count(SEND_WINDOW if self.far_follows else WINDOW)
             helper = await self.helper() if lanes > 1 else None
             if helper is not None:
