@@ -216,3 +216,31 @@ def test_no_ssh_process_outlives_a_transfer_that_worked_or_failed(
     with pytest.raises(DestinationExistsError):
         asyncio.run(upload([src], target, creds))
     assert _our_ssh_children() == []
+
+
+def test_a_lane_writes_ranges_out_of_order_into_a_file_it_creates(
+    sshd: SshdServer, creds: Credentials, tmp_path: Path
+) -> None:
+    """Either carrier may carry a ranged file's share (pipeline.push_ranges): the first
+    range to arrive creates the .part owner-only, later ones never cut it."""
+    data = os.urandom(3 * 255 * 1024 + 7)
+    remote = tmp_path / "ranged.part"
+    todo = [(255 * 1024, len(data)), (0, 255 * 1024)]  # the end first
+    acked: list[tuple[int, int]] = []
+    lane = OpenSshLane.open(
+        parse_ssh_url(sshd.url(str(tmp_path)), "x"), creds, sshd.host_public_key
+    )
+    try:
+        pipeline.push_ranges(
+            lane,
+            lambda offset, length: data[offset : offset + length],
+            str(remote),
+            lambda: todo.pop(0) if todo else None,
+            lambda offset, length: acked.append((offset, length)),
+            in_flight=2,
+        )
+    finally:
+        lane.close()
+    assert remote.read_bytes() == data
+    assert remote.stat().st_mode & 0o777 == 0o600
+    assert sorted(acked)[0] == (0, 255 * 1024) and sum(n for _, n in acked) == len(data)

@@ -312,7 +312,9 @@ class OpenSshLane:
         with self._using_pipes():
             if not write:
                 flags, mode = PF_READ, None
-            elif start or ranged:
+            elif ranged:  # one range of a file several lanes write: created if need be, never cut
+                flags, mode = PF_WRITE | PF_CREAT, 0o600
+            elif start:
                 flags, mode = PF_WRITE | PF_READ, None
             else:
                 flags, mode = PF_WRITE | PF_CREAT | PF_TRUNC, 0o600
