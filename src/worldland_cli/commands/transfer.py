@@ -270,6 +270,7 @@ def send(
       worldland send -n ./dataset pod-7f3a:data        # what would move, and why
       worldland send --exclude '*.pyc' --exclude .git ./src pod-7f3a:src
       worldland send ./ckpt ssh://root@10.100.1.7:30022/workspace
+      worldland send --lanes 4 ./weights.bin pod-7f3a  # 4 SSH channels at once
       worldland send results.tar                       # inside a pod: prints a code
 
     Exit status: 0 sent, 1 failed (checksum, other content at a name, permission denied or
@@ -362,6 +363,7 @@ def receive(
       worldland receive -n pod-7f3a:/workspace/out .   # what would move, and why
       worldland receive 4417-abbey-acid-acorn-acre-actor   # a code from `worldland send`
       worldland receive ssh://root@10.100.1.7:30022/workspace/out ./out
+      worldland receive --lanes 2 pod-7f3a:ckpt/model.pt ./out
 
     Exit status: 0 received, 1 failed (checksum, other content at a name, permission denied
     or no space left on either side: one line naming the path), 2 usage, 3 unreachable (a
