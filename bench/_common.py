@@ -232,6 +232,45 @@ class Case:
         return self.name.split(None, 1)[1]
 
 
+def tool_cases(
+    end: Endpoint,
+    moved: Path,
+    pod: Path,
+    into: tuple[Path, Path],
+    landed: Callable[[Path], Callable[[], None]],
+    tree: bool = False,
+) -> list[Case]:
+    """Every tool moving ``moved`` (here) into ``into[0]`` on the far side (a send) and
+    ``pod`` (there) into ``into[1]`` here (a receive); with ``tree``, directories copied
+    recursively. ``landed(where)`` checks what arrived in ``where``."""
+    remote, local = into
+    r = " -r" if tree else ""
+    sftp, scp, rsync = end.sftp(), end.scp(*r.split()), end.rsync()
+    at = f"{end.login}:"
+
+    def case(name: str, action: Callable[[], None], where: Path) -> Case:
+        return Case(name, action, clearer(where), landed(where))
+
+    return [
+        case(
+            "send    worldland",
+            lambda: run(end.worldland("send", str(moved), end.url(remote))),
+            remote,
+        ),
+        case("send    sftp -b", lambda: run(sftp, f"put{r} {moved} {remote}/\n"), remote),
+        case(f"send    scp{r}", lambda: run([*scp, str(moved), f"{at}{remote}/"]), remote),
+        case("send    rsync", lambda: run([*rsync, str(moved), f"{at}{remote}/"]), remote),
+        case(
+            "receive worldland",
+            lambda: run(end.worldland("receive", end.url(pod), str(local))),
+            local,
+        ),
+        case("receive sftp -b", lambda: run(sftp, f"get{r} {pod} {local}/\n"), local),
+        case(f"receive scp{r}", lambda: run([*scp, f"{at}{pod}", f"{local}/"]), local),
+        case("receive rsync", lambda: run([*rsync, f"{at}{pod}", f"{local}/"]), local),
+    ]
+
+
 @dataclass
 class Sample:
     wall: float  # seconds

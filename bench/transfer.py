@@ -78,14 +78,13 @@ from bench._common import (
     Endpoint,
     Samples,
     account_config,
-    clearer,
     machine_line,
     make_file,
     make_tree,
     measure,
     openssh_version,
     require_tools,
-    run,
+    tool_cases,
 )
 from bench.transfer_tree import Cases as TreeCases
 from bench.wanrelay import WanRelay
@@ -103,7 +102,6 @@ def file_cases(end: Endpoint, source: Path, work: Path) -> list[Case]:
     os.link(source, pod)
     remote, local = work / "remote", work / "local"  # what a send, a receive fills
     size = source.stat().st_size
-    sftp, scp, rsync, at = end.sftp(), end.scp(), end.rsync(), f"{end.login}:"
 
     def landed(where: Path) -> Callable[[], None]:
         def check() -> None:
@@ -113,27 +111,7 @@ def file_cases(end: Endpoint, source: Path, work: Path) -> list[Case]:
 
         return check
 
-    def case(name: str, action: Callable[[], None], where: Path) -> Case:
-        return Case(name, action, clearer(where), landed(where))
-
-    return [
-        case(
-            "send    worldland",
-            lambda: run(end.worldland("send", str(source), end.url(remote))),
-            remote,
-        ),
-        case("send    sftp -b", lambda: run(sftp, f"put {source} {remote}/\n"), remote),
-        case("send    scp", lambda: run([*scp, str(source), f"{at}{remote}/"]), remote),
-        case("send    rsync", lambda: run([*rsync, str(source), f"{at}{remote}/"]), remote),
-        case(
-            "receive worldland",
-            lambda: run(end.worldland("receive", end.url(pod), str(local))),
-            local,
-        ),
-        case("receive sftp -b", lambda: run(sftp, f"get {pod} {local}/\n"), local),
-        case("receive scp", lambda: run([*scp, f"{at}{pod}", f"{local}/"]), local),
-        case("receive rsync", lambda: run([*rsync, f"{at}{pod}", f"{local}/"]), local),
-    ]
+    return tool_cases(end, source, pod, (remote, local), landed)
 
 
 @dataclass

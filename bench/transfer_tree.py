@@ -40,12 +40,11 @@ from bench._common import (
     Endpoint,
     Samples,
     account_config,
-    clearer,
     machine_line,
     make_tree,
     measure,
     require_tools,
-    run,
+    tool_cases,
 )
 from tests.support.sshd import SshdServer, start_sshd
 
@@ -74,31 +73,11 @@ class Cases:
             raise RuntimeError(f"{where}: {found} files arrived, not {self.files}")
 
     def all(self) -> list[Case]:
-        end, remote, local, tree, pod = self.end, self.remote, self.local, self.tree, self.pod_tree
-        sftp, scp, rsync = end.sftp(), end.scp("-r"), end.rsync()
-        at = f"{end.login}:"
+        def landed(where: Path) -> Callable[[], None]:
+            return lambda: self._landed(where)
 
-        def case(name: str, action: Callable[[], None], where: Path) -> Case:
-            return Case(name, action, clearer(where), lambda: self._landed(where))
-
-        return [
-            case(
-                "send    worldland",
-                lambda: run(end.worldland("send", str(tree), end.url(remote))),
-                remote,
-            ),
-            case("send    sftp -b", lambda: run(sftp, f"put -r {tree} {remote}/\n"), remote),
-            case("send    scp -r", lambda: run([*scp, str(tree), f"{at}{remote}/"]), remote),
-            case("send    rsync", lambda: run([*rsync, str(tree), f"{at}{remote}/"]), remote),
-            case(
-                "receive worldland",
-                lambda: run(end.worldland("receive", end.url(pod), str(local))),
-                local,
-            ),
-            case("receive sftp -b", lambda: run(sftp, f"get -r {pod} {local}/\n"), local),
-            case("receive scp -r", lambda: run([*scp, f"{at}{pod}", f"{local}/"]), local),
-            case("receive rsync", lambda: run([*rsync, f"{at}{pod}", f"{local}/"]), local),
-        ]
+        into = (self.remote, self.local)
+        return tool_cases(self.end, self.tree, self.pod_tree, into, landed, tree=True)
 
 
 def _account(name: str, work: Path, tree: Path, rounds: int) -> dict[str, Samples]:
