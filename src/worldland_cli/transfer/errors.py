@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from worldland_cli.errors import ActionableError, ExitCode
 from worldland_cli.transfer.display import shown
 
@@ -100,3 +103,10 @@ def not_ours(parts: list[str], where: str) -> DestinationExistsError:
 
 class ConnectionDropped(Exception):
     """Internal: the link went away mid-transfer; the engine reconnects and resumes."""
+
+
+def retrieved(future: asyncio.Future[Any]) -> None:
+    """A done-callback that reads a future's failure, so one nobody awaits (a request given
+    up on, a probe whose channel closed first) is not logged by asyncio as never retrieved."""
+    if not future.cancelled():
+        future.exception()

@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncssh
 
-from worldland_cli.transfer.errors import ConnectionDropped, TransferError
+from worldland_cli.transfer.errors import ConnectionDropped, TransferError, retrieved
 from worldland_cli.transfer.farprogram import HELLO, NO_PYTHON, PREAMBLE, PROGRAM
 from worldland_cli.transfer.farreplies import (
     Got,
@@ -119,7 +119,7 @@ class FarSide:
         rid = self._next
         self._next += 1
         future: asyncio.Future[tuple[bytes, Any]] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_seen)
+        future.add_done_callback(retrieved)
         self._replies[rid] = future
         return rid, future
 
@@ -247,7 +247,7 @@ class FarSide:
         frames.append(_HEAD.pack(b"E", rid, 0))
         self._write(b"".join(frames))
         verdicts = asyncio.ensure_future(self._answer(future))
-        verdicts.add_done_callback(_seen)
+        verdicts.add_done_callback(retrieved)
         return verdicts
 
     async def drain(self) -> None:
@@ -351,7 +351,7 @@ class LateJob:
         self._reached = 0
         self._cancelled = False
         self._starting = asyncio.ensure_future(self._start(launching, path, size, follow))
-        self._starting.add_done_callback(_seen)
+        self._starting.add_done_callback(retrieved)
 
     async def _start(
         self, launching: asyncio.Future[FarSide | None], path: str, size: int, follow: bool
@@ -379,11 +379,6 @@ class LateJob:
         if self._job is not None:
             self._job.cancel()
         self._starting.cancel()
-
-
-def _seen(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 async def _greeted(process: asyncssh.SSHClientProcess[bytes], nonce: str) -> bool:

@@ -25,8 +25,9 @@ from typing import TypeVar
 import asyncssh
 
 from worldland_cli.transfer.display import shown
+from worldland_cli.transfer.errors import retrieved
 from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
-from worldland_cli.transfer.pipeline import Carrier
+from worldland_cli.transfer.pipeline import Carrier, on_thread
 from worldland_cli.transfer.progress import ProgressSink
 from worldland_cli.transfer.ranged import NEAR, SEND_WINDOW, lanes_for
 from worldland_cli.transfer.sftpcarrier import AsyncsshCarrier
@@ -57,20 +58,14 @@ class Slot:
             await asyncio.to_thread(self.lane.close)
 
     async def run(self, carrier: Carrier, call: Callable[[], T]) -> T:
-        """Run a blocking pipeline call on a thread; on failure or cancellation ``carrier`` dies.
-
-        Killing it is what wakes a thread blocked on the far side. A lane killed so is never
-        reused: answers may still be owed on its pipes.
-        """
-        task = asyncio.ensure_future(asyncio.to_thread(call))
+        """Run a blocking pipeline call on a thread; on failure or cancellation ``carrier``
+        dies (``pipeline.on_thread``). A lane killed so is never reused: answers may still be
+        owed on its pipes."""
         try:
-            return await asyncio.shield(task)
+            return await on_thread(carrier, call)
         except BaseException:
-            carrier.kill()
             if carrier is self.lane:
                 self.lane = None
-            with contextlib.suppress(BaseException):
-                await task
             raise
 
 
@@ -88,13 +83,6 @@ async def _round_trip(sftp: asyncssh.SFTPClient) -> float:
         await sftp.lstat("/")
         best = min(best, time.monotonic() - began)
     return best
-
-
-def _retrieved(probe: asyncio.Future[float]) -> None:
-    """Take a probe's failure (its channel closed first), which :meth:`Lanes.count` reads as
-    one lane; unread, asyncio would log it."""
-    if not probe.cancelled():
-        probe.exception()
 
 
 class Lanes:
@@ -130,7 +118,7 @@ class Lanes:
         self._opening = seconds
         if self._asked is None and seconds / 3 >= NEAR:
             self._rtt = asyncio.ensure_future(_round_trip(sftp))
-            self._rtt.add_done_callback(_retrieved)
+            self._rtt.add_done_callback(retrieved)  # count() reads a failure as one lane
 
     async def count(self, window: int) -> int:
         """How many lanes a large file gets: --lanes, or what the round trip asks for with

@@ -20,11 +20,13 @@ carrier, which wakes that thread with ConnectionDropped.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import TransferError
@@ -39,6 +41,8 @@ MAX_BLOCK = 255 << 10
 # What the SFTP draft guarantees a server accepts, whatever it announces: a pod announcing
 # nothing (or 0) still gets requests that move the file forward.
 SAFE_BLOCK = 32 << 10
+
+T = TypeVar("T")
 
 Moved = Callable[[int, int], None]  # (bytes acknowledged or written, offset reached)
 
@@ -88,6 +92,27 @@ class Carrier(Protocol):
 
     def kill(self) -> None:
         """Stop at once, from any thread: a call blocked on the far side raises."""
+
+
+async def on_thread(
+    carrier: Carrier,
+    call: Callable[[], T],
+    pool: concurrent.futures.ThreadPoolExecutor | None = None,
+) -> T:
+    """Run a blocking pipeline ``call`` on a thread (of ``pool``, or asyncio's default);
+    on failure or cancellation ``carrier`` dies.
+
+    Killing it is what wakes a thread blocked on the far side; the thread is waited for
+    before the error goes on, so nothing still uses the carrier's pipes or buffers.
+    """
+    task = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(pool, call))
+    try:
+        return await asyncio.shield(task)
+    except BaseException:
+        carrier.kill()
+        with contextlib.suppress(BaseException):
+            await task
+        raise
 
 
 class Sink(Protocol):

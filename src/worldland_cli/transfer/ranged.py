@@ -36,12 +36,12 @@ import functools
 import math
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import asyncssh
 
 from worldland_cli.transfer.failures import flatten, is_drop
-from worldland_cli.transfer.pipeline import Carrier, Done, Take
+from worldland_cli.transfer.pipeline import Carrier, Done, Take, on_thread
 from worldland_cli.transfer.sftpcarrier import AsyncsshCarrier
 
 # A round trip shorter than this is a near link: one lane (the OpenSSH one) fills it.
@@ -173,7 +173,6 @@ async def carry_ranged(
     which wakes their threads; what was left stays for the retry's block comparison.
     """
     pool = concurrent.futures.ThreadPoolExecutor(len(carriers), "worldland-lane")
-    loop = asyncio.get_running_loop()
     lock = threading.Lock()
 
     def take() -> tuple[int, int] | None:
@@ -184,7 +183,7 @@ async def carry_ranged(
         async with asyncio.TaskGroup() as group:
             for carrier in carriers:
                 one = functools.partial(call, carrier, take, done)
-                group.create_task(_on_thread(loop, pool, carrier, one))
+                group.create_task(on_thread(carrier, one, pool))
     except BaseExceptionGroup as failed:
         for carrier in carriers:
             carrier.kill()
@@ -198,21 +197,3 @@ async def carry_ranged(
         raise
     finally:
         pool.shutdown(wait=False)
-
-
-async def _on_thread(
-    loop: asyncio.AbstractEventLoop,
-    pool: concurrent.futures.ThreadPoolExecutor,
-    carrier: Carrier,
-    call: Callable[[], None],
-) -> None:
-    """Run ``call`` on the pool; when this is cancelled, kill ``carrier`` and wait for it."""
-    running: Awaitable[None] = loop.run_in_executor(pool, call)
-    task = asyncio.ensure_future(running)
-    try:
-        await asyncio.shield(task)
-    except BaseException:
-        carrier.kill()
-        with contextlib.suppress(BaseException):
-            await task
-        raise
