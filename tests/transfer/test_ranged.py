@@ -14,12 +14,13 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.support.sshd import SshdServer
-from tests.transfer.conftest import random_file, sha256_of
+from tests.transfer.conftest import Hook, random_file, sha256_of
 from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import UnreachableError
 from worldland_cli.transfer.model import Options
@@ -42,32 +43,20 @@ SIZE = 5 * BLOCK + 4321  # six blocks, the last one short
 LANES = Options(lanes=4, retries=6, backoff=0.05)
 
 
-class Cuts:
+class Cuts(Hook):
     """A progress sink that cuts every SSH session at each of ``points`` (bytes moved)."""
 
-    def __init__(self, points: list[int], cut: object) -> None:
+    def __init__(self, points: list[int], cut: Callable[[], object]) -> None:
+        super().__init__(min(points), cut)
         self.points = sorted(points)
-        self.cut = cut
-        self.done = 0
-        self.notes: list[str] = []
         self.fired = 0
-
-    def add_total(self, nbytes: int) -> None:
-        return None
 
     def advance(self, nbytes: int) -> None:
         self.done += nbytes
         while self.points and self.done >= self.points[0]:
             self.points.pop(0)
             self.fired += 1
-            assert callable(self.cut)
-            self.cut()
-
-    def skip(self, nbytes: int) -> None:
-        self.done += nbytes
-
-    def note(self, message: str) -> None:
-        self.notes.append(message)
+            self.action()
 
 
 def test_the_number_of_lanes_follows_the_round_trip() -> None:

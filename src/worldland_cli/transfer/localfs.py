@@ -26,7 +26,7 @@ import stat
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import DestinationExistsError, TransferError, not_ours
@@ -48,17 +48,24 @@ Digest = Any  # a hashlib sha256 object: hashlib exposes no type for it
 # ---------------------------------------------------------------------------- reading
 
 
+def _hash_into(f: BinaryIO, length: int, digest: Digest) -> int:
+    """Hash the next ``length`` bytes of ``f`` into ``digest``; how many there were (fewer
+    at the end of the file)."""
+    left = length
+    while left > 0:
+        block = f.read(min(_PREFIX_READ, left))
+        if not block:
+            break
+        digest.update(block)
+        left -= len(block)
+    return length - left
+
+
 def prefix_digest(path: Path, length: int) -> Digest:
     """The sha256 of the first ``length`` bytes of ``path``, ready to take the rest."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
-        left = length
-        while left > 0:
-            block = f.read(min(_PREFIX_READ, left))
-            if not block:
-                break
-            digest.update(block)
-            left -= len(block)
+        _hash_into(f, length, digest)
     return digest
 
 
@@ -84,30 +91,21 @@ def block_sha256s(path: Path, size: int, limit: int) -> list[str]:
         while len(found) * size < limit:
             want = min(size, limit - len(found) * size)
             digest = hashlib.sha256()
-            while want > 0:
-                block = f.read(min(_PREFIX_READ, want))
-                if not block:
-                    return found
-                digest.update(block)
-                want -= len(block)
+            if _hash_into(f, want, digest) < want:
+                break
             found.append(digest.hexdigest())
     return found
 
 
 def sized_sha256(path: Path) -> tuple[str, int]:
     """The sha256 of a whole file and the bytes it held as it was read."""
-    digest, length = hashlib.sha256(), 0
-    with path.open("rb", buffering=0) as f:
-        while block := f.read(_PREFIX_READ):
-            digest.update(block)
-            length += len(block)
-    return digest.hexdigest(), length
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest(), f.tell()
 
 
 def file_sha256(path: Path) -> str:
     """The sha256 of a whole file (a source, or a destination judged before a rerun)."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    return sized_sha256(path)[0]
 
 
 def read_small(path: Path, size: int) -> bytes:
