@@ -341,10 +341,25 @@ class Engine(abc.ABC):
 
         ours = digest.hexdigest()
         theirs, how, changed = await self.far_view(conn, slot.sftp, far, leg.remote, f.size)
+        what = f"the remote {shown(leg.remote)}" if changed else None
+        await self.settle(parts, leg, result, (ours, theirs, how), what)
+
+    async def settle(
+        self,
+        parts: Parts,
+        leg: Leg,
+        result: FileResult,
+        hashes: tuple[str, str, str],
+        changed: str | None,
+    ) -> None:
+        """A moved file's verdict: its ``.part`` gets its name when the hashes (ours, the far
+        side's, how it was taken) agree and nothing ``changed`` meanwhile (what, if so); it
+        is deleted otherwise, and the file fails."""
+        ours, theirs, how = hashes
         refusal = (
-            changed_during(f.rel, f"the remote {shown(leg.remote)}")
-            if changed
-            else self.mismatch(f, ours, theirs)
+            changed_during(leg.entry.rel, changed)
+            if changed is not None
+            else self.mismatch(leg.entry, ours, theirs)
         )
         if refusal is not None:
             await parts.discard(leg)
@@ -416,17 +431,17 @@ class Engine(abc.ABC):
                     sftp.exit()
             flush()
             if far is not None:
-                (ours_hash, length), far_answer, _ = await asyncio.gather(
-                    source_hash, far.result(), self._far_sync(helper, leg.remote)
+                (ours_hash, length), (theirs, how, far_changed), _ = await asyncio.gather(
+                    source_hash,
+                    self.far_view(conn, slot.sftp, far, leg.remote, f.size),
+                    self._far_sync(helper, leg.remote),
                 )
-                if far_answer is None or far_answer[1]:
-                    raise changed_during(f.rel, f"the remote {shown(leg.remote)}")
-                theirs = far_answer[0]
             else:
                 assert ours is not None
                 theirs, (ours_hash, length), _ = await asyncio.gather(
                     source_hash, asyncio.to_thread(ours.result), self.sync_ranged(leg)
                 )
+                how, far_changed = "remote-exec", False
         except BaseException:
             if source_hash is not None:
                 source_hash.cancel()
@@ -436,16 +451,12 @@ class Engine(abc.ABC):
                 await asyncio.to_thread(ours.cancel)
             await close_unclaimed(opening)
             raise
-        refused = (
-            changed_during(f.rel, shown(str(leg.local)))
-            if length != f.size
-            else self.mismatch(f, ours_hash, theirs)
-        )
-        if refused is not None:
-            await parts.discard(leg)
-            raise refused
-        await parts.place(leg)
-        result.sha256, result.verified_by, result.done = ours_hash, "remote-exec", True
+        changed = None
+        if far_changed:
+            changed = f"the remote {shown(leg.remote)}"
+        elif length != f.size:
+            changed = shown(str(leg.local))
+        await self.settle(parts, leg, result, (ours_hash, theirs, how), changed)
 
     def _ranged_progress(
         self, result: FileResult, frontier: Frontier, kept: int
