@@ -88,8 +88,8 @@ def test_the_lane_refuses_any_host_key_but_the_verified_one(
     other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
     loc = parse_ssh_url(sshd.url(str(tmp_path)), "x")
     with pytest.raises(HostKeyError, match="another host key"):
-        OpenSshLane.open(loc, creds, " ".join(other.split()[:2]))
-    lane = OpenSshLane.open(loc, creds, sshd.host_public_key)
+        OpenSshLane.open(loc, creds, [" ".join(other.split()[:2])])
+    lane = OpenSshLane.open(loc, creds, [sshd.host_public_key])
     lane.close()
 
 
@@ -114,7 +114,7 @@ def test_the_lane_resumes_onto_a_prefix_and_fetches_a_range(
     remote.write_bytes(data[:half])
     moved: list[tuple[int, int]] = []
     lane = OpenSshLane.open(
-        parse_ssh_url(sshd.url(str(tmp_path)), "x"), creds, sshd.host_public_key
+        parse_ssh_url(sshd.url(str(tmp_path)), "x"), creds, [sshd.host_public_key]
     )
     try:
         digest = hashlib.sha256(data[:half])
@@ -143,7 +143,7 @@ def test_the_lane_reports_remote_errors_plainly(
     sshd: SshdServer, creds: Credentials, tmp_path: Path
 ) -> None:
     lane = OpenSshLane.open(
-        parse_ssh_url(sshd.url(str(tmp_path)), "x"), creds, sshd.host_public_key
+        parse_ssh_url(sshd.url(str(tmp_path)), "x"), creds, [sshd.host_public_key]
     )
     try:
         with pytest.raises(TransferError, match=r"cannot open .*missing\.bin on the remote"):
@@ -228,7 +228,7 @@ def test_a_lane_writes_ranges_out_of_order_into_a_file_it_creates(
     todo = [(255 * 1024, len(data)), (0, 255 * 1024)]  # the end first
     acked: list[tuple[int, int]] = []
     lane = OpenSshLane.open(
-        parse_ssh_url(sshd.url(str(tmp_path)), "x"), creds, sshd.host_public_key
+        parse_ssh_url(sshd.url(str(tmp_path)), "x"), creds, [sshd.host_public_key]
     )
     try:
         pipeline.push_ranges(

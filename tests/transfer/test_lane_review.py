@@ -36,7 +36,7 @@ def test_a_lane_killed_mid_push_writes_nothing_into_files_that_reuse_its_fds(
     """
     src = random_file(tmp_path / "src.bin", 6 * 255 * 1024)
     lane = OpenSshLane.open(
-        parse_ssh_url(sshd.url(str(tmp_path)), "x"), creds, sshd.host_public_key
+        parse_ssh_url(sshd.url(str(tmp_path)), "x"), creds, [sshd.host_public_key]
     )
     in_moved, go_on = threading.Event(), threading.Event()
 
@@ -132,7 +132,7 @@ def test_a_far_side_that_talks_a_lot_on_stderr_does_not_stall_the_lane(tmp_path:
     lanes: list[OpenSshLane] = []
     key = "ssh-ed25519 AAAA"  # never checked: no ssh runs
     thread = threading.Thread(
-        target=lambda: lanes.append(OpenSshLane.open(loc, Credentials(), key, Chatty())),
+        target=lambda: lanes.append(OpenSshLane.open(loc, Credentials(), [key], Chatty())),
         daemon=True,
     )
     thread.start()

@@ -34,7 +34,7 @@ from worldland_cli.transfer.errors import (
     UnsafePathError,
     checksum_failed,
 )
-from worldland_cli.transfer.lanes import Slot
+from worldland_cli.transfer.lanes import LANE_MIN, Slot
 from worldland_cli.transfer.localfs import (
     SYNC_EVERY,
     Digest,
@@ -123,6 +123,16 @@ class _Downloader(Engine):
         self.dest = dest
         self.entries: list[Entry] | None = None
         self.tree = LocalTree(dest, Host.umask(), opts.overwrite)
+
+    def may_carry_large(self) -> bool:
+        """Not known before the listing, but for a code (its registered size); once a first
+        attempt listed the tree, from what is left of it."""
+        if self.entries is not None:
+            return any(
+                f.size >= LANE_MIN for f in self.tally.files if not self.tally.results[f.rel].done
+            )
+        registered = self.opts.registered
+        return registered is None or registered.size >= LANE_MIN
 
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:
         async with self.planning_channel(conn) as sftp:

@@ -93,7 +93,13 @@ from worldland_cli.transfer.ranged import (
     kept_blocks,
     open_lanes,
 )
-from worldland_cli.transfer.ssh import WINDOW, Credentials, connect, remote_sha256
+from worldland_cli.transfer.ssh import (
+    WINDOW,
+    Credentials,
+    connect,
+    remote_sha256,
+    trusted_host_keys,
+)
 from worldland_cli.transfer.survey import refusal
 from worldland_cli.transfer.tally import Tally
 from worldland_cli.transfer.targets import SshLocation
@@ -181,16 +187,20 @@ class Engine(abc.ABC):
         """
         while True:
             try:
-                conn = await connect(self.loc, self.creds)
-                self.connected = True
-                self._legs = {}
-                async with conn:
-                    self._helper = asyncio.ensure_future(FarSide.launch(conn))
-                    try:
-                        await self.work(conn)
-                    finally:
-                        await self.lanes.end_early()
-                        await self._end_helper()
+                if not self.opts.dry_run and self.may_carry_large():
+                    self.lanes.start_first(trusted_host_keys(self.loc, self.creds))
+                try:
+                    conn = await connect(self.loc, self.creds)
+                    self.connected = True
+                    self._legs = {}
+                    async with conn:
+                        self._helper = asyncio.ensure_future(FarSide.launch(conn))
+                        try:
+                            await self.work(conn)
+                        finally:
+                            await self._end_helper()
+                finally:
+                    await self.lanes.end_early()
                 return
             except UnreachableError:
                 if not self.connected or self.retries >= self.opts.retries:
@@ -592,6 +602,11 @@ class Engine(abc.ABC):
     # Whether the far side hashes our writes as they are acknowledged (sending), or the whole
     # source while we read it (receiving): FarHash's two modes.
     far_follows: bool
+
+    @abc.abstractmethod
+    def may_carry_large(self) -> bool:
+        """Whether a file of ``LANE_MIN`` bytes or more may move (the first lane is opened
+        with the connection then); True where that is not known before planning."""
 
     @abc.abstractmethod
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:

@@ -16,9 +16,11 @@ asyncssh's data path where ``ssh`` is missing or the lane cannot start.
 This module is the ``ssh`` process and its pipes; what goes into each packet, and what an
 answer may hold, is :mod:`.sftpcodec`'s, which never touches a pipe.
 
-Trust: the lane's ``ssh`` accepts exactly the host key the asyncssh connection verified (a
-one-line known_hosts under ``HostKeyAlias``), reads no ssh_config, forwards nothing and never
-asks for a password. Blocking I/O: :mod:`.pipeline` drives a lane from a worker thread.
+Trust: the lane's ``ssh`` accepts only the host keys it is given (a known_hosts of them under
+``HostKeyAlias``): the keys the asyncssh connection trusts for the host, for the first lane
+(opened while that connection opens), or exactly the one it verified (:mod:`.lanes`). It
+reads no ssh_config, forwards nothing and never asks for a password. Blocking I/O:
+:mod:`.pipeline` drives a lane from a worker thread.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -141,18 +143,21 @@ class OpenSshLane:
 
     @classmethod
     def open(
-        cls, loc: SshLocation, creds: Credentials, host_key: str, host: Host | None = None
+        cls,
+        loc: SshLocation,
+        creds: Credentials,
+        host_keys: Sequence[str],
+        host: Host | None = None,
     ) -> OpenSshLane:
-        """Start the lane, pinned to ``host_key`` ("ssh-ed25519 AAAA..."), or raise.
+        """Start the lane, trusting only ``host_keys`` ("ssh-ed25519 AAAA..." each), or raise.
 
-        HostKeyError when the server shows the lane another key than it showed asyncssh
-        (never fall back then); LaneUnavailable for everything else that keeps it from
-        starting; ConnectionDropped when the link is down (the engine retries).
+        HostKeyError when the server shows the lane another key (never fall back then);
+        LaneUnavailable for everything else that keeps it from starting; ConnectionDropped
+        when the link is down (the engine retries).
         """
         host = host or Host()
-        workdir = host.private_temp_dir(
-            "worldland-lane-", {"known_hosts": f"{_ALIAS} {host_key}\n"}
-        )
+        lines = "".join(f"{_ALIAS} {key}\n" for key in host_keys)
+        workdir = host.private_temp_dir("worldland-lane-", {"known_hosts": lines})
         process = host.spawn(ssh_argv(loc, creds, workdir / "known_hosts"), pipe_size=_PIPE_SIZE)
         if process is None:
             host.remove_temp_dir(workdir)

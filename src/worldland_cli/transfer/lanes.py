@@ -9,9 +9,14 @@ On a far link (:meth:`Lanes.count`, from the measured round trip, or ``--lanes``
 go over several asyncssh channels at once instead (:mod:`.ranged`), and no lane is opened:
 the whole transfer then rides one connection.
 
-A lane trusts only the host key the asyncssh connection verified. One that cannot start (no
-``ssh``, a refused key, no sftp subsystem) turns lanes off for the transfer, with a note; a
-different host key is fatal (HostKeyError); a dropped link is retried by the engine.
+The first lane is opened while the asyncssh connection opens (its handshake, ~0.13 s on
+loopback, is then no longer on the way to the first byte), trusting the keys that connection
+trusts for the host (:func:`.ssh.trusted_host_keys`): the hub's pin, or the host's known_hosts
+entries. It is only a head start: if it fails for any reason, the lane is opened again when
+a large file needs it, as every later lane is, trusting exactly the key the connection
+verified. A lane that cannot start then (no ``ssh``, a refused key, no sftp subsystem) turns
+lanes off for the transfer, with a note; a different host key is fatal (HostKeyError); a
+dropped link is retried by the engine.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import TypeVar
 import asyncssh
 
 from worldland_cli.transfer.display import shown
-from worldland_cli.transfer.errors import retrieved
+from worldland_cli.transfer.errors import ConnectionDropped, HostKeyError, retrieved
 from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
 from worldland_cli.transfer.pipeline import Carrier, on_thread
 from worldland_cli.transfer.progress import ProgressSink
@@ -69,10 +74,14 @@ class Slot:
             raise
 
 
-def _kill_unclaimed(opening: asyncio.Future[OpenSshLane]) -> None:
-    """Kill a lane whose opening finished after the one waiting for it was cancelled."""
+def _kill_unclaimed(
+    opening: asyncio.Future[OpenSshLane] | asyncio.Future[OpenSshLane | None],
+) -> None:
+    """Kill a lane whose opening finished after nobody wanted it any more."""
     if not opening.cancelled() and opening.exception() is None:
-        opening.result().kill()
+        lane = opening.result()
+        if lane is not None:
+            lane.kill()
 
 
 async def _round_trip(sftp: asyncssh.SFTPClient) -> float:
@@ -138,25 +147,55 @@ class Lanes:
         if not self._off and size >= LANE_MIN:
             if slot.lane is None:
                 early, self._early = self._early, None
-                slot.lane = await (early if early is not None else self.open(conn))
+                slot.lane = await early if early is not None else None
+                if slot.lane is None and await self.count(SEND_WINDOW) == 1:
+                    slot.lane = await self.open(conn)
             if slot.lane is not None:
                 return slot.lane
         return AsyncsshCarrier(slot.sftp, asyncio.get_running_loop())
 
+    def start_first(self, host_keys: list[str]) -> None:
+        """Open the first lane now, while the connection opens, trusting ``host_keys``.
+
+        Called before the planning knows whether a large file will move (a receive cannot
+        know): :meth:`start_early` drops it when none will, or when the link is far.
+        """
+        if not self._off and host_keys and (self._asked or 1) == 1 and self._early is None:
+            self._early = asyncio.ensure_future(self._head_start(host_keys))
+
+    async def _head_start(self, host_keys: list[str]) -> OpenSshLane | None:
+        """A lane trusting ``host_keys``; None if it fails (:meth:`carrier` tries again)."""
+        try:
+            return await self._open_trusting(host_keys)
+        except (LaneUnavailable, HostKeyError, ConnectionDropped):
+            return None
+
     def start_early(self, conn: asyncssh.SSHClientConnection, sizes: list[int]) -> None:
-        """Open the first lane while the checks before the first large file still run.
+        """Open the first lane while the checks before the first large file still run, or
+        keep the one :meth:`start_first` opened: only for a large file on a near link.
 
         Its handshake (~0.15 s) would otherwise come after them; a far link, whose large
         files go over several channels of the connection, gets none. Called once the sizes
         of the files still to move are known; :meth:`end_early` disposes of a lane nobody
         took.
         """
-        wanted = any(size >= LANE_MIN for size in sizes)
-        if wanted and not self._off and self._early is None:
-            self._early = asyncio.ensure_future(self._open_if_near(conn))
+        wanted = not self._off and any(size >= LANE_MIN for size in sizes)
+        early, self._early = self._early, None
+        if wanted:
+            self._early = asyncio.ensure_future(self._if_near(conn, early))
+        elif early is not None:
+            early.add_done_callback(_kill_unclaimed)
 
-    async def _open_if_near(self, conn: asyncssh.SSHClientConnection) -> OpenSshLane | None:
-        return await self.open(conn) if await self.count(SEND_WINDOW) == 1 else None
+    async def _if_near(
+        self, conn: asyncssh.SSHClientConnection, early: asyncio.Future[OpenSshLane | None] | None
+    ) -> OpenSshLane | None:
+        """The first lane on a near link (``early``'s, or one opened now); none on a far one."""
+        if await self.count(SEND_WINDOW) == 1:
+            lane = await early if early is not None else None
+            return lane if lane is not None else await self.open(conn)
+        if early is not None:
+            early.add_done_callback(_kill_unclaimed)
+        return None
 
     async def end_early(self) -> None:
         early, self._early = self._early, None
@@ -174,19 +213,24 @@ class Lanes:
             self._off = True
             return None
         pinned = " ".join(key.export_public_key("openssh").decode().split()[:2])
-        # A plain future (not a task), shielded: a cancellation while the handshake's thread
-        # runs cannot lose the lane it returns, which is then killed instead of orphaned.
-        opening = asyncio.get_running_loop().run_in_executor(
-            None, OpenSshLane.open, self._loc, self._creds, pinned
-        )
         try:
-            return await asyncio.shield(opening)
-        except asyncio.CancelledError:
-            opening.add_done_callback(_kill_unclaimed)
-            raise
+            return await self._open_trusting([pinned])
         except LaneUnavailable as e:
             self._off = True
             self._progress.note(
                 f"not using the OpenSSH client ({shown(e)}); asyncssh carries the data"
             )
             return None
+
+    async def _open_trusting(self, host_keys: list[str]) -> OpenSshLane:
+        """:meth:`.lane.OpenSshLane.open` on a thread, trusting ``host_keys``."""
+        # A plain future (not a task), shielded: a cancellation while the handshake's thread
+        # runs cannot lose the lane it returns, which is then killed instead of orphaned.
+        opening = asyncio.get_running_loop().run_in_executor(
+            None, OpenSshLane.open, self._loc, self._creds, host_keys
+        )
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_kill_unclaimed)
+            raise

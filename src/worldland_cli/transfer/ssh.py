@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -125,6 +126,34 @@ def _trusted_keys(loc: SshLocation, creds: Credentials) -> Any:
             f">> {creds.known_hosts}  (or pass --known-hosts FILE)",
         )
     return text
+
+
+def trusted_host_keys(loc: SshLocation, creds: Credentials) -> list[str]:
+    """The host keys (``"ssh-ed25519 AAAA..."`` each) :func:`connect` trusts for ``loc``,
+    known before it connects: the hub's pin, or the known_hosts entries for the host's name
+    (not revoked; certificates and IP-only entries are not listed).
+
+    Empty where there are none, or the file cannot be read: :func:`connect` then says why.
+    """
+    try:
+        trusted = _trusted_keys(loc, creds)
+    except HostKeyError:
+        return []
+    keys: Sequence[asyncssh.SSHKey] = trusted[0] if isinstance(trusted, tuple) else []
+    revoked: Sequence[asyncssh.SSHKey] = []
+    if not isinstance(trusted, tuple):
+        try:
+            matched = asyncssh.match_known_hosts(trusted, loc.host, loc.host, loc.port)
+        except (ValueError, UnicodeDecodeError):
+            return []
+        keys, revoked = matched[0], matched[2]
+    gone = {key.public_data for key in revoked}
+    lines = (
+        " ".join(key.export_public_key("openssh").decode().split()[:2])
+        for key in keys
+        if key.public_data not in gone
+    )
+    return list(dict.fromkeys(lines))  # a key listed under several names counts once
 
 
 async def _offered_fingerprint(loc: SshLocation) -> str:
