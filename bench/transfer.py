@@ -11,8 +11,9 @@
     .venv/bin/python bench/transfer.py --cases wan --wan-size-mib 1024
 
 Times what a user runs: the venv's `bin/worldland send FILE ssh://...` and `worldland receive
-ssh://.../FILE DIR`, start-up included, against `sftp -b` (put / get), `scp -q` and `rsync -a
--e ssh`, all on the same real OpenSSH sshd (tests/support/sshd.py) in the same run. In each
+ssh://.../FILE DIR`, start-up included (its modules compiled first, as `pip install` leaves
+them), against `sftp -b` (put / get), `scp -q` and `rsync -a -e ssh`, all on the same real
+OpenSSH sshd (tests/support/sshd.py) in the same run. In each
 round every tool runs once each way, in turn, N rounds; each run starts from an empty
 destination (cleared, and the page cache written back, outside the timing) and what arrived
 is checked afterwards. Sources are random bytes made once. The peers run with `-F none` and
@@ -78,6 +79,7 @@ from bench._common import (
     Endpoint,
     Samples,
     account_config,
+    compile_bytecode,
     machine_line,
     make_file,
     make_tree,
@@ -270,6 +272,7 @@ def main() -> None:
     if unknown or not args.cases or args.rounds < 1:
         parser.error(f"--cases: some of {', '.join(CASES)}; --rounds >= 1")
     require_tools()
+    compile_bytecode()
 
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"commit {_commit()}; {machine_line()}; {openssh_version()}")

@@ -40,6 +40,7 @@ from bench._common import (
     Endpoint,
     Samples,
     account_config,
+    compile_bytecode,
     machine_line,
     make_tree,
     measure,
@@ -113,6 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     accounts = [a for a in args.accounts.split(",") if a]
     require_tools()
+    compile_bytecode()
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="worldland-bench-tree-"))
     results: dict[str, dict[str, Samples]] = {}
