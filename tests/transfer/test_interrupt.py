@@ -40,6 +40,14 @@ def _finals(top: Path) -> set[str]:
     }
 
 
+def _size(path: Path) -> int:
+    """A file's size, 0 once it is gone (a .part renamed between the listing and now)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _interrupt_mid_tree(argv: list[str], where: Path) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` and send it SIGINT once files have arrived under ``where`` and a
     ``.part`` there holds 8 MiB."""
@@ -47,7 +55,7 @@ def _interrupt_mid_tree(argv: list[str], where: Path) -> subprocess.CompletedPro
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
         parts = list(where.rglob("*.part")) if where.exists() else []
-        grown = any(p.stat().st_size >= 8 << 20 for p in parts if p.exists())
+        grown = any(_size(p) >= 8 << 20 for p in parts)
         if grown and _finals(where / "tree"):
             process.send_signal(signal.SIGINT)
             break
@@ -77,7 +85,11 @@ def test_ctrl_c_mid_tree_then_the_same_command_completes_it(
     arrived = _finals(dest / "tree")
     parts = {str(p.relative_to(dest / "tree")) for p in (dest / "tree").glob("*.part")}
     assert 0 < len(arrived) < 202 and parts  # stopped mid-tree, a large file half-way
-    time.sleep(0.5)  # the far side's helper sees its stdin end and removes its staging files
+    # The far side's helper sees its stdin end and removes its staging files: on its own
+    # time, after our process has gone (0.5 s was not always enough on a loaded machine).
+    deadline = time.monotonic() + 10
+    while list((dest / "tree").rglob("*.worldland-tmp")) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not list((dest / "tree").rglob("*.worldland-tmp"))
 
     again = subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=120)

@@ -9,8 +9,8 @@ On a far link (:meth:`Lanes.count`, from the measured round trip, or ``--lanes``
 go over several asyncssh channels at once instead (:mod:`.ranged`), and no lane is opened:
 the whole transfer then rides one connection.
 
-The first lane is opened while the asyncssh connection opens (its handshake, ~0.13 s on
-loopback, is then no longer on the way to the first byte), trusting the keys that connection
+The first lane is opened while the asyncssh connection opens (its handshake, a login of its
+own, is then no longer on the way to the first byte), trusting the keys that connection
 trusts for the host (:func:`.ssh.trusted_host_keys`): the hub's pin, or the host's known_hosts
 entries. It is only a head start: if it fails for any reason, the lane is opened again when
 a large file needs it, as every later lane is, trusting exactly the key the connection
