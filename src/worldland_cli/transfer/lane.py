@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,12 +148,16 @@ class OpenSshLane:
         creds: Credentials,
         host_keys: Sequence[str],
         host: Host | None = None,
+        *,
+        spawned: Callable[[OpenSshLane], None] | None = None,
     ) -> OpenSshLane:
         """Start the lane, trusting only ``host_keys`` ("ssh-ed25519 AAAA..." each), or raise.
 
         HostKeyError when the server shows the lane another key (never fall back then);
         LaneUnavailable for everything else that keeps it from starting; ConnectionDropped
-        when the link is down (the engine retries).
+        when the link is down (the engine retries). ``spawned`` hears of the lane as soon as
+        its ``ssh`` runs, before the handshake: a :meth:`kill` from another thread then ends
+        a handshake under way at once, where ssh's own time-out would take 15 s.
         """
         host = host or Host()
         lines = "".join(f"{_ALIAS} {key}\n" for key in host_keys)
@@ -163,8 +167,11 @@ class OpenSshLane:
             host.remove_temp_dir(workdir)
             raise LaneUnavailable("the OpenSSH client (ssh) is not installed")
         lane = cls(process, workdir, host, f"{loc.host}:{loc.port}")
+        if spawned is not None:
+            spawned(lane)
         try:
-            lane._handshake()
+            with lane._using_pipes():
+                lane._handshake()
         except BaseException:
             lane.kill()
             raise

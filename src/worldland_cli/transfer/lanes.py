@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -80,6 +82,38 @@ def _kill_unclaimed(
     """Kill a lane whose opening finished after nobody wanted it any more."""
     if not opening.cancelled() and opening.exception() is None:
         lane = opening.result()
+        if lane is not None:
+            lane.kill()
+
+
+def _drop(early: asyncio.Future[OpenSshLane | None]) -> None:
+    """Nobody will take this lane: stop its opening, or kill it once opened."""
+    early.cancel()
+    early.add_done_callback(_kill_unclaimed)
+
+
+class _Opening:
+    """One lane's opening on a thread, which :meth:`stop` ends at once from the event loop.
+
+    The handshake blocks its thread until the server answers: a head start towards a pod
+    that never does would hold up the exit (and Ctrl-C) for ssh's 15 s time-out.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lane: OpenSshLane | None = None
+        self._stopped = False
+
+    def spawned(self, lane: OpenSshLane) -> None:
+        """On the opening thread: its ``ssh`` runs (killed at once if stopped already)."""
+        with self._lock:
+            self._lane, stopped = lane, self._stopped
+        if stopped:
+            lane.kill()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped, lane = True, self._lane
         if lane is not None:
             lane.kill()
 
@@ -184,7 +218,7 @@ class Lanes:
         if wanted:
             self._early = asyncio.ensure_future(self._if_near(conn, early))
         elif early is not None:
-            early.add_done_callback(_kill_unclaimed)
+            _drop(early)
 
     async def _if_near(
         self, conn: asyncssh.SSHClientConnection, early: asyncio.Future[OpenSshLane | None] | None
@@ -194,13 +228,14 @@ class Lanes:
             lane = await early if early is not None else None
             return lane if lane is not None else await self.open(conn)
         if early is not None:
-            early.add_done_callback(_kill_unclaimed)
+            _drop(early)
         return None
 
     async def end_early(self) -> None:
         early, self._early = self._early, None
         if early is None:
             return
+        early.cancel()  # a handshake still under way is stopped; a lane it gave is killed
         with contextlib.suppress(BaseException):
             lane = await early
             if lane is not None:
@@ -225,12 +260,18 @@ class Lanes:
     async def _open_trusting(self, host_keys: list[str]) -> OpenSshLane:
         """:meth:`.lane.OpenSshLane.open` on a thread, trusting ``host_keys``."""
         # A plain future (not a task), shielded: a cancellation while the handshake's thread
-        # runs cannot lose the lane it returns, which is then killed instead of orphaned.
+        # runs cannot lose the lane it returns, which is then killed instead of orphaned; and
+        # the handshake itself is stopped, so the thread ends now.
+        thread = _Opening()
         opening = asyncio.get_running_loop().run_in_executor(
-            None, OpenSshLane.open, self._loc, self._creds, host_keys
+            None,
+            functools.partial(
+                OpenSshLane.open, self._loc, self._creds, host_keys, spawned=thread.spawned
+            ),
         )
         try:
             return await asyncio.shield(opening)
         except asyncio.CancelledError:
+            thread.stop()
             opening.add_done_callback(_kill_unclaimed)
             raise
