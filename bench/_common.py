@@ -184,9 +184,12 @@ class Endpoint:
         auth = ["--identity", str(self.client_key), "--known-hosts", str(self.known_hosts)]
         return [WORLDLAND, command, *args, *auth]
 
-    def sftp(self) -> list[str]:
+    def sftp(self, *flags: str) -> list[str]:
         """`sftp -b -`: the batch (put/get) comes on stdin."""
-        return ["sftp", "-q", *self.ssh_options(), "-P", str(self.port), "-b", "-", self.login]
+        return [
+            *("sftp", "-q", *flags, *self.ssh_options()),
+            *("-P", str(self.port), "-b", "-", self.login),
+        ]
 
     def scp(self, *flags: str) -> list[str]:
         return ["scp", "-q", *flags, *self.ssh_options(), "-P", str(self.port)]

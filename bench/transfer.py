@@ -24,7 +24,10 @@ Cases, and the targets printed for them:
 
 * ``loopback``: one --size-mib file each way, straight to the sshd on 127.0.0.1; target:
   worldland at least as fast as `sftp -b` (speed ratio >= 1.0) with no more machine CPU per
-  GiB than sftp's;
+  GiB than sftp's. A reference runs beside the peers (not one of them: no ratio, no target):
+  `sftp -b -c aes128-gcm@openssh.com`, the copy with our OpenSSH lane's cipher; with one
+  sha256 pass's CPU per GiB measured at start (hashlib), it gives the "floor" line: what a
+  copy verified by sha256 on both ends costs at least, here;
 * ``wan``: one --wan-size-mib file each way through bench/wanrelay.py, a user-space long fat
   link (--rtt-ms round trip, --mbit shared by every connection, a bounded queue); target:
   worldland >= 1.5x as fast as the best peer (at 128 MiB and at 1 GiB);
@@ -59,6 +62,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import hashlib
 import os
 import shlex
 import shutil
@@ -66,6 +71,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +85,7 @@ from bench._common import (
     Endpoint,
     Samples,
     account_config,
+    clearer,
     compile_bytecode,
     machine_line,
     make_file,
@@ -86,6 +93,7 @@ from bench._common import (
     measure,
     openssh_version,
     require_tools,
+    run,
     tool_cases,
 )
 from bench.transfer_tree import Cases as TreeCases
@@ -97,8 +105,11 @@ GIB = 1 << 30
 RATIO = "speed ratio = peer's time / worldland's time (> 1: worldland is faster)"
 
 
-def file_cases(end: Endpoint, source: Path, work: Path) -> list[Case]:
-    """One file each way with every tool; the far side reads a hard link to ``source``."""
+def file_cases(end: Endpoint, source: Path, work: Path, reference: bool = False) -> list[Case]:
+    """One file each way with every tool; the far side reads a hard link to ``source``.
+
+    ``reference``: and :data:`REFERENCE` each way, after the peers.
+    """
     pod = work / "pod" / source.name  # what a receive reads
     pod.parent.mkdir(parents=True)
     os.link(source, pod)
@@ -113,7 +124,38 @@ def file_cases(end: Endpoint, source: Path, work: Path) -> list[Case]:
 
         return check
 
-    return tool_cases(end, source, pod, (remote, local), landed)
+    cases = tool_cases(end, source, pod, (remote, local), landed)
+    if reference:
+        sftp = end.sftp("-c", "aes128-gcm@openssh.com")
+        for way, batch, where in (
+            ("send", f"put {source} {remote}/\n", remote),
+            ("receive", f"get {pod} {local}/\n", local),
+        ):
+            cases.append(
+                Case(
+                    f"{way:7s} {REFERENCE}",
+                    functools.partial(run, sftp, batch),
+                    clearer(where),
+                    landed(where),
+                )
+            )
+    return cases
+
+
+# The reference beside the peers on loopback: `sftp -b` with the OpenSSH lane's cipher. Not a
+# peer (not in "best peer", no target): it says what the copy itself costs with that cipher,
+# so that the floor of a verified copy can be printed (_floor).
+REFERENCE = "sftp -b (aes-gcm)"
+
+
+def sha256_seconds_per_gib() -> float:
+    """What one sha256 pass costs this machine per GiB (hashlib, as both ends use it)."""
+    block = os.urandom(16 << 20)
+    digest = hashlib.sha256()
+    began = time.process_time()
+    for _ in range(16):  # 256 MiB
+        digest.update(block)
+    return (time.process_time() - began) * 4
 
 
 @dataclass
@@ -184,7 +226,7 @@ def _specs(
                 targets = [Target("sftp -b", 1 / 1.3, "worldland's time <= 1.3x sftp -b's")]
         source = where / "src" / "payload.bin"
         make_file(source, nbytes)
-        cases = file_cases(end, source, where)
+        cases = file_cases(end, source, where, reference=name == "loopback")
         specs.append(Spec(name, title, nbytes, name != "wan-1k", over, targets, cases))
     return specs
 
@@ -194,7 +236,8 @@ def _rate(nbytes: int, seconds: float) -> str:
     return f"{rate:8.2f} MB/s" if rate >= 0.01 else f"{rate:8.1e} MB/s"
 
 
-def _report(spec: Spec, figures: dict[str, Samples]) -> None:
+def _report(spec: Spec, figures: dict[str, Samples], sha256: float) -> None:
+    """``sha256``: one pass's CPU seconds per GiB here, for the floor of a verified copy."""
     print(f"\n{spec.name}: {spec.title}")
     floor = spec.relay.floor(spec.nbytes) if spec.relay else None
     if floor is not None:
@@ -205,9 +248,10 @@ def _report(spec: Spec, figures: dict[str, Samples]) -> None:
     def per_gib(cpu: list[float]) -> float:
         return statistics.median(cpu) / per
 
+    width = max(20, *(len(name) for name in figures))
     for name, samples in figures.items():
         line = (
-            f"  {name:20s} {samples.spread()}  {_rate(spec.nbytes, samples.median)}"
+            f"  {name:{width}s} {samples.spread()}  {_rate(spec.nbytes, samples.median)}"
             f"   cpu: client {statistics.median(samples.clients):5.2f} s"
             f"  ends {per_gib(samples.ends):6.2f} {unit}"
             f"  machine {per_gib(samples.machines):6.2f} {unit}"
@@ -220,7 +264,7 @@ def _report(spec: Spec, figures: dict[str, Samples]) -> None:
         peers = {
             n.split(None, 1)[1]: s
             for n, s in figures.items()
-            if n.split(None, 1)[0] == way and not n.endswith("worldland")
+            if n.split(None, 1)[0] == way and not n.endswith(("worldland", REFERENCE))
         }
         best = min(peers, key=lambda tool: peers[tool].median)
         speed = {tool: s.median / ours.median for tool, s in peers.items()}
@@ -240,6 +284,13 @@ def _report(spec: Spec, figures: dict[str, Samples]) -> None:
                 )
             verdict = "met" if met else "NOT met"
             print(f"    target {way}: {target.says}: {shown}: {verdict}")
+        reference = figures.get(f"{way:7s} {REFERENCE}")
+        if reference is not None:
+            copy, sha = per_gib(reference.machines), sha256
+            print(
+                f"    floor {way}: a verified copy costs >= {copy + 2 * sha:.2f} s/GiB of machine"
+                f" CPU here: {REFERENCE}'s {copy:.2f}, plus two sha256 passes of {sha:.2f}"
+            )
 
 
 def _commit() -> str:
@@ -273,6 +324,7 @@ def main() -> None:
         parser.error(f"--cases: some of {', '.join(CASES)}; --rounds >= 1")
     require_tools()
     compile_bytecode()
+    sha256 = sha256_seconds_per_gib()
 
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"commit {_commit()}; {machine_line()}; {openssh_version()}")
@@ -288,7 +340,7 @@ def main() -> None:
                 relay = WanRelay((server.host, server.port), args.rtt_ms / 1000, args.mbit)
                 stack.callback(relay.close)
             for spec in _specs(args, server, work, relay):
-                _report(spec, measure(spec.cases, args.rounds, server))
+                _report(spec, measure(spec.cases, args.rounds, server), sha256)
                 sys.stdout.flush()
     finally:
         shutil.rmtree(work, ignore_errors=True)
