@@ -254,13 +254,15 @@ def tool_cases(
     into: tuple[Path, Path],
     landed: Callable[[Path], Callable[[], None]],
     tree: bool = False,
+    sftp_flags: tuple[str, ...] = (),
 ) -> list[Case]:
     """Every tool moving ``moved`` (here) into ``into[0]`` on the far side (a send) and
     ``pod`` (there) into ``into[1]`` here (a receive); with ``tree``, directories copied
-    recursively. ``landed(where)`` checks what arrived in ``where``."""
+    recursively. ``landed(where)`` checks what arrived in ``where``; ``sftp_flags`` go to
+    sftp."""
     remote, local = into
     r = " -r" if tree else ""
-    sftp, scp, rsync = end.sftp(), end.scp(*r.split()), end.rsync()
+    sftp, scp, rsync = end.sftp(*sftp_flags), end.scp(*r.split()), end.rsync()
     at = f"{end.login}:"
 
     def case(name: str, action: Callable[[], None], where: Path) -> Case:

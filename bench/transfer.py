@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
+import dataclasses
 import hashlib
 import os
 import shlex
@@ -87,7 +87,6 @@ from bench._common import (
     Endpoint,
     Samples,
     account_config,
-    clearer,
     compile_bytecode,
     machine_line,
     make_file,
@@ -95,7 +94,6 @@ from bench._common import (
     measure,
     openssh_version,
     require_tools,
-    run,
     tool_cases,
 )
 from bench.transfer_tree import Cases as TreeCases
@@ -128,25 +126,18 @@ def file_cases(end: Endpoint, source: Path, work: Path, reference: bool = False)
 
     cases = tool_cases(end, source, pod, (remote, local), landed)
     if reference:
-        sftp = end.sftp("-c", "aes128-gcm@openssh.com")
-        for way, batch, where in (
-            ("send", f"put {source} {remote}/\n", remote),
-            ("receive", f"get {pod} {local}/\n", local),
-        ):
-            cases.append(
-                Case(
-                    f"{way:7s} {REFERENCE}",
-                    functools.partial(run, sftp, batch),
-                    clearer(where),
-                    landed(where),
-                )
-            )
+        gcm = ("-c", "aes128-gcm@openssh.com")
+        cases += [
+            dataclasses.replace(case, name=f"{case.way:7s} {REFERENCE}")
+            for case in tool_cases(end, source, pod, (remote, local), landed, sftp_flags=gcm)
+            if case.tool == "sftp -b"
+        ]
     return cases
 
 
 # The reference beside the peers on loopback: `sftp -b` with the OpenSSH lane's cipher. Not a
 # peer (not in "best peer", no target): it says what the copy itself costs with that cipher,
-# so that the floor of a verified copy can be printed (_floor).
+# so that the floor of a verified copy can be printed (_report).
 REFERENCE = "sftp -b (aes-gcm)"
 
 

@@ -128,9 +128,7 @@ class _Downloader(Engine):
         """Not known before the listing, but for a code (its registered size); once a first
         attempt listed the tree, from what is left of it."""
         if self.entries is not None:
-            return any(
-                f.size >= LANE_MIN for f in self.tally.files if not self.tally.results[f.rel].done
-            )
+            return super().may_carry_large()
         registered = self.opts.registered
         return registered is None or registered.size >= LANE_MIN
 

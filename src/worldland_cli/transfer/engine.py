@@ -272,9 +272,11 @@ class Engine(abc.ABC):
 
         Its handshake (~0.15 s) would otherwise come after them.
         """
-        self.lanes.start_early(
-            conn, [f.size for f in self.tally.files if not self.tally.results[f.rel].done]
-        )
+        self.lanes.start_early(conn, self.sizes_left())
+
+    def sizes_left(self) -> list[int]:
+        """The sizes of the files still to move (as this attempt knows them)."""
+        return [f.size for f in self.tally.files if not self.tally.results[f.rel].done]
 
     async def each_file(
         self, conn: asyncssh.SSHClientConnection, planning: asyncssh.SFTPClient
@@ -603,10 +605,11 @@ class Engine(abc.ABC):
     # source while we read it (receiving): FarHash's two modes.
     far_follows: bool
 
-    @abc.abstractmethod
     def may_carry_large(self) -> bool:
         """Whether a file of ``LANE_MIN`` bytes or more may move (the first lane is opened
-        with the connection then); True where that is not known before planning."""
+        with the connection then); a direction that lists its files only while planning
+        says True until then."""
+        return any(size >= LANE_MIN for size in self.sizes_left())
 
     @abc.abstractmethod
     async def work(self, conn: asyncssh.SSHClientConnection) -> None:

@@ -38,7 +38,7 @@ from worldland_cli.transfer.pipeline import Carrier, on_thread
 from worldland_cli.transfer.progress import ProgressSink
 from worldland_cli.transfer.ranged import NEAR, SEND_WINDOW, lanes_for
 from worldland_cli.transfer.sftpcarrier import AsyncsshCarrier
-from worldland_cli.transfer.ssh import Credentials
+from worldland_cli.transfer.ssh import Credentials, key_line
 from worldland_cli.transfer.targets import SshLocation
 
 # Files this large travel through the OpenSSH lane; smaller ones are not worth its handshake.
@@ -181,9 +181,7 @@ class Lanes:
         if not self._off and size >= LANE_MIN:
             if slot.lane is None:
                 early, self._early = self._early, None
-                slot.lane = await early if early is not None else None
-                if slot.lane is None and await self.count(SEND_WINDOW) == 1:
-                    slot.lane = await self.open(conn)
+                slot.lane = await self._if_near(conn, early)
             if slot.lane is not None:
                 return slot.lane
         return AsyncsshCarrier(slot.sftp, asyncio.get_running_loop())
@@ -247,9 +245,8 @@ class Lanes:
         if key is None or self._off:
             self._off = True
             return None
-        pinned = " ".join(key.export_public_key("openssh").decode().split()[:2])
         try:
-            return await self._open_trusting([pinned])
+            return await self._open_trusting([key_line(key)])
         except LaneUnavailable as e:
             self._off = True
             self._progress.note(

@@ -148,12 +148,13 @@ def trusted_host_keys(loc: SshLocation, creds: Credentials) -> list[str]:
             return []
         keys, revoked = matched[0], matched[2]
     gone = {key.public_data for key in revoked}
-    lines = (
-        " ".join(key.export_public_key("openssh").decode().split()[:2])
-        for key in keys
-        if key.public_data not in gone
-    )
+    lines = (key_line(key) for key in keys if key.public_data not in gone)
     return list(dict.fromkeys(lines))  # a key listed under several names counts once
+
+
+def key_line(key: asyncssh.SSHKey) -> str:
+    """``key`` as known_hosts writes it after the host: ``"ssh-ed25519 AAAA..."``."""
+    return " ".join(key.export_public_key("openssh").decode().split()[:2])
 
 
 async def _offered_fingerprint(loc: SshLocation) -> str:

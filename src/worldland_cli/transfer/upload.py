@@ -31,7 +31,7 @@ from worldland_cli.transfer.errors import (
 )
 from worldland_cli.transfer.failures import remote_os_failure, remote_refusal
 from worldland_cli.transfer.farside import FarSide
-from worldland_cli.transfer.lanes import LANE_MIN, Slot
+from worldland_cli.transfer.lanes import Slot
 from worldland_cli.transfer.localfs import Digest, reading_at
 from worldland_cli.transfer.model import NEW, SAME, Entry, Leg, Options, Summary, Verdict
 from worldland_cli.transfer.partmark import PART_SUFFIX, PartMark
@@ -81,11 +81,6 @@ class _Uploader(Engine):
         self.tally.add_files([e for e in entries if e.kind == "file"])
         self.dirs = [e for e in entries if e.kind == "dir"]
         self.links = [e for e in entries if e.kind == "link"]
-
-    def may_carry_large(self) -> bool:
-        return any(
-            f.size >= LANE_MIN for f in self.tally.files if not self.tally.results[f.rel].done
-        )
 
     def remote(self, rel: str) -> str:
         return posixpath.join(self.loc.path, rel)
