@@ -36,6 +36,17 @@ HELLO = b"WORLDLAND-FARSIDE 1 "
 PREAMBLE = b"\x00\x00\x00\x05\x01\x00\x00\x00\x03"
 NO_PYTHON = 97  # the wrapper's exit status when the far side has no python3
 
+# How the far side starts a program of ours, as ``sh -c START PROGRAM ARG...`` (the helper's
+# and the lane server's, :mod:`.laneserver`): the first python3 on the PATH, unless it is a
+# version manager's shim (pyenv's, asdf's): a shim is a shell script that picks a python,
+# ~0.1 s a start here, and any python3 >= 3.6 runs them, so the system's is taken where there
+# is one.
+START = f"""p=$(command -v python3) || exit {NO_PYTHON}
+case "$p" in */shims/*) for q in /usr/bin/python3 /usr/local/bin/python3; do
+  if [ -x "$q" ]; then p=$q; break; fi; done;; esac
+exec "$p" -c "$0" "$@"
+"""
+
 # The program, run as ``python3 -c PROGRAM NONCE``.
 PROGRAM = r"""
 import errno, hashlib, json, mmap, os, stat, struct, sys, threading

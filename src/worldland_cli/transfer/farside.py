@@ -28,7 +28,7 @@ from typing import Any
 import asyncssh
 
 from worldland_cli.transfer.errors import ConnectionDropped, TransferError, retrieved
-from worldland_cli.transfer.farprogram import HELLO, NO_PYTHON, PREAMBLE, PROGRAM
+from worldland_cli.transfer.farprogram import HELLO, PREAMBLE, PROGRAM, START
 from worldland_cli.transfer.farreplies import (
     Got,
     OsFailure,
@@ -46,14 +46,6 @@ from worldland_cli.transfer.farreplies import (
 _HEAD = struct.Struct(">cII")
 MAX_JSON = 16 << 20  # the longest JSON answer read (a stat of ~100k paths)
 MAX_DATA = 256 << 10  # the far side sends file data in frames of at most this much
-# The first python3 on the PATH, unless it is a version manager's shim (pyenv's, asdf's):
-# a shim is a shell script that picks a python, ~0.1 s a start here, and any python3 >= 3.6
-# runs the helper, so the system's is taken where there is one.
-_START = f"""p=$(command -v python3) || exit {NO_PYTHON}
-case "$p" in */shims/*) for q in /usr/bin/python3 /usr/local/bin/python3; do
-  if [ -x "$q" ]; then p=$q; break; fi; done;; esac
-exec "$p" -c "$0" "$@"
-"""
 _GREETING_MAX = 64 << 10  # what a ~/.bashrc may print before the helper's hello
 CHUNK = 10_000  # paths to one stat, hash or mkdir request: its answer stays well in MAX_JSON
 HELLO_TIMEOUT = 60.0  # a conda init can take seconds; an exec that never answers, not forever
@@ -75,7 +67,7 @@ class FarSide:
     async def launch(cls, conn: asyncssh.SSHClientConnection) -> FarSide | None:
         """Start the helper; None where it cannot run (the caller falls back to SFTP)."""
         nonce = secrets.token_hex(8)
-        command = " ".join(shlex.quote(a) for a in ("sh", "-c", _START, PROGRAM, nonce))
+        command = " ".join(shlex.quote(a) for a in ("sh", "-c", START, PROGRAM, nonce))
         try:
             process = await conn.create_process(command, encoding=None, stderr=asyncssh.DEVNULL)
         except asyncssh.ChannelOpenError:

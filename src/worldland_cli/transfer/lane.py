@@ -3,10 +3,11 @@
 Why: on a CPU-bound link the rate is what the processes at both ends can encrypt, copy and
 frame per second. asyncssh does its SSH packet work in Python (4.6-5.5 s of our CPU per GiB),
 while OpenSSH's ``ssh`` does it in C with AES-GCM; OpenSSH's own ``sftp`` client talks the
-SFTP protocol to such an ``ssh`` over two pipes. The lane does the same: it starts
-``ssh -s ... sftp`` and speaks SFTP version 3 (draft-ietf-secsh-filexfer-02) itself, so our
-process only frames 255 KiB requests, hashes them and copies them between a pipe and a file
-(docs/transfer.md, "Benchmark").
+SFTP protocol to such an ``ssh`` over two pipes. The lane does the same: it starts ``ssh``
+and speaks SFTP version 3 (draft-ietf-secsh-filexfer-02) itself, so our process only frames
+255 KiB requests, hashes them and copies them between a pipe and a file (docs/transfer.md,
+"Benchmark"). Its far end is our own small SFTP server (:mod:`.laneserver`, where the pod has
+python3: the kernel copies the bytes there) or the account's ``sftp`` subsystem.
 
 The lane is deliberately narrow: it moves the bytes of one already-planned file, strictly in
 order, so a ``.part`` is always a clean prefix (resume depends on that). Planning, checks,
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import shlex
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -35,6 +38,9 @@ from typing import TYPE_CHECKING
 from worldland_cli.host import Host
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import ConnectionDropped, HostKeyError
+from worldland_cli.transfer.farprogram import START
+from worldland_cli.transfer.laneserver import HELLO
+from worldland_cli.transfer.laneserver import PROGRAM as SERVER
 from worldland_cli.transfer.pipeline import SAFE_BLOCK, RemoteFile, request_block
 from worldland_cli.transfer.sftpcodec import (
     DATA,
@@ -58,6 +64,7 @@ if TYPE_CHECKING:
 _PIPE_SIZE = 1 << 20
 _STDERR_KEPT = 64 * 1024  # the tail of ssh's stderr kept to explain a failed start
 _ALIAS = "worldland-pinned-peer"
+_GREETING_MAX = 64 << 10  # what a ~/.bashrc may print before our server's hello
 # AES-GCM ahead of OpenSSH's default order: with AES-NI it is the cheapest cipher at both ends.
 _CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 # curve25519 first: what the asyncssh connection beside the lane negotiates anyway, and
@@ -67,11 +74,24 @@ _KEX = "^curve25519-sha256,curve25519-sha256@libssh.org"
 
 
 class LaneUnavailable(Exception):
-    """The lane cannot start here (no ``ssh``, no sftp subsystem, ...); use asyncssh."""
+    """The lane cannot start here (no ``ssh``, no sftp subsystem, ...); use asyncssh.
+
+    ``stopped``: nothing else is worth trying (no ``ssh``, or the lane was killed meanwhile).
+    """
+
+    def __init__(self, message: str, *, stopped: bool = False) -> None:
+        super().__init__(message)
+        self.stopped = stopped
 
 
-def ssh_argv(loc: SshLocation, creds: Credentials, known_hosts: Path) -> list[str]:
-    """The ``ssh`` command line of a lane; nothing in ssh_config or the agent can widen it."""
+def ssh_argv(
+    loc: SshLocation, creds: Credentials, known_hosts: Path, command: str | None = None
+) -> list[str]:
+    """The ``ssh`` command line of a lane; nothing in ssh_config or the agent can widen it.
+
+    ``command``: what the far side runs (our server, :func:`server_command`); else the
+    account's ``sftp`` subsystem.
+    """
     argv = ["ssh", "-F", "none", "-x", "-a", "-T", "-e", "none", "-p", str(loc.port)]
     options = {
         "BatchMode": "yes",
@@ -103,11 +123,19 @@ def ssh_argv(loc: SshLocation, creds: Credentials, known_hosts: Path) -> list[st
         options["IdentityAgent"] = "none"
     for name, value in options.items():
         argv += ["-o", f"{name}={value}"]
+    if command is not None:
+        return [*argv, "-l", loc.user, "--", loc.host, command]
     return [*argv, "-l", loc.user, "-s", "--", loc.host, "sftp"]
 
 
+def server_command(nonce: str) -> str:
+    """The far side's command for our own SFTP server (:mod:`.laneserver`), one shell word
+    each, as its login shell will read them."""
+    return " ".join(shlex.quote(a) for a in ("sh", "-c", START, SERVER, nonce))
+
+
 class OpenSshLane:
-    """One ``ssh -s sftp`` process and the SFTP session on its pipes; see the module doc.
+    """One ``ssh`` process and the SFTP session on its pipes; see the module doc.
 
     A :class:`.pipeline.Carrier`: the pipeline moves a file's bytes through :meth:`opened`.
     """
@@ -138,6 +166,8 @@ class OpenSshLane:
         self._drain.start()
         self.block = SAFE_BLOCK
         self.can_fsync = False
+        self._pending = b""  # read with the server's hello: the start of its first answer
+        self.far_end = "sftp"  # who answers: the account's SFTP server, or "worldland" (ours)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -153,33 +183,63 @@ class OpenSshLane:
     ) -> OpenSshLane:
         """Start the lane, trusting only ``host_keys`` ("ssh-ed25519 AAAA..." each), or raise.
 
-        HostKeyError when the server shows the lane another key (never fall back then);
-        LaneUnavailable for everything else that keeps it from starting; ConnectionDropped
-        when the link is down (the engine retries). ``spawned`` hears of the lane as soon as
-        its ``ssh`` runs, before the handshake: a :meth:`kill` from another thread then ends
-        a handshake under way at once, where ssh's own time-out would take 15 s.
+        The far end is our own server (:mod:`.laneserver`) where the pod runs python3, else
+        the account's ``sftp`` subsystem (a second login, only where the first could not
+        start it). HostKeyError when the server shows the lane another key (never fall back
+        then); LaneUnavailable for everything else that keeps it from starting;
+        ConnectionDropped when the link is down (the engine retries). ``spawned`` hears of
+        the lane as soon as its ``ssh`` runs, before the handshake: a :meth:`kill` from
+        another thread then ends a handshake under way at once, where ssh's own time-out
+        would take 15 s.
         """
         host = host or Host()
+        nonce = secrets.token_hex(8)
+        try:
+            return cls._start(loc, creds, host_keys, host, spawned, nonce)
+        except LaneUnavailable as e:
+            if e.stopped:
+                raise
+        return cls._start(loc, creds, host_keys, host, spawned, None)
+
+    @classmethod
+    def _start(
+        cls,
+        loc: SshLocation,
+        creds: Credentials,
+        host_keys: Sequence[str],
+        host: Host,
+        spawned: Callable[[OpenSshLane], None] | None,
+        nonce: str | None,
+    ) -> OpenSshLane:
+        """One ``ssh`` and its handshake: with our server (``nonce``), or the subsystem."""
         lines = "".join(f"{_ALIAS} {key}\n" for key in host_keys)
         workdir = host.private_temp_dir("worldland-lane-", {"known_hosts": lines})
-        process = host.spawn(ssh_argv(loc, creds, workdir / "known_hosts"), pipe_size=_PIPE_SIZE)
+        command = server_command(nonce) if nonce is not None else None
+        argv = ssh_argv(loc, creds, workdir / "known_hosts", command)
+        process = host.spawn(argv, pipe_size=_PIPE_SIZE)
         if process is None:
             host.remove_temp_dir(workdir)
-            raise LaneUnavailable("the OpenSSH client (ssh) is not installed")
+            raise LaneUnavailable("the OpenSSH client (ssh) is not installed", stopped=True)
         lane = cls(process, workdir, host, f"{loc.host}:{loc.port}")
         if spawned is not None:
             spawned(lane)
         try:
             with lane._using_pipes():
-                lane._handshake()
+                lane._handshake(nonce)
+        except LaneUnavailable as e:
+            e.stopped = lane._dead
+            lane.kill()
+            raise
         except BaseException:
             lane.kill()
             raise
         return lane
 
-    def _handshake(self) -> None:
+    def _handshake(self, nonce: str | None) -> None:
         try:
             self._send_raw(self._codec.init())
+            if nonce is not None:
+                self._greeted(nonce)
             kind, body = self._receive()
         except ConnectionDropped:
             raise self._startup_failure() from None
@@ -191,6 +251,32 @@ class OpenSshLane:
             kind, body = self._call(self._codec.extended(b"limits@openssh.com"))
             if kind == EXTENDED_REPLY:
                 self.block = request_block(*self._codec.limits(body))
+
+    def _greeted(self, nonce: str) -> None:
+        """Skip what the login shell printed, up to our server's hello; keep what follows.
+
+        An account forced to ``internal-sftp`` runs no command: its VERSION comes at once,
+        and the lane takes that server as it is.
+        """
+        hello = b"\n" + HELLO + nonce.encode() + b"\n"
+        seen = b""
+        while len(seen) < _GREETING_MAX:
+            try:
+                chunk = os.read(self._in, 4096)
+            except OSError as e:
+                raise ConnectionDropped(f"the OpenSSH client went away: {e}") from e
+            if not chunk:
+                raise ConnectionDropped("the SSH connection closed")
+            seen += chunk
+            if seen[:2] == bytes(2) and seen[4:5] == bytes([VERSION]):  # a length < 64 KiB
+                self._pending = seen
+                return
+            at = seen.find(hello)
+            if at >= 0:
+                self._pending = seen[at + len(hello) :]
+                self.far_end = "worldland"
+                return
+        raise LaneUnavailable("the far side printed more than 64 KiB before starting the lane")
 
     def _startup_failure(self) -> Exception:
         """Why ``ssh`` ended before the SFTP session began, from what it printed."""
@@ -287,6 +373,10 @@ class OpenSshLane:
 
     def _read_into(self, view: memoryview) -> None:
         got = 0
+        if self._pending:
+            got = min(len(view), len(self._pending))
+            view[:got] = self._pending[:got]
+            self._pending = self._pending[got:]
         while got < len(view):
             try:
                 n = os.readv(self._in, [view[got:]])
