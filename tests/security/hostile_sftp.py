@@ -32,7 +32,7 @@ from unittest import mock
 
 import asyncssh
 
-from worldland_cli.transfer.credentials import Credentials
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import SshLocation
 
 

@@ -23,10 +23,10 @@ from tests.transfer.conftest import random_file, sha256_of
 from tests.transfer.test_pod_mode import cli, register_pod, renter
 from worldland_cli import config
 from worldland_cli.auth.relogin import SignIn, authenticated_client
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import UnsafePathError
 from worldland_cli.transfer.model import Options, Registered
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 
 

@@ -27,10 +27,10 @@ from tests.security.hostile_sftp import Lies, hostile_server
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import random_file, sha256_of
 from worldland_cli.main import app
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import DestinationExistsError, UnsafePathError
 from worldland_cli.transfer.model import Options
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 from worldland_cli.transfer.upload import upload
 

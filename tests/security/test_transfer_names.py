@@ -20,7 +20,7 @@ from tests.transfer.conftest import Hook, random_file
 from worldland_cli.main import app
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.download import download
-from worldland_cli.transfer.lanestart import LANE_MIN
+from worldland_cli.transfer.lanes import LANE_MIN
 from worldland_cli.transfer.model import Options
 
 TITLE = "title\x1b]0;you were pwned\x07.bin"  # OSC: sets the terminal's window title

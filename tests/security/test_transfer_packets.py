@@ -26,7 +26,7 @@ from tests.security.hostile_sftp import Lies, hostile_server
 from tests.transfer.conftest import random_file, sha256_of
 from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import TransferError
-from worldland_cli.transfer.lanestart import LANE_MIN
+from worldland_cli.transfer.lanes import LANE_MIN
 from worldland_cli.transfer.model import Options
 from worldland_cli.transfer.upload import upload
 

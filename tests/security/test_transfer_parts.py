@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
 from worldland_cli.main import app
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import DestinationExistsError
 from worldland_cli.transfer.model import Options
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 from worldland_cli.transfer.upload import upload
 

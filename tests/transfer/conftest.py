@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.sshd import SshdServer, sshd_missing_reason, start_sshd
-from worldland_cli.transfer.credentials import Credentials
+from worldland_cli.transfer.ssh import Credentials
 
 
 @pytest.fixture

@@ -17,10 +17,9 @@ import pytest
 
 from tests.support.sshd import SshdServer, account_home, sshd_missing_reason, start_sshd
 from tests.transfer.conftest import random_file
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.farreplies import Got, OsFailure
 from worldland_cli.transfer.farside import FarSide
-from worldland_cli.transfer.ssh import connect
+from worldland_cli.transfer.ssh import Credentials, connect
 from worldland_cli.transfer.targets import parse_ssh_url
 
 T = TypeVar("T")

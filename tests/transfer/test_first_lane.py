@@ -24,15 +24,13 @@ from tests.support.sshd import SshdServer
 from tests.transfer.conftest import random_file, sha256_of
 from tests.transfer.test_lane import _our_ssh_children
 from worldland_cli.transfer import engine as engine_module
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import UnreachableError
 from worldland_cli.transfer.lane import OpenSshLane
-from worldland_cli.transfer.lanes import Lanes
-from worldland_cli.transfer.lanestart import LANE_MIN
+from worldland_cli.transfer.lanes import LANE_MIN, Lanes
 from worldland_cli.transfer.model import Options, Registered
 from worldland_cli.transfer.progress import NullProgress
-from worldland_cli.transfer.ssh import connect, trusted_host_keys
+from worldland_cli.transfer.ssh import Credentials, connect, trusted_host_keys
 from worldland_cli.transfer.targets import SshLocation, parse_ssh_url
 from worldland_cli.transfer.upload import upload
 

@@ -14,7 +14,6 @@ from tests.support.procs import process_table
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
 from worldland_cli.transfer import pipeline
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import (
     ChecksumError,
@@ -22,9 +21,10 @@ from worldland_cli.transfer.errors import (
     HostKeyError,
     TransferError,
 )
-from worldland_cli.transfer.lane import OpenSshLane
-from worldland_cli.transfer.lanestart import LANE_MIN, ssh_argv
+from worldland_cli.transfer.lane import OpenSshLane, ssh_argv
+from worldland_cli.transfer.lanes import LANE_MIN
 from worldland_cli.transfer.model import Options
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 from worldland_cli.transfer.upload import upload
 

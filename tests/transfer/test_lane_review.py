@@ -18,12 +18,11 @@ from tests.transfer.conftest import random_file
 from tests.transfer.test_lane import Collect, _our_ssh_children
 from worldland_cli.host import Host
 from worldland_cli.transfer import pipeline
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.errors import ConnectionDropped
 from worldland_cli.transfer.lane import OpenSshLane
 from worldland_cli.transfer.lanes import Lanes
 from worldland_cli.transfer.progress import NullProgress
-from worldland_cli.transfer.ssh import connect
+from worldland_cli.transfer.ssh import Credentials, connect
 from worldland_cli.transfer.targets import parse_ssh_url
 
 

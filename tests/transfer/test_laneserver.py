@@ -12,7 +12,6 @@ import pytest
 from tests.support.sshd import SshdServer, account_home, sshd_missing_reason, start_sshd
 from tests.transfer.conftest import random_file
 from worldland_cli.transfer import pipeline
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.errors import RemoteRefused
 from worldland_cli.transfer.farprogram import START
 from worldland_cli.transfer.lane import OpenSshLane
@@ -25,6 +24,7 @@ from worldland_cli.transfer.sftpcodec import (
     VERSION,
     Codec,
 )
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 
 BLOCK = 255 * 1024

@@ -21,7 +21,6 @@ import pytest
 
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import UnreachableError
 from worldland_cli.transfer.model import Options
@@ -36,7 +35,7 @@ from worldland_cli.transfer.ranged import (
     kept_blocks,
     lanes_for,
 )
-from worldland_cli.transfer.ssh import WINDOW
+from worldland_cli.transfer.ssh import WINDOW, Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 from worldland_cli.transfer.upload import upload
 

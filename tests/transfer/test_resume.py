@@ -12,10 +12,10 @@ import pytest
 
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import Hook, random_file, sha256_of
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import ChecksumError, UnreachableError
 from worldland_cli.transfer.model import Options
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 from worldland_cli.transfer.upload import upload
 

@@ -10,8 +10,8 @@ import pytest
 
 from tests.support.sshd import SshdServer
 from tests.transfer.conftest import random_file, sha256_of
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.download import download
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 from worldland_cli.transfer.upload import upload
 

@@ -11,7 +11,6 @@ import pytest
 
 from tests.support.sshd import SSH_KEYGEN, SshdServer
 from tests.transfer.conftest import random_file, sha256_of
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import (
     DeniedError,
@@ -22,6 +21,7 @@ from worldland_cli.transfer.errors import (
 )
 from worldland_cli.transfer.model import Options
 from worldland_cli.transfer.safety import check_name, check_relative, check_symlink
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import SshLocation, parse_ssh_url
 from worldland_cli.transfer.upload import upload
 

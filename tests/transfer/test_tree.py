@@ -17,10 +17,10 @@ import pytest
 
 from tests.support.sshd import SshdServer, account_home, sshd_missing_reason, start_sshd
 from tests.transfer.conftest import random_file, sha256_of
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.download import download
 from worldland_cli.transfer.errors import DestinationExistsError
 from worldland_cli.transfer.model import Options
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.targets import parse_ssh_url
 from worldland_cli.transfer.upload import upload
 

@@ -38,15 +38,14 @@ from worldland_cli.output import Result
 if TYPE_CHECKING:
     from worldland_cli.config import Config
     from worldland_cli.hubclient import HubClient
-    from worldland_cli.transfer.credentials import Credentials
-    from worldland_cli.transfer.lanestart import EarlyLane
     from worldland_cli.transfer.model import Options, Registered, Summary
     from worldland_cli.transfer.progress import ProgressSink
+    from worldland_cli.transfer.ssh import Credentials
     from worldland_cli.transfer.targets import PodLocation, SshLocation
 
 
 def _credentials(identity: Path | None, known_hosts: Path | None) -> Credentials:
-    from worldland_cli.transfer.credentials import Credentials
+    from worldland_cli.transfer.ssh import Credentials
 
     default_key = Path.home() / ".ssh" / "id_ed25519"
     return Credentials(
@@ -79,12 +78,10 @@ def _run(
     job: Callable[[ProgressSink], Coroutine[Any, Any, Summary]],
     extra: dict[str, Any] | None = None,
     note: str | None = None,
-    early: EarlyLane | None = None,
 ) -> Result:
     """Run one engine call with a progress bar on stderr; the outcome is the result.
 
-    ``extra`` joins the --json document (the pod id, the code); ``note`` joins a failure's hint;
-    ``early``, a lane's ``ssh`` started for the call, is stopped after it if it was not used.
+    ``extra`` joins the --json document (the pod id, the code); ``note`` joins a failure's hint.
     """
     import asyncio
 
@@ -92,16 +89,12 @@ def _run(
     from worldland_cli.transfer.failures import interruptible
     from worldland_cli.transfer.progress import NullProgress, RichProgress
 
-    try:
-        with noted(note):
-            if sys.stderr.isatty():
-                with RichProgress(description) as bar:
-                    summary = asyncio.run(interruptible(job(bar)))
-            else:
-                summary = asyncio.run(interruptible(job(NullProgress())))
-    finally:
-        if early is not None:
-            early.discard()
+    with noted(note):
+        if sys.stderr.isatty():
+            with RichProgress(description) as bar:
+                summary = asyncio.run(interruptible(job(bar)))
+        else:
+            summary = asyncio.run(interruptible(job(NullProgress())))
     if summary.verdicts is not None:
         return _dry_run(summary, extra)
     doc = summary.to_dict()
@@ -321,21 +314,14 @@ def send(
         where = _resolve_pod(where, hub, hub_ca)
     loc: SshLocation = where
 
-    from worldland_cli.transfer.lanestart import EarlyLane
-    from worldland_cli.transfer.localfs import regular_size
+    from worldland_cli.transfer.upload import upload
 
     creds = _credentials(identity, known_hosts)
     opts = _options(
         overwrite, retries, no_openssh, exclude, dry_run, follow_links=follow_links, lanes=lanes
     )
     paths = [Path(s) for s in sources]
-    # Before the engine's import: one large file's lane logs in meanwhile (lanestart.py).
-    size = regular_size(paths[0]) if len(paths) == 1 else None
-    early = EarlyLane.start(loc, creds, opts, [size] if size is not None else [])
-
-    from worldland_cli.transfer.upload import upload
-
-    return _run("send", lambda bar: upload(paths, loc, creds, opts, bar, early), extra, early=early)
+    return _run("send", lambda bar: upload(paths, loc, creds, opts, bar), extra)
 
 
 def receive(
@@ -414,19 +400,8 @@ def receive(
     else:
         loc = parsed
 
-    from worldland_cli.transfer.lanestart import EarlyLane
+    from worldland_cli.transfer.download import download
 
     creds = _credentials(identity, known_hosts)
     opts = _options(overwrite, retries, no_openssh, exclude, dry_run, registered, lanes=lanes)
-    # Before the engine's import: the first lane logs in meanwhile (lanestart.py).
-    early = EarlyLane.start(loc, creds, opts, None)
-
-    from worldland_cli.transfer.download import download
-
-    return _run(
-        "receive",
-        lambda bar: download(loc, local_dir, creds, opts, bar, early),
-        extra,
-        note,
-        early=early,
-    )
+    return _run("receive", lambda bar: download(loc, local_dir, creds, opts, bar), extra, note)

@@ -25,7 +25,6 @@ import asyncssh
 
 from worldland_cli.host import Host
 from worldland_cli.transfer import packed, pipeline
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.engine import Engine
 from worldland_cli.transfer.errors import (
@@ -35,8 +34,7 @@ from worldland_cli.transfer.errors import (
     UnsafePathError,
     checksum_failed,
 )
-from worldland_cli.transfer.lanes import Slot
-from worldland_cli.transfer.lanestart import LANE_MIN, EarlyLane
+from worldland_cli.transfer.lanes import LANE_MIN, Slot
 from worldland_cli.transfer.localfs import (
     SYNC_EVERY,
     Digest,
@@ -65,6 +63,7 @@ from worldland_cli.transfer.safety import (
     links_on_disk,
     local_destination,
 )
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.survey import LocalSide, RemoteSide, survey
 from worldland_cli.transfer.targets import SshLocation
 
@@ -77,12 +76,10 @@ async def download(
     creds: Credentials,
     opts: Options | None = None,
     progress: ProgressSink | None = None,
-    early: EarlyLane | None = None,
 ) -> Summary:
-    """Fetch the remote file or directory ``loc.path`` into the local directory ``dest``;
-    ``early``: the first lane's ``ssh``, started already (:mod:`.lanestart`)."""
+    """Fetch the remote file or directory ``loc.path`` into the local directory ``dest``."""
     opts = opts or Options()
-    engine = _Downloader(loc, creds, opts, progress or NullProgress(), dest, early)
+    engine = _Downloader(loc, creds, opts, progress or NullProgress(), dest)
     return await engine.transfer("receive", loc.display(), str(dest))
 
 
@@ -121,9 +118,8 @@ class _Downloader(Engine):
         opts: Options,
         progress: ProgressSink,
         dest: Path,
-        early: EarlyLane | None,
     ) -> None:
-        super().__init__(loc, creds, opts, progress, early)
+        super().__init__(loc, creds, opts, progress)
         self.dest = dest
         self.entries: list[Entry] | None = None
         self.tree = LocalTree(dest, Host.umask(), opts.overwrite)

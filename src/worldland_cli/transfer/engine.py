@@ -41,7 +41,6 @@ from typing import Any, Protocol
 
 import asyncssh
 
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import (
     ChecksumError,
@@ -60,8 +59,7 @@ from worldland_cli.transfer.failures import (
 )
 from worldland_cli.transfer.farreplies import OsFailure
 from worldland_cli.transfer.farside import FarSide, LateJob
-from worldland_cli.transfer.lanes import Lanes, Slot
-from worldland_cli.transfer.lanestart import LANE_MIN, EarlyLane
+from worldland_cli.transfer.lanes import LANE_MIN, Lanes, Slot
 from worldland_cli.transfer.localfs import (
     Digest,
     Following,
@@ -95,7 +93,13 @@ from worldland_cli.transfer.ranged import (
     kept_blocks,
     open_lanes,
 )
-from worldland_cli.transfer.ssh import WINDOW, connect, remote_sha256, trusted_host_keys
+from worldland_cli.transfer.ssh import (
+    WINDOW,
+    Credentials,
+    connect,
+    remote_sha256,
+    trusted_host_keys,
+)
 from worldland_cli.transfer.survey import refusal
 from worldland_cli.transfer.tally import Tally
 from worldland_cli.transfer.targets import SshLocation
@@ -139,12 +143,7 @@ class Engine(abc.ABC):
     """State shared by the retry loop and the per-file workers of one transfer."""
 
     def __init__(
-        self,
-        loc: SshLocation,
-        creds: Credentials,
-        opts: Options,
-        progress: ProgressSink,
-        early: EarlyLane | None = None,
+        self, loc: SshLocation, creds: Credentials, opts: Options, progress: ProgressSink
     ) -> None:
         try:
             loc.path.encode()  # typed (or registered for a code) with bytes that are not UTF-8
@@ -161,7 +160,6 @@ class Engine(abc.ABC):
         self.tally = Tally(progress)
         self.retries = 0
         self.lanes = Lanes(loc, creds, progress, opts.openssh, opts.lanes)
-        self._early_lane = early  # the first attempt's first lane, started by the command
         self.excludes = Excludes(opts.exclude)
         self.verdicts: list[Verdict] | None = None  # a dry run's
         self.connected = False
@@ -189,11 +187,8 @@ class Engine(abc.ABC):
         """
         while True:
             try:
-                early, self._early_lane = self._early_lane, None
                 if not self.opts.dry_run and self.may_carry_large():
-                    self.lanes.start_first(trusted_host_keys(self.loc, self.creds), early)
-                if early is not None:
-                    early.discard()  # unless the lanes took its ssh
+                    self.lanes.start_first(trusted_host_keys(self.loc, self.creds))
                 try:
                     conn = await connect(self.loc, self.creds)
                     self.connected = True

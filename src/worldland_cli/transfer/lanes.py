@@ -31,19 +31,18 @@ from typing import TypeVar
 
 import asyncssh
 
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import ConnectionDropped, HostKeyError, retrieved
 from worldland_cli.transfer.lane import LaneUnavailable, OpenSshLane
-from worldland_cli.transfer.lanestart import LANE_MIN, EarlyLane
 from worldland_cli.transfer.pipeline import Carrier, on_thread
 from worldland_cli.transfer.progress import ProgressSink
 from worldland_cli.transfer.ranged import NEAR, SEND_WINDOW, lanes_for
 from worldland_cli.transfer.sftpcarrier import AsyncsshCarrier
-from worldland_cli.transfer.ssh import key_line
+from worldland_cli.transfer.ssh import Credentials, key_line
 from worldland_cli.transfer.targets import SshLocation
 
 # Files this large travel through the OpenSSH lane; smaller ones are not worth its handshake.
+LANE_MIN = 8 << 20
 
 T = TypeVar("T")
 
@@ -187,27 +186,19 @@ class Lanes:
                 return slot.lane
         return AsyncsshCarrier(slot.sftp, asyncio.get_running_loop())
 
-    def start_first(self, host_keys: list[str], early: EarlyLane | None = None) -> None:
-        """Open the first lane now, while the connection opens: ``early``'s ``ssh`` (started
-        by the command, :mod:`.lanestart`) where there is one, else one trusting ``host_keys``.
+    def start_first(self, host_keys: list[str]) -> None:
+        """Open the first lane now, while the connection opens, trusting ``host_keys``.
 
         Called before the planning knows whether a large file will move (a receive cannot
         know): :meth:`start_early` drops it when none will, or when the link is far.
         """
-        if self._off or (self._asked or 1) != 1 or self._early is not None:
-            return
-        claimed = early.claim() if early is not None else None
-        if claimed is not None:
-            self._early = asyncio.ensure_future(self._head_start(claimed))
-        elif host_keys:
+        if not self._off and host_keys and (self._asked or 1) == 1 and self._early is None:
             self._early = asyncio.ensure_future(self._head_start(host_keys))
 
-    async def _head_start(self, trust: list[str] | EarlyLane) -> OpenSshLane | None:
-        """The first lane; None if it fails (:meth:`carrier` opens a pinned one then)."""
+    async def _head_start(self, host_keys: list[str]) -> OpenSshLane | None:
+        """A lane trusting ``host_keys``; None if it fails (:meth:`carrier` tries again)."""
         try:
-            if isinstance(trust, EarlyLane):
-                return await self._opened(functools.partial(OpenSshLane.adopt, trust))
-            return await self._open_trusting(trust)
+            return await self._open_trusting(host_keys)
         except (LaneUnavailable, HostKeyError, ConnectionDropped):
             return None
 
@@ -265,22 +256,19 @@ class Lanes:
 
     async def _open_trusting(self, host_keys: list[str]) -> OpenSshLane:
         """:meth:`.lane.OpenSshLane.open` on a thread, trusting ``host_keys``."""
-        return await self._opened(
-            functools.partial(OpenSshLane.open, self._loc, self._creds, host_keys)
-        )
-
-    async def _opened(self, opening: Callable[..., OpenSshLane]) -> OpenSshLane:
-        """``opening(spawned=...)`` (a lane's start and handshake) on a thread."""
         # A plain future (not a task), shielded: a cancellation while the handshake's thread
         # runs cannot lose the lane it returns, which is then killed instead of orphaned; and
         # the handshake itself is stopped, so the thread ends now.
         thread = _Opening()
-        started = asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(opening, spawned=thread.spawned)
+        opening = asyncio.get_running_loop().run_in_executor(
+            None,
+            functools.partial(
+                OpenSshLane.open, self._loc, self._creds, host_keys, spawned=thread.spawned
+            ),
         )
         try:
-            return await asyncio.shield(started)
+            return await asyncio.shield(opening)
         except asyncio.CancelledError:
             thread.stop()
-            started.add_done_callback(_kill_unclaimed)
+            opening.add_done_callback(_kill_unclaimed)
             raise

@@ -117,16 +117,6 @@ def read_small(path: Path, size: int) -> bytes:
     return data
 
 
-def regular_size(path: Path) -> int | None:
-    """The size of ``path`` if it is a regular file (a symlink followed, as a named source
-    is); None for anything else, or when it cannot be read."""
-    try:
-        info = path.stat()
-    except (OSError, ValueError):
-        return None
-    return info.st_size if stat.S_ISREG(info.st_mode) else None
-
-
 def offered_digest(path: Path) -> tuple[int, str] | None:
     """Size and sha256 of one regular file from the same open handle; None if not one.
 

@@ -17,13 +17,14 @@ import os
 import re
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import asyncssh
 
 from worldland_cli.auth.wallet import WalletError, check_private_file
 from worldland_cli.host import Host
-from worldland_cli.transfer.credentials import CONNECT_TIMEOUT, KEEPALIVE_INTERVAL, Credentials
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import (
     DeniedError,
@@ -34,6 +35,8 @@ from worldland_cli.transfer.errors import (
 from worldland_cli.transfer.pipeline import MAX_BLOCK
 from worldland_cli.transfer.targets import SshLocation
 
+CONNECT_TIMEOUT = 15.0
+KEEPALIVE_INTERVAL = 10.0  # a silently dead link is noticed in ~30 s instead of hanging
 HASH_BLOCK = 1 << 20
 # What we advertise for data the server sends us. asyncssh's defaults (2 MiB window, 32 KiB
 # packets) make a download ~8 packets per 255 KiB SFTP read, and per-packet Python work is what
@@ -72,6 +75,16 @@ def preferred_ciphers() -> list[str]:
 
     rest = [a.decode() for a in get_default_encryption_algs()]
     return _PREFERRED_CIPHERS + [a for a in rest if a not in _PREFERRED_CIPHERS]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How we prove who we are, and which host keys we trust when there is no pinned key."""
+
+    identity: Path | None = None
+    identity_explicit: bool = False
+    known_hosts: Path = field(default_factory=lambda: Path.home() / ".ssh" / "known_hosts")
+    use_agent: bool = True
 
 
 def _load_identity(creds: Credentials) -> list[Any]:

@@ -21,7 +21,6 @@ from pathlib import Path
 import asyncssh
 
 from worldland_cli.transfer import packed, pipeline
-from worldland_cli.transfer.credentials import Credentials
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.engine import Engine
 from worldland_cli.transfer.errors import (
@@ -33,7 +32,6 @@ from worldland_cli.transfer.errors import (
 from worldland_cli.transfer.failures import remote_os_failure, remote_refusal
 from worldland_cli.transfer.farside import FarSide
 from worldland_cli.transfer.lanes import Slot
-from worldland_cli.transfer.lanestart import EarlyLane
 from worldland_cli.transfer.localfs import Digest, reading_at
 from worldland_cli.transfer.model import NEW, SAME, Entry, Leg, Options, Summary, Verdict
 from worldland_cli.transfer.partmark import PART_SUFFIX, PartMark
@@ -42,6 +40,7 @@ from worldland_cli.transfer.progress import NullProgress, ProgressSink
 from worldland_cli.transfer.ranged import Call
 from worldland_cli.transfer.remoteparts import RemoteParts
 from worldland_cli.transfer.sendplan import plan_send
+from worldland_cli.transfer.ssh import Credentials
 from worldland_cli.transfer.survey import LocalSide, RemoteSide, survey
 from worldland_cli.transfer.targets import SshLocation
 
@@ -52,12 +51,10 @@ async def upload(
     creds: Credentials,
     opts: Options | None = None,
     progress: ProgressSink | None = None,
-    early: EarlyLane | None = None,
 ) -> Summary:
-    """Send local files and directories into the remote directory ``loc.path``; ``early``:
-    the first lane's ``ssh``, started already (:mod:`.lanestart`)."""
+    """Send local files and directories into the remote directory ``loc.path``."""
     opts = opts or Options()
-    engine = _Uploader(loc, creds, opts, progress or NullProgress(), early)
+    engine = _Uploader(loc, creds, opts, progress or NullProgress())
     entries, skipped, engine.tally.excluded = plan_send(paths, opts.follow_links, engine.excludes)
     engine.planned(entries)
     for left_out in skipped:
@@ -74,9 +71,8 @@ class _Uploader(Engine):
         creds: Credentials,
         opts: Options,
         progress: ProgressSink,
-        early: EarlyLane | None,
     ) -> None:
-        super().__init__(loc, creds, opts, progress, early)
+        super().__init__(loc, creds, opts, progress)
         self.dirs: list[Entry] = []
         self.links: list[Entry] = []
         self.linked: set[str] = set()  # links made on the far side (a retry skips them)
