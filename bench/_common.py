@@ -9,10 +9,18 @@ reaped), both ends' (that plus what the sshd listener has reaped: every session 
 what it ran, sftp-server, rsync --server, worldland's helper), and the whole machine's (busy
 time from /proc/stat across the command, less the bench's own process). Only the last sees
 work done outside those processes (the kernel's writeback, other users of a shared machine).
+
+A far-side process that outlives its sshd session (worldland's helper, which tidies up and
+hashes its last range after the channel closed; one of sshd's own) is counted too: the bench
+is the child subreaper of everything under it (``PR_SET_CHILD_SUBREAPER``), so such an
+orphan becomes its child, and it is waited for and counted with the far side's figure.
+Without that it went to init and no figure but the machine's saw it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import platform
 import resource
@@ -78,11 +86,45 @@ def reaped_cpu(pid: int) -> float:
     return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
-def settle(server: SshdServer, timeout: float = 10.0) -> None:
-    """Wait until the sshd has reaped every session (its CPU then counts in reaped_cpu)."""
+def settle(server: SshdServer, timeout: float = 10.0) -> float:
+    """Wait until the sshd has reaped every session (its CPU then counts in reaped_cpu), and
+    until every process that outlived its session has ended; the CPU seconds of those."""
     deadline = time.monotonic() + timeout
     while server.session_pids() and time.monotonic() < deadline:
         time.sleep(0.01)
+    orphaned = 0.0
+    while (left := _orphans(server)) and time.monotonic() < deadline:
+        for pid in left:
+            done, _status, usage = os.wait4(pid, os.WNOHANG)
+            if done:
+                orphaned += usage.ru_utime + usage.ru_stime
+        time.sleep(0.005)
+    return orphaned
+
+
+_PR_SET_CHILD_SUBREAPER = 36  # prctl(2)
+
+
+def adopt_orphans() -> None:
+    """Make this process the child subreaper of everything under it (Linux; a no-op
+    elsewhere): a far-side process whose session ended before it becomes ours to count."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _orphans(server: SshdServer) -> list[int]:
+    """Our children other than the sshd listener: processes that outlived their session."""
+    me, mine = os.getpid(), []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == server.process.pid:
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == me:  # field 4, the parent
+            mine.append(int(entry))
+    return mine
 
 
 def cpu_name() -> str:
@@ -330,14 +372,15 @@ def timed(case: Case, server: SshdServer) -> Sample:
     wall = time.perf_counter() - began
     machine = busy_seconds() - busy - (own_cpu() - own)
     client = client_cpu() - client
-    settle(server)
-    far = reaped_cpu(server.process.pid) - far
+    orphaned = settle(server)
+    far = reaped_cpu(server.process.pid) - far + orphaned
     case.check()
     return Sample(wall, client, client + far, max(machine, 0.0))
 
 
 def measure(cases: list[Case], rounds: int, server: SshdServer) -> dict[str, Samples]:
     """Every case in turn, ``rounds`` times; each destination is cleared after its last run."""
+    adopt_orphans()
     figures = {case.name: Samples() for case in cases}
     for _ in range(rounds):
         for case in cases:

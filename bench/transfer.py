@@ -41,11 +41,10 @@ rename); the peers copy. The figures, per tool and direction: the median seconds
 [min-max] of the rounds; MB/s (bytes moved / median, 1 MB = 10^6 B); the client side's CPU
 seconds ("client": getrusage of the processes the bench started, worldland or sftp/scp/rsync
 and their ssh); both ends' ("ends": that plus the sshd side, every session process and what
-it ran, as the sshd listener reaped them; worldland's far-side helper seems to end after its
-session was reaped and is missing from it: compare "machine" for worldland); and the whole
-machine's ("machine": busy time
-from /proc/stat across that one command, less the bench's own process, which is where the
-relay runs), per GiB for the large-file cases. "machine" also counts the kernel's writeback
+it ran, as the sshd listener reaped them, and any of them that outlived its session, as the
+bench reaped it: worldland's far-side helper does); and the whole machine's ("machine":
+busy time from /proc/stat across that one command, less the bench's own process, which is
+where the relay runs), per GiB for the large-file cases. "machine" also counts the kernel's writeback
 and, on a shared machine, everyone else's work, so on a slow link it says more about the
 neighbours than the tools; "ends" does not.
 
