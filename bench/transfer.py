@@ -44,9 +44,9 @@ and their ssh); both ends' ("ends": that plus the sshd side, every session proce
 it ran, as the sshd listener reaped them, and any of them that outlived its session, as the
 bench reaped it: worldland's far-side helper does); and the whole machine's ("machine":
 busy time from /proc/stat across that one command, less the bench's own process, which is
-where the relay runs), per GiB for the large-file cases. "machine" also counts the kernel's writeback
-and, on a shared machine, everyone else's work, so on a slow link it says more about the
-neighbours than the tools; "ends" does not.
+where the relay runs), per GiB for the large-file cases. "machine" also counts the kernel's
+writeback and, on a shared machine, everyone else's work, so on a slow link it says more
+about the neighbours than the tools; "ends" does not.
 
 The speed ratio is a peer's median time / worldland's median time: above 1, worldland is
 faster. Each direction prints its ratio to the best (fastest) peer and to every peer, then
