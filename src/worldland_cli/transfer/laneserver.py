@@ -5,8 +5,8 @@ every byte through its buffers and a 64 KiB pipe to sshd, a wake-up every 64 KiB
 answers the few requests the lane sends (:mod:`.lane`: OPEN, READ, WRITE, CLOSE, fsync and
 limits) with the kernel doing the copying: a READ's data goes from the page cache into the
 pipe by ``sendfile``, a WRITE's from the pipe into the file by ``splice``, and both pipes to
-sshd are widened to 1 MiB. Measured on loopback (docs/transfer.md, "How a verified GiB is
-arranged"), it is most of what a verified copy saves over ``sftp -b``.
+sshd are widened to 1 MiB. What that changed on loopback: docs/transfer.md, "How a verified
+GiB is arranged".
 
 It speaks SFTP version 3 exactly as the lane expects it (draft-ietf-secsh-filexfer-02), so
 the lane's client, its checks of every answer (:mod:`.sftpcodec`) and the pipeline are the
