@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,10 @@ from worldland_cli.transfer.sftpcodec import (
     DATA,
     DATA_HEAD,
     FX_EOF,
+    PF_CREAT,
     PF_READ,
+    PF_TRUNC,
+    PF_WRITE,
     VERSION,
     Codec,
 )
@@ -120,11 +124,10 @@ class Bare:
     """The server program on pipes, no ssh between: requests built and answers read by the
     lane's own codec."""
 
-    def __init__(self) -> None:
+    def __init__(self, python: str | None = None) -> None:
+        argv = [python, "-c", PROGRAM] if python else ["sh", "-c", START, PROGRAM]
         self.proc = subprocess.Popen(
-            ["sh", "-c", START, PROGRAM, "n0nce"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+            [*argv, "n0nce"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         self.codec = Codec("bare")
         assert self.read(len(HELLO) + 7) == b"\n" + HELLO + b"n0nce\n"
@@ -173,3 +176,45 @@ def test_a_refused_write_is_answered_and_the_next_request_read_where_it_starts(
     with pytest.raises(RemoteRefused, match="No such file"):
         far.codec.handle(*far.answer(), "open")
     assert far.close() == 0  # stdin closed between requests: a clean end
+
+
+def _oldest_python() -> str | None:
+    """A python 3.6 (the oldest the far-side programs claim to run on), if this machine has
+    one: no os.splice there, so WRITE data takes the read-and-pwrite way."""
+    pyenv = sorted(Path.home().glob(".pyenv/versions/3.6.*/bin/python3"))
+    if pyenv:
+        return str(pyenv[0])
+    found = shutil.which("python3.6")
+    return found if found and "/shims/" not in found else None  # a shim may not run it
+
+
+def test_the_server_moves_a_file_both_ways_on_python_3_6(tmp_path: Path) -> None:
+    python = _oldest_python()
+    if python is None:
+        pytest.skip("no python 3.6 on this machine")
+    data = random_file(tmp_path / "src.bin", 2 * BLOCK + 7).read_bytes()
+    path = tmp_path / "copy.bin"
+    far = Bare(python)
+    far.send(far.codec.init())
+    assert far.answer()[0] == VERSION
+    far.send(far.codec.open(str(path), PF_WRITE | PF_CREAT | PF_TRUNC, 0o600))
+    handle = far.codec.handle(*far.answer(), "open")
+    for offset in range(0, len(data), BLOCK):
+        chunk = data[offset : offset + BLOCK]
+        far.send(far.codec.write(handle, offset, len(chunk)), chunk)
+        far.codec.expect_status(*far.answer(), "write")
+    far.send(far.codec.close(handle))
+    far.codec.expect_status(*far.answer(), "close")
+    assert path.read_bytes() == data and path.stat().st_mode & 0o777 == 0o600
+    far.send(far.codec.open(str(path), PF_READ, None))
+    handle = far.codec.handle(*far.answer(), "open")
+    got = b""
+    while True:
+        far.send(far.codec.read(handle, len(got), BLOCK))
+        length, kind = far.codec.frame(far.read(5))
+        if kind != DATA:
+            far.codec.expect_status(kind, far.read(length - 1), "read", FX_EOF)
+            break
+        got += far.read(far.codec.data_length(far.read(DATA_HEAD), length, BLOCK, "copy"))
+    assert got == data
+    assert far.close() == 0
