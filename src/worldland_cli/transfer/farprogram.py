@@ -31,6 +31,8 @@ here: tests/transfer/test_farside.py.)
 
 from __future__ import annotations
 
+import shlex
+
 HELLO = b"WORLDLAND-FARSIDE 1 "
 # An SFTP INIT (length 5, type 1, version 3): the helper skips it; internal-sftp answers it.
 PREAMBLE = b"\x00\x00\x00\x05\x01\x00\x00\x00\x03"
@@ -46,6 +48,29 @@ case "$p" in */shims/*) for q in /usr/bin/python3 /usr/local/bin/python3; do
   if [ -x "$q" ]; then p=$q; break; fi; done;; esac
 exec "$p" -c "$0" "$@"
 """
+GREETING_MAX = 64 << 10  # what a ~/.bashrc may print before a program's hello
+
+
+def start_command(program: str, nonce: str) -> str:
+    """The far side's command for ``program`` (given ``nonce``), through :data:`START`,
+    one shell word each, as the account's login shell will read them."""
+    return " ".join(shlex.quote(a) for a in ("sh", "-c", START, program, nonce))
+
+
+def greeting(seen: bytes, hello: bytes, nonce: str) -> tuple[bool, bytes] | None:
+    """What a program started by :func:`start_command` has said so far (``seen``).
+
+    None while neither its ``hello`` line with ``nonce`` nor an SFTP VERSION has come (read
+    more); (True, the bytes after the hello); or (False, ``seen``) when an SFTP VERSION came
+    first: an account forced to ``internal-sftp`` runs no command and answers the SFTP INIT
+    the client sent.
+    """
+    if seen[:2] == b"\x00\x00" and seen[4:5] == b"\x02":  # a VERSION, length < 64 KiB
+        return False, seen
+    line = b"\n" + hello + nonce.encode() + b"\n"
+    at = seen.find(line)
+    return (True, seen[at + len(line) :]) if at >= 0 else None
+
 
 # The program, run as ``python3 -c PROGRAM NONCE``.
 PROGRAM = r"""

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import shlex
 import struct
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,7 +27,14 @@ from typing import Any
 import asyncssh
 
 from worldland_cli.transfer.errors import ConnectionDropped, TransferError, retrieved
-from worldland_cli.transfer.farprogram import HELLO, PREAMBLE, PROGRAM, START
+from worldland_cli.transfer.farprogram import (
+    GREETING_MAX,
+    HELLO,
+    PREAMBLE,
+    PROGRAM,
+    greeting,
+    start_command,
+)
 from worldland_cli.transfer.farreplies import (
     Got,
     OsFailure,
@@ -46,7 +52,6 @@ from worldland_cli.transfer.farreplies import (
 _HEAD = struct.Struct(">cII")
 MAX_JSON = 16 << 20  # the longest JSON answer read (a stat of ~100k paths)
 MAX_DATA = 256 << 10  # the far side sends file data in frames of at most this much
-_GREETING_MAX = 64 << 10  # what a ~/.bashrc may print before the helper's hello
 CHUNK = 10_000  # paths to one stat, hash or mkdir request: its answer stays well in MAX_JSON
 HELLO_TIMEOUT = 60.0  # a conda init can take seconds; an exec that never answers, not forever
 
@@ -67,7 +72,7 @@ class FarSide:
     async def launch(cls, conn: asyncssh.SSHClientConnection) -> FarSide | None:
         """Start the helper; None where it cannot run (the caller falls back to SFTP)."""
         nonce = secrets.token_hex(8)
-        command = " ".join(shlex.quote(a) for a in ("sh", "-c", START, PROGRAM, nonce))
+        command = start_command(PROGRAM, nonce)
         try:
             process = await conn.create_process(command, encoding=None, stderr=asyncssh.DEVNULL)
         except asyncssh.ChannelOpenError:
@@ -375,16 +380,14 @@ class LateJob:
 
 async def _greeted(process: asyncssh.SSHClientProcess[bytes], nonce: str) -> bool:
     """Whether the helper said hello (after whatever the login shell printed first)."""
-    line = HELLO + nonce.encode()
     seen = b""
-    while len(seen) < _GREETING_MAX:
+    while len(seen) < GREETING_MAX:
         chunk = await process.stdout.read(4096)
         if not chunk:
             return False  # no python3 (exit 97), a refused command, an old python
         seen += chunk
-        if seen[:2] == b"\x00\x00" and seen[4:5] == b"\x02":
-            return False  # an SFTP VERSION: the account is forced to internal-sftp
-        at = seen.find(b"\n" + line + b"\n")
-        if at >= 0:
-            return seen[at + len(line) + 2 :] == b""
+        said = greeting(seen, HELLO, nonce)
+        if said is not None:
+            ours, after = said
+            return ours and after == b""  # not an SFTP VERSION (forced internal-sftp)
     return False

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shlex
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING
 from worldland_cli.host import Host
 from worldland_cli.transfer.display import shown
 from worldland_cli.transfer.errors import ConnectionDropped, HostKeyError
-from worldland_cli.transfer.farprogram import START
+from worldland_cli.transfer.farprogram import GREETING_MAX, greeting, start_command
 from worldland_cli.transfer.laneserver import HELLO
 from worldland_cli.transfer.laneserver import PROGRAM as SERVER
 from worldland_cli.transfer.pipeline import SAFE_BLOCK, RemoteFile, request_block
@@ -64,7 +63,6 @@ if TYPE_CHECKING:
 _PIPE_SIZE = 1 << 20
 _STDERR_KEPT = 64 * 1024  # the tail of ssh's stderr kept to explain a failed start
 _ALIAS = "worldland-pinned-peer"
-_GREETING_MAX = 64 << 10  # what a ~/.bashrc may print before our server's hello
 # AES-GCM ahead of OpenSSH's default order: with AES-NI it is the cheapest cipher at both ends.
 _CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 # curve25519 first: what the asyncssh connection beside the lane negotiates anyway, and
@@ -89,8 +87,8 @@ def ssh_argv(
 ) -> list[str]:
     """The ``ssh`` command line of a lane; nothing in ssh_config or the agent can widen it.
 
-    ``command``: what the far side runs (our server, :func:`server_command`); else the
-    account's ``sftp`` subsystem.
+    ``command``: what the far side runs (our server, :func:`.farprogram.start_command`);
+    else the account's ``sftp`` subsystem.
     """
     argv = ["ssh", "-F", "none", "-x", "-a", "-T", "-e", "none", "-p", str(loc.port)]
     options = {
@@ -126,12 +124,6 @@ def ssh_argv(
     if command is not None:
         return [*argv, "-l", loc.user, "--", loc.host, command]
     return [*argv, "-l", loc.user, "-s", "--", loc.host, "sftp"]
-
-
-def server_command(nonce: str) -> str:
-    """The far side's command for our own SFTP server (:mod:`.laneserver`), one shell word
-    each, as its login shell will read them."""
-    return " ".join(shlex.quote(a) for a in ("sh", "-c", START, SERVER, nonce))
 
 
 class OpenSshLane:
@@ -214,7 +206,7 @@ class OpenSshLane:
         """One ``ssh`` and its handshake: with our server (``nonce``), or the subsystem."""
         lines = "".join(f"{_ALIAS} {key}\n" for key in host_keys)
         workdir = host.private_temp_dir("worldland-lane-", {"known_hosts": lines})
-        command = server_command(nonce) if nonce is not None else None
+        command = start_command(SERVER, nonce) if nonce is not None else None
         argv = ssh_argv(loc, creds, workdir / "known_hosts", command)
         process = host.spawn(argv, pipe_size=_PIPE_SIZE)
         if process is None:
@@ -258,9 +250,8 @@ class OpenSshLane:
         An account forced to ``internal-sftp`` runs no command: its VERSION comes at once,
         and the lane takes that server as it is.
         """
-        hello = b"\n" + HELLO + nonce.encode() + b"\n"
         seen = b""
-        while len(seen) < _GREETING_MAX:
+        while len(seen) < GREETING_MAX:
             try:
                 chunk = os.read(self._in, 4096)
             except OSError as e:
@@ -268,13 +259,10 @@ class OpenSshLane:
             if not chunk:
                 raise ConnectionDropped("the SSH connection closed")
             seen += chunk
-            if seen[:2] == bytes(2) and seen[4:5] == bytes([VERSION]):  # a length < 64 KiB
-                self._pending = seen
-                return
-            at = seen.find(hello)
-            if at >= 0:
-                self._pending = seen[at + len(hello) :]
-                self.far_end = "worldland"
+            said = greeting(seen, HELLO, nonce)
+            if said is not None:
+                ours, self._pending = said
+                self.far_end = "worldland" if ours else "sftp"
                 return
         raise LaneUnavailable("the far side printed more than 64 KiB before starting the lane")
 
